@@ -1,0 +1,1 @@
+//! XDP data plane: load, attach, pin, maps.

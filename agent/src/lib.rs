@@ -1,0 +1,10 @@
+//! vipflip: a VRRP high-availability agent whose data path is an XDP program.
+//!
+//! Layers, from the bytes up (see ARCHITECTURE.md):
+//! - [`wire`]: packet formats (VRRP adverts, ARP, IPv6 NA, Ethernet) as typed `Repr`s;
+//! - [`vrrp`]: the sans-IO VRRPv3/v2 state machine (no sockets, no clock, no aya);
+//! - [`dataplane`]: loading, pinning and driving the XDP program and its maps.
+
+pub mod dataplane;
+pub mod vrrp;
+pub mod wire;
