@@ -1,1 +1,457 @@
+//! Types shared by the XDP program (`vipflip-ebpf`) and the agent (`vipflip`).
+//!
+//! Everything here is a BPF map key or value, so every type is `#[repr(C)]`, has no implicit
+//! padding (explicit `_pad` fields instead, zeroed by the constructors) and no `bool`: the kernel
+//! hashes keys byte for byte, and bpftool prints the BTF of these types as named fields.
+//! Addresses are kept in network byte order as byte arrays (`addr: [u8; 16]`), so neither side
+//! ever has to think about host endianness for them.
 #![no_std]
+
+/// Address family tag used in map keys: IPv4.
+pub const FAMILY_IPV4: u8 = 4;
+/// Address family tag used in map keys: IPv6.
+pub const FAMILY_IPV6: u8 = 6;
+
+/// IP protocol / IPv6 next header number of VRRP (RFC 5798 §5.1.1.4).
+pub const IPPROTO_VRRP: u8 = 112;
+/// VRRP advertisements must arrive with TTL / hop limit 255 (RFC 5798 §5.1.1.3).
+pub const VRRP_TTL: u8 = 255;
+/// The VRRP message type "ADVERTISEMENT" (RFC 5798 §5.2.2); no other type is defined.
+pub const VRRP_TYPE_ADVERTISEMENT: u8 = 1;
+/// Length of the fixed VRRP header, before the addresses (RFC 5798 §5.1).
+pub const VRRP_HEADER_LEN: usize = 8;
+/// VRRPv2 trails the addresses with 8 bytes of authentication data (RFC 3768 §5.1).
+pub const VRRP_V2_AUTH_LEN: usize = 8;
+
+/// Capacity of the `VIPS` map.
+pub const MAX_VIPS: u32 = 4096;
+/// Capacity of the `VRIDS` map: every VRID in both families.
+pub const MAX_VRIDS: u32 = 512;
+/// Capacity of the `PEERS` allow-list map.
+pub const MAX_PEERS: u32 = 4096;
+/// Entries of the `VRID_STATS` per-CPU array: index = `vrid_stats_index(family, vrid)`.
+pub const VRID_STATS_ENTRIES: u32 = 512;
+
+/// Key of the `VIPS` map: one virtual IP address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
+    pub family: u8,
+    pub _pad: [u8; 3],
+    /// Network byte order; an IPv4 address fills the first 4 bytes, the rest stay zero.
+    pub addr: [u8; 16],
+}
+
+impl VipKey {
+    pub const fn ipv4(addr: [u8; 4]) -> Self {
+        let mut a = [0; 16];
+        a[0] = addr[0];
+        a[1] = addr[1];
+        a[2] = addr[2];
+        a[3] = addr[3];
+        Self {
+            family: FAMILY_IPV4,
+            _pad: [0; 3],
+            addr: a,
+        }
+    }
+
+    pub const fn ipv6(addr: [u8; 16]) -> Self {
+        Self {
+            family: FAMILY_IPV6,
+            _pad: [0; 3],
+            addr,
+        }
+    }
+}
+
+/// What the XDP program does with a frame addressed to a VIP ([`VipEntry::action`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VipAction {
+    /// This host owns the VIP: `XDP_PASS` to the local stack.
+    Local = 1,
+    /// Another host owns it: rewrite the Ethernet addresses and send the frame on
+    /// (`XDP_TX` when [`VipEntry::ifindex`] is the ingress interface, `bpf_redirect` otherwise).
+    Forward = 2,
+    /// A backup that must not accept (RFC 5798 §6.4.2): `XDP_DROP`.
+    Drop = 3,
+}
+
+impl VipAction {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Local),
+            2 => Some(Self::Forward),
+            3 => Some(Self::Drop),
+            _ => None,
+        }
+    }
+}
+
+/// Value of the `VIPS` map. Flipping ownership of a VIP is one update of this value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipEntry {
+    /// A [`VipAction`] as `u8`.
+    pub action: u8,
+    /// The VRID that owns this VIP (for operators reading the map; the program ignores it).
+    pub vrid: u8,
+    pub _pad: [u8; 2],
+    /// `Forward` only: the interface to send on.
+    pub ifindex: u32,
+    /// `Forward` only: the new destination MAC (the current owner's).
+    pub dst_mac: [u8; 6],
+    /// `Forward` only: the new source MAC (ours on `ifindex`).
+    pub src_mac: [u8; 6],
+}
+
+impl VipEntry {
+    pub const fn local(vrid: u8) -> Self {
+        Self::simple(VipAction::Local, vrid)
+    }
+
+    pub const fn drop(vrid: u8) -> Self {
+        Self::simple(VipAction::Drop, vrid)
+    }
+
+    pub const fn forward(vrid: u8, ifindex: u32, dst_mac: [u8; 6], src_mac: [u8; 6]) -> Self {
+        Self {
+            action: VipAction::Forward as u8,
+            vrid,
+            _pad: [0; 2],
+            ifindex,
+            dst_mac,
+            src_mac,
+        }
+    }
+
+    const fn simple(action: VipAction, vrid: u8) -> Self {
+        Self {
+            action: action as u8,
+            vrid,
+            _pad: [0; 2],
+            ifindex: 0,
+            dst_mac: [0; 6],
+            src_mac: [0; 6],
+        }
+    }
+}
+
+/// Key of the `VRIDS` map: a virtual router configured on this interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VridKey {
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`]: the same VRID in two families is two routers
+    /// (RFC 5798 §7.1 keeps IPv4 and IPv6 virtual routers apart).
+    pub family: u8,
+    pub vrid: u8,
+    pub _pad: [u8; 2],
+}
+
+impl VridKey {
+    pub const fn new(family: u8, vrid: u8) -> Self {
+        Self {
+            family,
+            vrid,
+            _pad: [0; 2],
+        }
+    }
+}
+
+/// Value of the `VRIDS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VridEntry {
+    /// 1: only sources present in `PEERS` for this (family, VRID) are accepted; 0: any source.
+    pub enforce_allow_list: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Key of the `PEERS` map: one allowed advert source for one virtual router.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerKey {
+    pub family: u8,
+    pub vrid: u8,
+    pub _pad: [u8; 2],
+    /// Network byte order; IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+}
+
+/// Per-(family, VRID) advert counters, a per-CPU array value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VridStats {
+    /// Adverts passed to the agent.
+    pub accepted: u64,
+    /// Adverts dropped for any reason (the reason is counted in `STATS`).
+    pub dropped: u64,
+}
+
+/// Index of a (family, VRID) pair in `VRID_STATS`: IPv4 at 0..=255, IPv6 at 256..=511.
+pub const fn vrid_stats_index(family: u8, vrid: u8) -> u32 {
+    let base = if family == FAMILY_IPV6 { 256 } else { 0 };
+    base + vrid as u32
+}
+
+/// Why a frame got the verdict it got. The XDP program decides exactly one outcome per frame
+/// and counts it, with its verdict, at its single exit point.
+///
+/// The discriminant is the index of the matching `u64` field in [`Stats`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not IPv4/IPv6/ARP, or IP traffic that is neither VRRP nor to a VIP.
+    PassOther = 0,
+    /// ARP: the agent and the kernel decide on it.
+    PassArp,
+    /// IPv6 neighbour solicitation / advertisement: always the kernel's business.
+    PassNeighbour,
+    /// IPv6 with an extension header: passed untouched.
+    PassIpv6ExtHeader,
+    /// A frame too short or malformed to parse (not VRRP): the kernel will judge it.
+    PassMalformed,
+    /// A valid VRRP advert for a configured VRID: passed to the agent's socket.
+    VrrpAccepted,
+    /// Traffic to a VIP this host owns.
+    VipLocal,
+    /// Traffic to a VIP forwarded on the ingress interface with `XDP_TX`.
+    VipForwardTx,
+    /// Traffic to a VIP redirected to another interface.
+    VipForwardRedirect,
+    /// Traffic to a VIP this host must not accept.
+    VipDrop,
+    /// A `VIPS` entry the program does not understand (an agent bug): passed.
+    VipBadEntry,
+    /// VRRP: TTL / hop limit ≠ 255 (RFC 5798 §5.1.1.3).
+    DropBadTtl,
+    /// VRRP: version neither 2 nor 3, or version 2 over IPv6.
+    DropBadVersion,
+    /// VRRP: type ≠ 1 (RFC 5798 §5.2.2).
+    DropBadType,
+    /// VRRP: the IP payload does not cover the header, the addresses (and v2 auth data).
+    DropTruncated,
+    /// VRRP: Count IPvX Addr = 0 (RFC 9568 §5.2.5).
+    DropZeroCount,
+    /// VRRP: Max Adver Int = 0 (RFC 9568 §5.2.7).
+    DropZeroInterval,
+    /// VRRP: no virtual router with this VRID and family is configured on this interface.
+    DropUnknownVrid,
+    /// VRRP: the source address is not in this VRID's allow-list.
+    DropPeerNotAllowed,
+}
+
+/// Number of [`Outcome`]s, i.e. of outcome counters at the start of [`Stats`].
+pub const OUTCOME_COUNT: u32 = Outcome::DropPeerNotAllowed as u32 + 1;
+
+impl Outcome {
+    /// Every outcome, in discriminant order.
+    pub const ALL: [Outcome; OUTCOME_COUNT as usize] = [
+        Outcome::PassOther,
+        Outcome::PassArp,
+        Outcome::PassNeighbour,
+        Outcome::PassIpv6ExtHeader,
+        Outcome::PassMalformed,
+        Outcome::VrrpAccepted,
+        Outcome::VipLocal,
+        Outcome::VipForwardTx,
+        Outcome::VipForwardRedirect,
+        Outcome::VipDrop,
+        Outcome::VipBadEntry,
+        Outcome::DropBadTtl,
+        Outcome::DropBadVersion,
+        Outcome::DropBadType,
+        Outcome::DropTruncated,
+        Outcome::DropZeroCount,
+        Outcome::DropZeroInterval,
+        Outcome::DropUnknownVrid,
+        Outcome::DropPeerNotAllowed,
+    ];
+
+    /// The counter's name, as in [`Stats`] and as printed by `vipflip maps`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::PassOther => "pass_other",
+            Outcome::PassArp => "pass_arp",
+            Outcome::PassNeighbour => "pass_neighbour",
+            Outcome::PassIpv6ExtHeader => "pass_ipv6_ext_header",
+            Outcome::PassMalformed => "pass_malformed",
+            Outcome::VrrpAccepted => "vrrp_accepted",
+            Outcome::VipLocal => "vip_local",
+            Outcome::VipForwardTx => "vip_forward_tx",
+            Outcome::VipForwardRedirect => "vip_forward_redirect",
+            Outcome::VipDrop => "vip_drop",
+            Outcome::VipBadEntry => "vip_bad_entry",
+            Outcome::DropBadTtl => "bad_ttl",
+            Outcome::DropBadVersion => "bad_version",
+            Outcome::DropBadType => "bad_type",
+            Outcome::DropTruncated => "truncated",
+            Outcome::DropZeroCount => "zero_count",
+            Outcome::DropZeroInterval => "zero_interval",
+            Outcome::DropUnknownVrid => "unknown_vrid",
+            Outcome::DropPeerNotAllowed => "peer_not_allowed",
+        }
+    }
+
+    /// True for the VRRP drop reasons.
+    pub const fn is_vrrp_drop(self) -> bool {
+        self as u32 >= Outcome::DropBadTtl as u32
+    }
+}
+
+/// Index of a verdict counter in [`Stats`]: `VERDICT_BASE + xdp_action`.
+pub const VERDICT_BASE: u32 = OUTCOME_COUNT;
+/// XDP actions as the kernel numbers them (`enum xdp_action`).
+pub const XDP_ABORTED: u32 = 0;
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+pub const XDP_REDIRECT: u32 = 4;
+/// Number of `u64` counters in [`Stats`].
+pub const STATS_COUNTERS: u32 = OUTCOME_COUNT + 5;
+
+/// The single value of the per-CPU `STATS` array: one `u64` per [`Outcome`] (in discriminant
+/// order), then one per XDP verdict. Named fields so `bpftool map dump` explains itself; the
+/// program addresses them by index (`Outcome as u32`, `VERDICT_BASE + action`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub pass_other: u64,
+    pub pass_arp: u64,
+    pub pass_neighbour: u64,
+    pub pass_ipv6_ext_header: u64,
+    pub pass_malformed: u64,
+    pub vrrp_accepted: u64,
+    pub vip_local: u64,
+    pub vip_forward_tx: u64,
+    pub vip_forward_redirect: u64,
+    pub vip_drop: u64,
+    pub vip_bad_entry: u64,
+    pub bad_ttl: u64,
+    pub bad_version: u64,
+    pub bad_type: u64,
+    pub truncated: u64,
+    pub zero_count: u64,
+    pub zero_interval: u64,
+    pub unknown_vrid: u64,
+    pub peer_not_allowed: u64,
+    pub verdict_aborted: u64,
+    pub verdict_drop: u64,
+    pub verdict_pass: u64,
+    pub verdict_tx: u64,
+    pub verdict_redirect: u64,
+}
+
+impl Stats {
+    /// The counters as an array, indexed like the program indexes them.
+    pub const fn as_array(&self) -> [u64; STATS_COUNTERS as usize] {
+        // SAFETY: `Stats` is `repr(C)` and made only of `u64` fields (checked below), so it has
+        // the layout of `[u64; STATS_COUNTERS]`.
+        unsafe { core::mem::transmute_copy(self) }
+    }
+
+    /// The counter of one outcome.
+    pub const fn outcome(&self, outcome: Outcome) -> u64 {
+        self.as_array()[outcome as usize]
+    }
+
+    /// The counter of one XDP verdict (`XDP_PASS`, …).
+    pub const fn verdict(&self, action: u32) -> u64 {
+        self.as_array()[(VERDICT_BASE + action) as usize]
+    }
+}
+
+// Layout checks that hold on both sides (the BPF target and the host).
+const _: () = {
+    assert!(core::mem::size_of::<Stats>() == STATS_COUNTERS as usize * 8);
+    assert!(core::mem::size_of::<VipKey>() == 20);
+    assert!(core::mem::size_of::<VipEntry>() == 20);
+    assert!(core::mem::size_of::<VridKey>() == 4);
+    assert!(core::mem::size_of::<VridEntry>() == 4);
+    assert!(core::mem::size_of::<PeerKey>() == 20);
+    assert!(core::mem::size_of::<VridStats>() == 16);
+};
+
+#[cfg(feature = "user")]
+mod user {
+    use super::{PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats};
+
+    // SAFETY (all): `repr(C)`, no implicit padding (sizes asserted above), every bit pattern
+    // valid (plain integers and byte arrays).
+    unsafe impl aya::Pod for VipKey {}
+    unsafe impl aya::Pod for VipEntry {}
+    unsafe impl aya::Pod for VridKey {}
+    unsafe impl aya::Pod for VridEntry {}
+    unsafe impl aya::Pod for PeerKey {}
+    unsafe impl aya::Pod for VridStats {}
+    unsafe impl aya::Pod for Stats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{align_of, offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn vip_key_layout_has_no_padding() {
+        assert_eq!(offset_of!(VipKey, family), 0);
+        assert_eq!(offset_of!(VipKey, _pad), 1);
+        assert_eq!(offset_of!(VipKey, addr), 4);
+        assert_eq!(size_of::<VipKey>(), 1 + 3 + 16);
+        assert_eq!(align_of::<VipKey>(), 1);
+    }
+
+    #[test]
+    fn vip_entry_layout_has_no_padding() {
+        assert_eq!(offset_of!(VipEntry, action), 0);
+        assert_eq!(offset_of!(VipEntry, vrid), 1);
+        assert_eq!(offset_of!(VipEntry, ifindex), 4);
+        assert_eq!(offset_of!(VipEntry, dst_mac), 8);
+        assert_eq!(offset_of!(VipEntry, src_mac), 14);
+        assert_eq!(size_of::<VipEntry>(), 1 + 1 + 2 + 4 + 6 + 6);
+        assert_eq!(align_of::<VipEntry>(), 4);
+    }
+
+    #[test]
+    fn vrid_and_peer_layouts_have_no_padding() {
+        assert_eq!(size_of::<VridKey>(), 4);
+        assert_eq!(offset_of!(VridKey, vrid), 1);
+        assert_eq!(size_of::<VridEntry>(), 4);
+        assert_eq!(offset_of!(PeerKey, addr), 4);
+        assert_eq!(size_of::<PeerKey>(), 20);
+        assert_eq!(size_of::<VridStats>(), 16);
+        assert_eq!(align_of::<VridStats>(), 8);
+    }
+
+    #[test]
+    fn stats_fields_follow_outcome_order() {
+        let mut stats = Stats::default();
+        stats.peer_not_allowed = 7;
+        stats.vip_forward_tx = 3;
+        stats.verdict_redirect = 9;
+        assert_eq!(stats.outcome(Outcome::DropPeerNotAllowed), 7);
+        assert_eq!(stats.outcome(Outcome::VipForwardTx), 3);
+        assert_eq!(stats.verdict(XDP_REDIRECT), 9);
+        assert_eq!(size_of::<Stats>(), STATS_COUNTERS as usize * 8);
+        for (i, outcome) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i, "{} out of order", outcome.name());
+        }
+    }
+
+    #[test]
+    fn constructors_zero_padding() {
+        assert_eq!(VipKey::ipv4([192, 0, 2, 1]).addr[4..], [0; 12]);
+        assert_eq!(VipEntry::local(5)._pad, [0; 2]);
+        assert_eq!(VipEntry::drop(5).action, VipAction::Drop as u8);
+        let f = VipEntry::forward(9, 3, [1; 6], [2; 6]);
+        assert_eq!(
+            (f.action, f.ifindex, f.dst_mac, f.src_mac),
+            (2, 3, [1; 6], [2; 6])
+        );
+        assert_eq!(vrid_stats_index(FAMILY_IPV6, 255), 511);
+        assert_eq!(vrid_stats_index(FAMILY_IPV4, 1), 1);
+    }
+}

@@ -1,1 +1,562 @@
-//! XDP data plane: load, attach, pin, maps.
+//! The XDP data plane, seen from userspace: load, attach, pin, re-open and drive the maps of
+//! the `vipflip` XDP program (crate `vipflip-ebpf`, embedded at build time).
+//!
+//! Per interface, everything lives under `<pin_root>/<ifname>/`:
+//! `VIPS`, `VRIDS`, `PEERS`, `STATS`, `VRID_STATS` (the maps), `prog` (the program) and `link`
+//! (the XDP link). Because the link is pinned, the program stays attached when the agent exits
+//! or restarts; a restarted agent re-opens the pins ([`Dataplane::attach`] does so by itself)
+//! instead of reloading, so traffic never stops flowing (hitless restart). Only
+//! [`Dataplane::detach`] takes the program off the interface.
+
+mod maps;
+
+use std::{
+    ffi::CString,
+    fs, io,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+    },
+};
+use aya_obj::programs::XdpAttachType;
+pub use maps::{MapName, Ownership};
+use thiserror::Error;
+use vipflip_common::{PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats};
+
+/// The compiled XDP object, built by `build.rs` through aya-build.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vipflip"));
+
+/// The name of the XDP program inside [`EBPF_OBJECT`].
+pub const PROGRAM_NAME: &str = "vipflip";
+
+/// Default root of the pins: one directory per interface below it.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/vipflip";
+
+/// How to attach: `auto` tries native (driver) XDP first, then generic (skb) XDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum XdpModeChoice {
+    #[default]
+    Auto,
+    Driver,
+    Skb,
+}
+
+/// Everything that can go wrong in the data plane, naming the interface and map involved.
+#[derive(Debug, Error)]
+pub enum DataplaneError {
+    #[error(
+        "the XDP object is empty: vipflip was built with AYA_BUILD_SKIP=1; rebuild without it \
+         (run `cargo xtask setup` first)"
+    )]
+    NoObject,
+    #[error("interface {iface:?} does not exist")]
+    NoSuchInterface { iface: String },
+    #[error("{iface}: loading the XDP program failed: {source}")]
+    Load {
+        iface: String,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    #[error("{iface}: XDP program {what}: {source}")]
+    Program {
+        iface: String,
+        what: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("{iface}: attaching XDP failed in {tried}: {source}")]
+    Attach {
+        iface: String,
+        tried: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("{iface}: map {map}: {op} failed: {source}")]
+    Map {
+        iface: String,
+        map: MapName,
+        op: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("{iface}: pin {path}: {source}")]
+    Pin {
+        iface: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{iface}: nothing is pinned at {dir} (is vipflip loaded on this interface?)")]
+    NotLoaded { iface: String, dir: PathBuf },
+    #[error("{iface}: {message}")]
+    Invalid { iface: String, message: String },
+}
+
+/// How [`Dataplane::attach`] got the program onto the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachOutcome {
+    /// Loaded and attached now, in this XDP mode.
+    Attached(AttachedMode),
+    /// A previous agent's pinned link and maps were re-opened: nothing was reloaded.
+    Reopened,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachedMode {
+    Driver,
+    Skb,
+}
+
+impl std::fmt::Display for AttachedMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AttachedMode::Driver => "driver (native)",
+            AttachedMode::Skb => "skb (generic)",
+        })
+    }
+}
+
+/// The maps of one interface's XDP program, opened from their pins.
+pub struct Dataplane {
+    iface: String,
+    ifindex: u32,
+    dir: PathBuf,
+    vips: HashMap<MapData, VipKey, VipEntry>,
+    vrids: HashMap<MapData, VridKey, VridEntry>,
+    peers: HashMap<MapData, PeerKey, u8>,
+    stats: PerCpuArray<MapData, Stats>,
+    vrid_stats: PerCpuArray<MapData, VridStats>,
+}
+
+impl Dataplane {
+    /// Makes sure the vipflip XDP program runs on `iface`, with its maps pinned under
+    /// `<pin_root>/<iface>/`, and opens the maps.
+    ///
+    /// When a pinned link already exists there (a previous agent, or `build-and-load`), it is
+    /// re-opened and nothing is reloaded: this is the hitless restart.
+    pub fn attach(
+        iface: &str,
+        pin_root: &Path,
+        mode: XdpModeChoice,
+    ) -> Result<(Self, AttachOutcome), DataplaneError> {
+        let ifindex = ifindex(iface)?;
+        let dir = pin_root.join(iface);
+        if dir.join("link").exists() {
+            let plane = Self::open_pinned(iface, pin_root)?;
+            return Ok((plane, AttachOutcome::Reopened));
+        }
+        let mut ebpf = load(iface, Some(&dir))?;
+        let attached = attach_program(&mut ebpf, iface, ifindex, &dir, mode)?;
+        // The link and maps are pinned: dropping `ebpf` now leaves the program attached.
+        drop(ebpf);
+        let plane = Self::open_pinned(iface, pin_root)?;
+        Ok((plane, AttachOutcome::Attached(attached)))
+    }
+
+    /// Opens the pinned maps of `iface` without touching the program.
+    pub fn open_pinned(iface: &str, pin_root: &Path) -> Result<Self, DataplaneError> {
+        let dir = pin_root.join(iface);
+        if !dir.join(MapName::Vips.as_str()).exists() {
+            return Err(DataplaneError::NotLoaded {
+                iface: iface.to_owned(),
+                dir,
+            });
+        }
+        let ifindex = ifindex(iface).unwrap_or(0);
+        let open = |map: MapName| maps::open(iface, &dir, map);
+        Ok(Self {
+            iface: iface.to_owned(),
+            ifindex,
+            vips: maps::typed(iface, MapName::Vips, open(MapName::Vips)?)?,
+            vrids: maps::typed(iface, MapName::Vrids, open(MapName::Vrids)?)?,
+            peers: maps::typed(iface, MapName::Peers, open(MapName::Peers)?)?,
+            stats: maps::typed(iface, MapName::Stats, open(MapName::Stats)?)?,
+            vrid_stats: maps::typed(iface, MapName::VridStats, open(MapName::VridStats)?)?,
+            dir,
+        })
+    }
+
+    /// Takes the program off `iface` and removes every pin under `<pin_root>/<iface>/`.
+    /// Removing the link pin detaches the program once no agent holds the link open.
+    pub fn detach(iface: &str, pin_root: &Path) -> Result<(), DataplaneError> {
+        let dir = pin_root.join(iface);
+        if !dir.exists() {
+            return Err(DataplaneError::NotLoaded {
+                iface: iface.to_owned(),
+                dir,
+            });
+        }
+        let entries = fs::read_dir(&dir).map_err(|source| pin_error(iface, &dir, source))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|source| pin_error(iface, &dir, source))?
+                .path();
+            fs::remove_file(&path).map_err(|source| pin_error(iface, &path, source))?;
+        }
+        fs::remove_dir(&dir).map_err(|source| pin_error(iface, &dir, source))
+    }
+
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The interface index at open time (0 if the interface has gone since).
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The directory holding this interface's pins.
+    pub fn pin_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sets what the XDP program does with traffic to `vip`.
+    ///
+    /// This is the ownership flip: **one** `BPF_MAP_UPDATE_ELEM` on `VIPS`, atomic for the
+    /// XDP program (each packet sees the old entry or the new one, never a mix).
+    pub fn set_vip(&mut self, vip: IpAddr, ownership: Ownership) -> Result<(), DataplaneError> {
+        let entry = ownership.entry();
+        self.vips
+            .insert(maps::vip_key(vip), entry, 0)
+            .map_err(|source| self.map_error(MapName::Vips, "update", source))
+    }
+
+    /// Forgets `vip`: its traffic is passed untouched again. Absent VIPs are not an error.
+    pub fn remove_vip(&mut self, vip: IpAddr) -> Result<(), DataplaneError> {
+        match self.vips.remove(&maps::vip_key(vip)) {
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
+            Err(source) => Err(self.map_error(MapName::Vips, "delete", source)),
+        }
+    }
+
+    /// Every VIP and its ownership, as the program sees them.
+    pub fn vips(&self) -> Result<Vec<(IpAddr, Ownership)>, DataplaneError> {
+        let mut out = Vec::new();
+        for item in self.vips.iter() {
+            let (key, entry) =
+                item.map_err(|source| self.map_error(MapName::Vips, "iterate", source))?;
+            let (Some(addr), Some(ownership)) = (
+                maps::key_addr(key.family, key.addr),
+                Ownership::from_entry(&entry),
+            ) else {
+                return Err(DataplaneError::Invalid {
+                    iface: self.iface.clone(),
+                    message: format!(
+                        "VIPS holds an entry vipflip did not write: {key:?} -> {entry:?}"
+                    ),
+                });
+            };
+            out.push((addr, ownership));
+        }
+        out.sort_by_key(|(addr, _)| *addr);
+        Ok(out)
+    }
+
+    /// Declares virtual router `vrid` of `family` on this interface, so its adverts pass XDP.
+    /// With `allowed = Some(list)`, only adverts from those sources pass; `None` accepts any.
+    ///
+    /// The allow-list is written before the VRID is (re)declared, so a narrowed list never
+    /// lets a moment of "accept anything" through.
+    pub fn set_vrid_filter(
+        &mut self,
+        family: u8,
+        vrid: u8,
+        allowed: Option<&[IpAddr]>,
+    ) -> Result<(), DataplaneError> {
+        if vrid == 0 {
+            return Err(DataplaneError::Invalid {
+                iface: self.iface.clone(),
+                message: "VRID 0 is not valid (RFC 5798 §5.2.3: 1..=255)".into(),
+            });
+        }
+        let wanted: Vec<PeerKey> = allowed
+            .unwrap_or_default()
+            .iter()
+            .map(|addr| maps::peer_key(vrid, *addr))
+            .collect();
+        if let Some(bad) = wanted.iter().find(|k| k.family != family) {
+            return Err(DataplaneError::Invalid {
+                iface: self.iface.clone(),
+                message: format!(
+                    "allow-list of VRID {vrid} (IPv{family}) holds an IPv{} address",
+                    bad.family
+                ),
+            });
+        }
+        let stale: Vec<PeerKey> = self
+            .peers
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.family == family && k.vrid == vrid && !wanted.contains(k))
+            .collect();
+        for key in &wanted {
+            self.peers
+                .insert(key, 1, 0)
+                .map_err(|source| self.map_error(MapName::Peers, "update", source))?;
+        }
+        let entry = VridEntry {
+            enforce_allow_list: u8::from(allowed.is_some()),
+            _pad: [0; 3],
+        };
+        self.vrids
+            .insert(VridKey::new(family, vrid), entry, 0)
+            .map_err(|source| self.map_error(MapName::Vrids, "update", source))?;
+        for key in &stale {
+            match self.peers.remove(key) {
+                Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+                Err(source) => return Err(self.map_error(MapName::Peers, "delete", source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes virtual router `vrid` of `family`: its adverts are dropped as `unknown_vrid`.
+    pub fn remove_vrid(&mut self, family: u8, vrid: u8) -> Result<(), DataplaneError> {
+        match self.vrids.remove(&VridKey::new(family, vrid)) {
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+            Err(source) => return Err(self.map_error(MapName::Vrids, "delete", source)),
+        }
+        let stale: Vec<PeerKey> = self
+            .peers
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.family == family && k.vrid == vrid)
+            .collect();
+        for key in &stale {
+            let _ = self.peers.remove(key);
+        }
+        Ok(())
+    }
+
+    /// The configured VRIDs: (family, vrid, allow-list if enforced).
+    pub fn vrids(&self) -> Result<Vec<(u8, u8, Option<Vec<IpAddr>>)>, DataplaneError> {
+        let peers: Vec<PeerKey> = self.peers.keys().filter_map(Result::ok).collect();
+        let mut out = Vec::new();
+        for item in self.vrids.iter() {
+            let (key, entry) =
+                item.map_err(|source| self.map_error(MapName::Vrids, "iterate", source))?;
+            let allowed = (entry.enforce_allow_list != 0).then(|| {
+                let mut list: Vec<IpAddr> = peers
+                    .iter()
+                    .filter(|p| p.family == key.family && p.vrid == key.vrid)
+                    .filter_map(|p| maps::key_addr(p.family, p.addr))
+                    .collect();
+                list.sort();
+                list
+            });
+            out.push((key.family, key.vrid, allowed));
+        }
+        out.sort_by_key(|(family, vrid, _)| (*family, *vrid));
+        Ok(out)
+    }
+
+    /// The outcome and verdict counters, summed over CPUs.
+    pub fn stats(&self) -> Result<Stats, DataplaneError> {
+        let per_cpu = self
+            .stats
+            .get(&0, 0)
+            .map_err(|source| self.map_error(MapName::Stats, "lookup", source))?;
+        let mut sum = [0u64; vipflip_common::STATS_COUNTERS as usize];
+        for cpu in per_cpu.iter() {
+            for (total, value) in sum.iter_mut().zip(cpu.as_array()) {
+                *total += value;
+            }
+        }
+        Ok(maps::stats_from_array(sum))
+    }
+
+    /// Accepted / dropped adverts of one (family, VRID), summed over CPUs.
+    pub fn vrid_stats(&self, family: u8, vrid: u8) -> Result<VridStats, DataplaneError> {
+        let index = vipflip_common::vrid_stats_index(family, vrid);
+        let per_cpu = self
+            .vrid_stats
+            .get(&index, 0)
+            .map_err(|source| self.map_error(MapName::VridStats, "lookup", source))?;
+        Ok(per_cpu
+            .iter()
+            .fold(VridStats::default(), |acc, v| VridStats {
+                accepted: acc.accepted + v.accepted,
+                dropped: acc.dropped + v.dropped,
+            }))
+    }
+
+    fn map_error(
+        &self,
+        map: MapName,
+        op: &'static str,
+        source: aya::maps::MapError,
+    ) -> DataplaneError {
+        DataplaneError::Map {
+            iface: self.iface.clone(),
+            map,
+            op,
+            source,
+        }
+    }
+}
+
+/// Loads the embedded program (not attached). With `pin_dir`, every map is pinned there, or
+/// re-used from there when a pin already exists.
+///
+/// Used by [`Dataplane::attach`], and by the kernel tests and benchmarks that run the program
+/// through `BPF_PROG_TEST_RUN` without any interface.
+pub fn load(iface: &str, pin_dir: Option<&Path>) -> Result<Ebpf, DataplaneError> {
+    if EBPF_OBJECT.is_empty() {
+        return Err(DataplaneError::NoObject);
+    }
+    let mut loader = EbpfLoader::new();
+    let paths: Vec<(MapName, PathBuf)> = pin_dir
+        .map(|dir| {
+            MapName::ALL
+                .iter()
+                .map(|m| (*m, dir.join(m.as_str())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(dir) = pin_dir {
+        fs::create_dir_all(dir).map_err(|source| pin_error(iface, dir, source))?;
+    }
+    for (map, path) in &paths {
+        loader.map_pin_path(map.as_str(), path.as_path());
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .map_err(|source| DataplaneError::Load {
+            iface: iface.to_owned(),
+            source: Box::new(source),
+        })?;
+    let program = program_mut(&mut ebpf, iface)?;
+    program.load().map_err(|source| DataplaneError::Program {
+        iface: iface.to_owned(),
+        what: "load",
+        source,
+    })?;
+    Ok(ebpf)
+}
+
+/// The XDP program inside a loaded object.
+pub fn program_mut<'a>(ebpf: &'a mut Ebpf, iface: &str) -> Result<&'a mut Xdp, DataplaneError> {
+    ebpf.program_mut(PROGRAM_NAME)
+        .ok_or_else(|| DataplaneError::Invalid {
+            iface: iface.to_owned(),
+            message: format!("the object has no program named {PROGRAM_NAME}"),
+        })?
+        .try_into()
+        .map_err(|source| DataplaneError::Program {
+            iface: iface.to_owned(),
+            what: "type",
+            source,
+        })
+}
+
+/// Opens the pinned program of `iface` (for `BPF_PROG_TEST_RUN` against what is attached).
+pub fn pinned_program(iface: &str, pin_root: &Path) -> Result<Xdp, DataplaneError> {
+    let path = pin_root.join(iface).join("prog");
+    Xdp::from_pin(&path, XdpAttachType::Interface).map_err(|source| DataplaneError::Program {
+        iface: iface.to_owned(),
+        what: "open pinned",
+        source,
+    })
+}
+
+fn attach_program(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    ifindex: u32,
+    dir: &Path,
+    mode: XdpModeChoice,
+) -> Result<AttachedMode, DataplaneError> {
+    let program = program_mut(ebpf, iface)?;
+    let tries: &[(XdpMode, AttachedMode)] = match mode {
+        XdpModeChoice::Auto => &[
+            (XdpMode::Driver, AttachedMode::Driver),
+            (XdpMode::Skb, AttachedMode::Skb),
+        ],
+        XdpModeChoice::Driver => &[(XdpMode::Driver, AttachedMode::Driver)],
+        XdpModeChoice::Skb => &[(XdpMode::Skb, AttachedMode::Skb)],
+    };
+    let mut last_error = None;
+    let mut attached = None;
+    for (xdp_mode, label) in tries {
+        match program.attach_to_if_index(ifindex, *xdp_mode) {
+            Ok(link_id) => {
+                attached = Some((link_id, *label));
+                break;
+            }
+            Err(err) => {
+                log::info!("{iface}: XDP {label} attach failed: {err}");
+                last_error = Some(err);
+            }
+        }
+    }
+    let Some((link_id, label)) = attached else {
+        let tried = match mode {
+            XdpModeChoice::Auto => "driver and skb mode",
+            XdpModeChoice::Driver => "driver mode",
+            XdpModeChoice::Skb => "skb mode",
+        };
+        return Err(DataplaneError::Attach {
+            iface: iface.to_owned(),
+            tried,
+            source: last_error.unwrap_or(ProgramError::NotLoaded),
+        });
+    };
+    let prog_path = dir.join("prog");
+    if !prog_path.exists() {
+        program
+            .pin(&prog_path)
+            .map_err(|source| pin_error(iface, &prog_path, io::Error::other(source)))?;
+    }
+    let link = program
+        .take_link(link_id)
+        .map_err(|source| DataplaneError::Program {
+            iface: iface.to_owned(),
+            what: "take link",
+            source,
+        })?;
+    let fd_link = FdLink::try_from(link).map_err(|source| DataplaneError::Invalid {
+        iface: iface.to_owned(),
+        message: format!(
+            "the kernel attached XDP through netlink, which cannot be pinned ({source}); \
+             vipflip needs bpf_link (Linux >= 5.9)"
+        ),
+    })?;
+    let link_path = dir.join("link");
+    let _pinned: PinnedLink = fd_link
+        .pin(&link_path)
+        .map_err(|source| pin_error(iface, &link_path, io::Error::other(source)))?;
+    log::info!(
+        "{iface}: XDP attached in {label} mode, pinned under {}",
+        dir.display()
+    );
+    Ok(label)
+}
+
+fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
+    let no_such = || DataplaneError::NoSuchInterface {
+        iface: iface.to_owned(),
+    };
+    let name = CString::new(iface).map_err(|_| no_such())?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        Err(no_such())
+    } else {
+        Ok(index)
+    }
+}
+
+fn pin_error(iface: &str, path: &Path, source: io::Error) -> DataplaneError {
+    DataplaneError::Pin {
+        iface: iface.to_owned(),
+        path: path.to_owned(),
+        source,
+    }
+}
