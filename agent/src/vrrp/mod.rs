@@ -1,1 +1,57 @@
-//! VRRP state machine (sans-IO).
+//! The sans-IO VRRP state machine: RFC 5798 §6 as amended by RFC 9568, and VRRPv2 (RFC 3768).
+//!
+//! One [`Instance`] is one virtual router: one VRID, on one interface, for one address family.
+//! It is a pure function of its inputs, in the style of quinn-proto's `Connection`:
+//!
+//! - inputs: [`Instance::handle_advert`] (a well-formed advert the `wire` layer parsed),
+//!   [`Instance::handle_timeout`] (the clock reached [`Instance::poll_timeout`]) and
+//!   [`Instance::handle_command`] (the daemon's decisions: startup, shutdown, tracking, …);
+//! - outputs: [`Action`]s drained with [`Instance::poll_action`], and the next deadline from
+//!   [`Instance::poll_timeout`].
+//!
+//! # Call order
+//!
+//! The caller owns the clock and the sockets. After *every* `handle_*` call, and before
+//! sleeping:
+//!
+//! 1. drain [`Instance::poll_action`] until it returns `None`, and carry out each action in
+//!    order (program the data plane, send the advert, send the GARP/NA);
+//! 2. read [`Instance::poll_timeout`] and sleep until that instant or until an advert or a
+//!    command arrives, whichever comes first;
+//! 3. when the instant is reached, call [`Instance::handle_timeout`] with the current time.
+//!
+//! `now` must never go backwards between calls. Calling `handle_timeout` early, or any input
+//! in a state where it means nothing (an advert before `Startup`, `Shutdown` twice), is a
+//! harmless no-op: the state machine keeps its deadlines and reports nothing new.
+//!
+//! # Architecture invariant
+//!
+//! This module does no I/O: it never imports tokio, aya or libc, never opens a socket and
+//! never reads the clock (`Instant::now` appears nowhere outside its tests). Time is what the
+//! caller passes in as `now`, which is what lets the simulation tests run hours of virtual
+//! time in milliseconds. The unit test `tests::architecture::no_io_in_the_state_machine`
+//! enforces this.
+//!
+//! # Layering
+//!
+//! Whether bytes are a *well-formed* advert (TTL, checksum, version, count, interval ≠ 0) is
+//! decided in [`crate::wire`]; whether a well-formed advert is *acceptable now* (VRID, family,
+//! v2 interval and authentication, address owner) is decided here and counted by
+//! [`Discard`] reason.
+
+mod config;
+mod event;
+mod instance;
+mod stats;
+mod sync_group;
+mod timer;
+
+pub use config::{ConfigError, InstanceConfig};
+pub use event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, MacAddr, RxMeta};
+pub use instance::{Instance, StateKind};
+pub use stats::{Discard, DiscardKind, Stats};
+pub use sync_group::SyncGroup;
+pub use timer::{Timer, master_down_interval, skew_time};
+
+#[cfg(test)]
+mod tests;

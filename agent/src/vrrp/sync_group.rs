@@ -1,0 +1,104 @@
+//! keepalived's `vrrp_sync_group`: instances that must change state together (say, the
+//! outside and inside gateways of one firewall), still sans I/O.
+
+use std::time::Instant;
+
+use super::event::{Action, Cause, Command, FaultCause};
+use super::instance::Instance;
+
+/// Moves a set of instances together:
+///
+/// - one member in fault (for a cause of its own) puts every other member in fault
+///   ([`FaultCause::SyncGroup`]); they leave it when no member has a fault of its own;
+/// - one member becoming master (other than because of the group) makes every backup member
+///   master ([`Command::SyncMaster`]);
+/// - one master member losing an election to a better router makes every other master
+///   member resign and stay backup without preempting ([`Command::SyncBackup`]).
+///
+/// Reactions to actions that the group itself caused ([`Cause::SyncGroup`] and faults with
+/// [`FaultCause::SyncGroup`]) are not propagated again, so [`SyncGroup::pump`] terminates.
+///
+/// A graceful handoff of a group is the daemon's: it sends [`Command::GracefulHandoff`] to
+/// every member.
+#[derive(Debug, Default, Clone)]
+pub struct SyncGroup {
+    _private: (),
+}
+
+impl SyncGroup {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drains every member's actions, applies the group's reactions to the members, and
+    /// repeats until nothing changes. Returns every action, tagged with its member's index in
+    /// `members`, in the order the caller must carry them out.
+    ///
+    /// Call it where a lone instance's actions would be drained: after any `handle_*` on any
+    /// member.
+    pub fn pump(&mut self, now: Instant, members: &mut [Instance]) -> Vec<(usize, Action)> {
+        let mut out = Vec::new();
+        loop {
+            let mut commands = Vec::new();
+            for (index, member) in members.iter_mut().enumerate() {
+                while let Some(action) = member.poll_action() {
+                    if let Some(command) = Self::react(&action) {
+                        commands.push((index, command));
+                    }
+                    out.push((index, action));
+                }
+            }
+            // A member's move is followed by every *other* member.
+            let mut expanded: Vec<(usize, Command)> = Vec::new();
+            for (from, command) in commands {
+                expanded.extend(
+                    (0..members.len())
+                        .filter(|&to| to != from)
+                        .map(|to| (to, command)),
+                );
+            }
+            expanded.extend(Self::reconcile_faults(members));
+            if expanded.is_empty() {
+                return out;
+            }
+            for (to, command) in expanded {
+                // Sync commands cannot fail; the error variants concern other commands.
+                let _ = members[to].handle_command(now, command);
+            }
+        }
+    }
+
+    /// The command one member's action asks of every other member, if any.
+    fn react(action: &Action) -> Option<Command> {
+        match action {
+            Action::BecomeMaster { cause, .. } if *cause != Cause::SyncGroup => {
+                Some(Command::SyncMaster)
+            }
+            Action::BecomeBackup {
+                cause: Cause::HigherPriorityAdvert | Cause::TieBreakLost,
+                ..
+            } => Some(Command::SyncBackup),
+            _ => None,
+        }
+    }
+
+    /// Level-triggered: member `j` should carry [`FaultCause::SyncGroup`] exactly when some
+    /// other member has a fault of its own.
+    fn reconcile_faults(members: &[Instance]) -> Vec<(usize, Command)> {
+        let own: Vec<bool> = members
+            .iter()
+            .map(|m| m.faults().any(|cause| cause != FaultCause::SyncGroup))
+            .collect();
+        let mut commands = Vec::new();
+        for (j, member) in members.iter().enumerate() {
+            let want = own.iter().enumerate().any(|(i, &faulty)| i != j && faulty);
+            let have = member.has_fault(FaultCause::SyncGroup);
+            if want && !have {
+                commands.push((j, Command::Fault(FaultCause::SyncGroup)));
+            } else if have && !want {
+                commands.push((j, Command::Unfault(FaultCause::SyncGroup)));
+            }
+        }
+        commands
+    }
+}
