@@ -1,5 +1,5 @@
 //! Builds the XDP program (`ebpf/`, for `bpfel-unknown-none` with nightly) through aya-build
-//! and leaves the object in `OUT_DIR/vipflip`, which `dataplane` embeds.
+//! and leaves the object in `OUT_DIR/vipflip-xdp`, which `dataplane` embeds.
 //!
 //! `AYA_BUILD_SKIP=1` skips the eBPF build (for work on the pure-Rust layers on a machine
 //! without bpf-linker): an empty object is embedded instead, and loading it fails with an
@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     if skip {
         // aya-build returns early too; we only make sure there is something to embed.
         println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
-        fs::write(out_dir.join("vipflip"), b"").context("writing placeholder eBPF object")?;
+        fs::write(out_dir.join("vipflip-xdp"), b"").context("writing placeholder eBPF object")?;
         return Ok(());
     }
     let metadata = cargo_metadata::MetadataCommand::new()

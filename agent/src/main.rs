@@ -1,1 +1,241 @@
-fn main() {}
+//! `vipflip`: the command line.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use vipflip::dataplane::{
+    self, AttachOutcome, DEFAULT_PIN_ROOT, Dataplane, DataplaneError, XdpModeChoice,
+};
+use vipflip_common::{FAMILY_IPV4, FAMILY_IPV6, Outcome};
+
+#[derive(Parser)]
+#[command(
+    name = "vipflip",
+    version,
+    about = "VRRP failover with an XDP data path"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load, attach and pin the XDP program on an interface (or re-open it if already pinned).
+    Load {
+        /// The interface to attach to.
+        #[arg(long)]
+        iface: String,
+        /// auto tries native (driver) XDP first, then generic (skb).
+        #[arg(long, value_enum, default_value_t = XdpModeChoice::Auto)]
+        xdp_mode: XdpModeChoice,
+        /// Root of the pins; the interface's pins go in `<pin-dir>/<iface>/`.
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_dir: PathBuf,
+        /// Stay in the foreground after loading, until killed (the program stays attached).
+        #[arg(long)]
+        hold: bool,
+    },
+    /// Attach the pass-everything XDP program to an interface: on veth, frames sent with
+    /// `XDP_TX` or redirected towards an interface are only delivered if it runs XDP too.
+    LoadPass {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_dir: PathBuf,
+    },
+    /// Detach the XDP program from an interface and remove its pins.
+    Unload {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_dir: PathBuf,
+    },
+    /// Print the pinned maps in human form: VIPs and their owners, VRIDs, counters.
+    Maps {
+        /// Only this interface (default: every interface under the pin directory).
+        #[arg(long)]
+        iface: Option<String>,
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vipflip: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Load {
+            iface,
+            xdp_mode,
+            pin_dir,
+            hold,
+        } => {
+            require_root("load")?;
+            let (plane, outcome) = Dataplane::attach(&iface, &pin_dir, xdp_mode)
+                .with_context(|| format!("loading vipflip on {iface}"))?;
+            match outcome {
+                AttachOutcome::Attached(mode) => {
+                    println!(
+                        "{iface}: attached in {mode} mode; pinned under {}",
+                        plane.pin_dir().display()
+                    );
+                }
+                AttachOutcome::Reopened => {
+                    println!(
+                        "{iface}: already loaded; re-opened the pins under {}",
+                        plane.pin_dir().display()
+                    );
+                }
+            }
+            if hold {
+                loop {
+                    std::thread::park();
+                }
+            }
+            Ok(())
+        }
+        Command::LoadPass { iface, pin_dir } => {
+            require_root("load-pass")?;
+            dataplane::attach_pass(&iface, &pin_dir)
+                .with_context(|| format!("attaching the pass program on {iface}"))?;
+            println!("{iface}: pass program attached");
+            Ok(())
+        }
+        Command::Unload { iface, pin_dir } => {
+            require_root("unload")?;
+            Dataplane::detach(&iface, &pin_dir)
+                .with_context(|| format!("unloading vipflip from {iface}"))?;
+            println!("{iface}: detached; pins removed");
+            Ok(())
+        }
+        Command::Maps { iface, pin_dir } => print_maps(iface.as_deref(), &pin_dir),
+    }
+}
+
+fn require_root(what: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "`vipflip {what}` needs root (CAP_BPF, CAP_NET_ADMIN) to load and attach XDP programs"
+        );
+    }
+    Ok(())
+}
+
+fn print_maps(only: Option<&str>, pin_root: &Path) -> anyhow::Result<()> {
+    let ifaces: Vec<String> = match only {
+        Some(iface) => vec![iface.to_owned()],
+        None => {
+            let entries = std::fs::read_dir(pin_root).with_context(|| {
+                format!(
+                    "reading {} (is vipflip loaded anywhere?)",
+                    pin_root.display()
+                )
+            })?;
+            let mut names: Vec<String> = entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("VIPS").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            if names.is_empty() {
+                bail!("no interface has vipflip maps under {}", pin_root.display());
+            }
+            names
+        }
+    };
+    for iface in ifaces {
+        let plane = Dataplane::open_pinned(&iface, pin_root)?;
+        print_interface(&plane)?;
+    }
+    Ok(())
+}
+
+fn print_interface(plane: &Dataplane) -> Result<(), DataplaneError> {
+    println!(
+        "interface {} (pins: {})",
+        plane.iface(),
+        plane.pin_dir().display()
+    );
+    let vips = plane.vips()?;
+    println!("  VIPs ({}):", vips.len());
+    for (vip, ownership) in &vips {
+        println!("    {vip:<40} {ownership}");
+    }
+    let vrids = plane.vrids()?;
+    println!("  VRIDs ({}):", vrids.len());
+    for (family, vrid, allowed) in &vrids {
+        let stats = plane.vrid_stats(*family, *vrid)?;
+        let list = match allowed {
+            None => "any source".to_owned(),
+            Some(list) => {
+                let list: Vec<String> = list.iter().map(IpAddr::to_string).collect();
+                format!("only from {}", list.join(", "))
+            }
+        };
+        let family = if *family == FAMILY_IPV6 {
+            "IPv6"
+        } else {
+            "IPv4"
+        };
+        println!(
+            "    vrid {vrid:<3} {family}  accepted {:<10} dropped {:<10} {list}",
+            stats.accepted, stats.dropped
+        );
+    }
+    let stats = plane.stats()?;
+    println!("  counters:");
+    for outcome in Outcome::ALL {
+        let value = stats.outcome(outcome);
+        if value != 0 {
+            println!("    {:<22} {value}", outcome.name());
+        }
+    }
+    for (name, action) in [
+        ("verdict_pass", vipflip_common::XDP_PASS),
+        ("verdict_drop", vipflip_common::XDP_DROP),
+        ("verdict_tx", vipflip_common::XDP_TX),
+        ("verdict_redirect", vipflip_common::XDP_REDIRECT),
+        ("verdict_aborted", vipflip_common::XDP_ABORTED),
+    ] {
+        println!("    {name:<22} {}", stats.verdict(action));
+    }
+    // Adverts that never reached a configured VRID are counted per VRID too: show those
+    // with traffic that no configured VRID explains (spoofing, a misconfigured peer).
+    for family in [FAMILY_IPV4, FAMILY_IPV6] {
+        for vrid in 1..=255u8 {
+            if vrids.iter().any(|(f, v, _)| *f == family && *v == vrid) {
+                continue;
+            }
+            let stats = plane.vrid_stats(family, vrid)?;
+            if stats.dropped != 0 {
+                let name = if family == FAMILY_IPV6 {
+                    "IPv6"
+                } else {
+                    "IPv4"
+                };
+                println!(
+                    "  unconfigured vrid {vrid} {name}: dropped {}",
+                    stats.dropped
+                );
+            }
+        }
+    }
+    Ok(())
+}

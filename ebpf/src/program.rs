@@ -295,3 +295,11 @@ fn forward(ctx: &XdpContext, frame: &Frame, entry: &VipEntry) -> Decision {
         vrid_stat: NO_VRID,
     }
 }
+
+/// A program that passes every frame. Attached to the far end of a veth whose near end
+/// forwards with `XDP_TX` / redirect (the kernel only delivers those on veth when the peer runs
+/// XDP too), and the baseline the benchmark compares every path with.
+#[xdp]
+pub fn pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}

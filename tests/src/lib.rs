@@ -1,1 +1,240 @@
+//! Building blocks for tests (and the lab) that run vipflip in network namespaces: a namespace
+//! and a bpffs that clean up after themselves even when a test panics, and the way to find
+//! the `vipflip` binary.
+//!
+//! Test traffic stays inside namespaces these helpers create, on 192.0.2.0/24,
+//! 198.51.100.0/24 and 2001:db8::/32.
 
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+/// True when running as root. Otherwise says that `test` is skipped, or panics under
+/// `CI=true`: CI runs as root and must run every test.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: needs root, and CI must run it as root"
+    );
+    eprintln!("SKIPPED {test}: needs root (network namespaces, XDP)");
+    false
+}
+
+/// A name unique to this process and call: namespaces and interfaces of parallel tests (and
+/// of parallel test runs) never collide. Interface names stay within 15 bytes.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{n}", std::process::id() % 0xfffff)
+}
+
+/// Runs a command and panics with its output when it fails.
+pub fn sh(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A network namespace, deleted on drop (with every interface and process-less state in it).
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn new(prefix: &str) -> Self {
+        let name = unique(prefix);
+        sh("ip", &["netns", "add", &name]);
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip -n NS …`, which must succeed.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        sh("ip", &all)
+    }
+
+    /// A command prepared to run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// One ping from inside this namespace; true when answered within a second.
+    pub fn ping_once(&self, target: &str) -> bool {
+        self.command("ping")
+            .args(["-c", "1", "-W", "1", "-q", target])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// The MAC address of `iface` in this namespace.
+    pub fn mac(&self, iface: &str) -> [u8; 6] {
+        let out = self.ip(&["-br", "link", "show", iface]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mac = text
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no MAC in {text:?}"));
+        let bytes: Vec<u8> = mac
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).expect("hex MAC"))
+            .collect();
+        bytes.try_into().expect("6-byte MAC")
+    }
+
+    /// The interface index of `iface` in this namespace.
+    pub fn ifindex(&self, iface: &str) -> u32 {
+        let out = self.ip(&["-o", "link", "show", iface]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(':')
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no ifindex in {text:?}"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what still runs inside, then remove the namespace (and its interfaces).
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A veth pair from `a`/`a_if` to `b`/`b_if`, created directly inside the namespaces.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    sh(
+        "ip",
+        &[
+            "link",
+            "add",
+            a_if,
+            "netns",
+            a.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_if,
+            "netns",
+            b.name(),
+        ],
+    );
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// A private bpffs mounted in the host mount namespace, so pins outlive any `ip netns exec`
+/// (which gives each command a fresh /sys). Unmounted and removed on drop.
+pub struct BpfFs {
+    path: PathBuf,
+}
+
+impl BpfFs {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(unique("vipflip-bpffs-"));
+        std::fs::create_dir_all(&path).expect("create bpffs mount point");
+        sh(
+            "mount",
+            &["-t", "bpf", "bpf", path.to_str().expect("utf-8 temp dir")],
+        );
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Default for BpfFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The `vipflip` binary: `$VIPFLIP_BIN` when set (xtask sets it), else built now with the
+/// cargo that runs the tests.
+pub fn vipflip_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("VIPFLIP_BIN") {
+        return PathBuf::from(path);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--package",
+            "vipflip",
+            "--bin",
+            "vipflip",
+            "--message-format=json-render-diagnostics",
+        ])
+        .output()
+        .expect("running cargo build for the vipflip binary");
+    assert!(
+        out.status.success(),
+        "building vipflip failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"executable\":\"") && l.contains("\"name\":\"vipflip\""))
+        .find_map(|l| {
+            let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = l[start..].find('"')? + start;
+            Some(PathBuf::from(&l[start..end]))
+        })
+        .expect("cargo reported no vipflip executable")
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    condition()
+}

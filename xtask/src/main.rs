@@ -1,1 +1,261 @@
-fn main() {}
+//! `cargo xtask <command>`: set-up, build, load, test, bench and fuzz vipflip.
+//!
+//! Every command but `setup` itself first runs the idempotent `setup`, so a fresh machine
+//! needs nothing but `cargo xtask test` (or any other command).
+
+mod bench;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what this machine lacks (Debian packages, bpf-linker, rust-src); idempotent.
+    Setup,
+    /// Build every crate, the XDP program included (release).
+    Build,
+    /// Build, then load, attach and pin the XDP program on an interface (as root).
+    BuildAndLoad {
+        /// The interface to attach to.
+        #[arg(long)]
+        iface: String,
+        /// auto tries native (driver) XDP first, then generic (skb).
+        #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+        xdp_mode: XdpMode,
+        /// Root of the pins (the interface's pins go in `<pin-dir>/<iface>/`).
+        #[arg(long, default_value = "/sys/fs/bpf/vipflip")]
+        pin_dir: PathBuf,
+    },
+    /// Every check and test: fmt, clippy (eBPF crate included), unit, kernel and namespace tests.
+    Test,
+    /// Benchmarks; each writes its table to bench/results/.
+    Bench {
+        #[arg(value_enum)]
+        which: BenchKind,
+    },
+    /// Run the fuzz target and the long randomised election simulation (not part of `test`).
+    Fuzz {
+        /// How long to fuzz the advert parser.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// How many seeded random simulations to run.
+        #[arg(long, default_value_t = 20_000)]
+        sim_runs: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum XdpMode {
+    Auto,
+    Driver,
+    Skb,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BenchKind {
+    /// XDP per-packet cost of each path (BPF_PROG_TEST_RUN) and the userspace owner flip.
+    Xdp,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.command {
+        Task::Setup => setup::run(),
+        Task::Build => {
+            setup::run()?;
+            build(&root)
+        }
+        Task::BuildAndLoad {
+            iface,
+            xdp_mode,
+            pin_dir,
+        } => {
+            setup::run()?;
+            build_and_load(&root, &iface, xdp_mode, &pin_dir)
+        }
+        Task::Test => {
+            setup::run()?;
+            test(&root)
+        }
+        Task::Bench {
+            which: BenchKind::Xdp,
+        } => {
+            setup::run()?;
+            bench::xdp(&root)
+        }
+        Task::Fuzz { seconds, sim_runs } => {
+            setup::run()?;
+            setup::ensure_cargo_fuzz()?;
+            fuzz(&root, seconds, sim_runs)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+/// Runs a command in the workspace, echoing it, and fails with its exit status.
+pub fn run(root: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
+    println!("+ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn build(root: &Path) -> anyhow::Result<()> {
+    run(root, "cargo", &["build", "--workspace", "--release"], &[])
+}
+
+fn build_and_load(root: &Path, iface: &str, mode: XdpMode, pin_dir: &Path) -> anyhow::Result<()> {
+    if !setup::is_root() {
+        bail!(
+            "build-and-load attaches an XDP program: run it as root (sudo -E cargo xtask build-and-load …)"
+        );
+    }
+    run(
+        root,
+        "cargo",
+        &["build", "--package", "vipflip", "--release"],
+        &[],
+    )?;
+    let mode = match mode {
+        XdpMode::Auto => "auto",
+        XdpMode::Driver => "driver",
+        XdpMode::Skb => "skb",
+    };
+    let bin = target_dir(root).join("release").join("vipflip");
+    let pin_dir = pin_dir
+        .to_str()
+        .context("the pin directory must be valid UTF-8")?;
+    setup::ensure_bpffs(Path::new(pin_dir))?;
+    run(
+        root,
+        bin.to_str().context("target path is not UTF-8")?,
+        &[
+            "load",
+            "--iface",
+            iface,
+            "--xdp-mode",
+            mode,
+            "--pin-dir",
+            pin_dir,
+        ],
+        &[],
+    )?;
+    println!();
+    println!("Inspect it with:");
+    for map in ["VIPS", "VRIDS", "PEERS", "STATS", "VRID_STATS"] {
+        println!("  bpftool map dump pinned {pin_dir}/{iface}/{map}");
+    }
+    println!("  bpftool prog show pinned {pin_dir}/{iface}/prog");
+    println!(
+        "  {} maps --iface {iface} --pin-dir {pin_dir}",
+        bin.display()
+    );
+    println!("Remove it with:");
+    println!(
+        "  {} unload --iface {iface} --pin-dir {pin_dir}",
+        bin.display()
+    );
+    Ok(())
+}
+
+fn test(root: &Path) -> anyhow::Result<()> {
+    run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
+    run(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    // On the host the eBPF crate compiles to an empty shell; lint it for the BPF target too.
+    run(
+        root,
+        "cargo",
+        &[
+            "+nightly",
+            "clippy",
+            "--package",
+            "vipflip-ebpf",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--target-dir",
+            "target/bpf-clippy",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    // --all-targets also runs the benchmarks once in their quick smoke mode.
+    run(
+        root,
+        "cargo",
+        &["test", "--workspace", "--all-targets"],
+        &[],
+    )
+}
+
+fn fuzz(root: &Path, seconds: u64, sim_runs: u64) -> anyhow::Result<()> {
+    let runs = sim_runs.to_string();
+    run(
+        root,
+        "cargo",
+        &[
+            "test",
+            "--package",
+            "vipflip",
+            "--release",
+            "--lib",
+            "random",
+            "--",
+            "--nocapture",
+        ],
+        &[("VIPFLIP_SIM_RUNS", &runs)],
+    )?;
+    let time = format!("-max_total_time={seconds}");
+    run(
+        &root.join("agent/fuzz"),
+        "cargo",
+        &["+nightly", "fuzz", "run", "vrrp_advert", "--", &time],
+        &[],
+    )
+}
+
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}

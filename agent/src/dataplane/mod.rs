@@ -31,10 +31,13 @@ use thiserror::Error;
 use vipflip_common::{PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats};
 
 /// The compiled XDP object, built by `build.rs` through aya-build.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vipflip"));
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vipflip-xdp"));
 
 /// The name of the XDP program inside [`EBPF_OBJECT`].
 pub const PROGRAM_NAME: &str = "vipflip";
+/// The pass-everything program inside [`EBPF_OBJECT`] (see [`attach_pass`]).
+pub const PASS_PROGRAM_NAME: &str = "pass";
 
 /// Default root of the pins: one directory per interface below it.
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/vipflip";
@@ -466,6 +469,55 @@ pub fn pinned_program(iface: &str, pin_root: &Path) -> Result<Xdp, DataplaneErro
     })
 }
 
+/// Attaches the pass-everything program `pass` to `iface` and pins its link as
+/// `<pin_root>/<iface>/pass_link` ([`Dataplane::detach`] removes it).
+///
+/// On veth, frames sent with `XDP_TX` or redirected by XDP are only delivered when the
+/// receiving end runs an XDP program in driver mode (that turns on the veth's NAPI receive
+/// path); this one is enough. Driver mode is tried first for that reason.
+pub fn attach_pass(iface: &str, pin_root: &Path) -> Result<(), DataplaneError> {
+    if EBPF_OBJECT.is_empty() {
+        return Err(DataplaneError::NoObject);
+    }
+    let ifindex = ifindex(iface)?;
+    let dir = pin_root.join(iface);
+    let link_path = dir.join("pass_link");
+    if link_path.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(&dir).map_err(|source| pin_error(iface, &dir, source))?;
+    let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| DataplaneError::Load {
+        iface: iface.to_owned(),
+        source: Box::new(source),
+    })?;
+    let program: &mut Xdp = ebpf
+        .program_mut(PASS_PROGRAM_NAME)
+        .ok_or_else(|| DataplaneError::Invalid {
+            iface: iface.to_owned(),
+            message: format!("the object has no program named {PASS_PROGRAM_NAME}"),
+        })?
+        .try_into()
+        .map_err(|source| DataplaneError::Program {
+            iface: iface.to_owned(),
+            what: "type",
+            source,
+        })?;
+    program.load().map_err(|source| DataplaneError::Program {
+        iface: iface.to_owned(),
+        what: "load",
+        source,
+    })?;
+    let link_id = program
+        .attach_to_if_index(ifindex, XdpMode::Driver)
+        .or_else(|_| program.attach_to_if_index(ifindex, XdpMode::Skb))
+        .map_err(|source| DataplaneError::Attach {
+            iface: iface.to_owned(),
+            tried: "driver and skb mode",
+            source,
+        })?;
+    pin_link(program, link_id, iface, &link_path)
+}
+
 fn attach_program(
     ebpf: &mut Ebpf,
     iface: &str,
@@ -514,6 +566,21 @@ fn attach_program(
             .pin(&prog_path)
             .map_err(|source| pin_error(iface, &prog_path, io::Error::other(source)))?;
     }
+    pin_link(program, link_id, iface, &dir.join("link"))?;
+    log::info!(
+        "{iface}: XDP attached in {label} mode, pinned under {}",
+        dir.display()
+    );
+    Ok(label)
+}
+
+/// Pins the link of an attached program, so it stays attached after this process.
+fn pin_link(
+    program: &mut Xdp,
+    link_id: aya::programs::xdp::XdpLinkId,
+    iface: &str,
+    path: &Path,
+) -> Result<(), DataplaneError> {
     let link = program
         .take_link(link_id)
         .map_err(|source| DataplaneError::Program {
@@ -528,15 +595,10 @@ fn attach_program(
              vipflip needs bpf_link (Linux >= 5.9)"
         ),
     })?;
-    let link_path = dir.join("link");
     let _pinned: PinnedLink = fd_link
-        .pin(&link_path)
-        .map_err(|source| pin_error(iface, &link_path, io::Error::other(source)))?;
-    log::info!(
-        "{iface}: XDP attached in {label} mode, pinned under {}",
-        dir.display()
-    );
-    Ok(label)
+        .pin(path)
+        .map_err(|source| pin_error(iface, path, io::Error::other(source)))?;
+    Ok(())
 }
 
 fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
