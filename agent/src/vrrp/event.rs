@@ -43,10 +43,8 @@ pub enum Command {
     /// Planned handover to another router without a lost packet: keep serving, advertise
     /// priority 0, and step down once the new master is heard (or the bound expires).
     GracefulHandoff,
-    /// A sync-group peer became master; follow it (keepalived `vrrp_sync_group`).
+    /// A sync-group peer became master; a backup follows it (keepalived `vrrp_sync_group`).
     SyncMaster,
-    /// A sync-group peer lost mastership to a better router; follow it.
-    SyncBackup,
 }
 
 /// Why a fault was raised; several can be active at once.
@@ -98,7 +96,7 @@ pub enum Cause {
     HandoffComplete,
     /// Master (handing off) → Backup: no new master within the handoff bound.
     HandoffBoundExpired,
-    /// Backup ↔ Master because a sync-group peer moved.
+    /// Backup → Master because a sync-group peer became master.
     SyncGroup,
 }
 

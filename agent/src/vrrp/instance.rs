@@ -79,8 +79,8 @@ struct Backup {
     master_down_at: Instant,
     /// [`Timer::PreemptDelay`] deadline: until then lower-priority adverts are obeyed.
     preempt_hold_until: Option<Instant>,
-    /// Set after a graceful handoff (or a sync-group step-down): the operator chose another
-    /// master, so this backup does not preempt it. Cleared by leaving Backup.
+    /// Set after a graceful handoff: the operator chose another master, so this backup does
+    /// not preempt it. Cleared by leaving Backup (takeover, fault, shutdown).
     preempt_suppressed: bool,
     /// The last advert that moved the timer, to name the cause when it fires.
     last_heard: Heard,
@@ -144,7 +144,7 @@ impl Instance {
     }
 
     /// Whether this instance would take over from a live lower-priority master right now:
-    /// the owner always does; others need `Preempt_Mode` and no handoff/sync suppression.
+    /// the owner always does; others need `Preempt_Mode` and no handoff suppression.
     /// (The post-startup `preempt_delay` only postpones preemption, so it does not count.)
     pub fn would_preempt(&self) -> bool {
         if self.config.is_owner() {
@@ -289,15 +289,6 @@ impl Instance {
             Command::SyncMaster => {
                 if matches!(self.state, State::Backup(_)) {
                     self.become_master(now, Cause::SyncGroup);
-                }
-            }
-            Command::SyncBackup => {
-                if matches!(&self.state, State::Master(m) if m.handoff_until.is_none()) {
-                    // Resign so the peer takes over after Skew_Time rather than
-                    // Master_Down_Interval, and do not preempt it back: the group chose.
-                    self.send_advert(RESIGN);
-                    let interval = self.config.advert_interval;
-                    self.become_backup(now, Cause::SyncGroup, interval, BackupTraffic::Drop, true);
                 }
             }
         }

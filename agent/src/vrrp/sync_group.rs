@@ -11,9 +11,14 @@ use super::instance::Instance;
 /// - one member in fault (for a cause of its own) puts every other member in fault
 ///   ([`FaultCause::SyncGroup`]); they leave it when no member has a fault of its own;
 /// - one member becoming master (other than because of the group) makes every backup member
-///   master ([`Command::SyncMaster`]);
-/// - one master member losing an election to a better router makes every other master
-///   member resign and stay backup without preempting ([`Command::SyncBackup`]).
+///   master ([`Command::SyncMaster`]).
+///
+/// Losing an election is deliberately *not* propagated: when the peer router lost only some
+/// of its members (one VRID's master died), forcing our other members back to backup would
+/// make the members that took over flap between the two routers. A member forced to master
+/// against a better peer simply loses that election again on the peer's answer (RFC 9568
+/// §6.4.3) and stays backup; members moving together on a router-wide failure is what the
+/// fault propagation is for.
 ///
 /// Reactions to actions that the group itself caused ([`Cause::SyncGroup`] and faults with
 /// [`FaultCause::SyncGroup`]) are not propagated again, so [`SyncGroup::pump`] terminates.
@@ -74,10 +79,6 @@ impl SyncGroup {
             Action::BecomeMaster { cause, .. } if *cause != Cause::SyncGroup => {
                 Some(Command::SyncMaster)
             }
-            Action::BecomeBackup {
-                cause: Cause::HigherPriorityAdvert | Cause::TieBreakLost,
-                ..
-            } => Some(Command::SyncBackup),
             _ => None,
         }
     }
