@@ -43,7 +43,8 @@ pub struct InstanceConfig {
     /// keepalived `lower_prio_no_advert`: when true, a master stays silent on a lower-priority
     /// advert instead of answering at once as RFC 9568 §6.4.3 asks. Default false.
     pub lower_prio_no_advert: bool,
-    /// VRRPv2 authentication (RFC 3768 §5.3.6), compared verbatim. Must be [`Auth::None`] for v3.
+    /// Version 2 authentication (RFC 3768 §5.3.6), compared verbatim. Must be [`Auth::None`]
+    /// for v3.
     pub auth: Auth,
     /// How long a graceful handoff waits for the new master before stepping down anyway.
     /// `None` = `Master_Down_Interval` at this router's own priority and interval.
@@ -139,7 +140,7 @@ impl InstanceConfig {
         if got < min || got > max {
             return Err(ConfigError::IntervalOutOfRange { got, min, max });
         }
-        if got.as_nanos() % unit.as_nanos() != 0 {
+        if !got.as_nanos().is_multiple_of(unit.as_nanos()) {
             return Err(ConfigError::IntervalNotMultiple { got, unit });
         }
         Ok(())

@@ -11,8 +11,13 @@ pub struct MacAddr(pub [u8; 6]);
 
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+        for (index, octet) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{octet:02x}")?;
+        }
+        Ok(())
     }
 }
 
@@ -147,7 +152,10 @@ pub enum Action {
     /// owner, RFC 5798 §6.4.3).
     BecomeMaster { cause: Cause, accept: bool },
     /// Stop serving; `traffic` says whether to drop or forward to a new master.
-    BecomeBackup { cause: Cause, traffic: BackupTraffic },
+    BecomeBackup {
+        cause: Cause,
+        traffic: BackupTraffic,
+    },
     /// Stop serving because of a fault.
     EnterFault { cause: Cause },
     /// Stop serving because the instance was shut down.

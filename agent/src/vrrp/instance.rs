@@ -9,7 +9,9 @@ use std::time::Instant;
 use crate::wire::{AdvertRepr, Auth, Priority, VirtualAddrs, VrrpVersion};
 
 use super::config::{ConfigError, InstanceConfig, OWNER_PRIORITY};
-use super::event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, MacAddr, RxMeta};
+use super::event::{
+    Action, BackupTraffic, Cause, Command, CommandError, FaultCause, MacAddr, RxMeta,
+};
 use super::stats::{Discard, Stats};
 use super::timer::{Timer, master_down_interval, skew_time};
 
@@ -253,7 +255,11 @@ impl Instance {
                 log::warn!("vrid {}: {} from {}", self.config.vrid.0, discard, rx.src);
                 self.owner_answers(from_priority);
             } else {
-                log::debug!("vrid {}: discarded advert from {}: {discard}", self.config.vrid.0, rx.src);
+                log::debug!(
+                    "vrid {}: discarded advert from {}: {discard}",
+                    self.config.vrid.0,
+                    rx.src
+                );
             }
             return Err(discard);
         }
@@ -402,7 +408,8 @@ impl Instance {
         if backup.forwarding_to.is_some_and(|mac| mac != rx.src_mac) {
             // After a handoff, follow whichever router is master now.
             backup.forwarding_to = Some(rx.src_mac);
-            self.actions.push_back(Action::ForwardTo { mac: rx.src_mac });
+            self.actions
+                .push_back(Action::ForwardTo { mac: rx.src_mac });
         }
     }
 
@@ -633,7 +640,7 @@ impl Instance {
     // --- transitions and output --------------------------------------------------------
 
     /// Becomes master: data plane first, then the advert and the GARP/NA (RFC 5798 §6.4.1,
-    /// §6.4.2 "Master_Down_Timer fires").
+    /// §6.4.2 when `Master_Down_Timer` fires).
     fn become_master(&mut self, now: Instant, cause: Cause) {
         let master = Master {
             adver_at: now + self.config.advert_interval,
@@ -641,7 +648,8 @@ impl Instance {
         };
         self.transition(State::Master(master), cause);
         let accept = self.config.accept || self.config.is_owner();
-        self.actions.push_back(Action::BecomeMaster { cause, accept });
+        self.actions
+            .push_back(Action::BecomeMaster { cause, accept });
         self.send_advert(self.priority);
         self.actions.push_back(Action::SendGratuitous {
             addrs: self.config.virtual_addrs.clone(),

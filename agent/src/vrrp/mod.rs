@@ -1,4 +1,5 @@
-//! The sans-IO VRRP state machine: RFC 5798 §6 as amended by RFC 9568, and VRRPv2 (RFC 3768).
+//! The sans-IO VRRP state machine: RFC 5798 §6 as amended by RFC 9568, and
+//! version 2 (RFC 3768).
 //!
 //! One [`Instance`] is one virtual router: one VRID, on one interface, for one address family.
 //! It is a pure function of its inputs, in the style of quinn-proto's `Connection`:

@@ -32,7 +32,10 @@ fn no_io_in_the_state_machine() {
                 .lines()
                 .filter(|line| !line.trim_start().starts_with("//"))
                 .any(|line| line.contains(word.as_str()));
-            assert!(!offending, "vrrp/{file} uses `{word}`, breaking the sans-IO invariant");
+            assert!(
+                !offending,
+                "vrrp/{file} uses `{word}`, breaking the sans-IO invariant"
+            );
         }
     }
 }

@@ -21,7 +21,7 @@ use super::sim::Sim;
 use crate::vrrp::{Command, StateKind, master_down_interval};
 use crate::wire::{Priority, VrrpVersion};
 
-/// SplitMix64: tiny, seedable, good enough to pick test events.
+/// `SplitMix64`: tiny, seedable, good enough to pick test events.
 pub struct Rng(u64);
 
 impl Rng {
@@ -71,17 +71,25 @@ fn randomised_elections_keep_one_rightful_master() {
     for seed in first..first + runs {
         match run(seed) {
             Ok(n) => checks += n,
-            Err(why) => panic!("randomised run failed; reproduce with VIPFLIP_SIM_SEED={seed} VIPFLIP_SIM_RUNS=1\n{why}"),
+            Err(why) => panic!(
+                "randomised run failed; reproduce with VIPFLIP_SIM_SEED={seed} VIPFLIP_SIM_RUNS=1\n{why}"
+            ),
         }
     }
-    assert!(checks >= runs, "the invariants were checked only {checks} times");
+    assert!(
+        checks >= runs,
+        "the invariants were checked only {checks} times"
+    );
 }
 
 /// One run; `Ok(number of invariant checks)` or `Err(what went wrong, with the timeline)`.
 fn run(seed: u64) -> Result<u64, String> {
     let mut rng = Rng::new(seed);
-    let interval = [Duration::from_millis(10), Duration::from_millis(100), Duration::from_secs(1)]
-        [usize::try_from(rng.below(3)).unwrap_or(0)];
+    let interval = [
+        Duration::from_millis(10),
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+    ][usize::try_from(rng.below(3)).unwrap_or(0)];
     let mut sim = Sim::new();
     if rng.chance(30) {
         sim.delay = interval / 50;
@@ -98,23 +106,31 @@ fn run(seed: u64) -> Result<u64, String> {
         let mut config = config(1, n, priority);
         config.advert_interval = interval;
         config.preempt = rng.chance(85);
-        setup.push(format!("10.0.0.{n}: priority {priority}, preempt {}", config.preempt));
+        setup.push(format!(
+            "10.0.0.{n}: priority {priority}, preempt {}",
+            config.preempt
+        ));
         sim.add(n, config);
     }
     let worst = master_down_interval(VrrpVersion::V3, Priority(1), interval);
     let settle = worst + interval + sim.delay * 4;
-    let mut history = vec![format!("seed {seed}, interval {interval:?}, delay {:?}", sim.delay)];
+    let mut history = vec![format!(
+        "seed {seed}, interval {interval:?}, delay {:?}",
+        sim.delay
+    )];
     history.extend(setup);
 
     sim.start_all();
     let mut settle_until = settle;
     let mut checks = 0;
     for _ in 0..25 {
-        let gap = Duration::from_nanos(rng.below(u64::try_from(settle.as_nanos() * 2).unwrap_or(1)));
+        let gap =
+            Duration::from_nanos(rng.below(u64::try_from(settle.as_nanos() * 2).unwrap_or(1)));
         let next = sim.elapsed() + gap;
         drive_checked(&mut sim, next, settle_until, &mut checks, &history)?;
         let extra = random_event(&mut sim, &mut rng, &mut history);
-        settle_until = sim.elapsed() + settle + extra;
+        // A later event never shortens what an earlier one (a handoff) still needs.
+        settle_until = settle_until.max(sim.elapsed() + settle + extra);
     }
     // Heal every link and let it settle for good.
     for node in 0..sim.nodes.len() {
@@ -136,7 +152,11 @@ fn random_event(sim: &mut Sim, rng: &mut Rng, history: &mut Vec<String>) -> Dura
     let alive: Vec<usize> = (0..nodes).filter(|&n| sim.nodes[n].alive).collect();
     let dead: Vec<usize> = (0..nodes).filter(|&n| !sim.nodes[n].alive).collect();
     let running = |sim: &Sim, n: usize| {
-        sim.nodes[n].alive && matches!(sim.nodes[n].members[0].state(), StateKind::Backup | StateKind::Master)
+        sim.nodes[n].alive
+            && matches!(
+                sim.nodes[n].members[0].state(),
+                StateKind::Backup | StateKind::Master
+            )
     };
     match rng.below(7) {
         0 => {
@@ -155,7 +175,10 @@ fn random_event(sim: &mut Sim, rng: &mut Rng, history: &mut Vec<String>) -> Dura
             let n = usize::try_from(rng.below(nodes as u64)).unwrap_or(0);
             let up = !sim.nodes[n].link_up;
             sim.set_link(n, up);
-            history.push(format!("{now:?}: link {n} {}", if up { "up" } else { "down" }));
+            history.push(format!(
+                "{now:?}: link {n} {}",
+                if up { "up" } else { "down" }
+            ));
         }
         3 => {
             let candidates: Vec<usize> = alive
@@ -170,7 +193,8 @@ fn random_event(sim: &mut Sim, rng: &mut Rng, history: &mut Vec<String>) -> Dura
             }
         }
         4 => {
-            let candidates: Vec<usize> = alive.iter().copied().filter(|&n| running(sim, n)).collect();
+            let candidates: Vec<usize> =
+                alive.iter().copied().filter(|&n| running(sim, n)).collect();
             if let Some(n) = rng.pick(&candidates) {
                 sim.command(n, 0, Command::Shutdown);
                 history.push(format!("{now:?}: shutdown {n}"));
@@ -190,7 +214,9 @@ fn random_event(sim: &mut Sim, rng: &mut Rng, history: &mut Vec<String>) -> Dura
             {
                 sim.command(master, 0, Command::GracefulHandoff);
                 history.push(format!("{now:?}: handoff from {master}"));
-                return sim.nodes[master].members[0].config().effective_handoff_bound();
+                return sim.nodes[master].members[0]
+                    .config()
+                    .effective_handoff_bound();
             }
         }
         _ => {
@@ -239,7 +265,10 @@ fn invariant(sim: &Sim) -> Result<(), String> {
     let running: Vec<usize> = (0..sim.nodes.len())
         .filter(|&n| {
             sim.nodes[n].alive
-                && matches!(sim.nodes[n].members[0].state(), StateKind::Backup | StateKind::Master)
+                && matches!(
+                    sim.nodes[n].members[0].state(),
+                    StateKind::Backup | StateKind::Master
+                )
         })
         .collect();
     let masters = sim.masters(1);
@@ -261,6 +290,8 @@ fn invariant(sim: &Sim) -> Result<(), String> {
                 )),
             }
         }
-        _ => Err(format!("at {at:?}: masters {masters:?} among running {running:?}")),
+        _ => Err(format!(
+            "at {at:?}: masters {masters:?} among running {running:?}"
+        )),
     }
 }

@@ -26,7 +26,7 @@ fn backup() -> Instance {
     started(config(1, 2, 100))
 }
 
-/// Router 2 at priority 100, made master by its Master_Down_Timer at 3.609375 s.
+/// Router 2 at priority 100, made master by its `Master_Down_Timer` at 3.609375 s.
 fn master() -> Instance {
     let mut instance = backup();
     instance.handle_timeout(at(ns(3_609_375_000)));
@@ -54,11 +54,17 @@ fn skew_and_master_down_interval_v3_are_exact() {
     let v3 = VrrpVersion::V3;
     // (256 − 100) × 1 s / 256 = 0.609375 s; 3 × 1 s + that.
     assert_eq!(skew_time(v3, Priority(100), secs(1)), ns(609_375_000));
-    assert_eq!(master_down_interval(v3, Priority(100), secs(1)), ns(3_609_375_000));
+    assert_eq!(
+        master_down_interval(v3, Priority(100), secs(1)),
+        ns(3_609_375_000)
+    );
     // 10 ms: skew 6.09375 ms, so priorities still order the race (integer centiseconds
     // would give 0 here).
     assert_eq!(skew_time(v3, Priority(100), ms(10)), ns(6_093_750));
-    assert_eq!(master_down_interval(v3, Priority(100), ms(10)), ns(36_093_750));
+    assert_eq!(
+        master_down_interval(v3, Priority(100), ms(10)),
+        ns(36_093_750)
+    );
     // 40.95 s: skew 24.95390625 s, MDI 147.80390625 s.
     assert_eq!(skew_time(v3, Priority(100), ms(40_950)), ns(24_953_906_250));
     assert_eq!(
@@ -72,7 +78,10 @@ fn skew_and_master_down_interval_v3_are_exact() {
 #[test]
 fn skew_rounds_down_at_the_nanosecond() {
     // 10 ms × 1 / 256 = 39 062.5 ns: the only rounding, downwards.
-    assert_eq!(skew_time(VrrpVersion::V3, Priority(255), ms(10)), ns(39_062));
+    assert_eq!(
+        skew_time(VrrpVersion::V3, Priority(255), ms(10)),
+        ns(39_062)
+    );
 }
 
 #[test]
@@ -81,7 +90,10 @@ fn skew_v2_ignores_the_interval() {
     let v2 = VrrpVersion::V2;
     assert_eq!(skew_time(v2, Priority(100), secs(1)), ns(609_375_000));
     assert_eq!(skew_time(v2, Priority(100), secs(10)), ns(609_375_000));
-    assert_eq!(master_down_interval(v2, Priority(100), secs(10)), ns(30_609_375_000));
+    assert_eq!(
+        master_down_interval(v2, Priority(100), secs(10)),
+        ns(30_609_375_000)
+    );
 }
 
 // --- configuration ------------------------------------------------------------------------
@@ -159,8 +171,14 @@ fn config_errors() {
             primary: IpAddr::V6(Ipv6Addr::LOCALHOST),
         },
     );
-    check(|c| c.auth = Auth::SimpleText(*b"secret!!"), ConfigError::AuthOnV3);
-    check(|c| c.handoff_bound = Some(Duration::ZERO), ConfigError::ZeroHandoffBound);
+    check(
+        |c| c.auth = Auth::SimpleText(*b"secret!!"),
+        ConfigError::AuthOnV3,
+    );
+    check(
+        |c| c.handoff_bound = Some(Duration::ZERO),
+        ConfigError::ZeroHandoffBound,
+    );
     let global: Ipv6Addr = "2001:db8::1".parse().expect("literal");
     check(
         |c| {
@@ -332,7 +350,10 @@ fn preempting_backup_discards_lower_priority() {
     instance
         .handle_advert(at(secs(2)), rx(3), &advert(1, 50, secs(1)))
         .expect("well-formed");
-    assert_eq!(instance.timer(Timer::MasterDown), Some(at(ns(3_609_375_000))));
+    assert_eq!(
+        instance.timer(Timer::MasterDown),
+        Some(at(ns(3_609_375_000)))
+    );
     assert_eq!(instance.stats().lower_priority_ignored, 1);
     instance.handle_timeout(at(ns(3_609_375_000)));
     assert_eq!(instance.last_cause(), Some(Cause::Preempted));
@@ -562,7 +583,11 @@ fn rejected(advert: &crate::wire::AdvertRepr, from: RxMeta) -> Discard {
     let discard = instance
         .handle_advert(at(secs(1)), from, advert)
         .expect_err("must be discarded");
-    assert_eq!(instance.timer(Timer::MasterDown), before, "{discard} moved the timer");
+    assert_eq!(
+        instance.timer(Timer::MasterDown),
+        before,
+        "{discard} moved the timer"
+    );
     assert_eq!(instance.stats().discarded(discard.kind()), 1);
     assert_eq!(instance.stats().adverts_accepted, 0);
     discard
@@ -605,7 +630,10 @@ fn discard_wrong_family_of_source() {
         src: "fe80::3".parse().expect("literal"),
         src_mac: mac(3),
     };
-    assert_eq!(rejected(&advert(1, 200, secs(1)), from), Discard::WrongFamily);
+    assert_eq!(
+        rejected(&advert(1, 200, secs(1)), from),
+        Discard::WrongFamily
+    );
 }
 
 #[test]
@@ -625,7 +653,10 @@ fn v2_discards_interval_mismatch_and_accepts_a_match() {
         })
     );
     assert_eq!(instance.stats().discarded(DiscardKind::IntervalMismatch), 1);
-    assert_eq!(instance.timer(Timer::MasterDown), Some(at(ns(3_609_375_000))));
+    assert_eq!(
+        instance.timer(Timer::MasterDown),
+        Some(at(ns(3_609_375_000)))
+    );
     instance
         .handle_advert(at(secs(1)), rx(3), &v2_advert(200, secs(1)))
         .expect("matching interval");
@@ -687,8 +718,14 @@ fn v3_address_mismatch_is_counted_and_processed() {
 
 #[test]
 fn address_order_does_not_matter() {
-    let two = VirtualAddrs::V4(vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)]);
-    let swapped = VirtualAddrs::V4(vec![Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 1)]);
+    let two = VirtualAddrs::V4(vec![
+        Ipv4Addr::new(192, 0, 2, 1),
+        Ipv4Addr::new(192, 0, 2, 2),
+    ]);
+    let swapped = VirtualAddrs::V4(vec![
+        Ipv4Addr::new(192, 0, 2, 2),
+        Ipv4Addr::new(192, 0, 2, 1),
+    ]);
     let mut config = config(1, 2, 100);
     config.virtual_addrs = two;
     let mut instance = started(config);
@@ -772,7 +809,10 @@ fn backup_priority_change_moves_skew_on_next_reset() {
     instance
         .handle_command(at(secs(1)), Command::SetPriority(Priority(200)))
         .expect("valid");
-    assert_eq!(instance.timer(Timer::MasterDown), Some(at(ns(3_609_375_000))));
+    assert_eq!(
+        instance.timer(Timer::MasterDown),
+        Some(at(ns(3_609_375_000)))
+    );
     assert_eq!(instance.skew_time(), ns(218_750_000));
     instance
         .handle_advert(at(secs(2)), rx(3), &advert(1, 250, secs(1)))
@@ -922,7 +962,10 @@ fn handoff_completes_on_new_master_advert() {
     instance
         .handle_advert(at(secs(7)), rx(4), &advert(1, 60, secs(1)))
         .expect("accepted");
-    assert_eq!(drain(&mut instance), vec![Action::ForwardTo { mac: mac(4) }]);
+    assert_eq!(
+        drain(&mut instance),
+        vec![Action::ForwardTo { mac: mac(4) }]
+    );
 }
 
 #[test]
@@ -973,6 +1016,9 @@ fn poll_timeout_is_the_earliest_timer() {
     config.preempt_delay = secs(1);
     let instance = started(config);
     assert_eq!(instance.poll_timeout(), Some(at(secs(1))));
-    assert_eq!(instance.timer(Timer::MasterDown), Some(at(ns(3_609_375_000))));
+    assert_eq!(
+        instance.timer(Timer::MasterDown),
+        Some(at(ns(3_609_375_000)))
+    );
     assert_eq!(addr(2), instance.config().primary_addr);
 }

@@ -19,7 +19,7 @@ fn three_routers() -> Sim {
     sim
 }
 
-/// Every BecomeMaster of `node`, with its time and cause.
+/// Every `BecomeMaster` of `node`, with its time and cause.
 fn masterships(sim: &Sim, node: usize) -> Vec<(Duration, Cause)> {
     sim.transitions(node)
         .into_iter()
@@ -35,7 +35,11 @@ fn startup_election_among_three() {
     let mut sim = three_routers();
     sim.start_all();
     sim.drive(ns(3_218_749_999));
-    assert_eq!(sim.masters(1), Vec::<usize>::new(), "nobody before MDI(200)");
+    assert_eq!(
+        sim.masters(1),
+        Vec::<usize>::new(),
+        "nobody before MDI(200)"
+    );
     sim.drive(ns(3_218_750_000));
     assert_eq!(sim.masters(1), vec![0]);
     sim.drive(secs(60));
@@ -99,7 +103,10 @@ fn preemption_by_a_returning_higher_priority() {
     // It discards the 100's adverts (10.609 375, 11.609 375, 12.609 375) and its own
     // Master_Down_Timer runs out at 10 + 3.218 75 s.
     sim.drive(secs(30));
-    assert_eq!(masterships(&sim, high), vec![(ns(13_218_750_000), Cause::Preempted)]);
+    assert_eq!(
+        masterships(&sim, high),
+        vec![(ns(13_218_750_000), Cause::Preempted)]
+    );
     assert_eq!(
         sim.transitions(low).last(),
         Some(&(
@@ -145,7 +152,10 @@ fn preempt_delay_holds_preemption_after_startup() {
     // Adverts of the 100 at k + 0.609 375 s. Until 15 s they reset the timer; the last one
     // obeyed is 14.609 375 s, so the timer runs out at 14.609 375 + 3.218 75 = 17.828 125 s.
     sim.drive(secs(40));
-    assert_eq!(masterships(&sim, high), vec![(ns(17_828_125_000), Cause::Preempted)]);
+    assert_eq!(
+        masterships(&sim, high),
+        vec![(ns(17_828_125_000), Cause::Preempted)]
+    );
     assert_eq!(sim.masters(1), vec![high]);
 }
 
@@ -197,7 +207,15 @@ fn equal_priorities_with_propagation_delay_overlap_exactly_that_long() {
     let stepped_down = sim
         .transitions(0)
         .into_iter()
-        .find(|(_, a)| matches!(a, Action::BecomeBackup { cause: Cause::TieBreakLost, .. }))
+        .find(|(_, a)| {
+            matches!(
+                a,
+                Action::BecomeBackup {
+                    cause: Cause::TieBreakLost,
+                    ..
+                }
+            )
+        })
         .map(|(at, _)| at);
     assert_eq!(stepped_down, Some(ns(3_610_375_000)));
     assert_eq!(sim.masters(1), vec![1]);
@@ -216,17 +234,20 @@ fn partition_then_heal_one_master_within_one_interval() {
         sim.set_link(0, false);
         // The 100 stops hearing 10.218 75 s adverts: master at 10.218 75 + 3.609 375.
         sim.drive(secs(20));
-        assert_eq!(masterships(&sim, 1), vec![(ns(13_828_125_000), Cause::MasterDownTimerExpired)]);
+        assert_eq!(
+            masterships(&sim, 1),
+            vec![(ns(13_828_125_000), Cause::MasterDownTimerExpired)]
+        );
         assert_eq!(sim.masters(1), vec![0, 1], "split brain while partitioned");
         sim.drive(ms(20_300));
         sim.set_link(0, true);
         // RFC 9568: the 200 answers the 100's 20.828 125 s advert at once; with
         // lower_prio_no_advert the 100 yields only at the 200's own 21.218 75 s advert.
-        sim.drive(healed_at - ns(1));
+        sim.drive(healed_at.saturating_sub(ns(1)));
         assert_eq!(sim.masters(1), vec![0, 1]);
         sim.drive(healed_at);
         assert_eq!(sim.masters(1), vec![0], "quiet = {quiet}");
-        assert!(healed_at - ms(20_300) <= secs(1));
+        assert!(healed_at.saturating_sub(ms(20_300)) <= secs(1));
     }
 }
 
@@ -239,7 +260,10 @@ fn owner_returning_preempts_at_once() {
     sim.drive(ms(10_250));
     assert_eq!(sim.masters(1), vec![other]);
     sim.start(owner);
-    assert_eq!(masterships(&sim, owner), vec![(ms(10_250), Cause::OwnerStartup)]);
+    assert_eq!(
+        masterships(&sim, owner),
+        vec![(ms(10_250), Cause::OwnerStartup)]
+    );
     sim.drive(ms(10_250));
     assert_eq!(sim.masters(1), vec![owner]);
     assert_eq!(
@@ -328,7 +352,7 @@ fn master_death_at_10ms_1s_and_40_95s() {
         sim.drive(elected + interval * 11 / 2);
         assert_eq!(sim.masters(1), vec![0], "interval {interval:?}");
         sim.kill(0);
-        sim.drive(takeover - ns(1));
+        sim.drive(takeover.saturating_sub(ns(1)));
         assert!(sim.masters(1).is_empty(), "interval {interval:?}");
         sim.drive(takeover);
         assert_eq!(sim.masters(1), vec![1], "interval {interval:?}");
@@ -360,7 +384,7 @@ fn flapping_link_never_leaves_two_masters_once_it_is_up() {
             match (dual, since) {
                 (true, None) => since = Some(s.elapsed()),
                 (false, Some(start)) => {
-                    longest = longest.max(s.elapsed() - start);
+                    longest = longest.max(s.elapsed().saturating_sub(start));
                     splits += 1;
                     since = None;
                 }
@@ -368,13 +392,22 @@ fn flapping_link_never_leaves_two_masters_once_it_is_up() {
             }
         });
         if let Some(start) = since {
-            longest = longest.max(sim.elapsed() - start);
+            longest = longest.max(sim.elapsed().saturating_sub(start));
         }
     }
-    assert!(splits > 10, "the flaps must actually cause split brains ({splits})");
+    assert!(
+        splits > 10,
+        "the flaps must actually cause split brains ({splits})"
+    );
     let mdi = sim.instance(1, 1).master_down_interval();
-    assert!(longest <= mdi, "two masters for {longest:?} with the link up");
-    assert!(longest <= interval, "RFC 9568 answers bound it by one interval: {longest:?}");
+    assert!(
+        longest <= mdi,
+        "two masters for {longest:?} with the link up"
+    );
+    assert!(
+        longest <= interval,
+        "RFC 9568 answers bound it by one interval: {longest:?}"
+    );
 }
 
 #[test]
@@ -393,8 +426,15 @@ fn graceful_handoff_never_leaves_the_vip_unserved() {
     // The 150 takes over Skew_Time(150) after the priority-0 advert; the old master hands
     // over at that very instant, forwarding to the new master's MAC.
     let handover = ns(10_914_062_500);
-    assert_eq!(masterships(&sim, 1), vec![(handover, Cause::PriorityZeroReceived)]);
-    let old: Vec<_> = sim.transitions(0).into_iter().filter(|(at, _)| *at >= ms(10_500)).collect();
+    assert_eq!(
+        masterships(&sim, 1),
+        vec![(handover, Cause::PriorityZeroReceived)]
+    );
+    let old: Vec<_> = sim
+        .transitions(0)
+        .into_iter()
+        .filter(|(at, _)| *at >= ms(10_500))
+        .collect();
     assert_eq!(
         old,
         vec![
@@ -430,10 +470,15 @@ fn graceful_handoff_with_delay_overlaps_rather_than_gaps() {
     // Priority 0 lands at 10.502 s; the 150 is master 0.414 062 5 s later, and its advert
     // reaches the old master 2 ms after that.
     assert_eq!(sim.last_became_master(1, 1), Some(ns(10_916_062_500)));
-    let done = sim
-        .transitions(0)
-        .into_iter()
-        .find(|(_, a)| matches!(a, Action::BecomeBackup { cause: Cause::HandoffComplete, .. }));
+    let done = sim.transitions(0).into_iter().find(|(_, a)| {
+        matches!(
+            a,
+            Action::BecomeBackup {
+                cause: Cause::HandoffComplete,
+                ..
+            }
+        )
+    });
     assert_eq!(done.map(|(at, _)| at), Some(ns(10_918_062_500)));
 }
 
@@ -452,7 +497,7 @@ fn shutdown_by_contrast_leaves_a_gap_of_skew_time() {
         if let Some(start) = gap_start
             && !s.masters(1).is_empty()
         {
-            gap = s.elapsed() - start;
+            gap = s.elapsed().saturating_sub(start);
             gap_start = None;
         }
     });

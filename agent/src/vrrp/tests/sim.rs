@@ -194,8 +194,10 @@ impl Sim {
         };
         self.now = self.now.max(next);
         let now = self.now;
-        let (due, later): (Vec<Flight>, Vec<Flight>) =
-            self.in_flight.drain(..).partition(|flight| flight.at <= now);
+        let (due, later): (Vec<Flight>, Vec<Flight>) = self
+            .in_flight
+            .drain(..)
+            .partition(|flight| flight.at <= now);
         self.in_flight = later;
         for flight in due {
             for (index, node) in self.nodes.iter_mut().enumerate() {

@@ -56,7 +56,11 @@ fn a_member_with_its_own_fault_stays_in_fault() {
         .handle_command(at(secs(2)), Command::Unfault(FaultCause::LinkDown))
         .expect("unfault");
     group.pump(at(secs(2)), &mut members);
-    assert_eq!(members[0].state(), StateKind::Fault, "member 1 is still faulty");
+    assert_eq!(
+        members[0].state(),
+        StateKind::Fault,
+        "member 1 is still faulty"
+    );
     assert_eq!(members[1].state(), StateKind::Fault);
     members[1]
         .handle_command(at(secs(3)), Command::Unfault(FaultCause::Tracked(3)))
@@ -132,7 +136,15 @@ fn partial_loss_does_not_flap_the_other_member() {
     let r2_vrid2_masterships = sim
         .transitions(r2)
         .iter()
-        .filter(|(_, a)| matches!(a, Action::BecomeMaster { cause: Cause::SyncGroup, .. }))
+        .filter(|(_, a)| {
+            matches!(
+                a,
+                Action::BecomeMaster {
+                    cause: Cause::SyncGroup,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(r2_vrid2_masterships, 1, "forced once, then stable");
 }
