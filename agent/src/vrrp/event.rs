@@ -3,23 +3,7 @@
 use core::fmt;
 use std::net::IpAddr;
 
-use crate::wire::{AdvertRepr, Priority, VirtualAddrs};
-
-/// An Ethernet address, as the data plane needs it to forward frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, octet) in self.0.iter().enumerate() {
-            if index > 0 {
-                f.write_str(":")?;
-            }
-            write!(f, "{octet:02x}")?;
-        }
-        Ok(())
-    }
-}
+use crate::wire::{AdvertRepr, MacAddr, Priority, VirtualAddrs};
 
 /// What the receive path knows about an advert besides its contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

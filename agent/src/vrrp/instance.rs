@@ -6,12 +6,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::wire::{AdvertRepr, Auth, Priority, VirtualAddrs, VrrpVersion};
+use crate::wire::{AdvertRepr, Auth, MacAddr, Priority, VirtualAddrs, VrrpVersion};
 
 use super::config::{ConfigError, InstanceConfig, OWNER_PRIORITY};
-use super::event::{
-    Action, BackupTraffic, Cause, Command, CommandError, FaultCause, MacAddr, RxMeta,
-};
+use super::event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, RxMeta};
 use super::stats::{Discard, Stats};
 use super::timer::{Timer, master_down_interval, skew_time};
 

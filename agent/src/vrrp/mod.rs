@@ -47,8 +47,10 @@ mod stats;
 mod sync_group;
 mod timer;
 
+/// Re-exported for callers building [`RxMeta`] and reading [`Action::ForwardTo`].
+pub use crate::wire::MacAddr;
 pub use config::{ConfigError, InstanceConfig};
-pub use event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, MacAddr, RxMeta};
+pub use event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, RxMeta};
 pub use instance::{Instance, StateKind};
 pub use stats::{Discard, DiscardKind, Stats};
 pub use sync_group::SyncGroup;
