@@ -30,7 +30,8 @@ pub enum Command {
     /// A tracked object recovered.
     Unfault(FaultCause),
     /// Planned handover to another router without a lost packet: keep serving, advertise
-    /// priority 0, and step down once the new master is heard (or the bound expires).
+    /// priority 0, and step down once the new master is heard (or the bound expires). The
+    /// instance then stays a backup that does not preempt until it next leaves Backup.
     GracefulHandoff,
     /// A sync-group peer became master; a backup follows it (keepalived `vrrp_sync_group`).
     SyncMaster,

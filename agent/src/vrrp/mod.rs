@@ -33,6 +33,28 @@
 //! time in milliseconds. The unit test `tests::architecture::no_io_in_the_state_machine`
 //! enforces this.
 //!
+//! # Choices the RFCs leave open
+//!
+//! - **Timer rounding**: `Skew_Time` and `Master_Down_Interval` are exact to the nanosecond
+//!   (rounded down), not truncated to centiseconds; see [`skew_time`].
+//! - **`preempt_delay`** (keepalived): the window starts when the instance starts (or leaves
+//!   Fault). Inside it, lower-priority adverts reset the timer as if preemption were off;
+//!   after it, they are discarded and the timer runs out `Master_Down_Interval` after the last
+//!   obeyed one. A zero delay is exactly RFC behaviour.
+//! - **Graceful handoff**: the master keeps serving and advertises priority 0 every interval;
+//!   the first advert with a non-zero priority from anyone completes it
+//!   ([`Action::ForwardTo`], then [`Action::BecomeBackup`] with
+//!   [`BackupTraffic::Forward`]). If none is heard within the bound it steps down anyway.
+//!   Afterwards it is an ordinary backup *except that it does not preempt*, for as long as it
+//!   stays Backup: the operator asked for the other router, so winning it back needs a
+//!   restart (`Shutdown` then `Startup`), a fault cycle, or the new master going silent.
+//! - **Owner**: discards every advert for its VRID (RFC 5798 §7.1) but, being master,
+//!   answers a lower-priority one at once like any RFC 9568 master.
+//! - **Tracking**: a master whose effective priority changes advertises it at once; a master
+//!   entering Fault resigns with priority 0 so backups take over after `Skew_Time`.
+//! - **Version 2**: the RFC 9568 immediate answer to lower priorities (and the
+//!   `lower_prio_no_advert` knob) applies to v2 instances too; RFC 3768 is silent there.
+//!
 //! # Layering
 //!
 //! Whether bytes are a *well-formed* advert (TTL, checksum, version, count, interval ≠ 0) is
