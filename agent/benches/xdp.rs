@@ -155,15 +155,10 @@ fn median_ns(program: &Xdp, frame: &[u8], repeat: u32, verdict: u32) -> f64 {
 fn flip(count: usize) {
     let root = tempdir_on_bpffs();
     let iface = "lo";
-    let (mut plane, _) = {
-        // Load without attaching: pin the maps, then open them the way the agent does.
-        let ebpf = dataplane::load(iface, Some(&root.join(iface))).expect("load with pins");
-        drop(ebpf);
-        (
-            dataplane::Dataplane::open_pinned(iface, &root).expect("open pins"),
-            (),
-        )
-    };
+    // Load without attaching: pin the maps, then open them the way the agent does.
+    let ebpf = dataplane::load(iface, Some(&root.join(iface))).expect("load with pins");
+    drop(ebpf);
+    let mut plane = dataplane::Dataplane::open_pinned(iface, &root).expect("open pins");
     let vip: IpAddr = "192.0.2.100".parse().unwrap();
     let states = [
         Ownership::Local { vrid: 51 },
@@ -182,15 +177,18 @@ fn flip(count: usize) {
         })
         .collect();
     samples.sort();
-    let p = |q: f64| {
-        let idx = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
-        samples[idx].as_nanos()
+    // The per-mille-th sample, nearest-rank.
+    let p = |per_mille: usize| {
+        let rank = (samples.len() * per_mille)
+            .div_ceil(1000)
+            .clamp(1, samples.len());
+        samples[rank - 1].as_nanos()
     };
     println!(
         "flip updates={count} p50_ns={} p99_ns={} max_ns={}",
-        p(0.50),
-        p(0.99),
-        p(1.0)
+        p(500),
+        p(990),
+        p(1000)
     );
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::process::Command::new("umount").arg(&root).status();

@@ -8,9 +8,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use vipflip::dataplane::{
-    self, AttachOutcome, DEFAULT_PIN_ROOT, Dataplane, DataplaneError, XdpModeChoice,
-};
+use vipflip::dataplane::{self, AttachOutcome, DEFAULT_PIN_ROOT, Dataplane, XdpModeChoice};
 use vipflip_common::{FAMILY_IPV4, FAMILY_IPV6, Outcome};
 
 #[derive(Parser)]
@@ -139,26 +137,25 @@ fn require_root(what: &str) -> anyhow::Result<()> {
 }
 
 fn print_maps(only: Option<&str>, pin_root: &Path) -> anyhow::Result<()> {
-    let ifaces: Vec<String> = match only {
-        Some(iface) => vec![iface.to_owned()],
-        None => {
-            let entries = std::fs::read_dir(pin_root).with_context(|| {
-                format!(
-                    "reading {} (is vipflip loaded anywhere?)",
-                    pin_root.display()
-                )
-            })?;
-            let mut names: Vec<String> = entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("VIPS").exists())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            if names.is_empty() {
-                bail!("no interface has vipflip maps under {}", pin_root.display());
-            }
-            names
+    let ifaces: Vec<String> = if let Some(iface) = only {
+        vec![iface.to_owned()]
+    } else {
+        let entries = std::fs::read_dir(pin_root).with_context(|| {
+            format!(
+                "reading {} (is vipflip loaded anywhere?)",
+                pin_root.display()
+            )
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join("VIPS").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            bail!("no interface has vipflip maps under {}", pin_root.display());
         }
+        names
     };
     for iface in ifaces {
         let plane = Dataplane::open_pinned(&iface, pin_root)?;
@@ -167,7 +164,7 @@ fn print_maps(only: Option<&str>, pin_root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_interface(plane: &Dataplane) -> Result<(), DataplaneError> {
+fn print_interface(plane: &Dataplane) -> anyhow::Result<()> {
     println!(
         "interface {} (pins: {})",
         plane.iface(),
@@ -180,16 +177,17 @@ fn print_interface(plane: &Dataplane) -> Result<(), DataplaneError> {
     }
     let vrids = plane.vrids()?;
     println!("  VRIDs ({}):", vrids.len());
-    for (family, vrid, allowed) in &vrids {
-        let stats = plane.vrid_stats(*family, *vrid)?;
-        let list = match allowed {
+    for filter in &vrids {
+        let (family, vrid) = (filter.family, filter.vrid);
+        let stats = plane.vrid_stats(family, vrid)?;
+        let list = match &filter.allowed {
             None => "any source".to_owned(),
             Some(list) => {
                 let list: Vec<String> = list.iter().map(IpAddr::to_string).collect();
                 format!("only from {}", list.join(", "))
             }
         };
-        let family = if *family == FAMILY_IPV6 {
+        let family = if family == FAMILY_IPV6 {
             "IPv6"
         } else {
             "IPv4"
@@ -220,7 +218,7 @@ fn print_interface(plane: &Dataplane) -> Result<(), DataplaneError> {
     // with traffic that no configured VRID explains (spoofing, a misconfigured peer).
     for family in [FAMILY_IPV4, FAMILY_IPV6] {
         for vrid in 1..=255u8 {
-            if vrids.iter().any(|(f, v, _)| *f == family && *v == vrid) {
+            if vrids.iter().any(|f| f.family == family && f.vrid == vrid) {
                 continue;
             }
             let stats = plane.vrid_stats(family, vrid)?;

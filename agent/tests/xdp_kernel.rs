@@ -2,7 +2,7 @@
 //! needed: a table of {what, input frame, expected verdict, expected output frame, expected
 //! counter deltas} (katran `testing/` style).
 //!
-//! Needs root (CAP_BPF + CAP_NET_ADMIN). Without it the tests say so and skip, except under
+//! Needs root (`CAP_BPF` + `CAP_NET_ADMIN`). Without it the tests say so and skip, except under
 //! `CI=true`, where they fail: CI runs as root and must run them.
 
 use std::net::IpAddr;
@@ -220,6 +220,10 @@ fn check(harness: &mut Harness, case: &Case) {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a fixture table reads best as one list"
+)]
 fn vrrp_cases(vlan: Option<u16>) -> Vec<Case> {
     let tag = if vlan.is_some() { "tagged" } else { "untagged" };
     let mut cases = Vec::new();
@@ -482,6 +486,10 @@ fn vrrp_cases(vlan: Option<u16>) -> Vec<Case> {
     cases
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a fixture table reads best as one list"
+)]
 fn vip_cases(vlan: Option<u16>) -> Vec<Case> {
     let tag = if vlan.is_some() { "tagged" } else { "untagged" };
     let mut cases = Vec::new();
@@ -745,7 +753,7 @@ fn flipping_a_vip_is_one_map_update() {
     let to_local = Ownership::Local { vrid: 51 };
     harness.vips(|vips| {
         vips.insert(VipKey::ipv4(V4_VIP_DROP), to_local.entry(), 0)
-            .unwrap()
+            .unwrap();
     });
     assert_eq!(
         harness.run(&frame).unwrap().0,
@@ -760,7 +768,7 @@ fn flipping_a_vip_is_one_map_update() {
     };
     harness.vips(|vips| {
         vips.insert(VipKey::ipv4(V4_VIP_DROP), to_owner.entry(), 0)
-            .unwrap()
+            .unwrap();
     });
     let (verdict, out) = harness.run(&frame).unwrap();
     assert_eq!(

@@ -20,7 +20,7 @@ pub const VRRP_TTL: u8 = 255;
 pub const VRRP_TYPE_ADVERTISEMENT: u8 = 1;
 /// Length of the fixed VRRP header, before the addresses (RFC 5798 §5.1).
 pub const VRRP_HEADER_LEN: usize = 8;
-/// VRRPv2 trails the addresses with 8 bytes of authentication data (RFC 3768 §5.1).
+/// VRRP version 2 trails the addresses with 8 bytes of authentication data (RFC 3768 §5.1).
 pub const VRRP_V2_AUTH_LEN: usize = 8;
 
 /// Capacity of the `VIPS` map.
@@ -233,7 +233,7 @@ pub enum Outcome {
     DropBadType,
     /// VRRP: the IP payload does not cover the header, the addresses (and v2 auth data).
     DropTruncated,
-    /// VRRP: Count IPvX Addr = 0 (RFC 9568 §5.2.5).
+    /// VRRP: `Count IPvX Addr` = 0 (RFC 9568 §5.2.5).
     DropZeroCount,
     /// VRRP: Max Adver Int = 0 (RFC 9568 §5.2.7).
     DropZeroInterval,
@@ -428,10 +428,12 @@ mod tests {
 
     #[test]
     fn stats_fields_follow_outcome_order() {
-        let mut stats = Stats::default();
-        stats.peer_not_allowed = 7;
-        stats.vip_forward_tx = 3;
-        stats.verdict_redirect = 9;
+        let stats = Stats {
+            peer_not_allowed: 7,
+            vip_forward_tx: 3,
+            verdict_redirect: 9,
+            ..Stats::default()
+        };
         assert_eq!(stats.outcome(Outcome::DropPeerNotAllowed), 7);
         assert_eq!(stats.outcome(Outcome::VipForwardTx), 3);
         assert_eq!(stats.verdict(XDP_REDIRECT), 9);
@@ -444,7 +446,18 @@ mod tests {
     #[test]
     fn constructors_zero_padding() {
         assert_eq!(VipKey::ipv4([192, 0, 2, 1]).addr[4..], [0; 12]);
-        assert_eq!(VipEntry::local(5)._pad, [0; 2]);
+        let local = VipEntry::local(5);
+        assert_eq!(
+            local,
+            VipEntry {
+                action: 1,
+                vrid: 5,
+                _pad: [0; 2],
+                ifindex: 0,
+                dst_mac: [0; 6],
+                src_mac: [0; 6]
+            }
+        );
         assert_eq!(VipEntry::drop(5).action, VipAction::Drop as u8);
         let f = VipEntry::forward(9, 3, [1; 6], [2; 6]);
         assert_eq!(

@@ -6,6 +6,14 @@
 //! The outcome and its verdict are counted at the single exit point, [`vipflip`].
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        clippy::inline_always,
+        reason = "BPF: helpers must inline into the program, so the verifier sees one function \
+                  and bounds checks stay next to the reads they guard"
+    )
+)]
 
 #[cfg(target_arch = "bpf")]
 mod maps;

@@ -40,6 +40,10 @@ impl Decision {
 
 /// The program's one exit point: every frame's outcome and verdict are counted here.
 #[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] entry signature is fixed"
+)]
 pub fn vipflip(ctx: XdpContext) -> u32 {
     let decision = decide(&ctx);
     if let Some(stats) = STATS.get_ptr_mut(0) {
@@ -210,7 +214,7 @@ fn vrrp(
     let key = VridKey::new(family, vrid);
     // SAFETY: the value is read once, by copy, right away; a concurrent agent update can at
     // worst give us the old or the new (both valid) entry.
-    let Some(entry) = (unsafe { VRIDS.get(&key) }).copied() else {
+    let Some(entry) = (unsafe { VRIDS.get(key) }).copied() else {
         return vrrp_verdict(Outcome::DropUnknownVrid, stat);
     };
     if entry.enforce_allow_list != 0 {
@@ -220,7 +224,7 @@ fn vrrp(
             _pad: [0; 2],
             addr: src,
         };
-        if PEERS.get_ptr(&peer).is_none() {
+        if PEERS.get_ptr(peer).is_none() {
             return vrrp_verdict(Outcome::DropPeerNotAllowed, stat);
         }
     }
@@ -245,7 +249,7 @@ fn vrrp_verdict(outcome: Outcome, vrid_stat: u32) -> Decision {
 #[inline(always)]
 fn vip(ctx: &XdpContext, frame: &Frame, key: VipKey) -> Decision {
     // SAFETY: copied out at once; see `vrrp`.
-    let Some(entry) = (unsafe { VIPS.get(&key) }).copied() else {
+    let Some(entry) = (unsafe { VIPS.get(key) }).copied() else {
         return Decision::pass(Outcome::PassOther);
     };
     match VipAction::from_u8(entry.action) {
@@ -288,7 +292,9 @@ fn forward(ctx: &XdpContext, frame: &Frame, entry: &VipEntry) -> Decision {
         };
     }
     // SAFETY: a plain helper call; flags 0 = egress.
-    let action = unsafe { bpf_redirect(entry.ifindex, 0) } as u32;
+    let ret = unsafe { bpf_redirect(entry.ifindex, 0) };
+    // The helper returns XDP_REDIRECT, or XDP_ABORTED for flags it rejects (none here).
+    let action = u32::try_from(ret).unwrap_or(xdp_action::XDP_ABORTED);
     Decision {
         action,
         outcome: Outcome::VipForwardRedirect,

@@ -2,8 +2,8 @@
 //! and a bpffs that clean up after themselves even when a test panics, and the way to find
 //! the `vipflip` binary.
 //!
-//! Test traffic stays inside namespaces these helpers create, on 192.0.2.0/24,
-//! 198.51.100.0/24 and 2001:db8::/32.
+//! Test traffic stays inside namespaces these helpers create, on `192.0.2.0/24`,
+//! `198.51.100.0/24` and `2001:db8::/32`.
 
 use std::{
     path::{Path, PathBuf},

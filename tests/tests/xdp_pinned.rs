@@ -27,6 +27,7 @@ fn frame_to_vip() -> Vec<u8> {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
 fn pins_survive_the_loader_and_a_flip_changes_the_verdict() {
     if !root_or_skip("pins_survive_the_loader_and_a_flip_changes_the_verdict") {
         return;

@@ -65,11 +65,10 @@ pub fn xdp(root: &Path) -> anyhow::Result<()> {
 }
 
 fn capture(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|e| format!("({program} failed: {e})"))
+    Command::new(program).args(args).output().map_or_else(
+        |e| format!("({program} failed: {e})"),
+        |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+    )
 }
 
 fn cpu_model() -> String {

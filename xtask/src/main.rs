@@ -66,7 +66,7 @@ enum XdpMode {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BenchKind {
-    /// XDP per-packet cost of each path (BPF_PROG_TEST_RUN) and the userspace owner flip.
+    /// XDP per-packet cost of each path (`BPF_PROG_TEST_RUN`) and the userspace owner flip.
     Xdp,
 }
 

@@ -26,7 +26,7 @@ use aya::{
     },
 };
 use aya_obj::programs::XdpAttachType;
-pub use maps::{MapName, Ownership};
+pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats};
 
@@ -124,6 +124,15 @@ impl std::fmt::Display for AttachedMode {
             AttachedMode::Skb => "skb (generic)",
         })
     }
+}
+
+/// One virtual router declared on the interface (a `VRIDS` entry and its `PEERS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VridFilter {
+    pub family: u8,
+    pub vrid: u8,
+    /// `Some`: only these sources are accepted; `None`: any source.
+    pub allowed: Option<Vec<IpAddr>>,
 }
 
 /// The maps of one interface's XDP program, opened from their pins.
@@ -242,7 +251,7 @@ impl Dataplane {
     /// Every VIP and its ownership, as the program sees them.
     pub fn vips(&self) -> Result<Vec<(IpAddr, Ownership)>, DataplaneError> {
         let mut out = Vec::new();
-        for item in self.vips.iter() {
+        for item in &self.vips {
             let (key, entry) =
                 item.map_err(|source| self.map_error(MapName::Vips, "iterate", source))?;
             let (Some(addr), Some(ownership)) = (
@@ -338,11 +347,11 @@ impl Dataplane {
         Ok(())
     }
 
-    /// The configured VRIDs: (family, vrid, allow-list if enforced).
-    pub fn vrids(&self) -> Result<Vec<(u8, u8, Option<Vec<IpAddr>>)>, DataplaneError> {
+    /// The configured virtual routers, sorted by family then VRID.
+    pub fn vrids(&self) -> Result<Vec<VridFilter>, DataplaneError> {
         let peers: Vec<PeerKey> = self.peers.keys().filter_map(Result::ok).collect();
         let mut out = Vec::new();
-        for item in self.vrids.iter() {
+        for item in &self.vrids {
             let (key, entry) =
                 item.map_err(|source| self.map_error(MapName::Vrids, "iterate", source))?;
             let allowed = (entry.enforce_allow_list != 0).then(|| {
@@ -354,9 +363,13 @@ impl Dataplane {
                 list.sort();
                 list
             });
-            out.push((key.family, key.vrid, allowed));
+            out.push(VridFilter {
+                family: key.family,
+                vrid: key.vrid,
+                allowed,
+            });
         }
-        out.sort_by_key(|(family, vrid, _)| (*family, *vrid));
+        out.sort_by_key(|f| (f.family, f.vrid));
         Ok(out)
     }
 
@@ -535,11 +548,11 @@ fn attach_program(
         XdpModeChoice::Skb => &[(XdpMode::Skb, AttachedMode::Skb)],
     };
     let mut last_error = None;
-    let mut attached = None;
+    let mut success = None;
     for (xdp_mode, label) in tries {
         match program.attach_to_if_index(ifindex, *xdp_mode) {
             Ok(link_id) => {
-                attached = Some((link_id, *label));
+                success = Some((link_id, *label));
                 break;
             }
             Err(err) => {
@@ -548,15 +561,15 @@ fn attach_program(
             }
         }
     }
-    let Some((link_id, label)) = attached else {
-        let tried = match mode {
+    let Some((link_id, attached_mode)) = success else {
+        let modes = match mode {
             XdpModeChoice::Auto => "driver and skb mode",
             XdpModeChoice::Driver => "driver mode",
             XdpModeChoice::Skb => "skb mode",
         };
         return Err(DataplaneError::Attach {
             iface: iface.to_owned(),
-            tried,
+            tried: modes,
             source: last_error.unwrap_or(ProgramError::NotLoaded),
         });
     };
@@ -568,10 +581,10 @@ fn attach_program(
     }
     pin_link(program, link_id, iface, &dir.join("link"))?;
     log::info!(
-        "{iface}: XDP attached in {label} mode, pinned under {}",
+        "{iface}: XDP attached in {attached_mode} mode, pinned under {}",
         dir.display()
     );
-    Ok(label)
+    Ok(attached_mode)
 }
 
 /// Pins the link of an attached program, so it stays attached after this process.

@@ -19,7 +19,7 @@ pub const V6_VRRP_GROUP: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 /// The VRID whose adverts are only accepted from `V4_PEER` / `V6_PEER`.
 pub const ALLOW_LISTED_VRID: u8 = 52;
 
-/// 2001:db8::`low`.
+/// `2001:db8::<low>`.
 const fn v6(low: u16) -> [u8; 16] {
     let [hi, lo] = low.to_be_bytes();
     [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, hi, lo]
@@ -80,7 +80,7 @@ pub fn ipv6(
     h
 }
 
-/// A VRRPv3 advert (checksum left 0: XDP does not verify it).
+/// A VRRP version 3 advert (checksum left 0: XDP does not verify it).
 pub fn vrrp_v3(vrid: u8, priority: u8, count: u8, interval_cs: u16, addrs: &[u8]) -> Vec<u8> {
     let mut a = vec![0x31, vrid, priority, count];
     a.extend_from_slice(&(interval_cs & 0x0fff).to_be_bytes());
@@ -89,7 +89,7 @@ pub fn vrrp_v3(vrid: u8, priority: u8, count: u8, interval_cs: u16, addrs: &[u8]
     a
 }
 
-/// A VRRPv2 advert with auth type 0 and 8 bytes of auth data.
+/// A VRRP version 2 advert with auth type 0 and 8 bytes of auth data.
 pub fn vrrp_v2(vrid: u8, priority: u8, count: u8, interval_s: u8, addrs: &[u8]) -> Vec<u8> {
     let mut a = vec![0x21, vrid, priority, count, 0, interval_s, 0, 0];
     a.extend_from_slice(addrs);
@@ -105,7 +105,7 @@ pub fn arp_request(sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
     a
 }
 
-/// An ICMPv6 message of `icmp_type` with `body` after the 4-byte header + 4 reserved bytes.
+/// An `ICMPv6` message of `icmp_type` with `body` after the 4-byte header + 4 reserved bytes.
 pub fn icmpv6(icmp_type: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![icmp_type, 0, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(body);
