@@ -780,7 +780,7 @@ proptest! {
     fn parse_never_panics_past_length_and_checksum(
         version in prop_oneof![Just(2_u8), Just(3_u8), 0..16_u8],
         count in any::<u8>(),
-        fill in prop::collection::vec(any::<u8>(), 8 + 255 * 16 + 8),
+        fill in prop::collection::vec(any::<u8>(), 8 + 255 * 16 + 8 + 2),
         (v6, extra) in (any::<bool>(), 0..3_usize),
     ) {
         let family = if v6 { Family::Ipv6 } else { Family::Ipv4 };
