@@ -324,10 +324,13 @@ pub fn emit_advert(
     let header = need - repr.buffer_len();
     let mut packet = Packet::new_unchecked(&mut buf[header..], repr.family());
     repr.emit(&mut packet, &ip.ctx)?;
-    // `validate` bounds an advert to 255 IPv6 addresses, 4 096 bytes with the header.
-    let total = u16::try_from(need).map_err(|_| ReprError::AddrCount {
+    // `validate` bounds an advert to 255 IPv6 addresses: 4 088 bytes, 4 128 with the header,
+    // so both length fields fit; the error path only keeps this total.
+    let too_long = |_| ReprError::AddrCount {
         got: repr.addrs.len(),
-    })?;
+    };
+    let total = u16::try_from(need).map_err(too_long)?;
+    let payload = u16::try_from(repr.buffer_len()).map_err(too_long)?;
     match (ip.ctx.src(), ip.ctx.dst()) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let h = Ipv4Header {
@@ -349,7 +352,7 @@ pub fn emit_advert(
                 hop_limit: VRRP_TTL,
                 traffic_class: TOS_NETWORK_CONTROL,
                 flow_label: ip.flow_label,
-                payload_len: total - 40,
+                payload_len: payload,
             };
             h.emit(buf);
         }
