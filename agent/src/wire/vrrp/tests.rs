@@ -404,6 +404,20 @@ fn rejects_v2_over_ipv6() {
 }
 
 #[test]
+fn rejects_longest_v2_over_ipv6() {
+    // The largest input the length rules allow (count 255 of 16 bytes, auth data, trailing
+    // bytes) is refused as v2-over-IPv6 before any address is read.
+    let mut bytes = vec![0; 8 + 255 * 16 + 8 + 2];
+    let mut p = Packet::new_unchecked(&mut bytes[..], Family::Ipv6);
+    p.set_version(2);
+    p.set_msg_type(1);
+    p.set_addr_count(255);
+    let p = Packet::new_checked(&bytes[..], Family::Ipv6).unwrap();
+    let ctx = ChecksumContext::ipv6(SRC6, GROUP6);
+    assert_eq!(AdvertRepr::parse(&p, &ctx), Err(AdvertError::Ipv6InV2));
+}
+
+#[test]
 fn rejects_family_mismatch() {
     let g = golden("v3/IPv4 RFC 5798");
     let ctx6 = ChecksumContext::ipv6(SRC6, GROUP6);
