@@ -21,14 +21,14 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::HashMap,
+    maps::{Array, HashMap},
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use frames::{
     V4_CLIENT, V4_PEER, V4_VIP_FORWARD_TX, V4_VIP_LOCAL, V4_VRRP_GROUP, eth, ipv4, vrrp_v3,
 };
 use vipflip::dataplane::{self, Ownership};
-use vipflip_common::{FAMILY_IPV4, VipEntry, VipKey, VridEntry, VridKey};
+use vipflip_common::{FAMILY_IPV4, VipEntry, VipKey, VridEntry, VridKey, vip_filter_bit};
 
 const ROUNDS: usize = 7;
 
@@ -211,6 +211,13 @@ fn fill_maps(ebpf: &mut Ebpf) {
         let [_, _, a, b] = i.to_be_bytes();
         vips.insert(VipKey::ipv4([198, 51, a, b]), VipEntry::drop(52), 0)
             .unwrap();
+    }
+    let keys: Vec<VipKey> = vips.keys().map(Result::unwrap).collect();
+    let mut filter: Array<_, u64> = Array::try_from(ebpf.map_mut("VIP_FILTER").unwrap()).unwrap();
+    for key in keys {
+        let bit = vip_filter_bit(&key);
+        let word = filter.get(&(bit / 64), 0).unwrap();
+        filter.set(bit / 64, word | 1 << (bit % 64), 0).unwrap();
     }
     let mut vrids: HashMap<_, VridKey, VridEntry> =
         HashMap::try_from(ebpf.map_mut("VRIDS").unwrap()).unwrap();

@@ -9,13 +9,13 @@ use std::net::IpAddr;
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use vipflip::dataplane::{self, Ownership};
 use vipflip_common::{
     FAMILY_IPV4, FAMILY_IPV6, Outcome, PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey,
-    VridStats, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, vrid_stats_index,
+    VridStats, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, vip_filter_bit, vrid_stats_index,
 };
 
 mod frames;
@@ -75,6 +75,15 @@ impl Harness {
                 vips.insert(VipKey::ipv6(addr), entry, 0).unwrap();
             }
         });
+        let keys: Vec<VipKey> =
+            HashMap::<_, VipKey, VipEntry>::try_from(harness.ebpf.map("VIPS").unwrap())
+                .unwrap()
+                .keys()
+                .map(Result::unwrap)
+                .collect();
+        for key in keys {
+            harness.set_filter_bit(&key);
+        }
         let mut vrids: HashMap<_, VridKey, VridEntry> =
             HashMap::try_from(harness.ebpf.map_mut("VRIDS").unwrap()).unwrap();
         let open = VridEntry {
@@ -131,6 +140,15 @@ impl Harness {
     fn vips(&mut self, f: impl FnOnce(&mut HashMap<&mut MapData, VipKey, VipEntry>)) {
         let mut vips = HashMap::try_from(self.ebpf.map_mut("VIPS").unwrap()).unwrap();
         f(&mut vips);
+    }
+
+    /// Sets `key`'s `VIP_FILTER` bit, as `Dataplane::set_vip` does for a new VIP.
+    fn set_filter_bit(&mut self, key: &VipKey) {
+        let mut filter: Array<_, u64> =
+            Array::try_from(self.ebpf.map_mut("VIP_FILTER").unwrap()).unwrap();
+        let bit = vip_filter_bit(key);
+        let word = filter.get(&(bit / 64), 0).unwrap();
+        filter.set(bit / 64, word | 1 << (bit % 64), 0).unwrap();
     }
 
     fn program(&mut self) -> &mut Xdp {
@@ -780,5 +798,53 @@ fn flipping_a_vip_is_one_map_update() {
         harness.run(&frame).unwrap().0,
         XDP_PASS,
         "{vip} after removal"
+    );
+}
+
+#[test]
+fn the_vip_filter_gates_the_lookup() {
+    if !root_or_skip("the_vip_filter_gates_the_lookup") {
+        return;
+    }
+    let mut harness = Harness::new();
+    // In VIPS but without its filter bit (written behind vipflip's back): not looked up.
+    let hidden = [192, 0, 2, 200];
+    harness.vips(|vips| {
+        vips.insert(VipKey::ipv4(hidden), VipEntry::drop(51), 0)
+            .unwrap();
+    });
+    let frame = eth(None, 0x0800, &ipv4(V4_CLIENT, hidden, 17, 64, &[0; 8]));
+    check(
+        &mut harness,
+        &Case {
+            what: "VIP without filter bit".into(),
+            frame,
+            verdict: XDP_PASS,
+            outcome: Outcome::PassOther,
+            out: None,
+            vrid_delta: None,
+        },
+    );
+    // Not a VIP, but sharing a filter bit with one: the lookup misses and it passes.
+    // 2001:db8::1:102 folds like 2001:db8::103 (0x0001 ^ 0x0102 = 0x0103).
+    let mut twin = V6_VIP_DROP;
+    twin[12..].copy_from_slice(&[0, 1, 1, 2]);
+    let vip_bit = vip_filter_bit(&VipKey::ipv6(V6_VIP_DROP));
+    assert_eq!(
+        vip_filter_bit(&VipKey::ipv6(twin)),
+        vip_bit,
+        "the twin must share the bit"
+    );
+    let frame = eth(None, 0x86dd, &ipv6(V6_CLIENT, twin, 17, 64, &[0; 8]));
+    check(
+        &mut harness,
+        &Case {
+            what: "non-VIP sharing a filter bit".into(),
+            frame,
+            verdict: XDP_PASS,
+            outcome: Outcome::PassOther,
+            out: None,
+            vrid_delta: None,
+        },
     );
 }

@@ -169,7 +169,14 @@ fn build_and_load(root: &Path, iface: &str, mode: XdpMode, pin_dir: &Path) -> an
     )?;
     println!();
     println!("Inspect it with:");
-    for map in ["VIPS", "VRIDS", "PEERS", "STATS", "VRID_STATS"] {
+    for map in [
+        "VIPS",
+        "VRIDS",
+        "PEERS",
+        "STATS",
+        "VRID_STATS",
+        "VIP_FILTER",
+    ] {
         println!("  bpftool map dump pinned {pin_dir}/{iface}/{map}");
     }
     println!("  bpftool prog show pinned {pin_dir}/{iface}/prog");

@@ -21,15 +21,17 @@ pub enum MapName {
     Peers,
     Stats,
     VridStats,
+    VipFilter,
 }
 
 impl MapName {
-    pub const ALL: [MapName; 5] = [
+    pub const ALL: [MapName; 6] = [
         MapName::Vips,
         MapName::Vrids,
         MapName::Peers,
         MapName::Stats,
         MapName::VridStats,
+        MapName::VipFilter,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -39,6 +41,7 @@ impl MapName {
             MapName::Peers => "PEERS",
             MapName::Stats => "STATS",
             MapName::VridStats => "VRID_STATS",
+            MapName::VipFilter => "VIP_FILTER",
         }
     }
 }
@@ -178,6 +181,7 @@ where
     let map = match name {
         MapName::Vips | MapName::Vrids | MapName::Peers => Map::HashMap(data),
         MapName::Stats | MapName::VridStats => Map::PerCpuArray(data),
+        MapName::VipFilter => Map::Array(data),
     };
     T::try_from(map).map_err(|source| DataplaneError::Map {
         iface: iface.to_owned(),

@@ -2,7 +2,7 @@
 //! the `vipflip` XDP program (crate `vipflip-ebpf`, embedded at build time).
 //!
 //! Per interface, everything lives under `<pin_root>/<ifname>/`:
-//! `VIPS`, `VRIDS`, `PEERS`, `STATS`, `VRID_STATS` (the maps), `prog` (the program) and `link`
+//! `VIPS`, `VRIDS`, `PEERS`, `STATS`, `VRID_STATS`, `VIP_FILTER` (the maps), `prog` (the program) and `link`
 //! (the XDP link). Because the link is pinned, the program stays attached when the agent exits
 //! or restarts; a restarted agent re-opens the pins ([`Dataplane::attach`] does so by itself)
 //! instead of reloading, so traffic never stops flowing (hitless restart). Only
@@ -11,6 +11,7 @@
 mod maps;
 
 use std::{
+    collections::HashSet,
     ffi::CString,
     fs, io,
     net::IpAddr,
@@ -19,7 +20,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -28,7 +29,10 @@ use aya::{
 use aya_obj::programs::XdpAttachType;
 pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
-use vipflip_common::{PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats};
+use vipflip_common::{
+    PeerKey, Stats, VIP_FILTER_WORDS, VipEntry, VipKey, VridEntry, VridKey, VridStats,
+    vip_filter_bit,
+};
 
 /// The compiled XDP object, built by `build.rs` through aya-build.
 pub static EBPF_OBJECT: &[u8] =
@@ -145,6 +149,10 @@ pub struct Dataplane {
     peers: HashMap<MapData, PeerKey, u8>,
     stats: PerCpuArray<MapData, Stats>,
     vrid_stats: PerCpuArray<MapData, VridStats>,
+    vip_filter: Array<MapData, u64>,
+    /// The keys in `VIPS`, so that `set_vip` on a known VIP (the flip) is one map update and
+    /// `remove_vip` can recompute the filter word it clears.
+    known_vips: HashSet<VipKey>,
 }
 
 impl Dataplane {
@@ -183,7 +191,7 @@ impl Dataplane {
         }
         let ifindex = ifindex(iface).unwrap_or(0);
         let open = |map: MapName| maps::open(iface, &dir, map);
-        Ok(Self {
+        let mut plane = Self {
             iface: iface.to_owned(),
             ifindex,
             vips: maps::typed(iface, MapName::Vips, open(MapName::Vips)?)?,
@@ -191,8 +199,56 @@ impl Dataplane {
             peers: maps::typed(iface, MapName::Peers, open(MapName::Peers)?)?,
             stats: maps::typed(iface, MapName::Stats, open(MapName::Stats)?)?,
             vrid_stats: maps::typed(iface, MapName::VridStats, open(MapName::VridStats)?)?,
+            vip_filter: maps::typed(iface, MapName::VipFilter, open(MapName::VipFilter)?)?,
+            known_vips: HashSet::new(),
             dir,
-        })
+        };
+        plane.rebuild_vip_filter()?;
+        Ok(plane)
+    }
+
+    /// Makes `VIP_FILTER` exactly the bits of the VIPs in `VIPS` (whoever wrote them), and
+    /// remembers those VIPs.
+    fn rebuild_vip_filter(&mut self) -> Result<(), DataplaneError> {
+        self.known_vips = self.vips.keys().filter_map(Result::ok).collect();
+        let mut words = vec![0u64; VIP_FILTER_WORDS as usize];
+        for key in &self.known_vips {
+            let bit = vip_filter_bit(key);
+            words[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+        for (index, want) in (0..VIP_FILTER_WORDS).zip(words) {
+            let have = self
+                .vip_filter
+                .get(&index, 0)
+                .map_err(|source| self.map_error(MapName::VipFilter, "lookup", source))?;
+            if have != want {
+                self.write_filter_word(index, want)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_filter_word(&mut self, index: u32, word: u64) -> Result<(), DataplaneError> {
+        self.vip_filter
+            .set(index, word, 0)
+            .map_err(|source| DataplaneError::Map {
+                iface: self.iface.clone(),
+                map: MapName::VipFilter,
+                op: "update",
+                source,
+            })
+    }
+
+    /// The filter word holding `key`'s bit, as the known VIPs want it.
+    fn filter_word_for(&self, key: &VipKey) -> (u32, u64) {
+        let index = vip_filter_bit(key) / 64;
+        let word = self
+            .known_vips
+            .iter()
+            .map(vip_filter_bit)
+            .filter(|bit| bit / 64 == index)
+            .fold(0u64, |word, bit| word | 1 << (bit % 64));
+        (index, word)
     }
 
     /// Takes the program off `iface` and removes every pin under `<pin_root>/<iface>/`.
@@ -233,19 +289,34 @@ impl Dataplane {
     ///
     /// This is the ownership flip: **one** `BPF_MAP_UPDATE_ELEM` on `VIPS`, atomic for the
     /// XDP program (each packet sees the old entry or the new one, never a mix).
+    ///
+    /// A VIP not seen before first gets its `VIP_FILTER` bit (so the program looks it up at
+    /// all); that is set-up, not the flip.
     pub fn set_vip(&mut self, vip: IpAddr, ownership: Ownership) -> Result<(), DataplaneError> {
-        let entry = ownership.entry();
+        let key = maps::vip_key(vip);
+        if !self.known_vips.contains(&key) {
+            self.known_vips.insert(key);
+            let (index, word) = self.filter_word_for(&key);
+            self.write_filter_word(index, word)?;
+        }
         self.vips
-            .insert(maps::vip_key(vip), entry, 0)
+            .insert(key, ownership.entry(), 0)
             .map_err(|source| self.map_error(MapName::Vips, "update", source))
     }
 
     /// Forgets `vip`: its traffic is passed untouched again. Absent VIPs are not an error.
     pub fn remove_vip(&mut self, vip: IpAddr) -> Result<(), DataplaneError> {
-        match self.vips.remove(&maps::vip_key(vip)) {
-            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
-            Err(source) => Err(self.map_error(MapName::Vips, "delete", source)),
+        let key = maps::vip_key(vip);
+        match self.vips.remove(&key) {
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+            Err(source) => return Err(self.map_error(MapName::Vips, "delete", source)),
         }
+        // The filter bit goes after the entry, and only if no other VIP shares it.
+        if self.known_vips.remove(&key) {
+            let (index, word) = self.filter_word_for(&key);
+            self.write_filter_word(index, word)?;
+        }
+        Ok(())
     }
 
     /// Every VIP and its ownership, as the program sees them.
