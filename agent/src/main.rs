@@ -102,9 +102,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
             if hold {
-                loop {
-                    std::thread::park();
-                }
+                hold_and_log(&iface, &pin_dir)?;
             }
             Ok(())
         }
@@ -123,6 +121,28 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Maps { iface, pin_dir } => print_maps(iface.as_deref(), &pin_dir),
+    }
+}
+
+/// Stays up until killed, passing the XDP program's (rare) log records to stderr.
+fn hold_and_log(iface: &str, pin_dir: &Path) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let mut logger = dataplane::program_logger(iface, pin_dir)?;
+    loop {
+        let mut fd = libc::pollfd {
+            fd: logger.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&raw mut fd, 1, -1) };
+        if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            bail!(
+                "polling the XDP log buffer: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        logger.flush();
     }
 }
 

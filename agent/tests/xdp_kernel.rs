@@ -848,3 +848,58 @@ fn the_vip_filter_gates_the_lookup() {
         },
     );
 }
+
+/// Collects log records, for checking what the XDP program logs through aya-log.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", record.level(), record.args()));
+    }
+
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_bad_vips_entry_is_passed_and_logged() {
+    if !root_or_skip("a_bad_vips_entry_is_passed_and_logged") {
+        return;
+    }
+    let mut harness = Harness::new();
+    let capture = Capture::default();
+    let mut logger = aya_log::EbpfLogger::init_with_logger(&mut harness.ebpf, capture.clone())
+        .expect("the program has an aya-log buffer");
+    let mut bad = VipEntry::local(51);
+    bad.action = 9;
+    harness.vips(|vips| vips.insert(VipKey::ipv4(V4_VIP_LOCAL), bad, 0).unwrap());
+    let frame = eth(
+        None,
+        0x0800,
+        &ipv4(V4_CLIENT, V4_VIP_LOCAL, 17, 64, &[0; 8]),
+    );
+    check(
+        &mut harness,
+        &Case {
+            what: "bad VIPS entry".into(),
+            frame,
+            verdict: XDP_PASS,
+            outcome: Outcome::VipBadEntry,
+            out: None,
+            vrid_delta: None,
+        },
+    );
+    logger.flush();
+    let records = capture.0.lock().unwrap().clone();
+    assert_eq!(
+        records,
+        vec!["ERROR VIPS entry with action 9 ifindex 0 is invalid".to_owned()]
+    );
+}

@@ -11,7 +11,7 @@ use std::{
 
 use aya::programs::{TestRun, TestRunOptions};
 use vipflip::dataplane::{self, Dataplane, Ownership};
-use vipflip_common::{Outcome, XDP_DROP, XDP_PASS};
+use vipflip_common::{FAMILY_IPV4, Outcome, XDP_DROP, XDP_PASS};
 use vipflip_integration_tests::{BpfFs, Netns, root_or_skip, unique, veth, vipflip_bin, wait_for};
 
 const VIP: &str = "192.0.2.100";
@@ -268,4 +268,133 @@ fn forward_sends_vip_traffic_to_the_owner_on_the_wire() {
         !client.ping_once(VIP),
         "ping answered while r1 drops the VIP"
     );
+}
+
+/// A v3/IPv4 advert for VRID 51 from `src`, as a frame for `BPF_PROG_TEST_RUN`.
+fn advert_from(src: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![1, 0, 0x5e, 0, 0, 0x12, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, 0, 32, 0, 0, 0x40, 0, 255, 112, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[224, 0, 0, 18]);
+    f.extend_from_slice(&[0x31, 51, 100, 1, 0, 100, 0, 0, 192, 0, 2, 100]);
+    f
+}
+
+#[test]
+#[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
+fn vrid_filters_and_allow_lists_follow_the_api() {
+    if !root_or_skip("vrid_filters_and_allow_lists_follow_the_api") {
+        return;
+    }
+    let router = Netns::new("vft-r");
+    let peer = Netns::new("vft-p");
+    let (r_if, p_if) = (unique("vfr"), unique("vfp"));
+    veth(&router, &r_if, &peer, &p_if);
+    let bpffs = BpfFs::new();
+    let pin_root = bpffs.path().to_str().unwrap().to_owned();
+    let load = router
+        .command(vipflip_bin().to_str().unwrap())
+        .args(["load", "--iface", &r_if, "--pin-dir", &pin_root])
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "load: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let mut plane = Dataplane::open_pinned(&r_if, bpffs.path()).expect("open pins");
+    let program = dataplane::pinned_program(&r_if, bpffs.path()).unwrap();
+    let verdict = |src: [u8; 4]| {
+        let frame = advert_from(src);
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(&frame),
+                ..TestRunOptions::default()
+            })
+            .unwrap()
+            .return_value
+    };
+    let (one, two): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+
+    assert_eq!(
+        verdict([192, 0, 2, 1]),
+        XDP_DROP,
+        "VRID 51 not declared yet"
+    );
+    assert_eq!(plane.stats().unwrap().outcome(Outcome::DropUnknownVrid), 1);
+
+    plane.set_vrid_filter(FAMILY_IPV4, 51, None).unwrap();
+    assert_eq!(
+        verdict([192, 0, 2, 1]),
+        XDP_PASS,
+        "any source while no allow-list is set"
+    );
+
+    plane
+        .set_vrid_filter(FAMILY_IPV4, 51, Some(&[two]))
+        .unwrap();
+    assert_eq!(
+        verdict([192, 0, 2, 1]),
+        XDP_DROP,
+        "192.0.2.1 is not on the list"
+    );
+    assert_eq!(
+        verdict([192, 0, 2, 2]),
+        XDP_PASS,
+        "192.0.2.2 is on the list"
+    );
+    assert_eq!(
+        plane.stats().unwrap().outcome(Outcome::DropPeerNotAllowed),
+        1
+    );
+    let filters = plane.vrids().unwrap();
+    assert_eq!(filters.len(), 1);
+    assert_eq!(
+        (
+            filters[0].family,
+            filters[0].vrid,
+            filters[0].allowed.clone()
+        ),
+        (FAMILY_IPV4, 51, Some(vec![two]))
+    );
+
+    // Replacing the list drops the old entries.
+    plane
+        .set_vrid_filter(FAMILY_IPV4, 51, Some(&[one]))
+        .unwrap();
+    assert_eq!(
+        verdict([192, 0, 2, 2]),
+        XDP_DROP,
+        "192.0.2.2 was taken off the list"
+    );
+    assert_eq!(verdict([192, 0, 2, 1]), XDP_PASS);
+
+    let counted = plane.vrid_stats(FAMILY_IPV4, 51).unwrap();
+    assert_eq!(
+        (counted.accepted, counted.dropped),
+        (3, 3),
+        "per-VRID counters"
+    );
+
+    // Bad requests are refused with a reason and change nothing.
+    let v6: IpAddr = "2001:db8::1".parse().unwrap();
+    let err = plane
+        .set_vrid_filter(FAMILY_IPV4, 51, Some(&[v6]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holds an IPv6 address"), "{err}");
+    let err = plane
+        .set_vrid_filter(FAMILY_IPV4, 0, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("VRID 0 is not valid"), "{err}");
+    assert_eq!(
+        verdict([192, 0, 2, 1]),
+        XDP_PASS,
+        "a refused request changed the filter"
+    );
+
+    plane.remove_vrid(FAMILY_IPV4, 51).unwrap();
+    assert_eq!(verdict([192, 0, 2, 1]), XDP_DROP, "VRID 51 removed");
+    assert!(plane.vrids().unwrap().is_empty());
 }

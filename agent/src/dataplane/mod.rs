@@ -543,6 +543,24 @@ pub fn program_mut<'a>(ebpf: &'a mut Ebpf, iface: &str) -> Result<&'a mut Xdp, D
         })
 }
 
+/// Reads the log records of the program attached to `iface` (aya-log; only rare events, never
+/// per packet: see ARCHITECTURE.md) into the `log` crate. Call `flush` when its fd is readable.
+pub fn program_logger(
+    iface: &str,
+    pin_root: &Path,
+) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>, DataplaneError> {
+    let program = pinned_program(iface, pin_root)?;
+    let info = program.info().map_err(|source| DataplaneError::Program {
+        iface: iface.to_owned(),
+        what: "info",
+        source,
+    })?;
+    aya_log::EbpfLogger::init_from_id(info.id()).map_err(|source| DataplaneError::Invalid {
+        iface: iface.to_owned(),
+        message: format!("opening the program's log buffer: {source}"),
+    })
+}
+
 /// Opens the pinned program of `iface` (for `BPF_PROG_TEST_RUN` against what is attached).
 pub fn pinned_program(iface: &str, pin_root: &Path) -> Result<Xdp, DataplaneError> {
     let path = pin_root.join(iface).join("prog");
