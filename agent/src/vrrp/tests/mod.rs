@@ -44,9 +44,9 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// Router `n`'s primary address: 10.0.0.n.
+/// Router `n`'s primary address: 192.0.2.n.
 fn addr(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, n))
 }
 
 /// Router `n`'s MAC: 02:00:00:00:00:n.

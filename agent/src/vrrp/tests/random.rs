@@ -107,7 +107,7 @@ fn run(seed: u64) -> Result<u64, String> {
         config.advert_interval = interval;
         config.preempt = rng.chance(85);
         setup.push(format!(
-            "10.0.0.{n}: priority {priority}, preempt {}",
+            "192.0.2.{n}: priority {priority}, preempt {}",
             config.preempt
         ));
         sim.add(n, config);

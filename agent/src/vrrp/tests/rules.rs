@@ -435,14 +435,14 @@ fn master_steps_down_on_higher_priority() {
 
 #[test]
 fn master_tie_break_by_address() {
-    // Equal priority from 10.0.0.3 > 10.0.0.2: step down.
+    // Equal priority from 192.0.2.3 > 192.0.2.2: step down.
     let mut instance = master();
     instance
         .handle_advert(at(secs(5)), rx(3), &advert(1, 100, secs(1)))
         .expect("accepted");
     assert_eq!(instance.last_cause(), Some(Cause::TieBreakLost));
     assert_eq!(instance.state(), StateKind::Backup);
-    // Equal priority from 10.0.0.1 < 10.0.0.2: stay, and assert with an advert.
+    // Equal priority from 192.0.2.1 < 192.0.2.2: stay, and assert with an advert.
     let mut instance = master();
     instance
         .handle_advert(at(secs(5)), rx(1), &advert(1, 100, secs(1)))
@@ -453,13 +453,13 @@ fn master_tie_break_by_address() {
 
 #[test]
 fn tie_break_compares_addresses_as_unsigned_big_endian() {
-    // 10.0.0.200 vs 10.0.1.1: the third octet decides, not the last.
+    // 192.0.2.200 vs 198.51.100.1: the first differing octet decides, not the last.
     let mut config = config(1, 200, 100);
-    config.primary_addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 200));
+    config.primary_addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 200));
     let mut instance = started(config);
     instance.handle_timeout(at(secs(10)));
     let peer = RxMeta {
-        src: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+        src: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
         src_mac: mac(9),
     };
     instance

@@ -10,7 +10,7 @@ use super::{config, mac, ms, ns, secs};
 use crate::vrrp::{Action, BackupTraffic, Cause, Command, DiscardKind, StateKind};
 use crate::wire::VrrpVersion;
 
-/// Three routers on VRID 1: 10.0.0.1 at 200, 10.0.0.2 at 150, 10.0.0.3 at 100.
+/// Three routers on VRID 1: 192.0.2.1 at 200, 192.0.2.2 at 150, 192.0.2.3 at 100.
 fn three_routers() -> Sim {
     let mut sim = Sim::new();
     sim.add(1, config(1, 1, 200));
@@ -63,7 +63,7 @@ fn master_death_best_backup_takes_over_after_its_master_down_interval() {
     sim.start_all();
     sim.drive(ms(10_500));
     sim.kill(0);
-    // Last advert from 10.0.0.1: 10.218 75 s. MDI(150) = 3.414 062 5 s → 13.632 812 5 s.
+    // Last advert from 192.0.2.1: 10.218 75 s. MDI(150) = 3.414 062 5 s → 13.632 812 5 s.
     sim.drive(ns(13_632_812_499));
     assert!(sim.masters(1).is_empty());
     sim.drive(secs(60));

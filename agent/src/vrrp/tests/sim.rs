@@ -64,7 +64,7 @@ impl Sim {
         }
     }
 
-    /// Adds router `n` (address 10.0.0.n) running `configs` (their primary address is set to
+    /// Adds router `n` (address 192.0.2.n) running `configs` (their primary address is set to
     /// the router's), optionally as one sync group. Returns its node index.
     pub fn add_node(&mut self, n: u8, configs: Vec<InstanceConfig>, sync_group: bool) -> usize {
         let configs: Vec<InstanceConfig> = configs
