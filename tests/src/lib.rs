@@ -238,3 +238,101 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
     condition()
 }
+
+/// One host of a [`Lab`]: a namespace with one interface on the lab's bridge.
+pub struct Host {
+    pub ns: Netns,
+    /// The interface inside `ns`.
+    pub iface: String,
+    /// The bridge port at the other end of `iface`.
+    pub port: String,
+    pub ipv4: std::net::Ipv4Addr,
+    pub ipv6: std::net::Ipv6Addr,
+}
+
+/// The lab topology, shared by the namespace tests and `cargo xtask lab`: a switch namespace
+/// holding a Linux bridge, `routers` routers and one client on it.
+///
+/// Router `i` (from 1) has `192.0.2.<i>/24` and `2001:db8::<i>/64`; the client has
+/// `192.0.2.200` and `2001:db8::200`. Bridge ports run the pass-only XDP program, so frames a router forwards on
+/// the wire with `XDP_TX` are delivered (veth needs XDP at both ends for that).
+pub struct Lab {
+    pub routers: Vec<Host>,
+    pub client: Host,
+    pub bpffs: BpfFs,
+    // Dropped last: removing the switch removes the bridge and every port.
+    pub switch: Netns,
+}
+
+impl Lab {
+    pub fn new(routers: usize) -> Self {
+        let switch = Netns::new("vfl-s");
+        switch.ip(&["link", "add", "br0", "type", "bridge"]);
+        // No STP, no forwarding delay: ports forward at once.
+        switch.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        switch.ip(&["link", "set", "br0", "up"]);
+        let bpffs = BpfFs::new();
+        let host = |prefix: &str, n: u8| {
+            let ns = Netns::new(prefix);
+            // Addresses are usable at once: no duplicate address detection in a private lab.
+            let _ = ns
+                .command("sysctl")
+                .args([
+                    "-qw",
+                    "net.ipv6.conf.all.accept_dad=0",
+                    "net.ipv6.conf.default.accept_dad=0",
+                ])
+                .status();
+            let (iface, port) = (unique("vfh"), unique("vfp"));
+            veth(&ns, &iface, &switch, &port);
+            switch.ip(&["link", "set", &port, "master", "br0"]);
+            let ipv4 = std::net::Ipv4Addr::new(192, 0, 2, n);
+            let ipv6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(n));
+            ns.ip(&["addr", "add", &format!("{ipv4}/24"), "dev", &iface]);
+            ns.ip(&["addr", "add", &format!("{ipv6}/64"), "dev", &iface, "nodad"]);
+            let pass = switch
+                .command(vipflip_bin().to_str().expect("utf-8 path"))
+                .args([
+                    "load-pass",
+                    "--iface",
+                    &port,
+                    "--pin-dir",
+                    bpffs.path().to_str().expect("utf-8 path"),
+                ])
+                .output()
+                .expect("run vipflip load-pass");
+            assert!(
+                pass.status.success(),
+                "load-pass on {port}: {}",
+                String::from_utf8_lossy(&pass.stderr)
+            );
+            Host {
+                ns,
+                iface,
+                port,
+                ipv4,
+                ipv6,
+            }
+        };
+        let routers = (1..=routers)
+            .map(|i| host("vfl-r", u8::try_from(i).expect("few routers")))
+            .collect();
+        let client = host("vfl-c", 200);
+        Self {
+            routers,
+            client,
+            bpffs,
+            switch,
+        }
+    }
+}
