@@ -1,0 +1,374 @@
+//! Interfaces, addresses and neighbours over rtnetlink (the `rtnetlink` crate: maintained by
+//! the rust-netlink project, tokio-native, typed messages; no hand-rolled netlink here).
+//!
+//! A [`Netlink`] is bound to the network namespace of the thread that creates it, like any
+//! socket.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    str::FromStr,
+};
+
+use futures_util::TryStreamExt;
+use rtnetlink::{
+    AddressMessageBuilder, Handle,
+    packet_route::{
+        AddressFamily,
+        address::{
+            AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+        },
+        link::{LinkAttribute, LinkFlags, LinkMessage},
+        neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState},
+    },
+};
+use tokio::task::JoinHandle;
+
+use crate::wire::MacAddr;
+
+/// Why a netlink operation failed, naming the interface and the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("opening a route netlink socket: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("{iface}: no such interface")]
+    NoSuchLink { iface: String },
+    #[error("{iface}: {op}: {source}")]
+    Request {
+        iface: String,
+        op: &'static str,
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+/// What the daemon needs to know about an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub name: String,
+    pub index: u32,
+    /// Its hardware address (`None` for links without one, such as tunnels).
+    pub mac: Option<MacAddr>,
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// Carrier present (`IFF_LOWER_UP`).
+    pub carrier: bool,
+    /// The first non-secondary IPv4 address: the source of IPv4 adverts (RFC 9568 §5.1.1.1).
+    pub ipv4_primary: Option<Ipv4Addr>,
+    /// A link-local IPv6 address: the source of IPv6 adverts (RFC 9568 §5.1.2.1).
+    pub ipv6_link_local: Option<Ipv6Addr>,
+}
+
+impl LinkInfo {
+    /// Up and with carrier: adverts can flow.
+    pub fn is_up(&self) -> bool {
+        self.admin_up && self.carrier
+    }
+}
+
+/// An interface address with its prefix length, written `192.0.2.100/24` or
+/// `2001:db8::100/64`. A bare address means a host prefix (/32, /128), as in keepalived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IfAddr {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// Why a string is not an [`IfAddr`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IfAddrError {
+    #[error("{input:?}: not an IP address")]
+    Addr { input: String },
+    #[error("{input:?}: prefix length must be 0-{max}")]
+    Prefix { input: String, max: u8 },
+}
+
+impl FromStr for IfAddr {
+    type Err = IfAddrError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = input
+            .split_once('/')
+            .map_or((input, None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = addr.parse().map_err(|_| IfAddrError::Addr {
+            input: input.to_owned(),
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len =
+            match prefix {
+                None => max,
+                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                    IfAddrError::Prefix {
+                        input: input.to_owned(),
+                        max,
+                    }
+                })?,
+            };
+        Ok(Self { addr, prefix_len })
+    }
+}
+
+impl fmt::Display for IfAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// A route netlink connection; its driver task stops when this is dropped.
+#[derive(Debug)]
+pub struct Netlink {
+    handle: Handle,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Netlink {
+    /// Opens a connection in the current namespace and spawns its driver on the current
+    /// tokio runtime.
+    pub fn new() -> Result<Self, NetlinkError> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+        Ok(Self {
+            handle,
+            driver: tokio::spawn(connection),
+        })
+    }
+
+    /// Looks up `iface`: index, MAC, state and the addresses adverts are sent from.
+    pub async fn link(&self, iface: &str) -> Result<LinkInfo, NetlinkError> {
+        let link = self.link_message(iface).await?;
+        let index = link.header.index;
+        let mut info = LinkInfo {
+            name: iface.to_owned(),
+            index,
+            mac: None,
+            admin_up: link.header.flags.contains(LinkFlags::Up),
+            carrier: link.header.flags.contains(LinkFlags::LowerUp),
+            ipv4_primary: None,
+            ipv6_link_local: None,
+        };
+        for attr in &link.attributes {
+            if let LinkAttribute::Address(bytes) = attr {
+                info.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+            }
+        }
+        let mut addrs = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(msg) = addrs
+            .try_next()
+            .await
+            .map_err(|source| request(iface, "RTM_GETADDR", source))?
+        {
+            if msg.header.index != index {
+                continue;
+            }
+            match address_of(&msg) {
+                Some(IpAddr::V4(a)) if info.ipv4_primary.is_none() && !is_secondary(&msg) => {
+                    info.ipv4_primary = Some(a);
+                }
+                Some(IpAddr::V6(a))
+                    if info.ipv6_link_local.is_none()
+                        && msg.header.scope == AddressScope::Link
+                        && a.is_unicast_link_local() =>
+                {
+                    info.ipv6_link_local = Some(a);
+                }
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// Adds `addr` to `iface`; an address already there is not an error. IPv6 addresses are
+    /// added with `IFA_F_NODAD`, as keepalived adds its VIPs: a VIP moves between routers,
+    /// and duplicate address detection would hold it tentative (unusable) for a second or
+    /// more after every failover.
+    pub async fn add_address(&self, iface: &str, addr: IfAddr) -> Result<(), NetlinkError> {
+        let index = self.link_message(iface).await?.header.index;
+        let mut req = self.handle.address().add(index, addr.addr, addr.prefix_len);
+        if addr.addr.is_ipv6() {
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match req.execute().await {
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            other => other.map_err(|source| request(iface, "RTM_NEWADDR", source)),
+        }
+    }
+
+    /// Removes `addr` from `iface`; an address already gone is not an error.
+    pub async fn remove_address(&self, iface: &str, addr: IfAddr) -> Result<(), NetlinkError> {
+        let index = self.link_message(iface).await?.header.index;
+        let msg = match addr.addr {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(a, addr.prefix_len)
+                .build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(a, addr.prefix_len)
+                .build(),
+        };
+        match self.handle.address().del(msg).execute().await {
+            Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            other => other.map_err(|source| request(iface, "RTM_DELADDR", source)),
+        }
+    }
+
+    /// The MAC the neighbour table holds for `ip` on `iface`, if it holds a usable one (not
+    /// `INCOMPLETE` or `FAILED`). Linux learns no neighbour from multicast adverts; see
+    /// [`super::vrrp_socket`] for how the sender of an advert is known instead.
+    pub async fn neighbour_mac(
+        &self,
+        iface: &str,
+        ip: IpAddr,
+    ) -> Result<Option<MacAddr>, NetlinkError> {
+        let index = self.link_message(iface).await?.header.index;
+        let family = if ip.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        let mut neighbours = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(family)
+            .execute();
+        while let Some(msg) = neighbours
+            .try_next()
+            .await
+            .map_err(|source| request(iface, "RTM_GETNEIGH", source))?
+        {
+            if msg.header.ifindex != index
+                || matches!(
+                    msg.header.state,
+                    NeighbourState::Incomplete | NeighbourState::Failed
+                )
+            {
+                continue;
+            }
+            let mut dst = None;
+            let mut mac = None;
+            for attr in &msg.attributes {
+                match attr {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                        dst = Some(IpAddr::V4(*a))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                        dst = Some(IpAddr::V6(*a))
+                    }
+                    NeighbourAttribute::LinkLayerAddress(bytes) => {
+                        mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+                    }
+                    _ => {}
+                }
+            }
+            if dst == Some(ip) && mac.is_some() {
+                return Ok(mac);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn link_message(&self, iface: &str) -> Result<LinkMessage, NetlinkError> {
+        let mut links = self.handle.link().get().match_name(iface).execute();
+        match links.try_next().await {
+            Ok(Some(link)) => Ok(link),
+            Ok(None) => Err(NetlinkError::NoSuchLink {
+                iface: iface.to_owned(),
+            }),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Err(NetlinkError::NoSuchLink {
+                iface: iface.to_owned(),
+            }),
+            Err(source) => Err(request(iface, "RTM_GETLINK", source)),
+        }
+    }
+}
+
+fn request(iface: &str, op: &'static str, source: rtnetlink::Error) -> NetlinkError {
+    NetlinkError::Request {
+        iface: iface.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// The errno of a netlink NACK.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => msg.to_io().raw_os_error(),
+        _ => None,
+    }
+}
+
+/// The interface's own address: `IFA_LOCAL` when present (it differs from `IFA_ADDRESS`
+/// only on point-to-point links), else `IFA_ADDRESS`.
+fn address_of(msg: &AddressMessage) -> Option<IpAddr> {
+    let mut address = None;
+    for attr in &msg.attributes {
+        match attr {
+            AddressAttribute::Local(a) => return Some(*a),
+            AddressAttribute::Address(a) => address = Some(*a),
+            _ => {}
+        }
+    }
+    address
+}
+
+fn is_secondary(msg: &AddressMessage) -> bool {
+    msg.header.flags.contains(AddressHeaderFlags::Secondary)
+        || msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Secondary)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_addr_parses_and_prints() {
+        let a: IfAddr = "192.0.2.100/24".parse().unwrap();
+        assert_eq!(a.addr, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)));
+        assert_eq!(a.prefix_len, 24);
+        assert_eq!(a.to_string(), "192.0.2.100/24");
+        let b: IfAddr = "2001:db8::100".parse().unwrap();
+        assert_eq!(b.prefix_len, 128);
+        assert_eq!(b.to_string(), "2001:db8::100/128");
+        assert_eq!("192.0.2.1".parse::<IfAddr>().unwrap().prefix_len, 32);
+    }
+
+    #[test]
+    fn if_addr_rejects_bad_input() {
+        assert_eq!(
+            "192.0.2.1/33".parse::<IfAddr>(),
+            Err(IfAddrError::Prefix {
+                input: "192.0.2.1/33".into(),
+                max: 32
+            })
+        );
+        assert!(matches!(
+            "2001:db8::1/129".parse::<IfAddr>(),
+            Err(IfAddrError::Prefix { max: 128, .. })
+        ));
+        assert!(matches!(
+            "192.0.2/24".parse::<IfAddr>(),
+            Err(IfAddrError::Addr { .. })
+        ));
+        assert!(matches!(
+            "192.0.2.1/x".parse::<IfAddr>(),
+            Err(IfAddrError::Prefix { .. })
+        ));
+    }
+}
