@@ -336,3 +336,50 @@ impl Lab {
         }
     }
 }
+
+impl Netns {
+    /// Runs `f` on a new thread that has entered this namespace (`setns(CLONE_NEWNET)`), so
+    /// sockets it opens (netlink included) live here. Join the handle for `f`'s result; a
+    /// panic in `f` comes back as the join error.
+    pub fn spawn<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> std::thread::JoinHandle<R> {
+        let path = PathBuf::from("/var/run/netns").join(&self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path)
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            // SAFETY: `file` is an open namespace file; setns only changes this thread's
+            // network namespace, which this dedicated thread owns.
+            let rc = unsafe {
+                libc::setns(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    libc::CLONE_NEWNET,
+                )
+            };
+            assert_eq!(
+                rc,
+                0,
+                "setns into {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+            f()
+        })
+    }
+
+    /// Sets a sysctl inside this namespace (`net.*` keys are per namespace).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let out = self
+            .command("sysctl")
+            .args(["-qw", &format!("{key}={value}")])
+            .output()
+            .expect("running sysctl");
+        assert!(
+            out.status.success(),
+            "sysctl {key}={value} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
