@@ -26,6 +26,10 @@ const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one timeline: capture, announce, check each frame"
+)]
 fn announcements_are_captured_on_the_peer_and_parse() {
     if !root_or_skip("announcements_are_captured_on_the_peer_and_parse") {
         return;
@@ -40,7 +44,8 @@ fn announcements_are_captured_on_the_peer_and_parse() {
     // Capture everything arriving in B, opened before anything is sent.
     let capture = b
         .spawn(|| {
-            let proto = i32::from((libc::ETH_P_ALL as u16).to_be());
+            // ETH_P_ALL (3), in network byte order as packet(7) wants it.
+            let proto = i32::from(3u16.to_be());
             let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(proto))).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(500)))
                 .unwrap();

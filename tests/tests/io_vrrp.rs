@@ -28,7 +28,7 @@ use vipflip_integration_tests::{Netns, root_or_skip, unique, veth};
 const A_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const B_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
-/// Two namespaces joined by a veth pair, addressed on 192.0.2.0/24 and 2001:db8::/64, with
+/// Two namespaces joined by a veth pair, addressed on `192.0.2.0/24` and `2001:db8::/64`, with
 /// DAD off so link-local addresses are usable at once.
 struct Pair {
     a: Netns,

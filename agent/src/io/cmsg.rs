@@ -175,7 +175,7 @@ mod tests {
         let total: usize = messages
             .iter()
             // SAFETY: CMSG_SPACE is pure arithmetic.
-            .map(|(_, _, d)| unsafe { libc::CMSG_SPACE(d.len() as u32) } as usize)
+            .map(|(_, _, d)| unsafe { libc::CMSG_SPACE(u32::try_from(d.len()).unwrap()) } as usize)
             .sum();
         let mut buf = vec![0u8; total];
         // SAFETY: msghdr is plain data; all-zero is a valid value.
@@ -190,7 +190,7 @@ mod tests {
                 assert!(!cmsg.is_null());
                 (*cmsg).cmsg_level = *level;
                 (*cmsg).cmsg_type = *kind;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(data.len() as u32) as usize;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(u32::try_from(data.len()).unwrap()) as usize;
                 std::ptr::copy_nonoverlapping(data.as_ptr(), libc::CMSG_DATA(cmsg), data.len());
                 cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
             }

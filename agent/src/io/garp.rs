@@ -148,14 +148,14 @@ impl GarpTimer {
                 break;
             }
         }
-        if let (Some(due), Some(period)) = (a.refresh_next, refresh) {
-            if due <= now {
-                rounds = rounds.max(1);
-                // The first refresh instant after `now`, on the start + k × period grid.
-                let behind = now.duration_since(due).as_nanos() / period.as_nanos();
-                let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-                a.refresh_next = Some(due + period * steps);
-            }
+        if let (Some(due), Some(period)) = (a.refresh_next, refresh)
+            && due <= now
+        {
+            rounds = rounds.max(1);
+            // The first refresh instant after `now`, on the start + k × period grid.
+            let behind = now.duration_since(due).as_nanos() / period.as_nanos();
+            let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+            a.refresh_next = Some(due + period * steps);
         }
         let burst = if a.burst_left > 0 {
             Some(a.burst_next)

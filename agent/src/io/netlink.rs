@@ -262,10 +262,10 @@ impl Netlink {
             for attr in &msg.attributes {
                 match attr {
                     NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
-                        dst = Some(IpAddr::V4(*a))
+                        dst = Some(IpAddr::V4(*a));
                     }
                     NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
-                        dst = Some(IpAddr::V6(*a))
+                        dst = Some(IpAddr::V6(*a));
                     }
                     NeighbourAttribute::LinkLayerAddress(bytes) => {
                         mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);

@@ -9,7 +9,7 @@ use socket2::{Domain, SockAddr, SockFilter, Socket, Type};
 use crate::wire::MacAddr;
 
 /// `ETH_P_ALL` in network byte order, as `sll_protocol` wants it.
-const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
+const ETH_P_ALL_BE: u16 = 0x0003_u16.to_be();
 
 /// A packet socket of `kind` (`SOCK_RAW`: whole frames; `SOCK_DGRAM`: from the network
 /// header) bound to `ifindex`. It is opened with protocol 0, so it receives nothing until
@@ -32,6 +32,8 @@ pub(crate) fn listen(socket: &Socket, ifindex: u32, filter: &[SockFilter]) -> io
 pub(crate) fn link_addr(ifindex: u32, protocol: u16, mac: Option<MacAddr>) -> io::Result<SockAddr> {
     let ifindex = i32::try_from(ifindex)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "ifindex above i32::MAX"))?;
+    let family = libc::sa_family_t::try_from(libc::AF_PACKET).expect("AF_PACKET is 17");
+    let ll_len = libc::socklen_t::try_from(size_of::<libc::sockaddr_ll>()).expect("20 bytes");
     // SAFETY: `try_init` hands a zeroed `sockaddr_storage`, which is larger than and
     // suitably aligned for `sockaddr_ll`; we write one `sockaddr_ll` at its start and report
     // exactly its size.
@@ -46,7 +48,7 @@ pub(crate) fn link_addr(ifindex: u32, protocol: u16, mac: Option<MacAddr>) -> io
             storage
                 .cast::<libc::sockaddr_ll>()
                 .write(libc::sockaddr_ll {
-                    sll_family: libc::AF_PACKET as u16,
+                    sll_family: family,
                     sll_protocol: protocol,
                     sll_ifindex: ifindex,
                     sll_hatype: 0,
@@ -54,7 +56,7 @@ pub(crate) fn link_addr(ifindex: u32, protocol: u16, mac: Option<MacAddr>) -> io
                     sll_halen,
                     sll_addr,
                 });
-            *len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            *len = ll_len;
             Ok(())
         })?
     };

@@ -2,7 +2,7 @@
 //!
 //! # Socket set-up (what keepalived and FRR do, RFC 9568 §5.1)
 //! `socket(AF_INET{,6}, SOCK_RAW, 112)`, `SO_BINDTODEVICE` to the interface, membership of
-//! 224.0.0.18 / ff02::12 on it (multicast mode only), TTL / hop limit 255 for multicast and
+//! `224.0.0.18` / `ff02::12` on it (multicast mode only), TTL / hop limit 255 for multicast and
 //! unicast, multicast loop off, and `IP_PKTINFO` + `IP_RECVTTL` / `IPV6_RECVPKTINFO` +
 //! `IPV6_RECVHOPLIMIT` so every datagram comes with its ingress interface, destination and
 //! TTL. IPv4 adverts leave with DSCP CS6 like keepalived's ([`crate::wire::ip::TOS_NETWORK_CONTROL`]).
@@ -62,7 +62,7 @@ use crate::{
 /// Whether adverts go to the VRRP group or to configured peers (keepalived `unicast_peer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Delivery {
-    /// Join 224.0.0.18 / ff02::12 on the interface.
+    /// Join `224.0.0.18` / `ff02::12` on the interface.
     #[default]
     Multicast,
     /// Join nothing: adverts are sent to and received from unicast peers only.
@@ -481,6 +481,10 @@ type Insn = (u16, u8, u8, u32);
 /// Classic BPF for the MAC learner: incoming (not `PACKET_OUTGOING`) packets of `family`
 /// with protocol / next header 112, truncated to [`SNAP`] bytes. On a `SOCK_DGRAM` packet
 /// socket offset 0 is the network header.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "classic BPF opcodes are 16-bit; libc declares them as u32"
+)]
 fn mac_filter(family: Family) -> [Insn; 8] {
     const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const LDB_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
@@ -508,6 +512,9 @@ fn mac_filter(family: Family) -> [Insn; 8] {
 const ETH_P_IP: u32 = 0x0800;
 const ETH_P_IPV6: u32 = 0x86dd;
 
+/// `sizeof(int)`, as `setsockopt` takes it.
+const INT_LEN: libc::socklen_t = 4;
+
 /// Sets an `int` socket option to 1.
 fn set_flag(socket: &Socket, level: i32, name: i32) -> std::io::Result<()> {
     let one: libc::c_int = 1;
@@ -519,7 +526,7 @@ fn set_flag(socket: &Socket, level: i32, name: i32) -> std::io::Result<()> {
             level,
             name,
             (&raw const one).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
+            INT_LEN,
         )
     };
     if rc == 0 {
