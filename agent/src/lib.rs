@@ -5,6 +5,7 @@
 //! - [`vrrp`]: the sans-IO VRRPv3/v2 state machine (no sockets, no clock, no aya);
 //! - [`dataplane`]: loading, pinning and driving the XDP program and its maps.
 
+pub mod config;
 pub mod dataplane;
 pub mod io;
 pub mod vrrp;

@@ -1,0 +1,456 @@
+//! The daemon's configuration file (TOML): parsed, validated, and turned into typed specs.
+//!
+//! [`Config::load`] reads a file and returns either the configuration with its warnings or
+//! *every* problem found, each as a [`Diagnostic`] with the file, line and column of the
+//! offending key or value and what would be valid:
+//!
+//! ```text
+//! vipflip.toml:12:19: error: instance "VI_1": advert_interval = "15ms": VRRPv3 carries centiseconds, use a multiple of 10ms in 10ms..=40.95s
+//! vipflip.toml:9:13: warning: instance "VI_1": interface = "eth9": no such interface on this host; the daemon holds the instance in fault until it appears
+//! ```
+//!
+//! The file is parsed into `toml`'s spanned tree (`DeTable`) and read by hand rather than
+//! deserialized with serde: serde stops at the first error, and the check must report them
+//! all, each at its own value. A file with TOML syntax errors reports those only (the tree
+//! is incomplete, so schema errors would be guesses).
+//!
+//! `examples/vipflip.toml` documents every key.
+//!
+//! # IPv6 and the link-local first address
+//!
+//! RFC 5798 §5.2.9 wants the first IPv6 address of an advert to be the virtual router's
+//! link-local address. An instance may list global addresses only: then
+//! [`InstanceSpec::advertised_addrs`] puts [`virtual_link_local`] first, the address that
+//! modified EUI-64 gives for the virtual MAC `00-00-5E-00-02-{VRID}`, the same on every
+//! router of the group, so their address lists agree. The advert's *source* is the
+//! interface's own link-local address (the `primary_addr` passed to
+//! [`InstanceSpec::vrrp_config`]). A link-local VIP, if listed, must come first.
+
+mod diagnostic;
+mod reader;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use core::time::Duration;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ipnet::IpNet;
+
+pub use diagnostic::{Diagnostic, Location, Severity};
+
+use crate::vrrp::InstanceConfig;
+use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub global: Global,
+    pub instances: Vec<InstanceSpec>,
+    pub scripts: Vec<ScriptSpec>,
+    pub sync_groups: Vec<SyncGroupSpec>,
+}
+
+/// `[global]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Global {
+    /// Names this router in logs, notifications and metrics. Default: the host name.
+    pub router_id: String,
+    /// Where the XDP program and its maps are pinned (`<pin_dir>/<ifname>/`).
+    /// Default `/sys/fs/bpf/vipflip`.
+    pub pin_dir: PathBuf,
+    /// The control socket of `vipflip` commands. Default `/run/vipflip.sock`.
+    pub control_socket: PathBuf,
+    /// Where to serve Prometheus metrics; `None` = not served.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How to attach the XDP program. Default [`XdpMode::Auto`].
+    pub xdp_mode: XdpMode,
+    /// A FIFO that receives one line per state change (keepalived `notify_fifo`).
+    pub notify_fifo: Option<PathBuf>,
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum XdpMode {
+    /// Native (driver) mode where the driver supports it, generic (skb) mode otherwise.
+    #[default]
+    Auto,
+    /// Native mode only: attaching fails on a driver without XDP support.
+    Driver,
+    /// Generic mode: works on every interface, slower.
+    Skb,
+}
+
+/// One `[[instance]]`: one virtual router, on one interface, for one address family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    /// Unique among instances; used by sync groups, logs and the control socket.
+    pub name: String,
+    /// The interface the virtual router lives on. May not exist yet: the daemon holds the
+    /// instance in fault until it does.
+    pub interface: String,
+    pub vrid: VrId,
+    /// Default [`VrrpVersion::V3`].
+    pub version: VrrpVersion,
+    /// 1..=255, 255 = address owner. Default 100.
+    pub priority: Priority,
+    /// v3: a multiple of 10 ms in 10 ms..=40.95 s; v2: whole seconds in 1..=255 s. Default 1 s.
+    pub advert_interval: Duration,
+    /// Default true.
+    pub preempt: bool,
+    /// Default 0.
+    pub preempt_delay: Duration,
+    /// Whether a non-owner master accepts traffic to the VIPs. Default true, as keepalived
+    /// (RFC 5798 says false; set false for strict behaviour).
+    pub accept: bool,
+    /// The VIPs with their prefix, all of one family, as written (no link-local added; see
+    /// [`InstanceSpec::advertised_addrs`]).
+    pub virtual_ips: Vec<IpNet>,
+    /// Unicast destinations of adverts; empty = multicast (`224.0.0.18` / `ff02::12`).
+    pub unicast_peers: Vec<IpAddr>,
+    /// The source of unicast adverts, if not the interface's primary address.
+    pub unicast_src: Option<IpAddr>,
+    /// If not empty, the only advert sources the XDP program lets through.
+    pub allowed_peers: Vec<IpAddr>,
+    /// The checksum form sent by a v3 IPv4 instance (both are accepted). Default
+    /// [`V3Ipv4Checksum::Rfc5798`]; meaningless (and refused if set) for v2 and IPv6.
+    pub checksum: V3Ipv4Checksum,
+    pub garp: Garp,
+    pub track_interfaces: Vec<TrackInterface>,
+    pub track_scripts: Vec<TrackScript>,
+    pub track_files: Vec<TrackFile>,
+    pub notify: Notify,
+    /// keepalived `lower_prio_no_advert`. Default false.
+    pub lower_prio_no_advert: bool,
+    /// How long a graceful handoff waits for the new master; `None` = `Master_Down_Interval`.
+    pub handoff_bound: Option<Duration>,
+    /// How long an ex-master forwards VIP traffic on-wire to the new master before it drops
+    /// it (stale ARP/ND caches). Default 5 s; 0 = drop at once.
+    pub forward_window: Duration,
+    /// `VRRPv2` simple-text authentication (RFC 3768 §5.3.6), at most 8 bytes. v2 only.
+    pub auth_pass: Option<String>,
+}
+
+/// Gratuitous ARP / unsolicited NA on becoming master (keepalived `garp_master_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Garp {
+    /// How many per VIP in each burst, 1..=255. Default 5.
+    pub repeat: u8,
+    /// Between the messages of one burst. Default 0.
+    pub interval: Duration,
+    /// When the second burst goes out, after the first; 0 = no second burst. Default 5 s.
+    pub delay: Duration,
+    /// Period of refresh bursts while master; 0 = none. Default 0.
+    pub refresh: Duration,
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Self {
+            repeat: 5,
+            interval: Duration::ZERO,
+            delay: Duration::from_secs(5),
+            refresh: Duration::ZERO,
+        }
+    }
+}
+
+/// How much a failing tracked object changes the priority: -254..=254, or 0 = the instance
+/// goes to fault while it fails (keepalived's meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Weight(pub i16);
+
+impl Weight {
+    /// Whether a failure puts the instance in fault instead of changing its priority.
+    pub const fn is_fault(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// `track_interfaces = [{ name, weight }]`: the interface being down is a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackInterface {
+    pub name: String,
+    pub weight: Weight,
+}
+
+/// `track_scripts = [{ name, weight }]`: names a `[[script]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackScript {
+    pub name: String,
+    pub weight: Weight,
+}
+
+/// `track_files = [{ path, weight }]`: the file holds an integer; keepalived semantics
+/// (priority += value × weight; with weight 0 a non-zero value is a fault).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackFile {
+    pub path: PathBuf,
+    pub weight: Weight,
+}
+
+/// Programs run on state changes, each an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Notify {
+    pub master: Option<PathBuf>,
+    pub backup: Option<PathBuf>,
+    pub fault: Option<PathBuf>,
+    pub stop: Option<PathBuf>,
+}
+
+/// One `[[script]]`: a health check run every `interval`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScriptSpec {
+    pub name: String,
+    /// Program (absolute path) and arguments, run without a shell.
+    pub command: Vec<String>,
+    /// Default 1 s; more than 0.
+    pub interval: Duration,
+    /// Default = `interval`; more than 0, may exceed `interval` (as keepalived).
+    pub timeout: Duration,
+    /// Successes in a row that make a failing script good. Default 1.
+    pub rise: u32,
+    /// Failures in a row that make a good script failing. Default 1.
+    pub fall: u32,
+}
+
+/// One `[[sync_group]]`: instances that change state together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SyncGroupSpec {
+    pub name: String,
+    /// Names of `[[instance]]`s; each instance is in at most one group.
+    pub instances: Vec<String>,
+    pub notify: Notify,
+}
+
+/// Where the host-dependent facts come from: the real host in [`Config::parse`], a fake in
+/// tests.
+pub(crate) trait Host {
+    fn interface_exists(&self, name: &str) -> bool;
+    fn hostname(&self) -> Option<String>;
+}
+
+/// This machine.
+struct RealHost;
+
+impl Host for RealHost {
+    fn interface_exists(&self, name: &str) -> bool {
+        Path::new("/sys/class/net").join(name).exists()
+    }
+
+    fn hostname(&self) -> Option<String> {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+        let name = name.trim();
+        (!name.is_empty()).then(|| name.to_owned())
+    }
+}
+
+impl Config {
+    /// Reads and checks the file at `path`. `Ok` carries the warnings; `Err` every
+    /// diagnostic, errors and warnings, in file order.
+    pub fn load(path: &Path) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let source = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, &source),
+            Err(e) => Err(vec![Diagnostic {
+                severity: Severity::Error,
+                source,
+                location: None,
+                message: format!("cannot read the configuration: {e}"),
+            }]),
+        }
+    }
+
+    /// Checks `text`; `source_name` is the file name diagnostics print. Interfaces are looked
+    /// up on this host (a missing one is a warning).
+    pub fn parse(
+        text: &str,
+        source_name: &str,
+    ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
+        Self::parse_on(text, source_name, &RealHost)
+    }
+
+    pub(crate) fn parse_on(
+        text: &str,
+        source_name: &str,
+        host: &impl Host,
+    ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
+        schema::parse(text, source_name, host)
+    }
+
+    /// `config OK: 2 instances, 1 script, 1 sync group`.
+    pub fn summary(&self) -> String {
+        fn count(n: usize, what: &str) -> String {
+            if n == 1 {
+                format!("1 {what}")
+            } else {
+                format!("{n} {what}s")
+            }
+        }
+        format!(
+            "config OK: {}, {}, {}",
+            count(self.instances.len(), "instance"),
+            count(self.scripts.len(), "script"),
+            count(self.sync_groups.len(), "sync group")
+        )
+    }
+}
+
+impl InstanceSpec {
+    /// The address family of the VIPs (and so of everything else in the instance).
+    pub fn family(&self) -> Family {
+        match self.virtual_ips.first() {
+            Some(IpNet::V6(_)) => Family::Ipv6,
+            _ => Family::Ipv4,
+        }
+    }
+
+    /// The addresses adverts carry: the VIPs, and for IPv6 the virtual router's link-local
+    /// first if none is listed (see the module docs).
+    pub fn advertised_addrs(&self) -> VirtualAddrs {
+        match self.family() {
+            Family::Ipv4 => VirtualAddrs::V4(
+                self.virtual_ips
+                    .iter()
+                    .filter_map(|net| match net.addr() {
+                        IpAddr::V4(a) => Some(a),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect(),
+            ),
+            Family::Ipv6 => {
+                let mut addrs: Vec<Ipv6Addr> = self
+                    .virtual_ips
+                    .iter()
+                    .filter_map(|net| match net.addr() {
+                        IpAddr::V6(a) => Some(a),
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect();
+                if !addrs.first().is_some_and(Ipv6Addr::is_unicast_link_local) {
+                    addrs.insert(0, virtual_link_local(self.vrid));
+                }
+                VirtualAddrs::V6(addrs)
+            }
+        }
+    }
+
+    /// `VRRPv2` authentication as the wire carries it: the password padded with zeros.
+    pub fn auth(&self) -> Auth {
+        match &self.auth_pass {
+            Some(pass) => {
+                let mut data = [0u8; 8];
+                for (d, s) in data.iter_mut().zip(pass.bytes()) {
+                    *d = s;
+                }
+                Auth::SimpleText(data)
+            }
+            None => Auth::None,
+        }
+    }
+
+    /// The state machine's configuration. `primary_addr` is the advert source: `unicast_src`
+    /// if set, else the interface's primary IPv4 address or (IPv6) its link-local address.
+    /// The result passes [`InstanceConfig::validate`] when `primary_addr` is of the
+    /// instance's family.
+    pub fn vrrp_config(&self, primary_addr: IpAddr) -> InstanceConfig {
+        InstanceConfig {
+            vrid: self.vrid,
+            version: self.version,
+            priority: self.priority,
+            advert_interval: self.advert_interval,
+            preempt: self.preempt,
+            preempt_delay: self.preempt_delay,
+            accept: self.accept,
+            virtual_addrs: self.advertised_addrs(),
+            primary_addr,
+            lower_prio_no_advert: self.lower_prio_no_advert,
+            auth: self.auth(),
+            handoff_bound: self.handoff_bound,
+        }
+    }
+}
+
+/// The link-local address of the virtual router `vrid` for IPv6: modified EUI-64 (RFC 4291
+/// §2.5.1) of its virtual MAC `00-00-5E-00-02-{VRID}` (RFC 5798 §7.3), `fe80::200:5eff:fe00:2XX`.
+pub fn virtual_link_local(vrid: VrId) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        0x0200,
+        0x5eff,
+        0xfe00,
+        0x0200 | u16::from(vrid.0),
+    )
+}
+
+/// The outcome of `vipflip check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Every error and warning, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// `config OK: …` when the configuration is accepted.
+    pub summary: Option<String>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    /// The diagnostics, one per line.
+    pub fn render_diagnostics(&self) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            let _ = writeln!(out, "{d}");
+        }
+        out
+    }
+}
+
+/// Checks the configuration at `path` without running anything.
+pub fn check_config(path: &Path) -> CheckReport {
+    match Config::load(path) {
+        Ok((config, warnings)) => {
+            let mut summary = config.summary();
+            match warnings.len() {
+                0 => {}
+                1 => summary.push_str(" (1 warning)"),
+                n => {
+                    let _ = write!(summary, " ({n} warnings)");
+                }
+            }
+            CheckReport {
+                diagnostics: warnings,
+                summary: Some(summary),
+            }
+        }
+        Err(diagnostics) => CheckReport {
+            diagnostics,
+            summary: None,
+        },
+    }
+}
+
+/// `vipflip check-config --config PATH`: prints every diagnostic to stderr and, if the
+/// configuration is accepted, `config OK: …` to stdout. Fails if any error was found.
+pub fn check_config_command(path: &Path) -> ExitCode {
+    let report = check_config(path);
+    eprint!("{}", report.render_diagnostics());
+    if let Some(summary) = &report.summary {
+        println!("{summary}");
+        return ExitCode::SUCCESS;
+    }
+    let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
+    eprintln!(
+        "{}: {errors} error{}, configuration refused",
+        path.display(),
+        if errors == 1 { "" } else { "s" }
+    );
+    ExitCode::FAILURE
+}
