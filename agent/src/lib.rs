@@ -3,9 +3,14 @@
 //! Layers, from the bytes up (see ARCHITECTURE.md):
 //! - [`wire`]: packet formats (VRRP adverts, ARP, IPv6 NA, Ethernet) as typed `Repr`s;
 //! - [`vrrp`]: the sans-IO VRRPv3/v2 state machine (no sockets, no clock, no aya);
-//! - [`dataplane`]: loading, pinning and driving the XDP program and its maps.
+//! - [`dataplane`]: loading, pinning and driving the XDP program and its maps;
+//! - [`io`]: VRRP sockets, netlink, gratuitous ARP / NA (the shell around `vrrp`);
+//! - [`config`]: the TOML configuration, validated with `file:line:column` diagnostics;
+//! - [`daemon`]: `vipflip run`, which joins all of the above; [`control`]: its socket.
 
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod io;
 pub mod vrrp;

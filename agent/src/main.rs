@@ -24,6 +24,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon in the foreground (logs to stderr) until SIGTERM / SIGINT.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Log format on stderr. The filter comes from `RUST_LOG` (default `info`).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// On exit, leave the XDP program and its pins in place (default: detach, unpin).
+        #[arg(long)]
+        keep_dataplane: bool,
+    },
+    /// Check a configuration file: every error with `file:line:column`; exit non-zero on error.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show each instance of the running daemon; without a daemon, what the pinned maps hold.
+    Status {
+        #[command(flatten)]
+        target: DaemonTarget,
+        /// Print the daemon's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hand a master instance over to the next router without losing traffic.
+    Handoff {
+        /// The `[[instance]]` name.
+        instance: String,
+        #[command(flatten)]
+        target: DaemonTarget,
+    },
     /// Load, attach and pin the XDP program on an interface (or re-open it if already pinned).
     Load {
         /// The interface to attach to.
@@ -64,9 +95,33 @@ enum Command {
     },
 }
 
+/// Which daemon `status` and `handoff` talk to.
+#[derive(clap::Args)]
+struct DaemonTarget {
+    /// The daemon's control socket.
+    #[arg(long, conflicts_with = "config")]
+    control_socket: Option<PathBuf>,
+    /// Find the control socket (and pin directory) in this configuration.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Run { log_format, .. } => *log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(format);
+    if let Command::CheckConfig { config } = &cli.command {
+        return vipflip::config::check_config_command(config);
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -76,8 +131,73 @@ fn main() -> ExitCode {
     }
 }
 
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // `log` records (the library's modules use `log`) reach the subscriber through the
+    // tracing-log bridge that `init` installs.
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The control socket and pin directory a `status` / `handoff` means.
+fn daemon_paths(target: &DaemonTarget) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if let Some(path) = &target.config {
+        let (config, _) = vipflip::config::Config::load(path).map_err(|diagnostics| {
+            let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(
+                "{} is not a valid configuration:\n{}",
+                path.display(),
+                text.join("\n")
+            )
+        })?;
+        return Ok((config.global.control_socket, config.global.pin_dir));
+    }
+    let socket = target
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/run/vipflip.sock"));
+    Ok((socket, PathBuf::from(DEFAULT_PIN_ROOT)))
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run {
+            config,
+            keep_dataplane,
+            ..
+        } => {
+            require_root("run")?;
+            let (config, warnings) =
+                vipflip::config::Config::load(&config).map_err(|diagnostics| {
+                    let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+                    anyhow::anyhow!(
+                        "{} is not a valid configuration:\n{}",
+                        config.display(),
+                        text.join("\n")
+                    )
+                })?;
+            for warning in warnings {
+                log::warn!("{warning}");
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            let options = vipflip::daemon::RunOptions {
+                keep_dataplane,
+                control_socket: None,
+            };
+            runtime.block_on(vipflip::daemon::run(config, options))
+        }
+        Command::CheckConfig { .. } => unreachable!("handled in main: it has its own exit code"),
+        Command::Status { target, json } => status(&target, json),
+        Command::Handoff { instance, target } => handoff(&target, instance),
         Command::Load {
             iface,
             xdp_mode,
@@ -143,6 +263,46 @@ fn hold_and_log(iface: &str, pin_dir: &Path) -> anyhow::Result<()> {
             );
         }
         logger.flush();
+    }
+}
+
+/// `vipflip status`: the daemon's view, or the pinned maps when no daemon answers.
+fn status(target: &DaemonTarget, json: bool) -> anyhow::Result<()> {
+    let (socket, pin_dir) = daemon_paths(target)?;
+    match vipflip::control::call(&socket, &vipflip::control::Request::Status) {
+        Ok(vipflip::control::Response::Status(report)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("encoding JSON")?
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(())
+        }
+        Ok(other) => bail!("unexpected answer from the daemon: {other:?}"),
+        Err(err) => {
+            println!("vipflip: {err}");
+            println!("what the pinned maps under {} hold:", pin_dir.display());
+            print_maps(None, &pin_dir)
+        }
+    }
+}
+
+/// `vipflip handoff INSTANCE`.
+fn handoff(target: &DaemonTarget, instance: String) -> anyhow::Result<()> {
+    let (socket, _) = daemon_paths(target)?;
+    let request = vipflip::control::Request::Handoff { instance };
+    match vipflip::control::call(&socket, &request)? {
+        vipflip::control::Response::Ok { message } => {
+            println!("{message}");
+            Ok(())
+        }
+        vipflip::control::Response::Error { message } => bail!("{message}"),
+        vipflip::control::Response::Status(_) => {
+            bail!("unexpected status answer to a handoff")
+        }
     }
 }
 

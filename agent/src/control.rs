@@ -1,0 +1,223 @@
+//! The control socket: how `vipflip status` and `vipflip handoff` talk to a running daemon.
+//!
+//! One request per connection, one JSON document each way, newline-terminated, on a Unix
+//! stream socket (`global.control_socket`). Only root can reach the default path
+//! (`/run/vipflip.sock`, mode 0600).
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::IpAddr,
+    os::unix::net::UnixStream,
+    path::Path,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    /// A planned zero-loss handoff of one master instance.
+    Handoff {
+        instance: String,
+    },
+}
+
+/// What the daemon answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    Status(StatusReport),
+    /// The request was accepted; `message` says what happens next.
+    Ok {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// The daemon's view of every instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub router_id: String,
+    pub pid: u32,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    /// `Initialize`, `Backup`, `Master` or `Fault`.
+    pub state: String,
+    /// Set while a graceful handoff is under way.
+    pub handing_off: bool,
+    pub base_priority: u8,
+    pub effective_priority: u8,
+    /// The router this one believes is master (itself when master), and its priority.
+    pub master: Option<IpAddr>,
+    pub master_priority: Option<u8>,
+    pub advert_interval_ms: u64,
+    pub master_adver_interval_ms: u64,
+    pub time_in_state_ms: u64,
+    pub transitions: u64,
+    pub last_cause: Option<String>,
+    pub virtual_ips: Vec<String>,
+    /// What the XDP program does with the VIPs now (`local`, `forward …`, `drop`).
+    pub dataplane: Vec<String>,
+    pub xdp_adverts_accepted: u64,
+    pub xdp_adverts_dropped: u64,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+}
+
+/// Sends `request` to the daemon at `socket` and waits for its answer.
+pub fn call(socket: &Path, request: &Request) -> Result<Response, ControlError> {
+    let not_running = |source| ControlError::NotRunning {
+        socket: socket.display().to_string(),
+        source,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(not_running)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(ControlError::Io)?;
+    let mut line = serde_json::to_string(request).map_err(ControlError::Encode)?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .map_err(ControlError::Io)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(ControlError::Io)?;
+    serde_json::from_str(&answer).map_err(|source| ControlError::Decode { answer, source })
+}
+
+/// Reads one request line (server side).
+pub fn decode_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line.trim()).map_err(|e| format!("not a vipflip control request: {e}"))
+}
+
+/// Encodes one response line (server side).
+pub fn encode_response(response: &Response) -> String {
+    let mut line = serde_json::to_string(response).unwrap_or_else(|e| {
+        format!("{{\"response\":\"error\",\"message\":\"encoding the answer: {e}\"}}")
+    });
+    line.push('\n');
+    line
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no vipflip daemon answers on {socket}: {source}")]
+    NotRunning {
+        socket: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control socket: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("encoding the request: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("the daemon's answer is not understood ({source}): {answer:?}")]
+    Decode {
+        answer: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StatusReport {
+    /// The human form printed by `vipflip status`.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "vipflip {} (pid {})", self.router_id, self.pid);
+        for i in &self.instances {
+            let master = match (i.master, i.master_priority) {
+                (Some(addr), Some(prio)) => format!("{addr} (priority {prio})"),
+                (Some(addr), None) => addr.to_string(),
+                _ => "unknown".to_owned(),
+            };
+            let handoff = if i.handing_off { " (handing off)" } else { "" };
+            let _ = writeln!(
+                out,
+                "instance {} on {} vrid {} v{}: {}{handoff} for {:.1}s",
+                i.name,
+                i.interface,
+                i.vrid,
+                i.version,
+                i.state,
+                Duration::from_millis(i.time_in_state_ms).as_secs_f64()
+            );
+            let _ = writeln!(
+                out,
+                "  priority      {} (base {})",
+                i.effective_priority, i.base_priority
+            );
+            let _ = writeln!(out, "  master        {master}");
+            let _ = writeln!(
+                out,
+                "  advert        every {} ms (master advertises every {} ms)",
+                i.advert_interval_ms, i.master_adver_interval_ms
+            );
+            let cause = i.last_cause.as_deref().unwrap_or("none yet");
+            let _ = writeln!(out, "  transitions   {} (last: {cause})", i.transitions);
+            let _ = writeln!(out, "  virtual ips   {}", i.virtual_ips.join(", "));
+            for line in &i.dataplane {
+                let _ = writeln!(out, "  xdp           {line}");
+            }
+            let _ = writeln!(
+                out,
+                "  adverts       sent {} received {}; xdp accepted {} dropped {}",
+                i.adverts_sent, i.adverts_received, i.xdp_adverts_accepted, i.xdp_adverts_dropped
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_json_lines() {
+        for request in [
+            Request::Status,
+            Request::Handoff {
+                instance: "VI_1".into(),
+            },
+        ] {
+            let line = serde_json::to_string(&request).unwrap();
+            assert_eq!(decode_request(&format!("{line}\n")).unwrap(), request);
+        }
+        assert_eq!(
+            serde_json::to_string(&Request::Handoff {
+                instance: "VI_1".into()
+            })
+            .unwrap(),
+            r#"{"request":"handoff","instance":"VI_1"}"#
+        );
+        let err = decode_request("{\"request\":\"reboot\"}").unwrap_err();
+        assert!(
+            err.starts_with("not a vipflip control request: unknown variant `reboot`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn calling_a_missing_socket_says_no_daemon_runs() {
+        let err = call(Path::new("/nonexistent/vipflip.sock"), &Request::Status).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no vipflip daemon answers on /nonexistent/vipflip.sock"),
+            "{err}"
+        );
+    }
+}
