@@ -351,12 +351,8 @@ impl Netns {
                 .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
             // SAFETY: `file` is an open namespace file; setns only changes this thread's
             // network namespace, which this dedicated thread owns.
-            let rc = unsafe {
-                libc::setns(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    libc::CLONE_NEWNET,
-                )
-            };
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
             assert_eq!(
                 rc,
                 0,

@@ -29,7 +29,7 @@ use crate::{
         netlink::{IfAddr, LinkInfo, Netlink},
         vrrp_socket::{Delivery, ReceivedAdvert, SocketConfig, VrrpSocket},
     },
-    vrrp::{Action, BackupTraffic, Command, FaultCause, Instance, RxMeta, StateKind},
+    vrrp::{Action, BackupTraffic, Cause, Command, FaultCause, Instance, RxMeta, StateKind},
     wire::{
         Family, MacAddr, V3Ipv4Checksum,
         arp::GarpForm,
@@ -53,7 +53,7 @@ fn shared_socket(sockets: &mut Vec<VrrpSocket>, wanted: SocketConfig) -> anyhow:
 /// Runs the daemon until SIGTERM / SIGINT.
 pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
     let mut daemon = Daemon::start(config, &options).await?;
-    let result = daemon.run_loop().await;
+    let result = daemon.run_loop(&options).await;
     daemon.stop(&options).await;
     result
 }
@@ -293,7 +293,7 @@ impl Daemon {
         Ok(daemon)
     }
 
-    async fn run_loop(&mut self) -> anyhow::Result<()> {
+    async fn run_loop(&mut self, options: &RunOptions) -> anyhow::Result<()> {
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut sigint =
@@ -301,7 +301,7 @@ impl Daemon {
         loop {
             if let Some(since) = self.stopping
                 && (self.force_exit
-                    || self.handoffs_done()
+                    || (self.handoffs_done() && self.forwarding_done(options))
                     || since.elapsed() > SHUTDOWN_HANDOFF_LIMIT)
             {
                 return Ok(());
@@ -491,8 +491,17 @@ impl Daemon {
             }
             Action::SendGratuitous { .. } => self.announce(index),
             Action::BecomeBackup { cause, traffic } => {
-                self.instances[index].entered_state = Instant::now();
-                self.instances[index].resumed = false;
+                let running = &mut self.instances[index];
+                running.entered_state = Instant::now();
+                if running.resumed && cause == Cause::Startup {
+                    // Hitless restart: whatever the previous run left in VIPS (and on the
+                    // interface) keeps serving until an advert or the timer decides.
+                    log::info!(
+                        "instance {name}: -> BACKUP ({cause}); VIPs left as the previous run left them"
+                    );
+                    return;
+                }
+                running.resumed = false;
                 log::info!("instance {name}: -> BACKUP ({cause})");
                 self.step_down(index, traffic);
             }
@@ -790,6 +799,14 @@ impl Daemon {
             }
             self.drain(index).await;
         }
+    }
+
+    /// Whether no ex-master still forwards on-wire. Detaching the data plane ends that
+    /// forwarding, so without `--keep-dataplane` a stopping daemon waits for the forward
+    /// window (hosts whose ARP caches still point here need it); with it, the pinned program
+    /// goes on forwarding after the daemon has gone.
+    fn forwarding_done(&self, options: &RunOptions) -> bool {
+        options.keep_dataplane || self.instances.iter().all(|r| r.forwarding_until.is_none())
     }
 
     fn handoffs_done(&self) -> bool {

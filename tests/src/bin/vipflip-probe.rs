@@ -7,6 +7,10 @@
 //!   the longest outage (from the last answered probe before a loss to the first answered after
 //!   it, by send time), and how many probes each router answered.
 //!
+//! - `vipflip-probe advert --src A --ttl T --vrid V --priority P [--count N]`: sends N forged
+//!   VRRP version 3 adverts to 224.0.0.18 with any source address and TTL (`IP_HDRINCL`), to check
+//!   that spoofed adverts are dropped in XDP.
+//!
 //! Used by the namespace tests and the lab; it only ever talks to the address it is given,
 //! which the tests take from their own namespaces.
 
@@ -21,6 +25,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("probe") => probe(&args[1..]),
+        Some("advert") => advert(&args[1..]),
         _ => Err(
             "usage: vipflip-probe serve --port P --name NAME | probe --target ADDR --port P \
                   [--interval-us N] [--duration-ms N]"
@@ -153,4 +158,84 @@ fn summary(answered: &[Option<String>], interval: Duration) -> String {
         sent - received,
         routers.join(",")
     )
+}
+
+/// Sends forged VRRP version 3 adverts (checksum right, RFC 5798 form) with a chosen source and TTL.
+fn advert(args: &[String]) -> Result<(), String> {
+    let src: std::net::Ipv4Addr = flag(args, "--src")
+        .ok_or("advert needs --src")?
+        .parse()
+        .map_err(|e| format!("--src: {e}"))?;
+    let ttl = u8::try_from(number(args, "--ttl", 255)?).map_err(|e| e.to_string())?;
+    let vrid = u8::try_from(number(args, "--vrid", 51)?).map_err(|e| e.to_string())?;
+    let priority = u8::try_from(number(args, "--priority", 255)?).map_err(|e| e.to_string())?;
+    let count = number(args, "--count", 1)?;
+    let group = std::net::Ipv4Addr::new(224, 0, 0, 18);
+    // VRRPv3: version 3, type 1, one address (the VIP), 100 cs.
+    let mut vrrp = vec![0x31, vrid, priority, 1, 0x00, 100, 0, 0, 192, 0, 2, 100];
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&group.octets());
+    pseudo.extend_from_slice(&[
+        0,
+        112,
+        0,
+        u8::try_from(vrrp.len()).map_err(|e| e.to_string())?,
+    ]);
+    pseudo.extend_from_slice(&vrrp);
+    vrrp[6..8].copy_from_slice(&checksum(&pseudo).to_be_bytes());
+    let total = u16::try_from(20 + vrrp.len()).map_err(|e| e.to_string())?;
+    let mut packet = vec![0x45, 0xc0];
+    packet.extend_from_slice(&total.to_be_bytes());
+    packet.extend_from_slice(&[0, 0, 0, 0, ttl, 112, 0, 0]);
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&group.octets());
+    let sum = checksum(&packet);
+    packet[10..12].copy_from_slice(&sum.to_be_bytes());
+    packet.extend_from_slice(&vrrp);
+    // SAFETY: plain socket calls on a descriptor we own; pointers are to live locals.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return Err(format!("raw socket: {}", std::io::Error::last_os_error()));
+        }
+        let to = libc::sockaddr_in {
+            sin_family: libc::sa_family_t::try_from(libc::AF_INET).map_err(|e| e.to_string())?,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(group.octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        for _ in 0..count {
+            let sent = libc::sendto(
+                fd,
+                packet.as_ptr().cast(),
+                packet.len(),
+                0,
+                (&raw const to).cast(),
+                libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_in>())
+                    .map_err(|e| e.to_string())?,
+            );
+            if sent < 0 {
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                return Err(format!("sendto: {err}"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !u16::try_from(sum).unwrap_or(0)
 }
