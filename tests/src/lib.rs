@@ -300,6 +300,20 @@ impl Lab {
             let ipv6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(n));
             ns.ip(&["addr", "add", &format!("{ipv4}/24"), "dev", &iface]);
             ns.ip(&["addr", "add", &format!("{ipv6}/64"), "dev", &iface, "nodad"]);
+            // Frames that cross a real wire carry finished checksums. Between veths the kernel
+            // leaves UDP/TCP checksums to "offload" (CHECKSUM_PARTIAL), and that promise is
+            // lost when XDP forwards the frame (XDP_TX): the receiver would see a bad checksum.
+            // Computing them in software makes the lab behave like a wire.
+            let offload = ns
+                .command("ethtool")
+                .args(["-K", &iface, "tx", "off"])
+                .output()
+                .expect("run ethtool");
+            assert!(
+                offload.status.success(),
+                "ethtool -K {iface} tx off: {}",
+                String::from_utf8_lossy(&offload.stderr)
+            );
             let pass = switch
                 .command(vipflip_bin().to_str().expect("utf-8 path"))
                 .args([

@@ -83,6 +83,8 @@ impl Agent {
 
 struct Scene {
     lab: Lab,
+    /// The VIP, without prefix.
+    vip: String,
     dir: PathBuf,
     agents: Vec<Agent>,
     _responders: Vec<Proc>,
@@ -94,14 +96,22 @@ impl Drop for Scene {
     }
 }
 
-fn config(
-    lab: &Lab,
-    router: usize,
-    priority: u8,
-    interval: &str,
-    dir: &Path,
-    extra: &str,
-) -> String {
+/// What every router's `[[instance]]` gets besides its priority.
+struct Setup<'a> {
+    interval: &'a str,
+    /// The VIP with its prefix, e.g. `192.0.2.100/24`.
+    vip: &'a str,
+    /// More lines for router `i`'s instance.
+    extra: &'a dyn Fn(&Lab, usize) -> String,
+}
+
+const DEFAULT: Setup<'static> = Setup {
+    interval: "100ms",
+    vip: "192.0.2.100/24",
+    extra: &|_, _| String::new(),
+};
+
+fn config(lab: &Lab, router: usize, priority: u8, setup: &Setup<'_>, dir: &Path) -> String {
     let host = &lab.routers[router];
     format!(
         r#"[global]
@@ -115,7 +125,7 @@ interface = "{iface}"
 vrid = 51
 priority = {priority}
 advert_interval = "{interval}"
-virtual_ips = ["{VIP}/24"]
+virtual_ips = ["{vip}"]
 garp = {{ repeat = 2, interval = "0ms", delay = "0s", refresh = "0s" }}
 {extra}
 "#,
@@ -123,17 +133,19 @@ garp = {{ repeat = 2, interval = "0ms", delay = "0s", refresh = "0s" }}
         pins = lab.bpffs.path().display(),
         dir = dir.display(),
         iface = host.iface,
+        interval = setup.interval,
+        vip = setup.vip,
+        extra = (setup.extra)(lab, router),
     )
 }
 
-/// A lab with `priorities.len()` routers, each running vipflip at that priority, and a probe
-/// responder on each.
-fn scene(priorities: &[u8], interval: &str) -> Scene {
-    scene_with(priorities, interval, "")
+/// A lab with `priorities.len()` routers, each running vipflip at that priority with 100 ms
+/// adverts for `192.0.2.100`, and a probe responder on each.
+fn scene(priorities: &[u8]) -> Scene {
+    scene_with(priorities, &DEFAULT)
 }
 
-/// [`scene`] with `extra` lines appended to every router's `[[instance]]`.
-fn scene_with(priorities: &[u8], interval: &str, extra: &str) -> Scene {
+fn scene_with(priorities: &[u8], setup: &Setup<'_>) -> Scene {
     let lab = Lab::new(priorities.len());
     let dir = std::env::temp_dir().join(unique("vipflip-daemon-"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -141,11 +153,7 @@ fn scene_with(priorities: &[u8], interval: &str, extra: &str) -> Scene {
     let mut responders = Vec::new();
     for (router, priority) in priorities.iter().enumerate() {
         let path = dir.join(format!("r{}.toml", router + 1));
-        std::fs::write(
-            &path,
-            config(&lab, router, *priority, interval, &dir, extra),
-        )
-        .unwrap();
+        std::fs::write(&path, config(&lab, router, *priority, setup, &dir)).unwrap();
         let log = dir.join(format!("r{}.log", router + 1));
         let child = spawn_agent(&lab, router, &path, &log);
         agents.push(Agent {
@@ -168,10 +176,12 @@ fn scene_with(priorities: &[u8], interval: &str, extra: &str) -> Scene {
             .expect("spawn vipflip-probe serve");
         responders.push(Proc(responder));
     }
+    let vip = setup.vip.split('/').next().unwrap_or(setup.vip).to_owned();
     Scene {
         lab,
         dir,
         agents,
+        vip,
         _responders: responders,
     }
 }
@@ -227,7 +237,7 @@ fn start_probe(scene: &Scene, duration_ms: u32) -> Child {
         .args([
             "probe",
             "--target",
-            VIP,
+            &scene.vip,
             "--port",
             "7777",
             "--interval-us",
@@ -262,7 +272,7 @@ fn election_then_hard_failover_within_master_down_interval() {
     if !root_or_skip("election_then_hard_failover_within_master_down_interval") {
         return;
     }
-    let scene = scene(&[200, 100], "100ms");
+    let scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     assert!(
         scene.lab.client.ns.ping_once(VIP),
@@ -312,7 +322,7 @@ fn planned_handoff_loses_no_probe() {
     if !root_or_skip("planned_handoff_loses_no_probe") {
         return;
     }
-    let scene = scene(&[200, 100], "100ms");
+    let scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     assert!(
         scene.lab.client.ns.ping_once(VIP),
@@ -349,7 +359,13 @@ fn sigterm_hands_off_without_losing_a_probe() {
     if !root_or_skip("sigterm_hands_off_without_losing_a_probe") {
         return;
     }
-    let mut scene = scene_with(&[200, 100], "100ms", "forward_window = \"1s\"");
+    let mut scene = scene_with(
+        &[200, 100],
+        &Setup {
+            extra: &|_, _| "forward_window = \"1s\"".into(),
+            ..DEFAULT
+        },
+    );
     await_roles(&scene, 0, Duration::from_secs(10));
     let probe = start_probe(&scene, 3000);
     std::thread::sleep(Duration::from_secs(1));
@@ -388,10 +404,13 @@ fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
     if !root_or_skip("spoofed_adverts_are_dropped_in_xdp_and_change_nothing") {
         return;
     }
+    let allowed = |_: &Lab, _| "allowed_peers = [\"192.0.2.1\", \"192.0.2.2\"]".to_owned();
     let scene = scene_with(
         &[200, 100],
-        "100ms",
-        "allowed_peers = [\"192.0.2.1\", \"192.0.2.2\"]",
+        &Setup {
+            extra: &allowed,
+            ..DEFAULT
+        },
     );
     await_roles(&scene, 0, Duration::from_secs(10));
     let client = &scene.lab.client;
@@ -459,7 +478,7 @@ fn a_restarted_agent_keeps_the_traffic_flowing() {
     if !root_or_skip("a_restarted_agent_keeps_the_traffic_flowing") {
         return;
     }
-    let mut scene = scene(&[200, 100], "100ms");
+    let mut scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     let probe = start_probe(&scene, 3000);
     std::thread::sleep(Duration::from_secs(1));
@@ -483,6 +502,164 @@ fn a_restarted_agent_keeps_the_traffic_flowing() {
         field(&summary, "lost"),
         0,
         "probes lost across a restart: {summary}\nr1 log:\n{}",
+        scene.agents[0].log()
+    );
+}
+
+/// The client's ARP entry for the VIP is pinned to the old master (as a host that ignores
+/// gratuitous ARP would keep it): after a handoff the old master forwards on the wire.
+#[test]
+fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
+    if !root_or_skip("a_client_with_a_stale_arp_entry_is_served_through_the_old_master") {
+        return;
+    }
+    let scene = scene(&[200, 100]);
+    await_roles(&scene, 0, Duration::from_secs(10));
+    let client = &scene.lab.client;
+    let r1 = &scene.lab.routers[0];
+    let mac = r1
+        .ns
+        .mac(&r1.iface)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    client.ns.ip(&[
+        "neigh",
+        "replace",
+        &scene.vip,
+        "lladdr",
+        &mac,
+        "dev",
+        &client.iface,
+        "nud",
+        "permanent",
+    ]);
+    let out = Command::new(vipflip_bin())
+        .args(["handoff", "VI_1", "--control-socket"])
+        .arg(&scene.agents[0].socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "vipflip handoff: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    await_roles(&scene, 1, Duration::from_secs(5));
+    // Well inside the default 5 s forward window.
+    let summary = finish_probe(start_probe(&scene, 1000));
+    eprintln!("stale ARP entry after a handoff, seen by the client: {summary}");
+    assert_eq!(
+        field(&summary, "lost"),
+        0,
+        "{summary}\nr1 log:\n{}",
+        scene.agents[0].log()
+    );
+    assert_eq!(field(&summary, "received"), 1000);
+    assert!(
+        summary.contains("\"r2\":1000"),
+        "the new master did not answer every probe: {summary}"
+    );
+    let status = scene.agents[0].status();
+    assert!(
+        status.contains("forward (vrid 51)"),
+        "r1's status does not show the forward: {status}"
+    );
+}
+
+#[test]
+fn ipv6_vip_fails_over() {
+    if !root_or_skip("ipv6_vip_fails_over") {
+        return;
+    }
+    let scene = scene_with(
+        &[200, 100],
+        &Setup {
+            vip: "2001:db8::100/64",
+            ..DEFAULT
+        },
+    );
+    await_roles(&scene, 0, Duration::from_secs(10));
+    assert!(
+        scene.lab.client.ns.ping_once(&scene.vip),
+        "the IPv6 VIP does not answer"
+    );
+    let probe = start_probe(&scene, 3000);
+    std::thread::sleep(Duration::from_millis(1500));
+    scene.lab.routers[0]
+        .ns
+        .ip(&["link", "set", &scene.lab.routers[0].iface, "down"]);
+    let summary = finish_probe(probe);
+    eprintln!("IPv6 hard failover, seen by the client: {summary}");
+    await_roles_partial(&scene, 1);
+    let mdi_us = 300_000 + 156 * 100_000 / 256;
+    let outage = field(&summary, "longest_outage_us");
+    assert!(
+        outage <= mdi_us + 20_000,
+        "outage {outage} µs: {summary}\nr2 log:\n{}",
+        scene.agents[1].log()
+    );
+    assert!(summary.contains("\"r2\":"), "r2 never answered: {summary}");
+}
+
+#[test]
+fn unicast_peers_elect_and_fail_over() {
+    if !root_or_skip("unicast_peers_elect_and_fail_over") {
+        return;
+    }
+    let peers = |lab: &Lab, router: usize| {
+        let other = &lab.routers[1 - router];
+        format!("unicast_peers = [\"{}\"]", other.ipv4)
+    };
+    let scene = scene_with(
+        &[200, 100],
+        &Setup {
+            extra: &peers,
+            ..DEFAULT
+        },
+    );
+    await_roles(&scene, 0, Duration::from_secs(10));
+    let probe = start_probe(&scene, 3000);
+    std::thread::sleep(Duration::from_millis(1500));
+    scene.lab.routers[0]
+        .ns
+        .ip(&["link", "set", &scene.lab.routers[0].iface, "down"]);
+    let summary = finish_probe(probe);
+    eprintln!("unicast hard failover, seen by the client: {summary}");
+    await_roles_partial(&scene, 1);
+    assert!(summary.contains("\"r2\":"), "r2 never answered: {summary}");
+    let mdi_us = 300_000 + 156 * 100_000 / 256;
+    assert!(
+        field(&summary, "longest_outage_us") <= mdi_us + 20_000,
+        "{summary}"
+    );
+}
+
+#[test]
+fn an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs() {
+    if !root_or_skip("an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs") {
+        return;
+    }
+    let missing = |_: &Lab, _| {
+        "\n[[instance]]\nname = \"VI_GONE\"\ninterface = \"vfnothere0\"\nvrid = 52\nvirtual_ips = [\"192.0.2.150/24\"]\n".to_owned()
+    };
+    let scene = scene_with(
+        &[200],
+        &Setup {
+            extra: &missing,
+            ..DEFAULT
+        },
+    );
+    let ok = wait_for(Duration::from_secs(10), || {
+        let status = scene.agents[0].status();
+        status.contains("\"name\": \"VI_1\"")
+            && status.contains("\"state\": \"Master\"")
+            && status.contains("\"state\": \"Fault\"")
+    });
+    assert!(
+        ok,
+        "status: {}\nlog:\n{}",
+        scene.agents[0].status(),
         scene.agents[0].log()
     );
 }
