@@ -19,12 +19,12 @@
 //! # IPv6 and the link-local first address
 //!
 //! RFC 5798 §5.2.9 wants the first IPv6 address of an advert to be the virtual router's
-//! link-local address. An instance may list global addresses only: then
-//! [`InstanceSpec::advertised_addrs`] puts [`virtual_link_local`] first, the address that
-//! modified EUI-64 gives for the virtual MAC `00-00-5E-00-02-{VRID}`, the same on every
-//! router of the group, so their address lists agree. The advert's *source* is the
-//! interface's own link-local address (the `primary_addr` passed to
-//! [`InstanceSpec::vrrp_config`]). A link-local VIP, if listed, must come first.
+//! link-local address. keepalived 2.2.7 sends the addresses as configured (it only warns when
+//! the first is not link-local) and discards adverts whose address count differs from its
+//! own ("received an unexpected ip number count"), which breaks a mixed group. So adverts
+//! carry `virtual_ips` exactly as written ([`InstanceSpec::advertised_addrs`]), as keepalived
+//! sends them. A link-local VIP, if listed, must come first. The advert's *source* is the interface's own link-local address
+//! (the `primary_addr` passed to [`InstanceSpec::vrrp_config`]).
 
 mod diagnostic;
 mod reader;
@@ -308,8 +308,7 @@ impl InstanceSpec {
         }
     }
 
-    /// The addresses adverts carry: the VIPs, and for IPv6 the virtual router's link-local
-    /// first if none is listed (see the module docs).
+    /// The addresses adverts carry: the VIPs as written (see the module docs on IPv6).
     pub fn advertised_addrs(&self) -> VirtualAddrs {
         match self.family() {
             Family::Ipv4 => VirtualAddrs::V4(
@@ -322,7 +321,7 @@ impl InstanceSpec {
                     .collect(),
             ),
             Family::Ipv6 => {
-                let mut addrs: Vec<Ipv6Addr> = self
+                let addrs: Vec<Ipv6Addr> = self
                     .virtual_ips
                     .iter()
                     .filter_map(|net| match net.addr() {
@@ -330,9 +329,6 @@ impl InstanceSpec {
                         IpAddr::V4(_) => None,
                     })
                     .collect();
-                if !addrs.first().is_some_and(Ipv6Addr::is_unicast_link_local) {
-                    addrs.insert(0, virtual_link_local(self.vrid));
-                }
                 VirtualAddrs::V6(addrs)
             }
         }
@@ -372,21 +368,6 @@ impl InstanceSpec {
             handoff_bound: self.handoff_bound,
         }
     }
-}
-
-/// The link-local address of the virtual router `vrid` for IPv6: modified EUI-64 (RFC 4291
-/// §2.5.1) of its virtual MAC `00-00-5E-00-02-{VRID}` (RFC 5798 §7.3), `fe80::200:5eff:fe00:2XX`.
-pub fn virtual_link_local(vrid: VrId) -> Ipv6Addr {
-    Ipv6Addr::new(
-        0xfe80,
-        0,
-        0,
-        0,
-        0x0200,
-        0x5eff,
-        0xfe00,
-        0x0200 | u16::from(vrid.0),
-    )
 }
 
 /// The outcome of `vipflip check-config`.

@@ -457,7 +457,7 @@ fn advert_interval(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, version: Option<VrrpVer
     d
 }
 
-/// `virtual_ips`: required, non-empty, one family, a link-local one first.
+/// `virtual_ips`: required, non-empty, one family; a link-local one only first.
 fn virtual_ips(
     ctx: &mut Ctx<'_>,
     t: &Table<'_, '_>,

@@ -2,13 +2,11 @@
 //! state machine's configuration.
 
 use core::time::Duration;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::LineIndex;
-use super::{
-    Config, Garp, Host, Location, TrackScript, Weight, XdpMode, check_config, virtual_link_local,
-};
+use super::{Config, Garp, Host, Location, TrackScript, Weight, XdpMode, check_config};
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
 /// A host with eth0, eth1 and lo, named "testhost".
@@ -96,10 +94,7 @@ fn example_parses_without_diagnostics() {
     assert_eq!(vrrp.validate(), Ok(()));
     assert_eq!(
         vrrp.virtual_addrs,
-        VirtualAddrs::V6(vec![
-            "fe80::200:5eff:fe00:234".parse().unwrap(),
-            "2001:db8::100".parse().unwrap()
-        ])
+        VirtualAddrs::V6(vec!["2001:db8::100".parse().unwrap()])
     );
 }
 
@@ -599,25 +594,18 @@ fn v2_with_ipv6() {
 }
 
 #[test]
-fn ipv6_global_only_gets_the_virtual_link_local_first() {
+fn ipv6_global_only_is_advertised_as_written() {
+    // As keepalived sends it: a keepalived peer refuses adverts whose address count differs.
     let config = accepted(
         "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 255\nvirtual_ips = [\"2001:db8::1/64\", \"2001:db8::2/64\"]\n",
     );
-    let i = &config.instances[0];
     assert_eq!(
-        virtual_link_local(VrId(255)),
-        "fe80::200:5eff:fe00:2ff".parse::<Ipv6Addr>().unwrap()
-    );
-    assert_eq!(
-        i.advertised_addrs(),
+        config.instances[0].advertised_addrs(),
         VirtualAddrs::V6(vec![
-            virtual_link_local(VrId(255)),
             "2001:db8::1".parse().unwrap(),
             "2001:db8::2".parse().unwrap()
         ])
     );
-    // The configured list stays as written.
-    assert_eq!(i.virtual_ips.len(), 2);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! What an operator configures for one virtual router, and why a configuration is refused.
 
 use core::time::Duration;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use crate::wire::{Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
 
@@ -96,13 +96,10 @@ impl InstanceConfig {
             VirtualAddrs::V4(addrs) if addrs.is_empty() => return Err(ConfigError::NoVirtualAddrs),
             VirtualAddrs::V6(addrs) if addrs.is_empty() => return Err(ConfigError::NoVirtualAddrs),
             VirtualAddrs::V4(_) => true,
-            VirtualAddrs::V6(addrs) => {
-                // RFC 5798 §5.2.9: the first IPv6 address is the virtual router's link-local.
-                if !addrs[0].is_unicast_link_local() {
-                    return Err(ConfigError::FirstV6NotLinkLocal { got: addrs[0] });
-                }
-                false
-            }
+            // RFC 5798 §5.2.9 wants the virtual router's link-local address first; keepalived
+            // sends whatever is configured and refuses adverts whose address count differs,
+            // so the list is taken as given (the configuration layer warns).
+            VirtualAddrs::V6(_) => false,
         };
         if is_v4 != self.primary_addr.is_ipv4() {
             return Err(ConfigError::PrimaryFamilyMismatch {
@@ -164,8 +161,6 @@ pub enum ConfigError {
     IntervalNotMultiple { got: Duration, unit: Duration },
     #[error("a virtual router needs at least one virtual address")]
     NoVirtualAddrs,
-    #[error("first IPv6 virtual address {got} must be link-local (RFC 5798 §5.2.9)")]
-    FirstV6NotLinkLocal { got: Ipv6Addr },
     #[error("primary address {primary} is not of the virtual addresses' family")]
     PrimaryFamilyMismatch { primary: IpAddr },
     #[error("VRRPv2 (RFC 3768) carries IPv4 addresses only")]

@@ -179,14 +179,6 @@ fn config_errors() {
         |c| c.handoff_bound = Some(Duration::ZERO),
         ConfigError::ZeroHandoffBound,
     );
-    let global: Ipv6Addr = "2001:db8::1".parse().expect("literal");
-    check(
-        |c| {
-            c.virtual_addrs = VirtualAddrs::V6(vec!["2001:db8::1".parse().expect("literal")]);
-            c.primary_addr = "fe80::2".parse().expect("literal");
-        },
-        ConfigError::FirstV6NotLinkLocal { got: global },
-    );
     check(
         |c| {
             c.version = VrrpVersion::V2;
