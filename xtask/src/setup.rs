@@ -23,7 +23,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     ("iputils-ping", "traffic in the namespace tests"),
     ("tcpdump", "captures in the lab and interop tests"),
-    ("ethtool", "inspecting interfaces in the lab"),
+    ("ethtool", "the lab turns checksum offload off on its veths"),
+    ("keepalived", "the interop tests run it as a real VRRP peer"),
 ];
 
 /// The nightly that aya-build compiles the eBPF crate with. Its LLVM must be the one
