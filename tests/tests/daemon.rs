@@ -302,6 +302,104 @@ fn election_then_hard_failover_within_master_down_interval() {
         scene.agents[1].log()
     );
     assert!(summary.contains("\"r2\":"), "r2 never answered: {summary}");
+
+    // The link comes back: r1 (priority 200) preempts r2, and the client keeps being served.
+    let probe = start_probe(&scene, 2000);
+    std::thread::sleep(Duration::from_millis(300));
+    scene.lab.routers[0]
+        .ns
+        .ip(&["link", "set", &scene.lab.routers[0].iface, "up"]);
+    let summary = finish_probe(probe);
+    eprintln!("r1 back and preempting, seen by the client: {summary}");
+    await_roles(&scene, 0, Duration::from_secs(5));
+    assert!(
+        summary.contains("\"r1\":"),
+        "r1 never answered again: {summary}"
+    );
+    assert_eq!(
+        field(&summary, "lost"),
+        0,
+        "probes lost when r1 preempted: {summary}"
+    );
+}
+
+#[test]
+fn a_killed_master_agent_is_replaced_within_master_down_interval() {
+    if !root_or_skip("a_killed_master_agent_is_replaced_within_master_down_interval") {
+        return;
+    }
+    let mut scene = scene(&[200, 100]);
+    await_roles(&scene, 0, Duration::from_secs(10));
+    // SIGKILL: no priority 0, no cleanup. r1's host keeps its XDP entry and the VIP, so the
+    // client is served throughout; r2 must still take over on time.
+    let killed = Instant::now();
+    scene.agents[0].signal(libc::SIGKILL);
+    assert!(scene.agents[0].exited(Duration::from_secs(5)));
+    await_roles_partial(&scene, 1);
+    let took = killed.elapsed();
+    let mdi = Duration::from_micros(300_000 + 156 * 100_000 / 256);
+    // Polled through `vipflip status` every 10 ms: allow that and the process start-up.
+    assert!(
+        took <= mdi + Duration::from_millis(150),
+        "r2 took {took:?} (Master_Down_Interval {mdi:?})"
+    );
+    assert!(
+        scene.lab.client.ns.ping_once(&scene.vip),
+        "the VIP does not answer after the takeover"
+    );
+}
+
+#[test]
+fn keep_dataplane_leaves_the_xdp_program_in_place() {
+    if !root_or_skip("keep_dataplane_leaves_the_xdp_program_in_place") {
+        return;
+    }
+    let mut scene = scene(&[200]);
+    await_roles(&scene, 0, Duration::from_secs(10));
+    scene.agents[0].signal(libc::SIGTERM);
+    assert!(
+        scene.agents[0].exited(Duration::from_secs(10)),
+        "{}",
+        scene.agents[0].log()
+    );
+    let r1 = &scene.lab.routers[0];
+    let link = r1.ns.ip(&["link", "show", &r1.iface]);
+    assert!(
+        !String::from_utf8_lossy(&link.stdout).contains("prog/xdp"),
+        "plain stop left XDP attached"
+    );
+
+    // Again, with --keep-dataplane.
+    let config = scene.dir.join("r1.toml");
+    let child = r1
+        .ns
+        .command(vipflip_bin().to_str().unwrap())
+        .args(["run", "--keep-dataplane", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    scene.agents[0].proc = Proc(child);
+    await_roles(&scene, 0, Duration::from_secs(10));
+    scene.agents[0].signal(libc::SIGTERM);
+    assert!(scene.agents[0].exited(Duration::from_secs(10)));
+    let link = r1.ns.ip(&["link", "show", &r1.iface]);
+    assert!(
+        String::from_utf8_lossy(&link.stdout).contains("prog/xdp"),
+        "--keep-dataplane detached XDP"
+    );
+    assert!(
+        scene
+            .lab
+            .bpffs
+            .path()
+            .join("r1")
+            .join(&r1.iface)
+            .join("VIPS")
+            .exists(),
+        "pins removed"
+    );
 }
 
 /// Only router `master`'s agent is checked (the other may be cut off).

@@ -115,8 +115,9 @@ impl fmt::Display for Cause {
 pub enum BackupTraffic {
     /// RFC 5798 §6.4.2: a backup neither answers nor accepts; drop.
     Drop,
-    /// After a graceful handoff: forward stragglers (hosts whose caches still point here) to
-    /// the new master, so the handoff loses nothing.
+    /// Stepping down to a master whose MAC is known (a graceful handoff, or a higher-priority
+    /// or tie-winning advert): forward stragglers (hosts whose caches still point here) to the
+    /// new master, so the change loses nothing. The caller bounds how long.
     Forward { mac: MacAddr },
 }
 

@@ -441,7 +441,11 @@ impl Instance {
                 Cause::TieBreakLost
             };
             let learned = self.learned_interval(advert);
-            self.become_backup(now, cause, learned, BackupTraffic::Drop, false);
+            // The sender is the new master: hosts whose ARP/ND caches still point here are
+            // best served by forwarding to it on the wire until they learn (RFC 5798 leaves
+            // the ex-master silent; dropping would lose what is already on its way).
+            let traffic = BackupTraffic::Forward { mac: rx.src_mac };
+            self.become_backup(now, cause, learned, traffic, false);
         } else if !self.config.lower_prio_no_advert {
             // RFC 9568 §6.4.3: discard, and "send an ADVERTISEMENT immediately to assert the
             // Active state". The RFC does not reset the Adver_Timer here, so neither do we.

@@ -414,7 +414,7 @@ fn master_steps_down_on_higher_priority() {
         drain(&mut instance),
         vec![Action::BecomeBackup {
             cause: Cause::HigherPriorityAdvert,
-            traffic: BackupTraffic::Drop
+            traffic: BackupTraffic::Forward { mac: mac(3) }
         }]
     );
     // Learned 500 ms: MDI = 1.5 s + 156/256 × 0.5 s = 1.8046875 s.

@@ -113,7 +113,8 @@ fn preemption_by_a_returning_higher_priority() {
             ns(13_218_750_000),
             Action::BecomeBackup {
                 cause: Cause::HigherPriorityAdvert,
-                traffic: BackupTraffic::Drop
+                // The ex-master forwards to the new master's MAC, learned from its advert.
+                traffic: BackupTraffic::Forward { mac: mac(1) }
             }
         ))
     );
@@ -188,7 +189,7 @@ fn equal_priorities_are_decided_by_address() {
                 ns(3_609_375_000),
                 Action::BecomeBackup {
                     cause: Cause::TieBreakLost,
-                    traffic: BackupTraffic::Drop
+                    traffic: BackupTraffic::Forward { mac: mac(2) }
                 }
             ),
         ]
