@@ -40,6 +40,39 @@ use crate::{
 /// `statfs` magic of bpffs (`BPF_FS_MAGIC`, include/uapi/linux/magic.h).
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
+/// Says which configured features this version parses and checks but does not act on yet.
+fn warn_inactive(config: &Config) {
+    let mut inactive = Vec::new();
+    for i in &config.instances {
+        if !i.track_interfaces.is_empty()
+            || !i.track_scripts.is_empty()
+            || !i.track_files.is_empty()
+        {
+            inactive.push(format!("instance {}: track_*", i.name));
+        }
+        let n = &i.notify;
+        if n.master.is_some() || n.backup.is_some() || n.fault.is_some() || n.stop.is_some() {
+            inactive.push(format!("instance {}: notify", i.name));
+        }
+    }
+    if !config.sync_groups.is_empty() {
+        inactive.push("[[sync_group]]".to_owned());
+    }
+    if config.global.metrics_listen.is_some() {
+        inactive.push("global.metrics_listen".to_owned());
+    }
+    if config.global.notify_fifo.is_some() {
+        inactive.push("global.notify_fifo".to_owned());
+    }
+    if !inactive.is_empty() {
+        log::warn!(
+            "configured but not acted on by this version (tracking, notify, sync groups and \
+             metrics come later): {}",
+            inactive.join(", ")
+        );
+    }
+}
+
 /// The socket already open for `wanted` (instances on one interface and family share one),
 /// or a new one.
 fn shared_socket(sockets: &mut Vec<VrrpSocket>, wanted: SocketConfig) -> anyhow::Result<usize> {
@@ -112,6 +145,7 @@ impl Daemon {
         reason = "start-up reads best as one sequence of steps"
     )]
     async fn start(config: Config, options: &RunOptions) -> anyhow::Result<Self> {
+        warn_inactive(&config);
         let netlink = Arc::new(Netlink::new().context("opening rtnetlink")?);
         let pin_dir = config.global.pin_dir.clone();
         ensure_bpffs(&pin_dir)?;
