@@ -212,6 +212,54 @@ mod tests {
     }
 
     #[test]
+    fn status_renders_every_field_for_a_human() {
+        let report = StatusReport {
+            router_id: "edge-1".into(),
+            pid: 42,
+            instances: vec![InstanceStatus {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                vrid: 51,
+                version: 3,
+                state: "Backup".into(),
+                handing_off: false,
+                base_priority: 150,
+                effective_priority: 120,
+                master: Some("192.0.2.2".parse().unwrap()),
+                master_priority: Some(200),
+                advert_interval_ms: 100,
+                master_adver_interval_ms: 1000,
+                time_in_state_ms: 12_345,
+                transitions: 3,
+                last_cause: Some("higher-priority advert".into()),
+                virtual_ips: vec!["192.0.2.100/24".into()],
+                dataplane: vec!["192.0.2.100: drop (vrid 51)".into()],
+                xdp_adverts_accepted: 10,
+                xdp_adverts_dropped: 2,
+                adverts_sent: 7,
+                adverts_received: 9,
+            }],
+        };
+        assert_eq!(
+            report.render(),
+            "vipflip edge-1 (pid 42)\n\
+             instance VI_1 on eth0 vrid 51 v3: Backup for 12.3s\n\
+             \x20 priority      120 (base 150)\n\
+             \x20 master        192.0.2.2 (priority 200)\n\
+             \x20 advert        every 100 ms (master advertises every 1000 ms)\n\
+             \x20 transitions   3 (last: higher-priority advert)\n\
+             \x20 virtual ips   192.0.2.100/24\n\
+             \x20 xdp           192.0.2.100: drop (vrid 51)\n\
+             \x20 adverts       sent 7 received 9; xdp accepted 10 dropped 2\n"
+        );
+        let json = serde_json::to_string(&Response::Status(report.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Response>(&json).unwrap(),
+            Response::Status(report)
+        );
+    }
+
+    #[test]
     fn calling_a_missing_socket_says_no_daemon_runs() {
         let err = call(Path::new("/nonexistent/vipflip.sock"), &Request::Status).unwrap_err();
         assert!(

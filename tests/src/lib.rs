@@ -393,3 +393,13 @@ impl Netns {
         );
     }
 }
+
+/// Serialises the timing-sensitive tests of one test binary: failover times are asserted to
+/// within milliseconds, and two labs failing over at once on a small machine would measure
+/// each other. Hold the guard for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding it poisons it; the next one may still run.
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vipflip_integration_tests::{Lab, root_or_skip, unique, vipflip_bin, wait_for};
+use vipflip_integration_tests::{Lab, root_or_skip, serial, unique, vipflip_bin, wait_for};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
 const VIP: &str = "192.0.2.100";
@@ -272,6 +272,7 @@ fn election_then_hard_failover_within_master_down_interval() {
     if !root_or_skip("election_then_hard_failover_within_master_down_interval") {
         return;
     }
+    let _serial = serial();
     let scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     assert!(
@@ -328,6 +329,7 @@ fn a_killed_master_agent_is_replaced_within_master_down_interval() {
     if !root_or_skip("a_killed_master_agent_is_replaced_within_master_down_interval") {
         return;
     }
+    let _serial = serial();
     let mut scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     // SIGKILL: no priority 0, no cleanup. r1's host keeps its XDP entry and the VIP, so the
@@ -354,6 +356,7 @@ fn keep_dataplane_leaves_the_xdp_program_in_place() {
     if !root_or_skip("keep_dataplane_leaves_the_xdp_program_in_place") {
         return;
     }
+    let _serial = serial();
     let mut scene = scene(&[200]);
     await_roles(&scene, 0, Duration::from_secs(10));
     scene.agents[0].signal(libc::SIGTERM);
@@ -400,6 +403,24 @@ fn keep_dataplane_leaves_the_xdp_program_in_place() {
             .exists(),
         "pins removed"
     );
+    // No daemon answers now: `status` says so and shows what the pins hold.
+    let out = Command::new(vipflip_bin())
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("no vipflip daemon answers on"), "{text}");
+    // A lone master that stops hands off to nobody, so it ends dropping the VIP's traffic.
+    assert!(
+        text.contains("192.0.2.100") && text.contains("drop (vrid 51)"),
+        "{text}"
+    );
 }
 
 /// Only router `master`'s agent is checked (the other may be cut off).
@@ -420,6 +441,7 @@ fn planned_handoff_loses_no_probe() {
     if !root_or_skip("planned_handoff_loses_no_probe") {
         return;
     }
+    let _serial = serial();
     let scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     assert!(
@@ -457,6 +479,7 @@ fn sigterm_hands_off_without_losing_a_probe() {
     if !root_or_skip("sigterm_hands_off_without_losing_a_probe") {
         return;
     }
+    let _serial = serial();
     let mut scene = scene_with(
         &[200, 100],
         &Setup {
@@ -502,6 +525,7 @@ fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
     if !root_or_skip("spoofed_adverts_are_dropped_in_xdp_and_change_nothing") {
         return;
     }
+    let _serial = serial();
     let allowed = |_: &Lab, _| "allowed_peers = [\"192.0.2.1\", \"192.0.2.2\"]".to_owned();
     let scene = scene_with(
         &[200, 100],
@@ -576,6 +600,7 @@ fn a_restarted_agent_keeps_the_traffic_flowing() {
     if !root_or_skip("a_restarted_agent_keeps_the_traffic_flowing") {
         return;
     }
+    let _serial = serial();
     let mut scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     let probe = start_probe(&scene, 3000);
@@ -611,6 +636,7 @@ fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
     if !root_or_skip("a_client_with_a_stale_arp_entry_is_served_through_the_old_master") {
         return;
     }
+    let _serial = serial();
     let scene = scene(&[200, 100]);
     await_roles(&scene, 0, Duration::from_secs(10));
     let client = &scene.lab.client;
@@ -670,6 +696,7 @@ fn ipv6_vip_fails_over() {
     if !root_or_skip("ipv6_vip_fails_over") {
         return;
     }
+    let _serial = serial();
     let scene = scene_with(
         &[200, 100],
         &Setup {
@@ -705,6 +732,7 @@ fn unicast_peers_elect_and_fail_over() {
     if !root_or_skip("unicast_peers_elect_and_fail_over") {
         return;
     }
+    let _serial = serial();
     let peers = |lab: &Lab, router: usize| {
         let other = &lab.routers[1 - router];
         format!("unicast_peers = [\"{}\"]", other.ipv4)
@@ -738,6 +766,7 @@ fn an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs() {
     if !root_or_skip("an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs") {
         return;
     }
+    let _serial = serial();
     let missing = |_: &Lab, _| {
         "\n[[instance]]\nname = \"VI_GONE\"\ninterface = \"vfnothere0\"\nvrid = 52\nvirtual_ips = [\"192.0.2.150/24\"]\n".to_owned()
     };

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use vipflip_integration_tests::{Lab, root_or_skip, unique, vipflip_bin, wait_for};
+use vipflip_integration_tests::{Lab, root_or_skip, serial, unique, vipflip_bin, wait_for};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
 
@@ -356,6 +356,7 @@ macro_rules! interop {
             if !root_or_skip(stringify!($name)) || !keepalived_installed(stringify!($name)) {
                 return;
             }
+            let _serial = serial();
             check(&Case {
                 version: $version,
                 family: $family,
