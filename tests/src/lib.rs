@@ -59,7 +59,11 @@ pub struct Netns {
 
 impl Netns {
     pub fn new(prefix: &str) -> Self {
-        let name = unique(prefix);
+        Self::named(unique(prefix))
+    }
+
+    /// A namespace with exactly this name.
+    pub fn named(name: String) -> Self {
         sh("ip", &["netns", "add", &name]);
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -166,7 +170,11 @@ pub struct BpfFs {
 
 impl BpfFs {
     pub fn new() -> Self {
-        let path = std::env::temp_dir().join(unique("vipflip-bpffs-"));
+        Self::at(std::env::temp_dir().join(unique("vipflip-bpffs-")))
+    }
+
+    /// A bpffs mounted at `path` (created if needed).
+    pub fn at(path: PathBuf) -> Self {
         std::fs::create_dir_all(&path).expect("create bpffs mount point");
         sh(
             "mount",
@@ -264,9 +272,45 @@ pub struct Lab {
     pub switch: Netns,
 }
 
+/// How a [`Lab`] names its namespaces and interfaces.
+#[derive(Debug, Clone, Copy)]
+pub enum Naming {
+    /// Unique per process and call: tests running side by side never collide.
+    Unique,
+    /// Fixed, under a prefix (`<prefix>-sw`, `<prefix>-r1`, …, `<prefix>-client`, interface
+    /// `eth0` in each host): the interactive lab, which a later run must find to clean up.
+    Fixed(&'static str),
+}
+
 impl Lab {
+    /// A lab with unique names, for tests.
     pub fn new(routers: usize) -> Self {
-        let switch = Netns::new("vfl-s");
+        Self::build(routers, Naming::Unique, BpfFs::new())
+    }
+
+    /// Removes whatever a `Fixed(prefix)` lab left behind (a crashed run): its namespaces, the
+    /// processes in them, and `bpffs` if it is mounted.
+    pub fn clean_up(prefix: &str, bpffs: &Path) {
+        let out = Command::new("ip").args(["netns", "list"]).output();
+        let list = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            if name.starts_with(&format!("{prefix}-")) {
+                drop(Netns {
+                    name: name.to_owned(),
+                });
+            }
+        }
+        let _ = Command::new("umount").arg(bpffs).status();
+    }
+
+    pub fn build(routers: usize, naming: Naming, bpffs: BpfFs) -> Self {
+        let ns_name = |role: &str| match naming {
+            Naming::Unique => unique(&format!("vfl-{}", &role[..1])),
+            Naming::Fixed(prefix) => format!("{prefix}-{role}"),
+        };
+        let switch = Netns::named(ns_name("sw"));
         switch.ip(&["link", "add", "br0", "type", "bridge"]);
         // No STP, no forwarding delay: ports forward at once.
         switch.ip(&[
@@ -281,9 +325,8 @@ impl Lab {
             "0",
         ]);
         switch.ip(&["link", "set", "br0", "up"]);
-        let bpffs = BpfFs::new();
-        let host = |prefix: &str, n: u8| {
-            let ns = Netns::new(prefix);
+        let host = |role: &str, n: u8| {
+            let ns = Netns::named(ns_name(role));
             // Addresses are usable at once: no duplicate address detection in a private lab.
             let _ = ns
                 .command("sysctl")
@@ -293,7 +336,10 @@ impl Lab {
                     "net.ipv6.conf.default.accept_dad=0",
                 ])
                 .status();
-            let (iface, port) = (unique("vfh"), unique("vfp"));
+            let (iface, port) = match naming {
+                Naming::Unique => (unique("vfh"), unique("vfp")),
+                Naming::Fixed(_) => ("eth0".to_owned(), role.to_owned()),
+            };
             veth(&ns, &iface, &switch, &port);
             switch.ip(&["link", "set", &port, "master", "br0"]);
             let ipv4 = std::net::Ipv4Addr::new(192, 0, 2, n);
@@ -339,9 +385,9 @@ impl Lab {
             }
         };
         let routers = (1..=routers)
-            .map(|i| host("vfl-r", u8::try_from(i).expect("few routers")))
+            .map(|i| host(&format!("r{i}"), u8::try_from(i).expect("few routers")))
             .collect();
-        let client = host("vfl-c", 200);
+        let client = host("client", 200);
         Self {
             routers,
             client,

@@ -85,3 +85,108 @@ fn every_host_reaches_every_other_and_the_prober_counts_answers() {
         r#"{"sent":100,"received":0,"lost":100,"longest_outage_us":101000,"by_router":{}}"#
     );
 }
+
+const LAB: &str = env!("CARGO_BIN_EXE_vipflip-lab");
+
+fn run_lab(args: &[&str]) -> String {
+    let out = std::process::Command::new(LAB)
+        .args(args)
+        .output()
+        .expect("run vipflip-lab");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vipflip-lab failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn namespaces(prefix: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_lab_runs_a_scripted_failover_and_handoff_then_cleans_up() {
+    if !root_or_skip("the_lab_runs_a_scripted_failover_and_handoff_then_cleans_up") {
+        return;
+    }
+    let _serial = vipflip_integration_tests::serial();
+    let text = run_lab(&[
+        "--prefix",
+        "vflabt",
+        "--interval",
+        "100ms",
+        "--script",
+        "wait 3; cut; wait 2; restore; wait 2; handoff; wait 2; quit",
+    ]);
+    assert!(text.contains("cut r1's link"), "{text}");
+    assert!(text.contains("r1's link up"), "{text}");
+    assert!(text.contains("r1: instance VI_1: handing off"), "{text}");
+    // r2 served while r1's link was cut, and r2 holds the VIP after the handoff.
+    assert!(text.contains("r2     vipflip    Master"), "{text}");
+    assert!(text.contains("lab vflabt removed"), "{text}");
+    assert!(
+        namespaces("vflabt").is_empty(),
+        "namespaces left: {:?}",
+        namespaces("vflabt")
+    );
+}
+
+#[test]
+fn the_lab_mixes_keepalived_and_vipflip() {
+    if !root_or_skip("the_lab_mixes_keepalived_and_vipflip") {
+        return;
+    }
+    let _serial = vipflip_integration_tests::serial();
+    let text = run_lab(&[
+        "--prefix",
+        "vflabk",
+        "--keepalived",
+        "--interval",
+        "100ms",
+        "--script",
+        "wait 4; cut; wait 3; quit",
+    ]);
+    assert!(
+        text.contains("r1     keepalived Master"),
+        "keepalived never mastered: {text}"
+    );
+    assert!(text.contains("cut r1's link"), "{text}");
+    assert!(
+        text.contains("r2     vipflip    Master"),
+        "vipflip never took over: {text}"
+    );
+    assert!(namespaces("vflabk").is_empty());
+}
+
+#[test]
+fn down_removes_what_a_crashed_lab_left() {
+    if !root_or_skip("down_removes_what_a_crashed_lab_left") {
+        return;
+    }
+    // What a crash leaves: namespaces under the prefix.
+    for name in ["vflabd-sw", "vflabd-r1"] {
+        let status = std::process::Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let text = run_lab(&["--prefix", "vflabd", "--down"]);
+    assert!(text.contains("lab vflabd removed"), "{text}");
+    assert!(
+        namespaces("vflabd").is_empty(),
+        "left: {:?}",
+        namespaces("vflabd")
+    );
+}

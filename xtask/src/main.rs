@@ -23,6 +23,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// A live namespace lab: routers running vipflip, a client probing the VIP; kill, cut,
+    /// restore and hand over from the keyboard (as root).
+    Lab {
+        /// 2 or 3 routers.
+        #[arg(long, default_value_t = 2)]
+        routers: u8,
+        /// Run keepalived on r1 instead of vipflip: a mixed group.
+        #[arg(long)]
+        keepalived: bool,
+        /// Advert interval of every router ("1s", "100ms", …).
+        #[arg(long, default_value = "1s")]
+        interval: String,
+        /// Commands instead of the keyboard: "wait 3; cut; wait 5; restore; quit".
+        #[arg(long)]
+        script: Option<String>,
+        /// Remove a lab (and whatever a crashed run left) and exit.
+        #[arg(long)]
+        down: bool,
+    },
     /// Install what this machine lacks (Debian packages, bpf-linker, rust-src); idempotent.
     Setup,
     /// Build every crate, the XDP program included (release).
@@ -75,6 +94,23 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root();
     match cli.command {
         Task::Setup => setup::run(),
+        Task::Lab {
+            routers,
+            keepalived,
+            interval,
+            script,
+            down,
+        } => {
+            setup::run()?;
+            lab(
+                &root,
+                routers,
+                keepalived,
+                &interval,
+                script.as_deref(),
+                down,
+            )
+        }
         Task::Build => {
             setup::run()?;
             build(&root)
@@ -123,6 +159,62 @@ pub fn run(root: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> 
         .with_context(|| format!("running {program}"))?;
     if !status.success() {
         bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn lab(
+    root: &Path,
+    routers: u8,
+    keepalived: bool,
+    interval: &str,
+    script: Option<&str>,
+    down: bool,
+) -> anyhow::Result<()> {
+    if !setup::is_root() {
+        bail!("the lab makes network namespaces and loads XDP programs: run it as root");
+    }
+    run(
+        root,
+        "cargo",
+        &[
+            "build",
+            "--package",
+            "vipflip",
+            "--package",
+            "vipflip-integration-tests",
+            "--bins",
+        ],
+        &[],
+    )?;
+    let bin = target_dir(root).join("debug");
+    let vipflip = bin.join("vipflip");
+    let vipflip = vipflip.to_str().context("target path is not UTF-8")?;
+    let lab = bin.join("vipflip-lab");
+    let mut args = vec![
+        "--routers".to_owned(),
+        routers.to_string(),
+        "--interval".to_owned(),
+        interval.to_owned(),
+    ];
+    if keepalived {
+        args.push("--keepalived".into());
+    }
+    if down {
+        args.push("--down".into());
+    }
+    if let Some(script) = script {
+        args.push("--script".into());
+        args.push(script.into());
+    }
+    let status = Command::new(&lab)
+        .args(&args)
+        .env("VIPFLIP_BIN", vipflip)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {}", lab.display()))?;
+    if !status.success() {
+        bail!("the lab failed ({status})");
     }
     Ok(())
 }

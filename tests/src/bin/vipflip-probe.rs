@@ -7,6 +7,10 @@
 //!   the longest outage (from the last answered probe before a loss to the first answered after
 //!   it, by send time), and how many probes each router answered.
 //!
+//! - `vipflip-probe probe --target VIP --port P --live`: probes every millisecond until killed
+//!   and prints a JSON line every 200 ms: probes sent, answered and lost so far (a probe counts
+//!   as lost once 500 ms old and unanswered), the router that answered last, and the current
+//!   outage. The lab's live view reads it.
 //! - `vipflip-probe advert --src A --ttl T --vrid V --priority P [--count N]`: sends N forged
 //!   VRRP version 3 adverts to 224.0.0.18 with any source address and TTL (`IP_HDRINCL`), to check
 //!   that spoofed adverts are dropped in XDP.
@@ -24,6 +28,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
+        Some("probe") if args.iter().any(|a| a == "--live") => live(&args[1..]),
         Some("probe") => probe(&args[1..]),
         Some("advert") => advert(&args[1..]),
         _ => Err(
@@ -238,4 +243,75 @@ fn checksum(bytes: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !u16::try_from(sum).unwrap_or(0)
+}
+
+/// `probe --live`: unbounded, with a rolling window instead of a record of every probe.
+fn live(args: &[String]) -> Result<(), String> {
+    use std::{collections::VecDeque, io::Write as _};
+    /// A probe unanswered after this many milliseconds counts as lost.
+    const SETTLE: u64 = 500;
+    let target: std::net::IpAddr = flag(args, "--target")
+        .ok_or("probe needs --target")?
+        .parse()
+        .map_err(|e| format!("--target: {e}"))?;
+    let port = u16::try_from(number(args, "--port", 7777)?).map_err(|e| e.to_string())?;
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .map_err(|_| "bind")?;
+    let socket = UdpSocket::bind(bind).map_err(|e| format!("bind: {e}"))?;
+    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let to = SocketAddr::new(target, port);
+    // (seq, answered by) for the probes younger than SETTLE ms.
+    let mut window: VecDeque<(u64, Option<String>)> = VecDeque::new();
+    let (mut probes_sent, mut received, mut lost) = (0u64, 0u64, 0u64);
+    let mut server = String::from("-");
+    let mut outage_since: Option<Instant> = None;
+    let start = Instant::now();
+    let mut next_report = start;
+    let mut buf = [0u8; 128];
+    let mut out = std::io::stdout();
+    for seq in 0u64.. {
+        let due = start + Duration::from_millis(seq);
+        while Instant::now() < due {
+            while let Ok(len) = socket.recv(&mut buf) {
+                if len < 8 {
+                    continue;
+                }
+                let got = u64::from_be_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+                let name = String::from_utf8_lossy(&buf[8..len]).into_owned();
+                if let Some(slot) = window.iter_mut().find(|(s, a)| *s == got && a.is_none()) {
+                    slot.1 = Some(name.clone());
+                    received += 1;
+                    server = name;
+                    outage_since = None;
+                }
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let _ = socket.send_to(&seq.to_be_bytes(), to);
+        probes_sent += 1;
+        window.push_back((seq, None));
+        while window.front().is_some_and(|(s, _)| seq - s > SETTLE) {
+            if let Some((_, None)) = window.pop_front() {
+                lost += 1;
+                outage_since.get_or_insert_with(Instant::now);
+            }
+        }
+        if Instant::now() >= next_report {
+            next_report += Duration::from_millis(200);
+            let outage_ms =
+                outage_since.map_or(0, |t| t.elapsed().as_millis() + u128::from(SETTLE));
+            let line = format!(
+                "{{\"sent\":{probes_sent},\"received\":{received},\"lost\":{lost},\"last\":\"{server}\",\"outage_ms\":{outage_ms}}}"
+            );
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return Ok(()); // the reader has gone
+            }
+        }
+    }
+    Ok(())
 }
