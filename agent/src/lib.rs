@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod import;
 pub mod io;
 pub mod vrrp;
 pub mod wire;
