@@ -14,5 +14,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod import;
 pub mod io;
+pub mod notify;
+pub mod track;
 pub mod vrrp;
 pub mod wire;

@@ -1,0 +1,173 @@
+//! Tracking: everything that moves an instance's effective priority or holds it in Fault,
+//! with keepalived's rules (`track_interface`, `track_script`, `track_file`).
+//!
+//! Two halves, as `vrrp/` and `io/`:
+//!
+//! - [`TrackState`] (sans-IO, one per instance): the base priority and the configured
+//!   trackers in, [`Observation`]s in, the [`vrrp::Command`](crate::vrrp::Command)s that
+//!   bring the state machine up to date out. No tokio, no clock; unit-tested with exact
+//!   numbers. [`RiseFall`] is keepalived's rise/fall counter of a script, also pure.
+//! - The drivers, started together by [`spawn_trackers`]: link state from rtnetlink events
+//!   (`RTNLGRP_LINK`, no polling), `[[script]]`s run every `interval` under a `timeout` with a
+//!   bound on how many run at once, and track files read on inotify events. Each driver is a
+//!   tokio task that sends [`Observation`]s on one `mpsc` channel; none blocks the daemon.
+//!
+//! # Wiring (the daemon)
+//!
+//! ```text
+//! let (mut observations, _trackers) = track::spawn_trackers(&config)?;
+//! let mut tracks: Vec<TrackState> = config.instances.iter().map(TrackState::new).collect();
+//! // in the select loop:
+//! Some(obs) = observations.recv() => for (i, track) in tracks.iter_mut().enumerate() {
+//!     for command in track.observe(&obs) { instances[i].vrrp.handle_command(now, command)?; }
+//!     drain(i);
+//! }
+//! ```
+//!
+//! Every driver reports the first state it sees (links that do not exist are down, files
+//! that cannot be read hold 0), then only changes.
+//!
+//! # keepalived semantics (keepalived.conf(5), keepalived 2.2 `vrrp_track.c`, `track_file.c`)
+//!
+//! | tracker | weight > 0 | weight < 0 | weight 0 |
+//! |---|---|---|---|
+//! | interface (up = `IFF_UP` and carrier) | `+w` while up | `+w` (lower) while down | Fault while down |
+//! | script (after rise/fall) | `+w` while good | `+w` (lower) while failing | Fault while failing |
+//! | file holding `v` | `v × w`, in `-254..=253`; `-254` is Fault | same | Fault while `v ≠ 0` |
+//!
+//! The effective priority is `base + Σ` clamped to `1..=254`. An address owner (255) keeps
+//! 255: its weighted trackers are ignored (keepalived: "Cannot have weighted track script …
+//! with priority 255") and only its weight-0 trackers act, through Fault. The instance's own
+//! interface being down is [`FaultCause::LinkDown`](crate::vrrp::FaultCause::LinkDown).
+//! A script that has not finished its first run counts neither way (keepalived's
+//! `VRRP_SCRIPT_STATUS_INIT`).
+
+mod file;
+mod link;
+mod process;
+mod rise_fall;
+mod script;
+mod state;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+pub use file::parse_value;
+pub(crate) use process::{RunOutcome, run_with_timeout};
+pub use rise_fall::RiseFall;
+pub use state::{TrackState, Tracked};
+
+/// How many `[[script]]` runs may be in flight at once, across all scripts; a script whose
+/// turn comes while all slots are busy waits for one (its `timeout` starts when it starts).
+pub const MAX_CONCURRENT_SCRIPTS: usize = 8;
+
+/// Capacity of the observation channel. Drivers wait (never drop) when it is full, so a slow
+/// daemon delays observations but never loses a transition.
+const CHANNEL_CAPACITY: usize = 256;
+
+/// One fact from a driver, for every [`TrackState`] to [`TrackState::observe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// Interface `name` is up (administratively up with carrier) or not (down, or absent).
+    Link { name: String, up: bool },
+    /// `[[script]]` `name` became good (`ok`) or failing, after rise/fall; the first result
+    /// is reported at once.
+    Script { name: String, ok: bool },
+    /// Track file `path` (as configured) holds `value`; 0 when missing, empty or unreadable.
+    File { path: PathBuf, value: i64 },
+}
+
+/// Why a tracker could not be started, naming it and the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error("link tracking: subscribing to rtnetlink link events: {0}")]
+    LinkSubscribe(#[source] std::io::Error),
+    #[error("track files: inotify_init: {0}")]
+    InotifyInit(#[source] std::io::Error),
+    #[error("track files: inotify event stream: {0}")]
+    InotifyStream(#[source] std::io::Error),
+}
+
+/// The running driver tasks; dropping this stops them all (a script still running is killed
+/// with its process group).
+#[derive(Debug, Default)]
+pub struct TrackerHandles {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl TrackerHandles {
+    /// How many driver tasks run: one for links and one for files when anything needs them,
+    /// one per tracked script.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
+impl Drop for TrackerHandles {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts every driver the configuration needs, on the current tokio runtime and in the
+/// current network namespace: links for each instance's interface and every tracked
+/// interface, each `[[script]]` some instance tracks (scripts nobody tracks are not run, as
+/// in keepalived), and every tracked file.
+pub fn spawn_trackers(
+    config: &Config,
+) -> Result<(mpsc::Receiver<Observation>, TrackerHandles), TrackError> {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let mut handles = TrackerHandles::default();
+
+    let links: BTreeSet<String> = config
+        .instances
+        .iter()
+        .flat_map(|i| {
+            std::iter::once(i.interface.clone())
+                .chain(i.track_interfaces.iter().map(|t| t.name.clone()))
+        })
+        .collect();
+    if !links.is_empty() {
+        handles.tasks.push(link::spawn(links, tx.clone())?);
+    }
+
+    let tracked: BTreeSet<&str> = config
+        .instances
+        .iter()
+        .flat_map(|i| i.track_scripts.iter().map(|t| t.name.as_str()))
+        .collect();
+    let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_SCRIPTS));
+    for spec in config
+        .scripts
+        .iter()
+        .filter(|s| tracked.contains(s.name.as_str()))
+    {
+        handles
+            .tasks
+            .push(script::spawn(spec.clone(), slots.clone(), tx.clone()));
+    }
+
+    let files: BTreeSet<PathBuf> = config
+        .instances
+        .iter()
+        .flat_map(|i| i.track_files.iter().map(|t| t.path.clone()))
+        .collect();
+    if !files.is_empty() {
+        handles.tasks.push(file::spawn(files, tx)?);
+    }
+    Ok((rx, handles))
+}

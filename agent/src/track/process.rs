@@ -1,0 +1,92 @@
+//! Running an external program under a timeout, for tracking scripts and notify scripts.
+//!
+//! The program runs without a shell, with stdin/stdout/stderr on `/dev/null` (as keepalived
+//! runs its scripts), in a process group of its own: when it outlives its timeout, or the
+//! task awaiting it is dropped, the whole group is killed with `SIGKILL`, so a shell script's
+//! children (a `sleep`, a `curl`) die with it. The killed leader is then reaped.
+
+use std::ffi::OsStr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+/// How a run ended.
+#[derive(Debug)]
+pub(crate) enum RunOutcome {
+    /// It exited (or was killed by a signal from elsewhere).
+    Exited(ExitStatus),
+    /// It outlived the timeout; its process group was killed.
+    TimedOut,
+    /// It could not be started (no such program, not executable, …).
+    SpawnFailed(std::io::Error),
+    /// Waiting for it failed.
+    WaitFailed(std::io::Error),
+}
+
+impl RunOutcome {
+    /// keepalived's meaning of success: exit status 0; everything else is a failure.
+    pub(crate) fn success(&self) -> bool {
+        matches!(self, Self::Exited(status) if status.success())
+    }
+}
+
+/// Runs `program args…` and waits at most `timeout` for it.
+pub(crate) async fn run_with_timeout<I, S>(
+    program: impl AsRef<OsStr>,
+    args: I,
+    timeout: Duration,
+) -> RunOutcome
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // A group of its own, so the kill below reaches its children too.
+        .process_group(0)
+        // If this future is dropped, tokio kills the leader and reaps it in the background;
+        // `GroupGuard` kills the rest of the group.
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return RunOutcome::SpawnFailed(e),
+    };
+    let mut guard = GroupGuard(child.id());
+    let outcome = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => RunOutcome::Exited(status),
+        Ok(Err(e)) => RunOutcome::WaitFailed(e),
+        Err(_elapsed) => {
+            guard.kill();
+            // Reap the leader; SIGKILL cannot be caught, so this returns promptly.
+            let _ = child.wait().await;
+            RunOutcome::TimedOut
+        }
+    };
+    guard.0 = None;
+    outcome
+}
+
+/// The process group of a child not yet reaped; killed on drop unless disarmed.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        let Some(leader) = self.0.take() else { return };
+        let Ok(pgid) = libc::pid_t::try_from(leader) else {
+            return;
+        };
+        // SAFETY: kill(2) has no memory-safety preconditions. `pgid` is the group our child
+        // leads (`process_group(0)`), and the child is not reaped yet (the caller still holds
+        // its `Child` and has not seen it exit), so the id cannot have been reused.
+        let _ = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
