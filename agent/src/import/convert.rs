@@ -606,12 +606,12 @@ impl<'s> Conv<'s> {
                 "rise" => {
                     def.out.rise = self
                         .int(s, 1..=i64::from(u32::MAX))
-                        .and_then(|n| u64::try_from(n).ok())
+                        .and_then(|n| u64::try_from(n).ok());
                 }
                 "fall" => {
                     def.out.fall = self
                         .int(s, 1..=i64::from(u32::MAX))
-                        .and_then(|n| u64::try_from(n).ok())
+                        .and_then(|n| u64::try_from(n).ok());
                 }
                 "weight" => {
                     let words = &s.words;
@@ -1019,6 +1019,7 @@ impl<'s> Conv<'s> {
             }
         }
 
+        let vips = self.vips(&r.vips, r.interface.map_or("", |w| w.text.as_str()), sec);
         let Some(interface) = r.interface else {
             self.error(
                 stmt.loc(),
@@ -1033,7 +1034,6 @@ impl<'s> Conv<'s> {
             );
             return None;
         };
-        let vips = self.vips(&r.vips, &interface.text, sec);
         let Some(first) = vips.first() else {
             if self.errors.len() == errors_before {
                 self.error(

@@ -1,1 +1,392 @@
+//! Each fixture (a keepalived.conf checked with `keepalived -t`) converted: the exact TOML
+//! (`fixtures/NAME.toml`; `VIPFLIP_BLESS=1` rewrites them), the exact reports, and that
+//! vipflip's own check accepts the result. Then the parser's errors, message by message.
 
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{Import, import_keepalived, import_keepalived_command};
+use crate::config::Config;
+
+/// Fixture paths as the tests pass them: relative to the crate (cargo runs tests there), so
+/// messages and goldens do not depend on the checkout's location.
+fn fixture(name: &str) -> PathBuf {
+    Path::new("src/import/fixtures").join(name)
+}
+
+#[track_caller]
+fn import(name: &str) -> Import {
+    match import_keepalived(&fixture(name)) {
+        Ok(import) => import,
+        Err(errors) => panic!(
+            "{name}: refused:\n{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+/// Converts `name`, compares with its golden TOML and `reports`, and checks that
+/// `Config::parse` accepts the TOML with no warning but missing interfaces.
+#[track_caller]
+fn check(name: &str, golden: &str, reports: &[&str]) {
+    let import = import(name);
+    let golden_path = fixture(golden);
+    if std::env::var_os("VIPFLIP_BLESS").is_some() {
+        std::fs::write(&golden_path, &import.toml).expect("write the golden file");
+    }
+    let expected = std::fs::read_to_string(&golden_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (VIPFLIP_BLESS=1 writes it)", golden_path.display()));
+    assert_eq!(import.toml, expected, "{name}: TOML differs from {golden}");
+    let got: Vec<String> = import.reports.iter().map(ToString::to_string).collect();
+    assert_eq!(got, reports, "{name}: reports");
+    assert_eq!(
+        import.lossless(),
+        !reports.iter().any(|r| r.contains(": warning: ")),
+        "{name}: lossless"
+    );
+    match Config::parse(&import.toml, golden) {
+        Ok((config, warnings)) => {
+            let unexpected: Vec<String> = warnings
+                .iter()
+                .map(ToString::to_string)
+                .filter(|w| !w.contains("no such interface on this host"))
+                .collect();
+            assert_eq!(
+                unexpected,
+                Vec::<String>::new(),
+                "{name}: check-config warnings"
+            );
+            assert!(!config.instances.is_empty());
+        }
+        Err(diags) => panic!(
+            "{name}: vipflip refuses the import:\n{}\n{}",
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            import.toml
+        ),
+    }
+}
+
+const F: &str = "src/import/fixtures";
+
+fn at(file: &str, rest: &str) -> String {
+    format!("{F}/{file}:{rest}")
+}
+
+// --- fixtures ---
+
+#[test]
+fn pair_master() {
+    check(
+        "pair-master.conf",
+        "pair-master.toml",
+        &[&at(
+            "pair-master.conf",
+            "7: note: state MASTER: an initial state only, in keepalived too; vipflip starts as backup and the highest priority becomes master (255 at once)",
+        )],
+    );
+}
+
+#[test]
+fn pair_backup() {
+    check("pair-backup.conf", "pair-backup.toml", &[]);
+}
+
+#[test]
+fn ipv6() {
+    check("ipv6.conf", "ipv6.toml", &[]);
+}
+
+#[test]
+fn v2_auth() {
+    check(
+        "v2-auth.conf",
+        "v2-auth.toml",
+        &[&at(
+            "v2-auth.conf",
+            "15: note: auth_pass: only the first 8 bytes are used (RFC 3768 §5.3.6.1), by keepalived too: \"s3cret-a\"",
+        )],
+    );
+}
+
+#[test]
+fn unicast() {
+    check("unicast.conf", "unicast.toml", &[]);
+}
+
+#[test]
+fn sync_group_scripts_track_files() {
+    check(
+        "sync-scripts.conf",
+        "sync-scripts.toml",
+        &[
+            &at(
+                "sync-scripts.conf",
+                "17: note: script killall -0 haproxy: `killall` is not an absolute path: keepalived searched $PATH, so vipflip runs it through /usr/bin/env; better, name the program's absolute path",
+            ),
+            &at(
+                "sync-scripts.conf",
+                "21: note: vrrp_script chk_unused: tracked by no vrrp_instance, so keepalived does not run it; left out",
+            ),
+            &at(
+                "sync-scripts.conf",
+                "43: note: weight: keepalived adds positive weights while the object is up; vipflip subtracts while it fails: priority 100 + 10 = 110, and each positive weight becomes negative",
+            ),
+            &at(
+                "sync-scripts.conf",
+                "60: note: weight: in vrrp_sync_group DB, keepalived sets tracking weights to 0 (fault while failing) unless the group has sync_group_tracking_weight; so does the import",
+            ),
+            &at(
+                "sync-scripts.conf",
+                "72: note: weight: in vrrp_sync_group DB, keepalived sets tracking weights to 0 (fault while failing) unless the group has sync_group_tracking_weight; so does the import",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn includes_with_a_glob() {
+    check(
+        "include/keepalived.conf",
+        "include/keepalived.toml",
+        &[&at(
+            "include/keepalived.conf",
+            "6: note: include more/*.conf: matches no file; nothing included",
+        )],
+    );
+}
+
+#[test]
+fn strict() {
+    check(
+        "strict.conf",
+        "strict.toml",
+        &[
+            &at(
+                "strict.conf",
+                "2: note: vrrp_strict: accept = false on every instance (RFC 5798 accept mode); vipflip always applies the RFC's advert checks",
+            ),
+            &at(
+                "strict.conf",
+                "10: note: state MASTER: an initial state only, in keepalived too; vipflip starts as backup and the highest priority becomes master (255 at once)",
+            ),
+            &at(
+                "strict.conf",
+                "22: note: accept: strict mode overrides it, in keepalived too: accept = false",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn unsupported() {
+    check(
+        "unsupported.conf",
+        "unsupported.toml",
+        &[
+            &at(
+                "unsupported.conf",
+                "3: warning: notification_email: vipflip sends no e-mail; use notify programs or global.notify_fifo",
+            ),
+            &at(
+                "unsupported.conf",
+                "6: warning: enable_script_security: vipflip does not check who can write the scripts it runs (keepalived refuses scripts non-root users can modify); check their permissions yourself",
+            ),
+            &at(
+                "unsupported.conf",
+                "7: warning: script_user root: vipflip runs scripts and notify programs as its own user; switch users in the script if it must not run as root",
+            ),
+            &at(
+                "unsupported.conf",
+                "11: warning: script pidof haproxy | grep -q .: uses shell syntax; vipflip runs commands without a shell, so it became [\"/bin/sh\", \"-c\", …]: check it does what you mean",
+            ),
+            &at(
+                "unsupported.conf",
+                "16: note: state MASTER: an initial state only, in keepalived too; vipflip starts as backup and the highest priority becomes master (255 at once)",
+            ),
+            &at(
+                "unsupported.conf",
+                "18: warning: use_vmac: vipflip uses no virtual MAC: a VIP moves by GARP/NA, and an ex-master's XDP program forwards the traffic stale ARP caches still send it to the new master, which makes the macvlan unnecessary",
+            ),
+            &at(
+                "unsupported.conf",
+                "23: warning: auth_type AH: IPsec AH authentication (RFC 2338) is not supported; adverts go without it, and peers using AH will refuse them",
+            ),
+            &at(
+                "unsupported.conf",
+                "27: warning: dev eth1: vipflip puts every VIP on the instance's interface; a VIP on another device needs an instance there",
+            ),
+            &at(
+                "unsupported.conf",
+                "27: warning: label eth1:vip: vipflip adds addresses without a label (the ifconfig alias name)",
+            ),
+            &at(
+                "unsupported.conf",
+                "28: warning: scope link: vipflip adds addresses with scope global",
+            ),
+            &at(
+                "unsupported.conf",
+                "31: warning: virtual_ipaddress_excluded 192.0.2.200/24: vipflip advertises every virtual IP, and keepalived peers refuse adverts whose address count differs from their own; add it as a VIP on every router or to another instance",
+            ),
+            &at(
+                "unsupported.conf",
+                "36: warning: notify /etc/keepalived/notify.sh: vipflip has no catch-all notify program called with the new state; use notify_master/backup/fault/stop, or global.notify_fifo (one line per state change)",
+            ),
+            &at(
+                "unsupported.conf",
+                "37: warning: notify_master /etc/keepalived/master.sh VI_1: vipflip runs notify programs without arguments: put the command in a script and name that",
+            ),
+            &at(
+                "unsupported.conf",
+                "38: warning: dont_track_primary: vipflip has no equivalent; not carried",
+            ),
+            &at(
+                "unsupported.conf",
+                "41: warning: virtual_server 192.0.2.95 80: LVS virtual servers are not supported yet (load balancing comes later); nothing in this block was carried",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn syntax_corners() {
+    check("syntax.conf", "syntax.toml", &[]);
+    let source = super::parse::parse(&fixture("syntax.conf")).expect("parses");
+    let mut lines = Vec::new();
+    for stmt in &source.stmts {
+        tree(stmt, 0, &mut lines);
+    }
+    assert_eq!(
+        lines,
+        [
+            "2 global_defs",
+            "  3 router_id|edge 1",
+            "5 vrrp_instance|VI_1",
+            "  7 interface|eth0",
+            "  8 virtual_router_id|1",
+            "  9 virtual_ipaddress",
+            "    9 192.0.2.5/24|dev|eth0",
+            "  10 notify_master|/etc/keepalived/master.sh",
+            "  11 notify_backup|/etc/keepalived/backup.here.sh",
+        ]
+    );
+}
+
+/// `LINE word|word|…`, indented by depth.
+fn tree(stmt: &super::parse::Stmt, depth: usize, out: &mut Vec<String>) {
+    let words: Vec<&str> = stmt.words.iter().map(|w| w.text.as_str()).collect();
+    out.push(format!(
+        "{}{} {}",
+        "  ".repeat(depth),
+        stmt.loc().line,
+        words.join("|")
+    ));
+    for child in stmt.children() {
+        tree(child, depth + 1, out);
+    }
+}
+
+// --- the command's exit status ---
+
+#[test]
+fn exit_status() {
+    assert_eq!(
+        import_keepalived_command(&fixture("pair-backup.conf")),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        import_keepalived_command(&fixture("unsupported.conf")),
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        import_keepalived_command(&fixture("errors/unclosed.conf")),
+        ExitCode::FAILURE
+    );
+}
+
+// --- errors ---
+
+#[track_caller]
+fn refused(name: &str, expected: &[&str]) {
+    match import_keepalived(&fixture(name)) {
+        Ok(import) => panic!("{name}: accepted:\n{}", import.toml),
+        Err(errors) => {
+            let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let expected: Vec<String> = expected.iter().map(|e| format!("{F}/{e}")).collect();
+            assert_eq!(got, expected);
+        }
+    }
+}
+
+#[test]
+fn unclosed_brace() {
+    refused(
+        "errors/unclosed.conf",
+        &["errors/unclosed.conf:1: error: unbalanced braces: this `{` is never closed"],
+    );
+}
+
+#[test]
+fn extra_closing_brace() {
+    refused(
+        "errors/extra-close.conf",
+        &["errors/extra-close.conf:4: error: unbalanced braces: this `}` closes no block"],
+    );
+}
+
+#[test]
+fn unterminated_quote() {
+    refused(
+        "errors/unterminated-quote.conf",
+        &[
+            "errors/unterminated-quote.conf:2: error: unterminated quote: the \" is not closed on this line",
+        ],
+    );
+}
+
+#[test]
+fn include_cycle() {
+    refused(
+        "errors/cycle-a.conf",
+        &[&format!(
+            "errors/cycle-b.conf:4: error: include cycle: {F}/errors/cycle-a.conf -> {F}/errors/cycle-b.conf -> {F}/errors/cycle-a.conf"
+        )],
+    );
+}
+
+#[test]
+fn missing_include() {
+    refused(
+        "errors/missing-include.conf",
+        &[&format!(
+            "errors/missing-include.conf:4: error: include missing.conf: cannot read {F}/errors/missing.conf: no such file"
+        )],
+    );
+}
+
+#[test]
+fn missing_file() {
+    refused(
+        "errors/no-such.conf",
+        &["errors/no-such.conf: error: cannot read: No such file or directory (os error 2)"],
+    );
+}
+
+#[test]
+fn invalid_values_all_reported() {
+    refused(
+        "errors/invalid.conf",
+        &[
+            "errors/invalid.conf:3: error: `priority 300`: expected an integer in 1..=255",
+            "errors/invalid.conf:5: error: virtual_ipaddress `192.0.2.1/33`: expected an address or address/prefix",
+            "errors/invalid.conf:1: error: vrrp_instance VI_1: no `virtual_router_id`",
+        ],
+    );
+}
