@@ -171,3 +171,87 @@ pub fn spawn_trackers(
     }
     Ok((rx, handles))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::{Observation, TrackState, spawn_trackers};
+    use crate::config::Config;
+    use crate::track::testutil::TempDir;
+    use crate::vrrp::Command;
+    use crate::wire::Priority;
+
+    /// All three drivers at once, in the test's own namespace: `lo` is up, the script fails,
+    /// the file holds 4; a script nobody tracks is not run.
+    #[tokio::test]
+    async fn spawn_trackers_starts_what_the_config_needs() {
+        let dir = TempDir::new("spawn");
+        let check = dir.script("check", "exit 1");
+        let prio = dir.path().join("prio");
+        std::fs::write(&prio, "4\n").expect("write");
+        let text = format!(
+            r#"
+            [[instance]]
+            name = "VI_1"
+            interface = "lo"
+            vrid = 51
+            priority = 100
+            virtual_ips = ["192.0.2.100/24"]
+            track_scripts = [{{ name = "chk", weight = -30 }}]
+            track_files = [{{ path = "{prio}", weight = 5 }}]
+            [[script]]
+            name = "chk"
+            command = ["/bin/sh", "{check}"]
+            interval = "50ms"
+            [[script]]
+            name = "unused"
+            command = ["/bin/false"]
+            "#,
+            prio = prio.display(),
+            check = check.display(),
+        );
+        let (config, _) = Config::parse(&text, "test.toml").expect("config");
+        let (mut rx, handles) = spawn_trackers(&config).expect("spawn_trackers");
+        assert_eq!(handles.len(), 3, "links, chk and files; not `unused`");
+
+        let mut seen = BTreeSet::new();
+        let mut track = TrackState::new(&config.instances[0]);
+        let mut commands = Vec::new();
+        while seen.len() < 3 {
+            let observation = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {seen:?} within 10 s"))
+                .expect("channel open");
+            commands.extend(track.observe(&observation));
+            seen.insert(format!("{observation:?}"));
+        }
+        let want: BTreeSet<String> = [
+            Observation::Link {
+                name: "lo".into(),
+                up: true,
+            },
+            Observation::Script {
+                name: "chk".into(),
+                ok: false,
+            },
+            Observation::File {
+                path: prio.clone(),
+                value: 4,
+            },
+        ]
+        .iter()
+        .map(|o| format!("{o:?}"))
+        .collect();
+        assert_eq!(seen, want);
+        // 100 - 30 + 4 × 5, whatever order the three arrived in.
+        assert_eq!(track.priority(), Priority(90));
+        let last_priority = commands
+            .iter()
+            .rev()
+            .find(|c| matches!(c, Command::SetPriority(_)));
+        assert_eq!(last_priority, Some(&Command::SetPriority(Priority(90))));
+        drop(handles);
+    }
+}

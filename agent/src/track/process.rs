@@ -50,7 +50,7 @@ where
         // If this future is dropped, tokio kills the leader and reaps it in the background;
         // `GroupGuard` kills the rest of the group.
         .kill_on_drop(true);
-    let mut child = match command.spawn() {
+    let mut child = match spawn(&mut command).await {
         Ok(child) => child,
         Err(e) => return RunOutcome::SpawnFailed(e),
     };
@@ -67,6 +67,23 @@ where
     };
     guard.0 = None;
     outcome
+}
+
+/// Starts `command`, retrying briefly on `ETXTBSY`: a script that was just written may
+/// still be open for writing in a process another thread forked and has not yet exec'd
+/// (the close-on-exec race every multithreaded program that writes and runs scripts has).
+async fn spawn(command: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    const TRIES: u32 = 5;
+    let mut tries = 1;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The process group of a child not yet reaped; killed on drop unless disarmed.
