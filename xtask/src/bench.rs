@@ -82,3 +82,39 @@ fn cpu_model() -> String {
         })
         .unwrap_or_else(|| "unknown".to_owned())
 }
+
+/// `cargo xtask bench failover`: builds the agents and the lab tools, then runs the
+/// side-by-side benchmark, which writes `bench/results/failover.md` itself.
+pub fn failover(root: &Path) -> anyhow::Result<()> {
+    if !crate::setup::is_root() {
+        bail!("bench failover builds network namespaces: run it as root");
+    }
+    crate::run(
+        root,
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--package",
+            "vipflip",
+            "--package",
+            "vipflip-integration-tests",
+            "--bins",
+        ],
+        &[],
+    )?;
+    let bin = crate::target_dir(root).join("release");
+    let vipflip = bin.join("vipflip");
+    let out = root.join("bench/results/failover.md");
+    crate::run(
+        root,
+        bin.join("vipflip-bench-failover")
+            .to_str()
+            .context("target path is not UTF-8")?,
+        &["--out", out.to_str().context("path is not UTF-8")?],
+        &[(
+            "VIPFLIP_BIN",
+            vipflip.to_str().context("target path is not UTF-8")?,
+        )],
+    )
+}

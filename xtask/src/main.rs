@@ -87,6 +87,8 @@ enum XdpMode {
 enum BenchKind {
     /// XDP per-packet cost of each path (`BPF_PROG_TEST_RUN`) and the userspace owner flip.
     Xdp,
+    /// Failover as a client sees it, vipflip next to keepalived, on the lab topology.
+    Failover,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -132,6 +134,12 @@ fn main() -> anyhow::Result<()> {
         } => {
             setup::run()?;
             bench::xdp(&root)
+        }
+        Task::Bench {
+            which: BenchKind::Failover,
+        } => {
+            setup::run()?;
+            bench::failover(&root)
         }
         Task::Fuzz { seconds, sim_runs } => {
             setup::run()?;

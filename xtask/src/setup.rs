@@ -25,7 +25,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("tcpdump", "captures in the lab and interop tests"),
     ("ethtool", "the lab turns checksum offload off on its veths"),
     ("keepalived", "the interop tests run it as a real VRRP peer"),
-    ("frr", "the interop tests run FRR's vrrpd as a real VRRP peer"),
+    (
+        "frr",
+        "the interop tests run FRR's vrrpd as a real VRRP peer",
+    ),
 ];
 
 /// The nightly that aya-build compiles the eBPF crate with. Its LLVM must be the one

@@ -15,6 +15,10 @@
 //!   VRRP version 3 adverts to 224.0.0.18 with any source address and TTL (`IP_HDRINCL`), to check
 //!   that spoofed adverts are dropped in XDP.
 //!
+//! - `vipflip-probe flood --target A --port P [--pps N] [--seconds S]`: non-VIP background
+//!   load for the failover benchmark: UDP at up to N packets/s (default 50,000) for S seconds
+//!   (default 60), then it stops by itself.
+//!
 //! Used by the namespace tests and the lab; it only ever talks to the address it is given,
 //! which the tests take from their own namespaces.
 
@@ -31,6 +35,7 @@ fn main() {
         Some("probe") if args.iter().any(|a| a == "--live") => live(&args[1..]),
         Some("probe") => probe(&args[1..]),
         Some("advert") => advert(&args[1..]),
+        Some("flood") => flood(&args[1..]),
         _ => Err(
             "usage: vipflip-probe serve --port P --name NAME | probe --target ADDR --port P \
                   [--interval-us N] [--duration-ms N]"
@@ -311,6 +316,43 @@ fn live(args: &[String]) -> Result<(), String> {
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                 return Ok(()); // the reader has gone
             }
+        }
+    }
+    Ok(())
+}
+
+/// Bounded UDP load towards one address.
+fn flood(args: &[String]) -> Result<(), String> {
+    let target: std::net::IpAddr = flag(args, "--target")
+        .ok_or("flood needs --target")?
+        .parse()
+        .map_err(|e| format!("--target: {e}"))?;
+    let port = u16::try_from(number(args, "--port", 9)?).map_err(|e| e.to_string())?;
+    let pps = number(args, "--pps", 50_000)?.max(1);
+    let seconds = number(args, "--seconds", 60)?;
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .map_err(|_| "bind")?;
+    let socket = UdpSocket::bind(bind).map_err(|e| format!("bind: {e}"))?;
+    let to = SocketAddr::new(target, port);
+    let payload = [0x5au8; 64];
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    // Send in batches of 100, paced to the rate.
+    let batch_gap =
+        Duration::from_secs_f64(100.0 / f64::from(u32::try_from(pps).unwrap_or(u32::MAX)));
+    let mut next = start;
+    while Instant::now() < end {
+        for _ in 0..100 {
+            let _ = socket.send_to(&payload, to);
+        }
+        next += batch_gap;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
         }
     }
     Ok(())

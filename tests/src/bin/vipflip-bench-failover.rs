@@ -1,0 +1,688 @@
+//! `vipflip-bench-failover` (run through `cargo xtask bench failover`): vipflip and keepalived
+//! on the same lab topology, same advert interval, same priorities, measured by the same 1 ms
+//! client prober: hard failure (the master's link cut), graceful handover, the hard failure
+//! under load, and the agents' memory and CPU. Prints a table and writes it, with every raw
+//! trial, to the file given by `--out`.
+//!
+//! `--smoke` runs one short trial of each kind at 100 ms so the benchmark keeps working in
+//! `cargo xtask test`; its figures mean nothing.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use vipflip_integration_tests::{Lab, unique, vipflip_bin, wait_for};
+
+const VIP: &str = "192.0.2.100";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Agent {
+    Vipflip,
+    Keepalived,
+}
+
+impl Agent {
+    fn name(self) -> &'static str {
+        match self {
+            Agent::Vipflip => "vipflip",
+            Agent::Keepalived => "keepalived",
+        }
+    }
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A two-router lab running one kind of agent, and the client's prober.
+struct Bench {
+    agent: Agent,
+    lab: Lab,
+    dir: PathBuf,
+    interval: Duration,
+    agents: Vec<Option<Proc>>,
+    _responders: Vec<Proc>,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.agents.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn probe_bin() -> PathBuf {
+    std::env::current_exe()
+        .expect("own path")
+        .with_file_name("vipflip-probe")
+}
+
+impl Bench {
+    fn new(agent: Agent, interval: Duration, instances: usize) -> Self {
+        let lab = Lab::new(2);
+        let dir = std::env::temp_dir().join(unique("vipflip-bench-"));
+        std::fs::create_dir_all(&dir).expect("bench dir");
+        let responders = lab
+            .routers
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                Proc(
+                    host.ns
+                        .command(probe_bin().to_str().expect("utf-8"))
+                        .args(["serve", "--port", "7777", "--name", &format!("r{}", i + 1)])
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .expect("responder"),
+                )
+            })
+            .collect();
+        let mut bench = Self {
+            agent,
+            lab,
+            dir,
+            interval,
+            agents: vec![None, None],
+            _responders: responders,
+        };
+        for router in 0..2 {
+            bench.write_config(router, instances);
+            bench.start(router);
+        }
+        bench
+    }
+
+    fn priority(router: usize) -> u8 {
+        if router == 0 { 200 } else { 100 }
+    }
+
+    fn write_config(&self, router: usize, instances: usize) {
+        let host = &self.lab.routers[router];
+        let priority = Self::priority(router);
+        let ms = self.interval.as_millis();
+        let text = match self.agent {
+            Agent::Vipflip => {
+                let mut t = format!(
+                    "[global]\nrouter_id = \"r{n}\"\npin_dir = \"{pins}/r{n}\"\ncontrol_socket = \"{dir}/r{n}.sock\"\n",
+                    n = router + 1,
+                    pins = self.lab.bpffs.path().display(),
+                    dir = self.dir.display()
+                );
+                for i in 0..instances {
+                    let vip = if i == 0 {
+                        VIP.to_owned()
+                    } else {
+                        format!("198.51.100.{i}")
+                    };
+                    let _ = write!(
+                        t,
+                        "\n[[instance]]\nname = \"VI_{i}\"\ninterface = \"{iface}\"\nvrid = {vrid}\npriority = {priority}\n\
+                         advert_interval = \"{ms}ms\"\nvirtual_ips = [\"{vip}/24\"]\n\
+                         garp = {{ repeat = 5, interval = \"0ms\", delay = \"5s\", refresh = \"0s\" }}\n",
+                        iface = host.iface,
+                        vrid = 51 + i
+                    );
+                }
+                t
+            }
+            Agent::Keepalived => {
+                let mut t = format!(
+                    "global_defs {{\n  router_id r{}\n  vrrp_version 3\n}}\n",
+                    router + 1
+                );
+                let seconds = self.interval.as_secs_f64();
+                for i in 0..instances {
+                    let vip = if i == 0 {
+                        VIP.to_owned()
+                    } else {
+                        format!("198.51.100.{i}")
+                    };
+                    let _ = write!(
+                        t,
+                        "vrrp_instance VI_{i} {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id {vrid}\n  \
+                         priority {priority}\n  advert_int {seconds}\n  virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n",
+                        iface = host.iface,
+                        vrid = 51 + i
+                    );
+                }
+                t
+            }
+        };
+        std::fs::write(self.config(router), text).expect("write config");
+    }
+
+    fn config(&self, router: usize) -> PathBuf {
+        self.dir.join(match self.agent {
+            Agent::Vipflip => format!("r{}.toml", router + 1),
+            Agent::Keepalived => format!("r{}.conf", router + 1),
+        })
+    }
+
+    fn log(&self, router: usize) -> PathBuf {
+        self.dir.join(format!("r{}.log", router + 1))
+    }
+
+    fn start(&mut self, router: usize) {
+        let host = &self.lab.routers[router];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(router))
+            .expect("log");
+        let child = match self.agent {
+            Agent::Vipflip => host
+                .ns
+                .command(vipflip_bin().to_str().expect("utf-8"))
+                .args(["run", "--config"])
+                .arg(self.config(router))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn(),
+            Agent::Keepalived => host
+                .ns
+                .command("keepalived")
+                .args(["-n", "-l", "-D", "-f"])
+                .arg(self.config(router))
+                .arg("-p")
+                .arg(self.dir.join(format!("r{}-ka.pid", router + 1)))
+                .arg("-r")
+                .arg(self.dir.join(format!("r{}-vrrp.pid", router + 1)))
+                .stdout(log.try_clone().expect("dup"))
+                .stderr(log)
+                .spawn(),
+        };
+        self.agents[router] = Some(Proc(child.expect("start agent")));
+    }
+
+    /// The router currently answering the VIP, as the client sees it.
+    fn serving(&self) -> Option<String> {
+        let summary = self.probe(Duration::from_millis(60));
+        let at = summary.find("\"by_router\":{\"")? + "\"by_router\":{\"".len();
+        Some(summary[at..].split('"').next()?.to_owned())
+    }
+
+    fn wait_served_by(&self, router: usize, timeout: Duration) -> bool {
+        let name = format!("r{}", router + 1);
+        wait_for(timeout, || self.serving().as_deref() == Some(name.as_str()))
+    }
+
+    fn probe(&self, duration: Duration) -> String {
+        let out = self
+            .spawn_probe(duration)
+            .wait_with_output()
+            .expect("prober");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn spawn_probe(&self, duration: Duration) -> Child {
+        self.lab
+            .client
+            .ns
+            .command(probe_bin().to_str().expect("utf-8"))
+            .args([
+                "probe",
+                "--target",
+                VIP,
+                "--port",
+                "7777",
+                "--interval-us",
+                "1000",
+            ])
+            .args(["--duration-ms", &duration.as_millis().to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("prober")
+    }
+
+    fn mdi(&self) -> Duration {
+        // Master_Down_Interval of the priority-100 backup (RFC 5798 §6.1).
+        self.interval * 3 + self.interval * 156 / 256
+    }
+
+    fn set_link(&self, router: usize, up: bool) {
+        let host = &self.lab.routers[router];
+        host.ns
+            .ip(&["link", "set", &host.iface, if up { "up" } else { "down" }]);
+    }
+
+    fn signal(&self, router: usize, signal: i32) {
+        if let Some(p) = &self.agents[router] {
+            let pid = i32::try_from(p.0.id()).expect("pid");
+            // SAFETY: kill has no memory preconditions; the pid is our own child's.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    fn transitions(&self, router: usize) -> usize {
+        let log = std::fs::read_to_string(self.log(router)).unwrap_or_default();
+        match self.agent {
+            Agent::Vipflip => log.matches(" -> MASTER").count() + log.matches(" -> BACKUP").count(),
+            Agent::Keepalived => log.matches("Entering ").count(),
+        }
+    }
+}
+
+/// One measured trial: the client's view.
+#[derive(Clone, Debug)]
+struct Trial {
+    outage_us: u64,
+    lost: u64,
+    false_failovers: usize,
+}
+
+fn field(summary: &str, name: &str) -> u64 {
+    summary
+        .find(&format!("\"{name}\":"))
+        .and_then(|at| {
+            summary[at + name.len() + 3..]
+                .split([',', '}'])
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Hard failure: the master's link is cut while the client probes; then restored, and the
+/// lab waits until r1 serves again.
+fn hard(bench: &Bench, load: bool) -> Trial {
+    let _background = load.then(|| Load::start(bench));
+    let before = bench.transitions(1);
+    let warmup = bench.interval.max(Duration::from_millis(300));
+    // Under load, watch a few intervals first: any transition there is a false failover.
+    if load {
+        std::thread::sleep(bench.interval * 5 + Duration::from_millis(500));
+    }
+    let false_failovers = bench.transitions(1) - before;
+    let probe = bench.spawn_probe(warmup + bench.mdi() * 2 + Duration::from_millis(300));
+    std::thread::sleep(warmup);
+    bench.set_link(0, false);
+    let out = probe.wait_with_output().expect("prober");
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    bench.set_link(0, true);
+    let _ = bench.wait_served_by(0, bench.mdi() * 4 + Duration::from_secs(3));
+    Trial {
+        outage_us: field(&summary, "longest_outage_us"),
+        lost: field(&summary, "lost"),
+        false_failovers,
+    }
+}
+
+/// Graceful: vipflip hands over (`vipflip handoff`), keepalived is stopped with SIGTERM (its
+/// graceful path); then the lab is put back with r1 serving.
+fn graceful(bench: &mut Bench, sigterm: bool) -> Trial {
+    let warmup = bench.interval.max(Duration::from_millis(300));
+    let probe = bench.spawn_probe(warmup + bench.mdi() + Duration::from_millis(500));
+    std::thread::sleep(warmup);
+    match (bench.agent, sigterm) {
+        (Agent::Vipflip, false) => {
+            let _ = Command::new(vipflip_bin())
+                .args(["handoff", "VI_0", "--control-socket"])
+                .arg(bench.dir.join("r1.sock"))
+                .output();
+        }
+        _ => bench.signal(0, libc::SIGTERM),
+    }
+    let out = probe.wait_with_output().expect("prober");
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Put r1 back as master: restart a stopped agent; after a vipflip handoff r1 stays
+    // backup, so hand back.
+    if sigterm || bench.agent == Agent::Keepalived {
+        if let Some(mut p) = bench.agents[0].take() {
+            let _ = wait_for(Duration::from_secs(15), || {
+                p.0.try_wait().ok().flatten().is_some()
+            });
+            let _ = p.0.kill();
+        }
+        bench.start(0);
+    } else {
+        let _ = Command::new(vipflip_bin())
+            .args(["handoff", "VI_0", "--control-socket"])
+            .arg(bench.dir.join("r2.sock"))
+            .output();
+    }
+    let _ = bench.wait_served_by(0, bench.mdi() * 4 + Duration::from_secs(8));
+    Trial {
+        outage_us: field(&summary, "longest_outage_us"),
+        lost: field(&summary, "lost"),
+        false_failovers: 0,
+    }
+}
+
+/// Background load on the routers: a UDP flood of non-VIP traffic from the client and a CPU
+/// hog on every core.
+struct Load {
+    _procs: Vec<Proc>,
+}
+
+impl Load {
+    fn start(bench: &Bench) -> Self {
+        let mut procs = Vec::new();
+        for router in &bench.lab.routers {
+            procs.push(Proc(
+                bench
+                    .lab
+                    .client
+                    .ns
+                    .command(probe_bin().to_str().expect("utf-8"))
+                    .args(["flood", "--target", &router.ipv4.to_string(), "--port", "9"])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("flood"),
+            ));
+        }
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        for _ in 0..cores {
+            // Bounded: it stops by itself after two minutes if nothing kills it first.
+            procs.push(Proc(
+                Command::new("timeout")
+                    .args(["120", "sh", "-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("cpu hog"),
+            ));
+        }
+        Self { _procs: procs }
+    }
+}
+
+/// RSS (kB) and CPU seconds per second of every process of the agent on router 0, over `span`.
+fn resources(bench: &Bench, span: Duration) -> (u64, f64) {
+    let pids: Vec<u32> = {
+        let out = Command::new("ip")
+            .args(["netns", "pids", bench.lab.routers[0].ns.name()])
+            .output()
+            .expect("pids");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|pid: &u32| {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                comm.trim() == bench.agent.name()
+            })
+            .collect()
+    };
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the name.
+        fields
+            .get(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+    };
+    let start: u64 = pids.iter().map(|p| ticks(*p)).sum();
+    std::thread::sleep(span);
+    let end: u64 = pids.iter().map(|p| ticks(*p)).sum();
+    let rss: u64 = pids
+        .iter()
+        .map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("VmRSS:")
+                        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+                })
+                .unwrap_or(0)
+        })
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = u32::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+    let cpu = f64::from(u32::try_from(end - start).unwrap_or(u32::MAX))
+        / f64::from(hz)
+        / span.as_secs_f64();
+    (rss, cpu)
+}
+
+struct Stats {
+    median: u64,
+    p95: u64,
+    max: u64,
+}
+
+fn stats(values: &[u64]) -> Stats {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let at = |q: usize| v[((v.len() * q).div_ceil(100)).clamp(1, v.len()) - 1];
+    Stats {
+        median: at(50),
+        p95: at(95),
+        max: *v.last().unwrap_or(&0),
+    }
+}
+
+fn ratio(ours: f64, theirs: f64) -> String {
+    if theirs == 0.0 {
+        if ours == 0.0 {
+            "1.00".into()
+        } else {
+            "inf".into()
+        }
+    } else {
+        format!("{:.2}", ours / theirs)
+    }
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "the benchmark's table, cell by cell, in order"
+)]
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let out_path = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    let trials: usize = args
+        .iter()
+        .position(|a| a == "--trials")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(if smoke { 1 } else { 10 });
+    let intervals: Vec<Duration> = if smoke {
+        vec![Duration::from_millis(100)]
+    } else {
+        vec![
+            Duration::from_millis(10),
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        ]
+    };
+    let mut table = String::new();
+    let mut raw = String::new();
+    let _ = writeln!(
+        table,
+        "| advert interval | scenario | vipflip median / p95 / max | keepalived median / p95 / max | ratio (median) |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|---|");
+    for interval in &intervals {
+        let mut results: Vec<(Agent, &str, Vec<Trial>)> = Vec::new();
+        for agent in [Agent::Vipflip, Agent::Keepalived] {
+            let mut bench = Bench::new(agent, *interval, 1);
+            let ready = bench.wait_served_by(0, bench.mdi() * 4 + Duration::from_secs(5));
+            assert!(
+                ready,
+                "{}: r1 never served the VIP at {interval:?}",
+                agent.name()
+            );
+            let hard_trials: Vec<Trial> = (0..trials).map(|_| hard(&bench, false)).collect();
+            let graceful_trials: Vec<Trial> =
+                (0..trials).map(|_| graceful(&mut bench, false)).collect();
+            let load_trials: Vec<Trial> = (0..trials.min(if smoke { 1 } else { 5 }))
+                .map(|_| hard(&bench, true))
+                .collect();
+            results.push((agent, "hard failure (link cut)", hard_trials));
+            results.push((
+                agent,
+                "graceful (vipflip handoff / keepalived SIGTERM)",
+                graceful_trials,
+            ));
+            results.push((agent, "hard failure under load", load_trials));
+            if agent == Agent::Vipflip {
+                let sigterm: Vec<Trial> = (0..trials.min(if smoke { 1 } else { 5 }))
+                    .map(|_| graceful(&mut bench, true))
+                    .collect();
+                results.push((agent, "graceful (vipflip SIGTERM)", sigterm));
+            }
+        }
+        for scenario in [
+            "hard failure (link cut)",
+            "graceful (vipflip handoff / keepalived SIGTERM)",
+            "hard failure under load",
+            "graceful (vipflip SIGTERM)",
+        ] {
+            let get = |agent: Agent| {
+                results
+                    .iter()
+                    .find(|(a, s, _)| *a == agent && *s == scenario)
+                    .map(|(_, _, t)| t.clone())
+            };
+            let (Some(ours), theirs) = (get(Agent::Vipflip), get(Agent::Keepalived)) else {
+                continue;
+            };
+            let o = stats(&ours.iter().map(|t| t.outage_us / 1000).collect::<Vec<_>>());
+            let lost_ours: u64 = ours.iter().map(|t| t.lost).sum();
+            let theirs_cell = theirs.as_ref().map_or_else(
+                || "—".to_owned(),
+                |t| {
+                    let s = stats(&t.iter().map(|t| t.outage_us / 1000).collect::<Vec<_>>());
+                    format!(
+                        "{} / {} / {} ms (lost {})",
+                        s.median,
+                        s.p95,
+                        s.max,
+                        t.iter().map(|t| t.lost).sum::<u64>()
+                    )
+                },
+            );
+            let r = theirs.as_ref().map_or_else(
+                || "—".to_owned(),
+                |t| {
+                    let s = stats(&t.iter().map(|t| t.outage_us / 1000).collect::<Vec<_>>());
+                    #[expect(clippy::cast_precision_loss, reason = "milliseconds, far below 2^52")]
+                    let (a, b) = (o.median as f64, s.median as f64);
+                    ratio(a, b)
+                },
+            );
+            let _ = writeln!(
+                table,
+                "| {interval:?} | {scenario} | {} / {} / {} ms (lost {lost_ours}) | {theirs_cell} | {r} |",
+                o.median, o.p95, o.max
+            );
+        }
+        for (agent, scenario, trials) in &results {
+            for (i, t) in trials.iter().enumerate() {
+                let _ = writeln!(
+                    raw,
+                    "{interval:?}\t{}\t{scenario}\ttrial {i}\toutage_us {}\tlost {}\tfalse_failovers {}",
+                    agent.name(),
+                    t.outage_us,
+                    t.lost,
+                    t.false_failovers
+                );
+            }
+        }
+    }
+    // Resources at 10 ms adverts, 1 and 50 instances, measured on the master (r1) for 10 s.
+    let _ = writeln!(
+        table,
+        "\n| resources (10 ms adverts, master) | vipflip RSS / CPU | keepalived RSS / CPU | ratio (CPU) |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|");
+    for instances in if smoke { vec![1] } else { vec![1, 50] } {
+        let mut row = Vec::new();
+        for agent in [Agent::Vipflip, Agent::Keepalived] {
+            let bench = Bench::new(agent, Duration::from_millis(10), instances);
+            let _ = bench.wait_served_by(0, Duration::from_secs(10));
+            std::thread::sleep(Duration::from_secs(1));
+            row.push(resources(
+                &bench,
+                if smoke {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_secs(10)
+                },
+            ));
+        }
+        let _ = writeln!(
+            table,
+            "| {instances} instance(s) | {} kB / {:.3} s/s | {} kB / {:.3} s/s | {} |",
+            row[0].0,
+            row[0].1,
+            row[1].0,
+            row[1].1,
+            ratio(row[0].1, row[1].1)
+        );
+    }
+    println!("{table}");
+    if let Some(path) = out_path {
+        write_results(&path, &table, &raw, trials, smoke);
+    }
+}
+
+fn write_results(path: &Path, table: &str, raw: &str, trials: usize, smoke: bool) {
+    let mut md = String::from("# Failover: vipflip next to keepalived\n\n");
+    let _ = writeln!(
+        md,
+        "Same lab topology for both (two routers and a client on a Linux bridge, veth, network \
+         namespaces), same advert interval, priorities 200 and 100, VRRPv3, one VIP; the client \
+         probes the VIP every 1 ms (`vipflip-probe`) and records which router answers. Outage = \
+         the longest run of unanswered probes (+1 ms), as the client sees it. {trials} trial(s) \
+         per cell{}.\n",
+        if smoke {
+            " (SMOKE RUN: figures mean nothing)"
+        } else {
+            ""
+        }
+    );
+    let run = |p: &str, a: &[&str]| {
+        Command::new(p)
+            .args(a)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let _ = writeln!(md, "- command: `cargo xtask bench failover`");
+    let _ = writeln!(
+        md,
+        "- date: {}",
+        run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+    );
+    let _ = writeln!(md, "- kernel: {}", run("uname", &["-srm"]));
+    let _ = writeln!(md, "- cores: {}", run("nproc", &[]));
+    let _ = writeln!(
+        md,
+        "- keepalived: {}",
+        run("sh", &["-c", "keepalived --version 2>&1 | head -1"])
+    );
+    let _ = writeln!(
+        md,
+        "- vipflip: {}\n",
+        run(vipflip_bin().to_str().unwrap_or("vipflip"), &["--version"])
+    );
+    md.push_str(table);
+    md.push_str("\n## Raw trials\n\n```\n");
+    md.push_str(raw);
+    md.push_str("```\n");
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(path, md).expect("write the results file");
+    println!("wrote {}", path.display());
+}
