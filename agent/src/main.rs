@@ -85,6 +85,13 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PIN_ROOT)]
         pin_dir: PathBuf,
     },
+    /// Convert a keepalived.conf (with its includes) to vipflip TOML on stdout; what cannot
+    /// be carried is listed on stderr with file and line. Exit 0: lossless, 2: something was
+    /// not carried, 1: the file could not be read or parsed.
+    ImportKeepalived {
+        /// The keepalived configuration file.
+        path: PathBuf,
+    },
     /// Print the pinned maps in human form: VIPs and their owners, VRIDs, counters.
     Maps {
         /// Only this interface (default: every interface under the pin directory).
@@ -119,8 +126,12 @@ fn main() -> ExitCode {
         _ => LogFormat::Text,
     };
     init_logging(format);
-    if let Command::CheckConfig { config } = &cli.command {
-        return vipflip::config::check_config_command(config);
+    match &cli.command {
+        Command::CheckConfig { config } => return vipflip::config::check_config_command(config),
+        Command::ImportKeepalived { path } => {
+            return vipflip::import::import_keepalived_command(path);
+        }
+        _ => {}
     }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -195,7 +206,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             };
             runtime.block_on(vipflip::daemon::run(config, options))
         }
-        Command::CheckConfig { .. } => unreachable!("handled in main: it has its own exit code"),
+        Command::CheckConfig { .. } | Command::ImportKeepalived { .. } => {
+            unreachable!("handled in main: these have their own exit codes")
+        }
         Command::Status { target, json } => status(&target, json),
         Command::Handoff { instance, target } => handoff(&target, instance),
         Command::Load {
