@@ -449,3 +449,31 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// A child process, killed (SIGKILL) and reaped on drop: agents, probers and responders of a
+/// test or the lab never outlive it.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A number from a `vipflip-probe` JSON summary line (`"lost":12`); panics, naming the line,
+/// when it is not there.
+pub fn summary_number(summary: &str, name: &str) -> u64 {
+    let key = format!("\"{name}\":");
+    summary
+        .find(&key)
+        .and_then(|at| {
+            summary[at + key.len()..]
+                .split([',', '}'])
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no number {name:?} in the probe summary {summary}"))
+}

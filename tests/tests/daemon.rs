@@ -7,20 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vipflip_integration_tests::{Lab, root_or_skip, serial, unique, vipflip_bin, wait_for};
+use vipflip_integration_tests::{
+    KillOnDrop as Proc, Lab, root_or_skip, serial, summary_number as field, unique, vipflip_bin,
+    wait_for,
+};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
 const VIP: &str = "192.0.2.100";
-
-/// A child process killed (SIGKILL) on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A vipflip agent on one lab router.
 struct Agent {
@@ -253,18 +246,6 @@ fn finish_probe(child: Child) -> String {
     let out = child.wait_with_output().expect("wait for the prober");
     assert!(out.status.success(), "prober failed");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn field(summary: &str, name: &str) -> u64 {
-    let at = summary
-        .find(&format!("\"{name}\":"))
-        .unwrap_or_else(|| panic!("{name} in {summary}"));
-    summary[at + name.len() + 3..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[test]

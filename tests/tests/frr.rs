@@ -38,24 +38,18 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use vipflip_integration_tests::{Host, Lab, root_or_skip, serial, unique, vipflip_bin, wait_for};
+use vipflip_integration_tests::{
+    Host, KillOnDrop as Proc, Lab, root_or_skip, serial, summary_number as field, unique,
+    vipflip_bin, wait_for,
+};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
 const FRR_DIR: &str = "/usr/lib/frr";
 const VRID: u8 = 51;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Version {
@@ -371,18 +365,6 @@ fn start(case: &Case) -> Run {
         lab,
         dir,
     }
-}
-
-fn field(summary: &str, name: &str) -> u64 {
-    let at = summary
-        .find(&format!("\"{name}\":"))
-        .unwrap_or_else(|| panic!("{name} in {summary}"));
-    summary[at + name.len() + 3..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// Roles settle by priority and stay put for a few intervals: one master.

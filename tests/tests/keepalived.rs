@@ -6,22 +6,16 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use vipflip_integration_tests::{Lab, root_or_skip, serial, unique, vipflip_bin, wait_for};
+use vipflip_integration_tests::{
+    KillOnDrop as Proc, Lab, root_or_skip, serial, summary_number as field, unique, vipflip_bin,
+    wait_for,
+};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Version {
@@ -217,18 +211,6 @@ fn start(case: &Case) -> Run {
         _vipflip: Proc(vipflip),
         _responders: responders,
     }
-}
-
-fn field(summary: &str, name: &str) -> u64 {
-    let at = summary
-        .find(&format!("\"{name}\":"))
-        .unwrap_or_else(|| panic!("{name} in {summary}"));
-    summary[at + name.len() + 3..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 fn check(case: &Case) {

@@ -1,22 +1,12 @@
 //! The lab topology and the prober work on their own, before any VRRP runs on them.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
-use vipflip_integration_tests::{Lab, root_or_skip};
+use vipflip_integration_tests::{KillOnDrop, Lab, root_or_skip};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
 
-/// A probe responder in a router namespace, killed on drop.
-struct Responder(Child);
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn responder(lab: &Lab, router: usize, name: &str) -> Responder {
+fn responder(lab: &Lab, router: usize, name: &str) -> KillOnDrop {
     let child = lab.routers[router]
         .ns
         .command(PROBE)
@@ -24,7 +14,7 @@ fn responder(lab: &Lab, router: usize, name: &str) -> Responder {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn vipflip-probe serve");
-    Responder(child)
+    KillOnDrop(child)
 }
 
 fn probe(lab: &Lab, target: &str, duration_ms: u32) -> String {

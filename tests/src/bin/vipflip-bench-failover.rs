@@ -14,7 +14,9 @@ use std::{
     time::Duration,
 };
 
-use vipflip_integration_tests::{Lab, unique, vipflip_bin, wait_for};
+use vipflip_integration_tests::{
+    KillOnDrop as Proc, Lab, summary_number as field, unique, vipflip_bin, wait_for,
+};
 
 const VIP: &str = "192.0.2.100";
 
@@ -30,15 +32,6 @@ impl Agent {
             Agent::Vipflip => "vipflip",
             Agent::Keepalived => "keepalived",
         }
-    }
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -277,19 +270,6 @@ struct Trial {
     outage_us: u64,
     lost: u64,
     false_failovers: usize,
-}
-
-fn field(summary: &str, name: &str) -> u64 {
-    summary
-        .find(&format!("\"{name}\":"))
-        .and_then(|at| {
-            summary[at + name.len() + 3..]
-                .split([',', '}'])
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 /// Hard failure: the master's link is cut while the client probes; then restored, and the

@@ -10,7 +10,7 @@
 use std::{
     io::{BufRead as _, IsTerminal as _, Write as _},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vipflip_integration_tests::{BpfFs, Lab, Naming, vipflip_bin};
+use vipflip_integration_tests::{BpfFs, KillOnDrop as Proc, Lab, Naming, vipflip_bin};
 
 const VIP: &str = "192.0.2.100";
 const USAGE: &str = "usage: vipflip-lab [--routers 2|3] [--keepalived] [--interval 1s] \
@@ -84,16 +84,6 @@ fn options() -> Result<Options, String> {
         prefix,
         down: args.iter().any(|a| a == "--down"),
     })
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// One router of the lab and what runs on it.
