@@ -11,6 +11,10 @@ use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -341,14 +345,16 @@ fn graceful(bench: &mut Bench, sigterm: bool) -> Trial {
 /// Background load on the routers: a UDP flood of non-VIP traffic from the client and a CPU
 /// hog on every core.
 struct Load {
-    _procs: Vec<Proc>,
+    _floods: Vec<Proc>,
+    hogs_stop: Arc<AtomicBool>,
+    hogs: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Load {
     fn start(bench: &Bench) -> Self {
-        let mut procs = Vec::new();
+        let mut floods = Vec::new();
         for router in &bench.lab.routers {
-            procs.push(Proc(
+            floods.push(Proc(
                 bench
                     .lab
                     .client
@@ -360,17 +366,35 @@ impl Load {
                     .expect("flood"),
             ));
         }
+        // The hogs are threads of this process, not child processes: a child outlives a
+        // benchmark that panics or is killed, keeps burning a core and holds the caller's
+        // stdout open (a `cargo test` waiting on it then never ends).
+        let hogs_stop = Arc::new(AtomicBool::new(false));
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        for _ in 0..cores {
-            // Bounded: it stops by itself after two minutes if nothing kills it first.
-            procs.push(Proc(
-                Command::new("timeout")
-                    .args(["120", "sh", "-c", "while :; do :; done"])
-                    .spawn()
-                    .expect("cpu hog"),
-            ));
+        let hogs = (0..cores)
+            .map(|_| {
+                let stop = Arc::clone(&hogs_stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        Self {
+            _floods: floods,
+            hogs_stop,
+            hogs,
         }
-        Self { _procs: procs }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.hogs_stop.store(true, Ordering::Relaxed);
+        for hog in self.hogs.drain(..) {
+            let _ = hog.join();
+        }
     }
 }
 
