@@ -2,6 +2,8 @@
 //! nothing (the benchmark proper runs ≥ 10 trials per cell); this only checks that every
 //! scenario runs and the results file comes out whole. Needs root and keepalived.
 
+use std::time::{Duration, Instant};
+
 use vipflip_integration_tests::{root_or_skip, serial};
 
 #[test]
@@ -12,17 +14,37 @@ fn failover_benchmark_smoke_run() {
     let _serial = serial();
     let out =
         std::env::temp_dir().join(format!("vipflip-failover-smoke-{}.md", std::process::id()));
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vipflip-bench-failover"))
+    // Output goes to files and the run has a deadline: a pipe held open by a stray
+    // grandchild, or a hung trial, must fail this test rather than hang `cargo xtask test`.
+    let stdout_path = out.with_extension("stdout");
+    let stderr_path = out.with_extension("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vipflip-bench-failover"))
         .args(["--smoke", "--out"])
         .arg(&out)
-        .output()
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+        .spawn()
         .expect("run vipflip-bench-failover");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "benchmark failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stdout_path);
+    let _ = std::fs::remove_file(&stderr_path);
+    let status = status.unwrap_or_else(|| {
+        panic!("benchmark still running after 600 s, killed:\n{stdout}\n{stderr}")
+    });
+    assert!(status.success(), "benchmark failed:\n{stdout}\n{stderr}");
     let md = std::fs::read_to_string(&out).expect("results file");
     let _ = std::fs::remove_file(&out);
     for needle in [
