@@ -23,6 +23,9 @@ pub enum Request {
     Handoff {
         instance: String,
     },
+    /// Re-read the configuration file and apply the difference (as SIGHUP does); answered
+    /// once applied, with every error when the new file is invalid (the old one stays).
+    Reload,
 }
 
 /// What the daemon answers.
@@ -74,6 +77,24 @@ pub struct InstanceStatus {
     pub xdp_adverts_dropped: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// The instance's trackers and what each does to it now.
+    #[serde(default)]
+    pub trackers: Vec<TrackerStatus>,
+    /// The `[[sync_group]]` the instance belongs to.
+    #[serde(default)]
+    pub sync_group: Option<String>,
+}
+
+/// One tracker of an instance, for `vipflip status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerStatus {
+    /// `track_interface eth1`, `track_script chk_web`, `track_file /run/prio`.
+    pub tracker: String,
+    pub weight: i32,
+    /// Interface up / script good (`1`/`0`), a file's value; `None` until first observed.
+    pub observed: Option<i64>,
+    /// What it does now: `+10`, `-20`, `fault`, or `none`.
+    pub effect: String,
 }
 
 /// Sends `request` to the daemon at `socket` and waits for its answer.
@@ -177,6 +198,20 @@ impl StatusReport {
                 "  adverts       sent {} received {}; xdp accepted {} dropped {}",
                 i.adverts_sent, i.adverts_received, i.xdp_adverts_accepted, i.xdp_adverts_dropped
             );
+            if let Some(group) = &i.sync_group {
+                let _ = writeln!(out, "  sync group    {group}");
+            }
+            for t in &i.trackers {
+                let observed = match t.observed {
+                    Some(v) => v.to_string(),
+                    None => "not yet".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  track         {} weight {}: observed {observed}, effect {}",
+                    t.tracker, t.weight, t.effect
+                );
+            }
         }
         out
     }
@@ -238,6 +273,21 @@ mod tests {
                 xdp_adverts_dropped: 2,
                 adverts_sent: 7,
                 adverts_received: 9,
+                trackers: vec![
+                    TrackerStatus {
+                        tracker: "track_script chk_web".into(),
+                        weight: -30,
+                        observed: Some(0),
+                        effect: "-30".into(),
+                    },
+                    TrackerStatus {
+                        tracker: "track_interface eth1".into(),
+                        weight: 0,
+                        observed: None,
+                        effect: "none".into(),
+                    },
+                ],
+                sync_group: Some("G1".into()),
             }],
         };
         assert_eq!(
@@ -250,7 +300,10 @@ mod tests {
              \x20 transitions   3 (last: higher-priority advert)\n\
              \x20 virtual ips   192.0.2.100/24\n\
              \x20 xdp           192.0.2.100: drop (vrid 51)\n\
-             \x20 adverts       sent 7 received 9; xdp accepted 10 dropped 2\n"
+             \x20 adverts       sent 7 received 9; xdp accepted 10 dropped 2\n\
+             \x20 sync group    G1\n\
+             \x20 track         track_script chk_web weight -30: observed 0, effect -30\n\
+             \x20 track         track_interface eth1 weight 0: observed not yet, effect none\n"
         );
         let json = serde_json::to_string(&Response::Status(report.clone())).unwrap();
         assert_eq!(

@@ -55,6 +55,13 @@ enum Command {
         #[command(flatten)]
         target: DaemonTarget,
     },
+    /// Make the running daemon re-read its configuration file and apply the difference (as
+    /// SIGHUP does). An invalid file is refused with every error, and the daemon keeps
+    /// running what it runs.
+    Reload {
+        #[command(flatten)]
+        target: DaemonTarget,
+    },
     /// Load, attach and pin the XDP program on an interface (or re-open it if already pinned).
     Load {
         /// The interface to attach to.
@@ -102,7 +109,7 @@ enum Command {
     },
 }
 
-/// Which daemon `status` and `handoff` talk to.
+/// Which daemon `status`, `handoff` and `reload` talk to.
 #[derive(clap::Args)]
 struct DaemonTarget {
     /// The daemon's control socket.
@@ -179,17 +186,17 @@ fn daemon_paths(target: &DaemonTarget) -> anyhow::Result<(PathBuf, PathBuf)> {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run {
-            config,
+            config: config_path,
             keep_dataplane,
             ..
         } => {
             require_root("run")?;
             let (config, warnings) =
-                vipflip::config::Config::load(&config).map_err(|diagnostics| {
+                vipflip::config::Config::load(&config_path).map_err(|diagnostics| {
                     let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
                     anyhow::anyhow!(
                         "{} is not a valid configuration:\n{}",
-                        config.display(),
+                        config_path.display(),
                         text.join("\n")
                     )
                 })?;
@@ -203,6 +210,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let options = vipflip::daemon::RunOptions {
                 keep_dataplane,
                 control_socket: None,
+                config_path: Some(std::fs::canonicalize(&config_path).unwrap_or(config_path)),
             };
             runtime.block_on(vipflip::daemon::run(config, options))
         }
@@ -211,6 +219,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Status { target, json } => status(&target, json),
         Command::Handoff { instance, target } => handoff(&target, instance),
+        Command::Reload { target } => reload(&target),
         Command::Load {
             iface,
             xdp_mode,
@@ -316,6 +325,18 @@ fn handoff(target: &DaemonTarget, instance: String) -> anyhow::Result<()> {
         vipflip::control::Response::Status(_) => {
             bail!("unexpected status answer to a handoff")
         }
+    }
+}
+
+fn reload(target: &DaemonTarget) -> anyhow::Result<()> {
+    let (socket, _) = daemon_paths(target)?;
+    match vipflip::control::call(&socket, &vipflip::control::Request::Reload)? {
+        vipflip::control::Response::Ok { message } => {
+            println!("reloaded: {message}");
+            Ok(())
+        }
+        vipflip::control::Response::Error { message } => bail!("{message}"),
+        vipflip::control::Response::Status(_) => bail!("unexpected status answer to a reload"),
     }
 }
 

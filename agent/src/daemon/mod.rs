@@ -26,6 +26,9 @@ pub struct RunOptions {
     pub keep_dataplane: bool,
     /// Overrides `global.control_socket`.
     pub control_socket: Option<PathBuf>,
+    /// The configuration file, re-read on SIGHUP / `vipflip reload`; without one, reloads
+    /// are refused.
+    pub config_path: Option<PathBuf>,
 }
 
 /// How long a SIGTERM waits at most for the handoffs of master instances to complete.

@@ -22,14 +22,18 @@ use tokio::{
 use super::{RunOptions, SHUTDOWN_HANDOFF_LIMIT};
 use crate::{
     config::{Config, InstanceSpec, XdpMode},
-    control::{self, InstanceStatus, Request, Response, StatusReport},
+    control::{self, InstanceStatus, Request, Response, StatusReport, TrackerStatus},
     dataplane::{AttachOutcome, Dataplane, Ownership, XdpModeChoice},
     io::{
         garp::{self, GarpSchedule, GarpSocket},
         netlink::{IfAddr, LinkInfo, Netlink},
         vrrp_socket::{Delivery, ReceivedAdvert, SocketConfig, VrrpSocket},
     },
-    vrrp::{Action, BackupTraffic, Cause, Command, FaultCause, Instance, RxMeta, StateKind},
+    notify::{Notifier, NotifyKind, NotifyState},
+    track::{self, Observation, TrackState, TrackerHandles},
+    vrrp::{
+        Action, BackupTraffic, Cause, Command, FaultCause, Instance, RxMeta, StateKind, SyncGroup,
+    },
     wire::{
         Family, MacAddr, V3Ipv4Checksum,
         arp::GarpForm,
@@ -39,39 +43,6 @@ use crate::{
 
 /// `statfs` magic of bpffs (`BPF_FS_MAGIC`, include/uapi/linux/magic.h).
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// Says which configured features this version parses and checks but does not act on yet.
-fn warn_inactive(config: &Config) {
-    let mut inactive = Vec::new();
-    for i in &config.instances {
-        if !i.track_interfaces.is_empty()
-            || !i.track_scripts.is_empty()
-            || !i.track_files.is_empty()
-        {
-            inactive.push(format!("instance {}: track_*", i.name));
-        }
-        let n = &i.notify;
-        if n.master.is_some() || n.backup.is_some() || n.fault.is_some() || n.stop.is_some() {
-            inactive.push(format!("instance {}: notify", i.name));
-        }
-    }
-    if !config.sync_groups.is_empty() {
-        inactive.push("[[sync_group]]".to_owned());
-    }
-    if config.global.metrics_listen.is_some() {
-        inactive.push("global.metrics_listen".to_owned());
-    }
-    if config.global.notify_fifo.is_some() {
-        inactive.push("global.notify_fifo".to_owned());
-    }
-    if !inactive.is_empty() {
-        log::warn!(
-            "configured but not acted on by this version (tracking, notify, sync groups and \
-             metrics come later): {}",
-            inactive.join(", ")
-        );
-    }
-}
 
 /// The socket already open for `wanted` (instances on one interface and family share one),
 /// or a new one.
@@ -111,16 +82,43 @@ struct Running {
     /// While an ex-master forwards on-wire to the new master: until when, and to which MAC.
     forwarding_until: Option<(Instant, MacAddr)>,
     announcer: Option<JoinHandle<()>>,
+    /// The instance's trackers (`track_*`, its own interface) and what they make of it.
+    track: TrackState,
+    /// `Startup` is held back until every weight-0 script has a first result, as keepalived
+    /// holds such an instance in Initialize.
+    startup_pending: bool,
+    /// Index into `Daemon::groups`.
+    group: Option<usize>,
+    /// Removed by a reload while master: hands off, waits out the forward window, then goes.
+    retiring: bool,
+}
+
+/// One `[[sync_group]]` at run time; its members are the instances whose `group` points here.
+struct Group {
+    name: String,
+    sync: SyncGroup,
+    /// The group state last notified.
+    notified: Option<NotifyState>,
 }
 
 struct Daemon {
     router_id: String,
     pin_dir: PathBuf,
     control_path: PathBuf,
+    /// The configuration in force, and the file it came from (re-read on reload).
+    config: Config,
+    config_path: Option<PathBuf>,
+    xdp_mode: XdpModeChoice,
     netlink: Arc<Netlink>,
     planes: BTreeMap<String, Dataplane>,
+    /// Interfaces whose pinned data plane a previous run left and this one re-opened.
+    resumed_ifaces: Vec<String>,
     sockets: Vec<VrrpSocket>,
     instances: Vec<Running>,
+    groups: Vec<Group>,
+    observations: mpsc::Receiver<Observation>,
+    trackers: TrackerHandles,
+    notifier: Notifier,
     control_rx: mpsc::Receiver<(Request, oneshot::Sender<Response>)>,
     control_task: JoinHandle<()>,
     /// Set once SIGTERM / SIGINT arrived: hand off, then leave.
@@ -135,189 +133,63 @@ enum Event {
         Result<ReceivedAdvert, crate::io::vrrp_socket::RecvError>,
     ),
     Control(Request, oneshot::Sender<Response>),
+    Observation(Observation),
+    /// SIGHUP.
+    Reload,
     Terminate,
     Deadline,
 }
 
 impl Daemon {
-    #[expect(
-        clippy::too_many_lines,
-        reason = "start-up reads best as one sequence of steps"
-    )]
     async fn start(config: Config, options: &RunOptions) -> anyhow::Result<Self> {
-        warn_inactive(&config);
         let netlink = Arc::new(Netlink::new().context("opening rtnetlink")?);
         let pin_dir = config.global.pin_dir.clone();
         ensure_bpffs(&pin_dir)?;
-        let mode = match config.global.xdp_mode {
+        let xdp_mode = match config.global.xdp_mode {
             XdpMode::Auto => XdpModeChoice::Auto,
             XdpMode::Driver => XdpModeChoice::Driver,
             XdpMode::Skb => XdpModeChoice::Skb,
         };
-        let mut planes = BTreeMap::new();
-        let mut links: BTreeMap<String, LinkInfo> = BTreeMap::new();
-        let mut resumed_ifaces = Vec::new();
-        for spec in &config.instances {
-            if links.contains_key(&spec.interface) {
-                continue;
-            }
-            let link = match netlink.link(&spec.interface).await {
-                Ok(link) => link,
-                Err(err) => {
-                    log::error!("{}: {err}; its instances stay in fault", spec.interface);
-                    continue;
-                }
-            };
-            let (plane, outcome) = Dataplane::attach(&spec.interface, &pin_dir, mode)
-                .with_context(|| format!("attaching XDP to {}", spec.interface))?;
-            match outcome {
-                AttachOutcome::Attached(mode) => {
-                    log::info!("{}: XDP attached in {mode} mode", spec.interface);
-                }
-                AttachOutcome::Reopened => {
-                    log::info!(
-                        "{}: re-opened the pinned XDP data plane (traffic kept flowing)",
-                        spec.interface
-                    );
-                    resumed_ifaces.push(spec.interface.clone());
-                }
-            }
-            planes.insert(spec.interface.clone(), plane);
-            links.insert(spec.interface.clone(), link);
-        }
-
-        let mut sockets: Vec<VrrpSocket> = Vec::new();
-        let mut instances = Vec::new();
-        let now = Instant::now();
-        for spec in config.instances {
-            let family = spec.family();
-            let link = links.get(&spec.interface);
-            let delivery = if spec.unicast_peers.is_empty() {
-                Delivery::Multicast
-            } else {
-                Delivery::Unicast
-            };
-            let socket_config = link
-                .and_then(|l| SocketConfig::for_link(l, family, delivery))
-                .map(|mut c| {
-                    if let Some(src) = spec.unicast_src {
-                        c.src = src;
-                    }
-                    c
-                });
-            let socket = if let Some(wanted) = socket_config {
-                Some(
-                    shared_socket(&mut sockets, wanted)
-                        .with_context(|| format!("instance {}", spec.name))?,
-                )
-            } else {
-                {
-                    if link.is_some() {
-                        log::error!(
-                            "instance {}: {} has no {} source address yet; instance in fault",
-                            spec.name,
-                            spec.interface,
-                            if family == Family::Ipv4 {
-                                "IPv4 primary"
-                            } else {
-                                "IPv6 link-local"
-                            }
-                        );
-                    }
-                    None
-                }
-            };
-            let primary = socket.map_or(
-                if family == Family::Ipv4 {
-                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-                } else {
-                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-                },
-                |i| sockets[i].config().src,
-            );
-            let vrrp = Instance::new(spec.vrrp_config(primary))
-                .with_context(|| format!("instance {}: VRRP configuration", spec.name))?;
-            if let Some(plane) = planes.get_mut(&spec.interface) {
-                let family_tag = if family == Family::Ipv4 {
-                    vipflip_common::FAMILY_IPV4
-                } else {
-                    vipflip_common::FAMILY_IPV6
-                };
-                let allowed =
-                    (!spec.allowed_peers.is_empty()).then_some(spec.allowed_peers.as_slice());
-                plane.set_vrid_filter(family_tag, spec.vrid.0, allowed)?;
-            }
-            let destinations = if spec.unicast_peers.is_empty() {
-                vec![if family == Family::Ipv4 {
-                    IpAddr::V4(VRRP_GROUP_V4)
-                } else {
-                    IpAddr::V6(VRRP_GROUP_V6)
-                }]
-            } else {
-                spec.unicast_peers.clone()
-            };
-            let resumed = resumed_ifaces.contains(&spec.interface);
-            let link = links.get(&spec.interface);
-            instances.push(Running {
-                iface_index: link.map_or(0, |l| l.index),
-                iface_mac: link.and_then(|l| l.mac).unwrap_or(MacAddr([0; 6])),
-                spec,
-                vrrp,
-                socket,
-                destinations,
-                entered_state: now,
-                master: None,
-                adverts_received: 0,
-                resumed,
-                forwarding_until: None,
-                announcer: None,
-            });
-        }
-
+        let notifier = Notifier::new(&config)?;
+        let (observations, trackers) =
+            track::spawn_trackers(&config).context("starting the trackers")?;
         let control_path = options
             .control_socket
             .clone()
             .unwrap_or(config.global.control_socket.clone());
         let (control_tx, control_rx) = mpsc::channel(16);
         let control_task = spawn_control_server(&control_path, control_tx)?;
+        let specs = config.instances.clone();
         let mut daemon = Self {
-            router_id: config.global.router_id,
+            router_id: config.global.router_id.clone(),
             pin_dir,
             control_path,
+            config,
+            config_path: options.config_path.clone(),
+            xdp_mode,
             netlink,
-            planes,
-            sockets,
-            instances,
+            planes: BTreeMap::new(),
+            resumed_ifaces: Vec::new(),
+            sockets: Vec::new(),
+            instances: Vec::new(),
+            groups: Vec::new(),
+            observations,
+            trackers,
+            notifier,
             control_rx,
             control_task,
             stopping: None,
             force_exit: false,
         };
-        for index in 0..daemon.instances.len() {
-            let running = &mut daemon.instances[index];
-            if !running.resumed {
-                // A fresh start: nothing is served until the election says so.
-                for vip in running.spec.virtual_ips.clone() {
-                    if let Some(plane) = daemon.planes.get_mut(&running.spec.interface) {
-                        plane.set_vip(
-                            vip.addr(),
-                            Ownership::Drop {
-                                vrid: running.spec.vrid.0,
-                            },
-                        )?;
-                    }
-                }
-            }
-            let now = Instant::now();
-            let running = &mut daemon.instances[index];
-            if running.socket.is_none() {
-                let _ = running
-                    .vrrp
-                    .handle_command(now, Command::Fault(FaultCause::LinkDown));
-            }
-            let _ = running.vrrp.handle_command(now, Command::Startup);
-            daemon.drain(index).await;
+        for spec in specs {
+            daemon.add_instance(spec).await?;
         }
+        daemon.regroup();
+        for index in 0..daemon.instances.len() {
+            daemon.start_instance(index).await?;
+        }
+        // Only what this start found pinned is resumed; instances a reload adds start afresh.
+        daemon.resumed_ifaces.clear();
         log::info!(
             "vipflip {} running {} instance(s); control socket {}",
             daemon.router_id,
@@ -327,12 +199,196 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// The data plane of `iface`, attached (or re-opened from its pins) on first use.
+    async fn plane_for(&mut self, iface: &str) -> anyhow::Result<Option<LinkInfo>> {
+        let link = match self.netlink.link(iface).await {
+            Ok(link) => link,
+            Err(err) => {
+                log::error!("{iface}: {err}; its instances stay in fault");
+                return Ok(None);
+            }
+        };
+        if !self.planes.contains_key(iface) {
+            let (plane, outcome) = Dataplane::attach(iface, &self.pin_dir, self.xdp_mode)
+                .with_context(|| format!("attaching XDP to {iface}"))?;
+            match outcome {
+                AttachOutcome::Attached(mode) => {
+                    log::info!("{iface}: XDP attached in {mode} mode");
+                }
+                AttachOutcome::Reopened => {
+                    log::info!(
+                        "{iface}: re-opened the pinned XDP data plane (traffic kept flowing)"
+                    );
+                    self.resumed_ifaces.push(iface.to_owned());
+                }
+            }
+            self.planes.insert(iface.to_owned(), plane);
+        }
+        Ok(Some(link))
+    }
+
+    /// Sets up one `[[instance]]`: its interface's data plane, its VRRP socket (shared by the
+    /// instances of one interface and family), the state machine and the VRID filter. It is
+    /// not started: see [`Self::start_instance`].
+    async fn add_instance(&mut self, spec: InstanceSpec) -> anyhow::Result<()> {
+        let link = self.plane_for(&spec.interface).await?;
+        let family = spec.family();
+        let delivery = if spec.unicast_peers.is_empty() {
+            Delivery::Multicast
+        } else {
+            Delivery::Unicast
+        };
+        let socket_config = link
+            .as_ref()
+            .and_then(|l| SocketConfig::for_link(l, family, delivery))
+            .map(|mut c| {
+                if let Some(src) = spec.unicast_src {
+                    c.src = src;
+                }
+                c
+            });
+        let socket = if let Some(wanted) = socket_config {
+            Some(
+                shared_socket(&mut self.sockets, wanted)
+                    .with_context(|| format!("instance {}", spec.name))?,
+            )
+        } else {
+            if link.is_some() {
+                log::error!(
+                    "instance {}: {} has no {} source address yet; instance in fault",
+                    spec.name,
+                    spec.interface,
+                    if family == Family::Ipv4 {
+                        "IPv4 primary"
+                    } else {
+                        "IPv6 link-local"
+                    }
+                );
+            }
+            None
+        };
+        let primary = socket.map_or(
+            if family == Family::Ipv4 {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            },
+            |i| self.sockets[i].config().src,
+        );
+        let vrrp = Instance::new(spec.vrrp_config(primary))
+            .with_context(|| format!("instance {}: VRRP configuration", spec.name))?;
+        if let Some(plane) = self.planes.get_mut(&spec.interface) {
+            let allowed = (!spec.allowed_peers.is_empty()).then_some(spec.allowed_peers.as_slice());
+            plane.set_vrid_filter(family_tag(&spec), spec.vrid.0, allowed)?;
+        }
+        let destinations = if spec.unicast_peers.is_empty() {
+            vec![if family == Family::Ipv4 {
+                IpAddr::V4(VRRP_GROUP_V4)
+            } else {
+                IpAddr::V6(VRRP_GROUP_V6)
+            }]
+        } else {
+            spec.unicast_peers.clone()
+        };
+        let track = TrackState::new(&spec);
+        for ignored in track.ignored() {
+            log::warn!(
+                "instance {}: {ignored} has a weight, which an address owner (priority 255) \
+                 ignores; only weight 0 acts (through fault)",
+                spec.name
+            );
+        }
+        self.instances.push(Running {
+            iface_index: link.as_ref().map_or(0, |l| l.index),
+            iface_mac: link.and_then(|l| l.mac).unwrap_or(MacAddr([0; 6])),
+            resumed: self.resumed_ifaces.contains(&spec.interface),
+            spec,
+            vrrp,
+            socket,
+            destinations,
+            entered_state: Instant::now(),
+            master: None,
+            adverts_received: 0,
+            forwarding_until: None,
+            announcer: None,
+            track,
+            startup_pending: false,
+            group: None,
+            retiring: false,
+        });
+        Ok(())
+    }
+
+    /// Puts the instance's VIPs in the data plane (dropped until the election says otherwise,
+    /// unless resuming a previous run's) and starts its state machine: `Startup`, held back
+    /// while a weight-0 script has no result yet.
+    async fn start_instance(&mut self, index: usize) -> anyhow::Result<()> {
+        let running = &mut self.instances[index];
+        if !running.resumed
+            && let Some(plane) = self.planes.get_mut(&running.spec.interface)
+        {
+            for vip in &running.spec.virtual_ips {
+                plane.set_vip(
+                    vip.addr(),
+                    Ownership::Drop {
+                        vrid: running.spec.vrid.0,
+                    },
+                )?;
+            }
+        }
+        let now = Instant::now();
+        if running.socket.is_none() {
+            let _ = running
+                .vrrp
+                .handle_command(now, Command::Fault(FaultCause::LinkDown));
+        }
+        if running.track.awaiting_scripts() {
+            log::info!(
+                "instance {}: waiting for the first result of its weight-0 scripts before starting",
+                running.spec.name
+            );
+            running.startup_pending = true;
+        } else {
+            let _ = running.vrrp.handle_command(now, Command::Startup);
+        }
+        self.drain(index).await;
+        Ok(())
+    }
+
+    /// Points every instance at its `[[sync_group]]`, keeping what was notified of groups
+    /// that stay.
+    fn regroup(&mut self) {
+        let old = std::mem::take(&mut self.groups);
+        self.groups = self
+            .config
+            .sync_groups
+            .iter()
+            .map(|g| Group {
+                name: g.name.clone(),
+                sync: SyncGroup::new(),
+                notified: old
+                    .iter()
+                    .find(|o| o.name == g.name)
+                    .and_then(|o| o.notified),
+            })
+            .collect();
+        for running in &mut self.instances {
+            running.group = self
+                .config
+                .sync_groups
+                .iter()
+                .position(|g| g.instances.contains(&running.spec.name));
+        }
+    }
+
     async fn run_loop(&mut self, options: &RunOptions) -> anyhow::Result<()> {
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut sigint =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         loop {
+            self.reap_retired().await;
             if let Some(since) = self.stopping
                 && (self.force_exit
                     || (self.handoffs_done() && self.forwarding_done(options))
@@ -352,7 +408,9 @@ impl Daemon {
                 tokio::select! {
                     _ = sigterm.recv() => Event::Terminate,
                     _ = sigint.recv() => Event::Terminate,
+                    _ = sighup.recv() => Event::Reload,
                     Some((request, reply)) = self.control_rx.recv() => Event::Control(request, reply),
+                    Some(observation) = self.observations.recv() => Event::Observation(observation),
                     (result, index, _) = async { adverts.expect("guarded").await }, if adverts.is_some() => {
                         Event::Advert(index, result)
                     }
@@ -366,6 +424,12 @@ impl Daemon {
                     let _ = reply.send(response);
                 }
                 Event::Advert(socket, result) => self.advert(socket, result).await,
+                Event::Observation(observation) => self.observe(&observation).await,
+                Event::Reload => {
+                    if let Err(errors) = self.reload().await {
+                        log::error!("reload refused, the running configuration is kept:\n{errors}");
+                    }
+                }
                 Event::Deadline => self.deadlines().await,
             }
         }
@@ -474,10 +538,107 @@ impl Daemon {
         }
     }
 
-    /// Carries out every action the instance has queued, in order.
+    /// Carries out every action the instance has queued, in order; for a sync-group member,
+    /// every action of every member once the group has reacted ([`SyncGroup::pump`]).
     async fn drain(&mut self, index: usize) {
-        while let Some(action) = self.instances[index].vrrp.poll_action() {
-            self.act(index, action).await;
+        let Some(group) = self.instances[index].group else {
+            while let Some(action) = self.instances[index].vrrp.poll_action() {
+                self.act(index, action).await;
+            }
+            return;
+        };
+        let members: Vec<usize> = (0..self.instances.len())
+            .filter(|&i| self.instances[i].group == Some(group))
+            .collect();
+        let mut vrrps: Vec<&mut Instance> = self
+            .instances
+            .iter_mut()
+            .filter(|r| r.group == Some(group))
+            .map(|r| &mut r.vrrp)
+            .collect();
+        let actions = self.groups[group].sync.pump(Instant::now(), &mut vrrps);
+        for (member, action) in actions {
+            self.act(members[member], action).await;
+        }
+        self.notify_group(group);
+    }
+
+    /// keepalived's group states: fault when any member is, master when all are, backup
+    /// otherwise; notified on change.
+    fn notify_group(&mut self, group: usize) {
+        let states: Vec<StateKind> = self
+            .instances
+            .iter()
+            .filter(|r| r.group == Some(group))
+            .map(|r| r.vrrp.state())
+            .collect();
+        if states.is_empty() || states.contains(&StateKind::Initialize) {
+            return;
+        }
+        let state = if states.contains(&StateKind::Fault) {
+            NotifyState::Fault
+        } else if states.iter().all(|s| *s == StateKind::Master) {
+            NotifyState::Master
+        } else {
+            NotifyState::Backup
+        };
+        let g = &mut self.groups[group];
+        if g.notified != Some(state) {
+            g.notified = Some(state);
+            log::info!("sync group {}: {state}", g.name);
+            self.notifier.state_changed(
+                NotifyKind::Group,
+                &g.name,
+                state,
+                crate::wire::Priority(0),
+            );
+        }
+    }
+
+    /// A tracker reported: every instance tracking it gets the commands that bring it up to
+    /// date; one waiting for its first script results may start.
+    async fn observe(&mut self, observation: &Observation) {
+        for index in 0..self.instances.len() {
+            let commands = self.instances[index].track.observe(observation);
+            let starting = self.instances[index].startup_pending
+                && !self.instances[index].track.awaiting_scripts();
+            if commands.is_empty() && !starting {
+                continue;
+            }
+            self.apply_track_commands(index, commands);
+            if starting {
+                let running = &mut self.instances[index];
+                running.startup_pending = false;
+                log::info!(
+                    "instance {}: first script results in; starting",
+                    running.spec.name
+                );
+                let _ = running
+                    .vrrp
+                    .handle_command(Instant::now(), Command::Startup);
+            }
+            self.drain(index).await;
+        }
+    }
+
+    fn apply_track_commands(&mut self, index: usize, commands: Vec<Command>) {
+        let now = Instant::now();
+        let running = &mut self.instances[index];
+        for command in commands {
+            if command == Command::Unfault(FaultCause::LinkDown) && running.socket.is_none() {
+                // No VRRP socket could be opened at start (interface or address missing):
+                // the instance cannot run until a reload or restart opens one.
+                log::warn!(
+                    "instance {}: {} is up, but the instance has no VRRP socket; \
+                     reload or restart to start it",
+                    running.spec.name,
+                    running.spec.interface
+                );
+                continue;
+            }
+            if let Err(err) = running.vrrp.handle_command(now, command) {
+                log::debug!("instance {}: {command:?}: {err}", running.spec.name);
+            }
         }
     }
 
@@ -496,35 +657,17 @@ impl Daemon {
                 }
             }
             Action::BecomeMaster { cause, accept } => {
-                let started = Instant::now();
-                let running = &mut self.instances[index];
-                running.entered_state = started;
-                running.resumed = false;
-                running.forwarding_until = None;
-                running.master = Some((
-                    running.vrrp.config().primary_addr,
-                    running.vrrp.priority().0,
-                ));
-                let vrid = running.spec.vrid.0;
-                // RFC 5798 §6.4.3: a non-owner master in non-accept mode must not accept
-                // packets addressed to the VIPs; the owner always does.
-                let ownership = if accept || running.spec.priority.0 == 255 {
-                    Ownership::Local { vrid }
-                } else {
-                    Ownership::Drop { vrid }
-                };
-                self.set_vips(index, ownership);
-                let flip = started.elapsed();
-                log::info!(
-                    "instance {name}: -> MASTER ({cause}); VIPS flipped in {} µs",
-                    flip.as_micros()
-                );
-                // Awaited, not spawned: the first advert (next action) makes the old master
-                // step down and forward to us, so the addresses must be in place by then.
-                self.add_addresses(index).await;
+                self.become_master(index, cause, accept).await;
             }
             Action::SendGratuitous { .. } => self.announce(index),
             Action::BecomeBackup { cause, traffic } => {
+                let priority = self.instances[index].vrrp.priority();
+                self.notifier.state_changed(
+                    NotifyKind::Instance,
+                    &name,
+                    NotifyState::Backup,
+                    priority,
+                );
                 let running = &mut self.instances[index];
                 running.entered_state = Instant::now();
                 if running.resumed && cause == Cause::Startup {
@@ -564,11 +707,57 @@ impl Daemon {
                     task.abort();
                 }
                 let vrid = running.spec.vrid.0;
-                log::info!("instance {name}: -> {:?} ({cause})", running.vrrp.state());
+                let state = running.vrrp.state();
+                let priority = running.vrrp.priority();
+                log::info!("instance {name}: -> {state:?} ({cause})");
                 self.set_vips(index, Ownership::Drop { vrid });
                 self.spawn_remove_addresses(index);
+                let notified = if state == StateKind::Fault {
+                    NotifyState::Fault
+                } else {
+                    NotifyState::Stop
+                };
+                self.notifier
+                    .state_changed(NotifyKind::Instance, &name, notified, priority);
             }
         }
+    }
+
+    /// The flip: `VIPS` first (traffic is accepted from that instant), then the addresses,
+    /// then (as the next action) the announcements.
+    async fn become_master(&mut self, index: usize, cause: Cause, accept: bool) {
+        let name = self.instances[index].spec.name.clone();
+        let started = Instant::now();
+        let running = &mut self.instances[index];
+        running.entered_state = started;
+        running.resumed = false;
+        running.forwarding_until = None;
+        running.master = Some((
+            running.vrrp.config().primary_addr,
+            running.vrrp.priority().0,
+        ));
+        let vrid = running.spec.vrid.0;
+        // RFC 5798 §6.4.3: a non-owner master in non-accept mode must not accept
+        // packets addressed to the VIPs; the owner always does.
+        let ownership = if accept || running.spec.priority.0 == 255 {
+            Ownership::Local { vrid }
+        } else {
+            Ownership::Drop { vrid }
+        };
+        self.set_vips(index, ownership);
+        let flip = started.elapsed();
+        log::info!(
+            "instance {name}: -> MASTER ({cause}); VIPS flipped in {} µs",
+            flip.as_micros()
+        );
+        // Awaited, not spawned: the first advert (next action) makes the old master
+        // step down and forward to us, so the addresses must be in place by then.
+        self.add_addresses(index).await;
+        // After the addresses, as keepalived: a notify script may rely on them. Starting it
+        // never waits for it.
+        let priority = self.instances[index].vrrp.priority();
+        self.notifier
+            .state_changed(NotifyKind::Instance, &name, NotifyState::Master, priority);
     }
 
     /// Leaves master (or a stale resumed state) for backup: forward to the new master for the
@@ -714,6 +903,17 @@ impl Daemon {
     async fn control(&mut self, request: Request) -> Response {
         match request {
             Request::Status => Response::Status(self.status()),
+            Request::Reload => match self.reload().await {
+                Ok(message) => Response::Ok { message },
+                Err(errors) => {
+                    log::error!("reload refused, the running configuration is kept:\n{errors}");
+                    Response::Error {
+                        message: format!(
+                            "reload refused, the running configuration is kept:\n{errors}"
+                        ),
+                    }
+                }
+            },
             Request::Handoff { instance } => {
                 let Some(index) = self.instances.iter().position(|r| r.spec.name == instance)
                 else {
@@ -802,6 +1002,18 @@ impl Daemon {
                     xdp_adverts_dropped: xdp.dropped,
                     adverts_sent: stats.adverts_sent,
                     adverts_received: r.adverts_received,
+                    trackers: r
+                        .track
+                        .report()
+                        .into_iter()
+                        .map(|t| TrackerStatus {
+                            tracker: t.what.to_string(),
+                            weight: i32::try_from(t.weight).unwrap_or(0),
+                            observed: t.seen,
+                            effect: t.effect.to_string(),
+                        })
+                        .collect(),
+                    sync_group: r.group.map(|g| self.groups[g].name.clone()),
                 }
             })
             .collect();
@@ -810,6 +1022,188 @@ impl Daemon {
             pid: std::process::id(),
             instances,
         }
+    }
+
+    /// SIGHUP / `vipflip reload`: re-reads the configuration file. An invalid file changes
+    /// nothing (every error is returned). Otherwise only the difference is applied: unchanged
+    /// instances are not touched; removed ones resign (a master hands off first, without a lost
+    /// packet); changed ones are updated in place when only priority, tracking, notify, GARP or
+    /// the forward window changed, and restarted otherwise; new ones start.
+    async fn reload(&mut self) -> Result<String, String> {
+        let Some(path) = self.config_path.clone() else {
+            return Err("this daemon was not started from a configuration file".into());
+        };
+        let (new, warnings) = Config::load(&path).map_err(|diagnostics| {
+            diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        for warning in warnings {
+            log::warn!("{warning}");
+        }
+        log::info!("reloading {}", path.display());
+        let changed_globals = changed_globals(&self.config.global, &new.global);
+        if !changed_globals.is_empty() {
+            log::warn!(
+                "reload: [global] {} changed; that takes effect at the next restart",
+                changed_globals.join(", ")
+            );
+        }
+        let mut report = Reloaded::default();
+        // Removed, or changed beyond what can be updated in place: out first, so a restarted
+        // instance's VIPs and VRID filter are free for its new self.
+        let mut index = 0;
+        while index < self.instances.len() {
+            let running = &self.instances[index];
+            if running.retiring {
+                index += 1;
+                continue;
+            }
+            let name = running.spec.name.clone();
+            match new.instances.iter().find(|s| s.name == name) {
+                None => {
+                    report.removed.push(name);
+                    if self.retire(index).await {
+                        index += 1;
+                    }
+                }
+                Some(spec) if *spec == running.spec => {
+                    report.unchanged += 1;
+                    index += 1;
+                }
+                Some(spec) if updatable_in_place(&running.spec, spec) => {
+                    let spec = spec.clone();
+                    report.updated.push(name);
+                    let commands = self.instances[index].track.reconfigure(&spec);
+                    self.instances[index].spec = spec;
+                    self.apply_track_commands(index, commands);
+                    self.drain(index).await;
+                    index += 1;
+                }
+                Some(_) => {
+                    report.restarted.push(name);
+                    self.remove_instance(index).await;
+                }
+            }
+        }
+        self.notifier.set_scripts(&new);
+        let respawn = tracking_inputs(&self.config) != tracking_inputs(&new);
+        let old = std::mem::replace(&mut self.config, new);
+        if respawn {
+            match track::spawn_trackers(&self.config) {
+                Ok((observations, trackers)) => {
+                    self.observations = observations;
+                    self.trackers = trackers;
+                }
+                Err(err) => log::error!("reload: restarting the trackers: {err}"),
+            }
+        }
+        let first_new = self.instances.len();
+        for spec in self.config.instances.clone() {
+            if self
+                .instances
+                .iter()
+                .any(|r| r.spec.name == spec.name && !r.retiring)
+            {
+                continue;
+            }
+            if !report.restarted.contains(&spec.name) {
+                report.added.push(spec.name.clone());
+            }
+            if let Err(err) = self.add_instance(spec.clone()).await {
+                log::error!("reload: instance {}: {err:#}", spec.name);
+            }
+        }
+        self.regroup();
+        for index in first_new..self.instances.len() {
+            if let Err(err) = self.start_instance(index).await {
+                log::error!(
+                    "reload: instance {}: {err:#}",
+                    self.instances[index].spec.name
+                );
+            }
+        }
+        drop(old);
+        let message = report.to_string();
+        log::info!("reloaded: {message}");
+        Ok(message)
+    }
+
+    /// A reload removed the instance: a master hands off and stays (retiring) until the new
+    /// master is heard and the forward window is over; anything else goes now. Returns
+    /// whether the instance is still in `self.instances`.
+    async fn retire(&mut self, index: usize) -> bool {
+        let running = &mut self.instances[index];
+        if running.vrrp.state() == StateKind::Master
+            && running
+                .vrrp
+                .handle_command(Instant::now(), Command::GracefulHandoff)
+                .is_ok()
+        {
+            log::info!(
+                "instance {}: removed from the configuration; handing off first",
+                running.spec.name
+            );
+            running.retiring = true;
+            self.drain(index).await;
+            return true;
+        }
+        self.remove_instance(index).await;
+        false
+    }
+
+    /// Removes retiring instances whose handoff and forward window are over.
+    async fn reap_retired(&mut self) {
+        while let Some(index) = self
+            .instances
+            .iter()
+            .position(|r| r.retiring && !r.vrrp.is_handing_off() && r.forwarding_until.is_none())
+        {
+            self.remove_instance(index).await;
+        }
+    }
+
+    /// Stops the instance (a master resigns with priority 0, RFC 5798 §6.4.3), takes its
+    /// VIPs out of the data plane and off the interface, and forgets it.
+    async fn remove_instance(&mut self, index: usize) {
+        let _ = self.instances[index]
+            .vrrp
+            .handle_command(Instant::now(), Command::Shutdown);
+        // Out of its group first: the group must not react to this member's shutdown.
+        self.instances[index].group = None;
+        self.drain(index).await;
+        let running = self.instances.remove(index);
+        if let Some(task) = &running.announcer {
+            task.abort();
+        }
+        let still_used = |vip: IpAddr| {
+            self.instances.iter().any(|r| {
+                r.spec.interface == running.spec.interface
+                    && r.spec.virtual_ips.iter().any(|n| n.addr() == vip)
+            })
+        };
+        let vrid_used = self.instances.iter().any(|r| {
+            r.spec.interface == running.spec.interface
+                && r.spec.vrid == running.spec.vrid
+                && r.spec.family() == running.spec.family()
+        });
+        if let Some(plane) = self.planes.get_mut(&running.spec.interface) {
+            for vip in running.spec.virtual_ips.iter().map(ipnet::IpNet::addr) {
+                if !still_used(vip)
+                    && let Err(err) = plane.remove_vip(vip)
+                {
+                    log::warn!("instance {}: {err}", running.spec.name);
+                }
+            }
+            if !vrid_used
+                && let Err(err) = plane.remove_vrid(family_tag(&running.spec), running.spec.vrid.0)
+            {
+                log::warn!("instance {}: {err}", running.spec.name);
+            }
+        }
+        log::info!("instance {}: removed", running.spec.name);
     }
 
     /// SIGTERM / SIGINT: every master hands off (priority 0, still serving until the new
@@ -887,6 +1281,100 @@ impl Daemon {
                 Err(err) => log::warn!("{err}"),
             }
         }
+    }
+}
+
+/// The data plane's family tag of an instance's adverts.
+fn family_tag(spec: &InstanceSpec) -> u8 {
+    if spec.family() == Family::Ipv4 {
+        vipflip_common::FAMILY_IPV4
+    } else {
+        vipflip_common::FAMILY_IPV6
+    }
+}
+
+/// Whether a reload can move `old` to `new` without restarting it: they differ only in
+/// what tracking, notify and the I/O shell read at each use. The state machine's own
+/// configuration (VRID, interval, VIPs, peers, preempt…) needs a new instance, as does
+/// becoming or ceasing to be the address owner.
+fn updatable_in_place(old: &InstanceSpec, new: &InstanceSpec) -> bool {
+    const OWNER: u8 = 255;
+    if (old.priority.0 == OWNER) != (new.priority.0 == OWNER) {
+        return false;
+    }
+    let mut rest = new.clone();
+    rest.priority = old.priority;
+    rest.track_interfaces.clone_from(&old.track_interfaces);
+    rest.track_scripts.clone_from(&old.track_scripts);
+    rest.track_files.clone_from(&old.track_files);
+    rest.notify = old.notify.clone();
+    rest.garp = old.garp;
+    rest.forward_window = old.forward_window;
+    rest == *old
+}
+
+/// Everything the tracker drivers are started from; they are restarted on reload only when
+/// this changes.
+fn tracking_inputs(config: &Config) -> impl PartialEq + use<> {
+    let instances: Vec<_> = config
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                i.interface.clone(),
+                i.track_interfaces.clone(),
+                i.track_scripts.clone(),
+                i.track_files.clone(),
+            )
+        })
+        .collect();
+    (instances, config.scripts.clone())
+}
+
+/// The `[global]` keys that differ: a reload does not apply them.
+fn changed_globals(old: &crate::config::Global, new: &crate::config::Global) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |key: &'static str, same: bool| {
+        if !same {
+            changed.push(key);
+        }
+    };
+    check("router_id", old.router_id == new.router_id);
+    check("pin_dir", old.pin_dir == new.pin_dir);
+    check("control_socket", old.control_socket == new.control_socket);
+    check("xdp_mode", old.xdp_mode == new.xdp_mode);
+    check("metrics_listen", old.metrics_listen == new.metrics_listen);
+    check("notify_fifo", old.notify_fifo == new.notify_fifo);
+    if changed.is_empty() && old != new {
+        changed.push("other settings");
+    }
+    changed
+}
+
+/// What a reload did, for its log line and the `vipflip reload` answer.
+#[derive(Debug, Default)]
+struct Reloaded {
+    unchanged: usize,
+    added: Vec<String>,
+    removed: Vec<String>,
+    updated: Vec<String>,
+    restarted: Vec<String>,
+}
+
+impl std::fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} unchanged", self.unchanged)?;
+        for (what, names) in [
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("updated in place", &self.updated),
+            ("restarted", &self.restarted),
+        ] {
+            if !names.is_empty() {
+                write!(f, "; {what}: {}", names.join(", "))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -120,6 +120,27 @@ impl Notifier {
     /// The scripts of every instance and sync group, and the FIFO if configured: created
     /// (mode 0600) if missing, as keepalived does, and removed again on drop if created here.
     pub fn new(config: &Config) -> Result<Self, NotifyError> {
+        let fifo = config
+            .global
+            .notify_fifo
+            .as_deref()
+            .map(Fifo::create)
+            .transpose()?;
+        Ok(Self {
+            scripts: Self::scripts_of(config),
+            fifo,
+            script_timeout: Self::DEFAULT_SCRIPT_TIMEOUT,
+            counters: Arc::default(),
+        })
+    }
+
+    /// A reload: takes the notify scripts of `config`'s instances and groups. The FIFO stays
+    /// as it is (`global.notify_fifo` changes at the next restart).
+    pub fn set_scripts(&mut self, config: &Config) {
+        self.scripts = Self::scripts_of(config);
+    }
+
+    fn scripts_of(config: &Config) -> HashMap<(NotifyKind, String), Notify> {
         let instances = config
             .instances
             .iter()
@@ -128,18 +149,7 @@ impl Notifier {
             .sync_groups
             .iter()
             .map(|g| ((NotifyKind::Group, g.name.clone()), g.notify.clone()));
-        let fifo = config
-            .global
-            .notify_fifo
-            .as_deref()
-            .map(Fifo::create)
-            .transpose()?;
-        Ok(Self {
-            scripts: instances.chain(groups).collect(),
-            fifo,
-            script_timeout: Self::DEFAULT_SCRIPT_TIMEOUT,
-            counters: Arc::default(),
-        })
+        instances.chain(groups).collect()
     }
 
     /// Replaces [`Self::DEFAULT_SCRIPT_TIMEOUT`].

@@ -38,6 +38,37 @@ impl fmt::Display for Tracked {
     }
 }
 
+/// One tracker as [`TrackState::report`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerReport {
+    pub what: Tracked,
+    pub weight: i64,
+    /// Interface up / script good as 1 / 0, or a file's value; `None` until first observed.
+    pub seen: Option<i64>,
+    pub effect: TrackerEffect,
+}
+
+/// What one tracker does to its instance now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackerEffect {
+    /// Nothing: not observed yet, healthy with a weight that only acts on failure, or ignored.
+    None,
+    /// Moves the priority by this much (before clamping).
+    Add(i64),
+    /// Holds the instance in Fault.
+    Fault,
+}
+
+impl fmt::Display for TrackerEffect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::Add(n) => write!(f, "{n:+}"),
+            Self::Fault => f.write_str("fault"),
+        }
+    }
+}
+
 /// One instance's tracking, sans-IO: the configured trackers with what was last observed of
 /// each, and the view of priority and faults last handed to the state machine.
 ///
@@ -112,6 +143,30 @@ impl TrackState {
         }
     }
 
+    /// A reload changed the instance's priority or trackers: takes `spec`'s, keeping what was
+    /// already observed of every tracker that stays (and of the own interface), and returns
+    /// the commands from the view last sent to the new one. A tracker that stays failing but
+    /// moved in the list keeps the instance in Fault throughout: its new number is faulted
+    /// before its old number is cleared (see the type docs' order).
+    pub fn reconfigure(&mut self, spec: &InstanceSpec) -> Vec<Command> {
+        let mut next = Self::new(spec);
+        for tracker in &mut next.trackers {
+            tracker.seen = self
+                .trackers
+                .iter()
+                .find(|old| old.what == tracker.what)
+                .and_then(|old| old.seen);
+        }
+        if next.interface == self.interface {
+            next.own_link = self.own_link;
+            next.own_link_reported = self.own_link_reported;
+        }
+        next.sent_priority = self.sent_priority;
+        next.sent_faults = std::mem::take(&mut self.sent_faults);
+        *self = next;
+        self.commands()
+    }
+
     /// Applies one observation; see the type docs for the commands returned.
     pub fn observe(&mut self, observation: &Observation) -> Vec<Command> {
         match observation {
@@ -183,6 +238,28 @@ impl TrackState {
     /// The trackers in [`FaultCause::Tracked`] numbering, for logs and status output.
     pub fn trackers(&self) -> impl Iterator<Item = &Tracked> {
         self.trackers.iter().map(|t| &t.what)
+    }
+
+    /// Every tracker with its weight, what was last observed of it (`None`: nothing yet) and
+    /// its effect now, for `vipflip status` and the metrics.
+    pub fn report(&self) -> Vec<TrackerReport> {
+        let owner = self.is_owner();
+        self.trackers
+            .iter()
+            .map(|t| TrackerReport {
+                what: t.what.clone(),
+                weight: t.weight,
+                seen: t.seen,
+                effect: match t
+                    .seen
+                    .and_then(|seen| effect(&t.what, t.weight, seen, owner))
+                {
+                    Some(Effect::Add(n)) => TrackerEffect::Add(n),
+                    Some(Effect::Fault) => TrackerEffect::Fault,
+                    None => TrackerEffect::None,
+                },
+            })
+            .collect()
     }
 
     /// What fault `cause` refers to, for logs: `track_script chk_web`.
@@ -384,6 +461,39 @@ mod tests {
         );
         assert_eq!(state.describe(CHK), "track_script chk failed");
         assert_eq!(state.describe(FaultCause::LinkDown), "interface eth0 down");
+    }
+
+    #[test]
+    fn reconfigure_keeps_observations_and_moves_the_priority() {
+        let mut s = TrackState::new(&spec(100, -10, -20, 1));
+        let _ = s.script_result("chk", false);
+        assert_eq!(s.priority(), Priority(80));
+        // A reload raises the base and drops the eth1 tracker: chk is still failing.
+        let mut next = spec(150, -10, -20, 1);
+        next.track_interfaces.clear();
+        assert_eq!(s.reconfigure(&next), [Command::SetPriority(Priority(130))]);
+        assert_eq!(s.script_result("chk", false), []);
+        assert_eq!(s.reconfigure(&next), []);
+    }
+
+    #[test]
+    fn reconfigure_renumbers_a_failing_tracker_without_clearing_the_fault_first() {
+        let mut s = TrackState::new(&spec(100, -10, 0, 1));
+        assert_eq!(s.script_result("chk", false), [Command::Fault(CHK)]);
+        // Without the eth1 tracker, chk is number 0 now.
+        let mut next = spec(100, -10, 0, 1);
+        next.track_interfaces.clear();
+        assert_eq!(
+            s.reconfigure(&next),
+            [
+                Command::Fault(FaultCause::Tracked(0)),
+                Command::Unfault(CHK)
+            ]
+        );
+        assert_eq!(
+            s.faults().into_iter().collect::<Vec<_>>(),
+            [FaultCause::Tracked(0)]
+        );
     }
 
     #[test]

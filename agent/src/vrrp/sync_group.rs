@@ -1,6 +1,7 @@
 //! keepalived's `vrrp_sync_group`: instances that must change state together (say, the
 //! outside and inside gateways of one firewall), still sans I/O.
 
+use std::borrow::BorrowMut;
 use std::time::Instant;
 
 use super::event::{Action, Cause, Command, FaultCause};
@@ -40,13 +41,18 @@ impl SyncGroup {
     /// `members`, in the order the caller must carry them out.
     ///
     /// Call it where a lone instance's actions would be drained: after any `handle_*` on any
-    /// member.
-    pub fn pump(&mut self, now: Instant, members: &mut [Instance]) -> Vec<(usize, Action)> {
+    /// member. `members` may own the instances or borrow them (`&mut [&mut Instance]`, as
+    /// the daemon does, whose group members are scattered among all its instances).
+    pub fn pump<M: BorrowMut<Instance>>(
+        &mut self,
+        now: Instant,
+        members: &mut [M],
+    ) -> Vec<(usize, Action)> {
         let mut out = Vec::new();
         loop {
             let mut commands = Vec::new();
             for (index, member) in members.iter_mut().enumerate() {
-                while let Some(action) = member.poll_action() {
+                while let Some(action) = member.borrow_mut().poll_action() {
                     if let Some(command) = Self::react(&action) {
                         commands.push((index, command));
                     }
@@ -68,7 +74,7 @@ impl SyncGroup {
             }
             for (to, command) in expanded {
                 // Sync commands cannot fail; the error variants concern other commands.
-                let _ = members[to].handle_command(now, command);
+                let _ = members[to].borrow_mut().handle_command(now, command);
             }
         }
     }
@@ -85,15 +91,19 @@ impl SyncGroup {
 
     /// Level-triggered: member `j` should carry [`FaultCause::SyncGroup`] exactly when some
     /// other member has a fault of its own.
-    fn reconcile_faults(members: &[Instance]) -> Vec<(usize, Command)> {
+    fn reconcile_faults<M: BorrowMut<Instance>>(members: &[M]) -> Vec<(usize, Command)> {
         let own: Vec<bool> = members
             .iter()
-            .map(|m| m.faults().any(|cause| cause != FaultCause::SyncGroup))
+            .map(|m| {
+                m.borrow()
+                    .faults()
+                    .any(|cause| cause != FaultCause::SyncGroup)
+            })
             .collect();
         let mut commands = Vec::new();
         for (j, member) in members.iter().enumerate() {
             let want = own.iter().enumerate().any(|(i, &faulty)| i != j && faulty);
-            let have = member.has_fault(FaultCause::SyncGroup);
+            let have = member.borrow().has_fault(FaultCause::SyncGroup);
             if want && !have {
                 commands.push((j, Command::Fault(FaultCause::SyncGroup)));
             } else if have && !want {
