@@ -6,7 +6,8 @@
 //! - [`dataplane`]: loading, pinning and driving the XDP program and its maps;
 //! - [`io`]: VRRP sockets, netlink, gratuitous ARP / NA (the shell around `vrrp`);
 //! - [`config`]: the TOML configuration, validated with `file:line:column` diagnostics;
-//! - [`daemon`]: `vipflip run`, which joins all of the above; [`control`]: its socket.
+//! - [`daemon`]: `vipflip run`, which joins all of the above; [`control`]: its socket;
+//!   [`metrics`]: its Prometheus metrics and their HTTP endpoint.
 
 pub mod config;
 pub mod control;
@@ -14,6 +15,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod import;
 pub mod io;
+pub mod metrics;
 pub mod notify;
 pub mod track;
 pub mod vrrp;

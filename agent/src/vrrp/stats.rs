@@ -56,6 +56,21 @@ impl DiscardKind {
         DiscardKind::WeAreOwner,
     ];
 
+    /// A stable `snake_case` name, e.g. for a metrics label (`wrong_vrid`).
+    pub fn label(self) -> &'static str {
+        match self {
+            DiscardKind::NotRunning => "not_running",
+            DiscardKind::WrongVersion => "wrong_version",
+            DiscardKind::WrongVrid => "wrong_vrid",
+            DiscardKind::WrongFamily => "wrong_family",
+            DiscardKind::FromSelf => "from_self",
+            DiscardKind::IntervalMismatch => "interval_mismatch",
+            DiscardKind::AuthMismatch => "auth_mismatch",
+            DiscardKind::AddressMismatch => "address_mismatch",
+            DiscardKind::WeAreOwner => "we_are_owner",
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -75,6 +90,12 @@ impl Discard {
             Self::AddressMismatch => DiscardKind::AddressMismatch,
             Self::WeAreOwner { .. } => DiscardKind::WeAreOwner,
         }
+    }
+
+    /// The kind's stable `snake_case` name ([`DiscardKind::label`]), e.g. for the `reason` label
+    /// of `vipflip_adverts_rejected_total`.
+    pub fn label(&self) -> &'static str {
+        self.kind().label()
     }
 }
 
@@ -109,5 +130,22 @@ impl Stats {
 
     pub(super) fn count_discard(&mut self, kind: DiscardKind) {
         self.discarded[kind.index()] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DiscardKind;
+
+    #[test]
+    fn discard_labels_are_distinct_snake_case() {
+        let labels: Vec<&str> = DiscardKind::ALL.iter().map(|k| k.label()).collect();
+        for (i, label) in labels.iter().enumerate() {
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{label}"
+            );
+            assert!(!labels[..i].contains(label), "{label} twice");
+        }
     }
 }

@@ -1,0 +1,1163 @@
+//! Prometheus metrics of the daemon, and the HTTP endpoint that serves them.
+//!
+//! [`Metrics`] keeps every metric family in one prometheus-client [`Registry`] of its own (no
+//! global registry). It belongs to the daemon's loop like the rest of its state, so it is
+//! updated through `&mut self` without locks of ours (the families' internal locks are never
+//! contended). [`serve`] runs the endpoint in its own task and holds no metrics: for each
+//! `GET /metrics` it hands a oneshot sender to the daemon over `scrapes`, and writes back the
+//! text the daemon answers with, which is [`Metrics::render`] after refreshing what it mirrors
+//! (the XDP stats maps, the notifier's counts).
+//!
+//! Every name starts with `vipflip_`; `OpenMetrics` text adds `_total` to counters.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `vipflip_instance_state` | gauge, one-hot | `instance`, `state` (`initialize`, `backup`, `master`, `fault`) |
+//! | `vipflip_instance_effective_priority` | gauge | `instance` |
+//! | `vipflip_transitions_total` | counter | `instance`, `to` (a state), `cause` |
+//! | `vipflip_adverts_sent_total` | counter | `instance` |
+//! | `vipflip_adverts_received_total` | counter | `instance` |
+//! | `vipflip_adverts_rejected_total` | counter | `instance`, `reason` |
+//! | `vipflip_flip_duration_seconds` | histogram, 1 µs to 16 ms | |
+//! | `vipflip_tracker_up` | gauge, 0 or 1 | `instance`, `tracker` |
+//! | `vipflip_tracker_priority_contribution` | gauge | `instance`, `tracker` |
+//! | `vipflip_xdp_packets_total` | counter | `interface`, `outcome` ([`Outcome::name`]) |
+//! | `vipflip_xdp_verdicts_total` | counter | `interface`, `verdict` (`aborted`, `drop`, `pass`, `tx`, `redirect`) |
+//! | `vipflip_xdp_vrid_adverts_total` | counter | `interface`, `family`, `vrid`, `result` (`accepted`, `dropped`) |
+//! | `vipflip_notify_fifo_lines_total` | counter | `result` (`written`, `dropped`) |
+//! | `vipflip_notify_scripts_started_total` | counter | |
+//! | `vipflip_notify_scripts_failed_total` | counter | |
+//! | `vipflip_notify_scripts_timed_out_total` | counter | |
+//!
+//! The three script counters are apart rather than one family with a `result` label: timed-out
+//! scripts are also failed ones, and failed ones also started ones, so a sum over such a label
+//! would count a script up to three times.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::Hash;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Metric, Registry, Unit};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use vipflip_common::{
+    Outcome, Stats, VridStats, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX,
+};
+
+use crate::notify::NotifyStats;
+use crate::vrrp::StateKind;
+
+/// The `Content-Type` of [`Metrics::render`]'s output: prometheus-client encodes `OpenMetrics`
+/// text (ending in `# EOF`), which Prometheus asks for first.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The daemon's metrics; see the module docs for the list.
+///
+/// Series appear when first set: the daemon calls [`Metrics::set_state`] and
+/// [`Metrics::set_effective_priority`] for every instance when it starts one, so an instance
+/// that never changes state is still visible.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    state: Tracked<StateLabels, Gauge>,
+    effective_priority: Tracked<InstanceLabels, Gauge>,
+    transitions: Tracked<TransitionLabels, Counter>,
+    adverts_sent: Tracked<InstanceLabels, Counter>,
+    adverts_received: Tracked<InstanceLabels, Counter>,
+    adverts_rejected: Tracked<RejectLabels, Counter>,
+    flip_duration: Histogram,
+    tracker_up: Tracked<TrackerLabels, Gauge>,
+    tracker_contribution: Tracked<TrackerLabels, Gauge>,
+    xdp_packets: Tracked<OutcomeLabels, Counter>,
+    xdp_verdicts: Tracked<VerdictLabels, Counter>,
+    xdp_vrid_adverts: Tracked<VridLabels, Counter>,
+    notify_fifo_lines: Tracked<ResultLabels, Counter>,
+    notify_scripts_started: Counter,
+    notify_scripts_failed: Counter,
+    notify_scripts_timed_out: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Buckets of `vipflip_flip_duration_seconds`: 1 µs doubling up to 16.384 ms (15 bounds). A
+    /// flip is one map update (µs); the upper buckets catch a loaded machine.
+    const FLIP_BUCKETS: (f64, f64, u16) = (1e-6, 2.0, 15);
+
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vipflip");
+        let r = &mut registry;
+        Self {
+            state: Tracked::register(
+                r,
+                "instance_state",
+                "Current VRRP state of the instance: 1 for its state, 0 for the others",
+            ),
+            effective_priority: Tracked::register(
+                r,
+                "instance_effective_priority",
+                "Priority the instance advertises, after tracking",
+            ),
+            transitions: Tracked::register(
+                r,
+                "transitions",
+                "VRRP state transitions, by new state and cause",
+            ),
+            adverts_sent: Tracked::register(r, "adverts_sent", "VRRP adverts sent"),
+            adverts_received: Tracked::register(
+                r,
+                "adverts_received",
+                "VRRP adverts handed to the instance, rejected ones included",
+            ),
+            adverts_rejected: Tracked::register(
+                r,
+                "adverts_rejected",
+                "VRRP adverts the agent discarded, by reason",
+            ),
+            flip_duration: {
+                let (start, factor, count) = Self::FLIP_BUCKETS;
+                let histogram = Histogram::new(exponential_buckets(start, factor, count));
+                r.register_with_unit(
+                    "flip_duration",
+                    "Time the daemon took to write an instance's new VIPS entries, from the \
+                     state machine's decision to the last map update",
+                    Unit::Seconds,
+                    histogram.clone(),
+                );
+                histogram
+            },
+            tracker_up: Tracked::register(
+                r,
+                "tracker_up",
+                "Whether a tracked object is up (1) or down (0); absent while unknown",
+            ),
+            tracker_contribution: Tracked::register(
+                r,
+                "tracker_priority_contribution",
+                "What a tracked object adds to (or takes from) the instance's priority now",
+            ),
+            xdp_packets: Tracked::register(
+                r,
+                "xdp_packets",
+                "Frames the XDP program decided on, by outcome (the STATS map)",
+            ),
+            xdp_verdicts: Tracked::register(
+                r,
+                "xdp_verdicts",
+                "Frames the XDP program returned, by XDP verdict (the STATS map)",
+            ),
+            xdp_vrid_adverts: Tracked::register(
+                r,
+                "xdp_vrid_adverts",
+                "VRRP adverts the XDP program accepted or dropped, per virtual router (the \
+                 VRID_STATS map)",
+            ),
+            notify_fifo_lines: Tracked::register(
+                r,
+                "notify_fifo_lines",
+                "Lines for the notify FIFO, written whole or dropped",
+            ),
+            notify_scripts_started: registered_counter(
+                r,
+                "notify_scripts_started",
+                "Notify scripts started",
+            ),
+            notify_scripts_failed: registered_counter(
+                r,
+                "notify_scripts_failed",
+                "Notify scripts that could not start, exited non-zero, or were killed at their \
+                 timeout",
+            ),
+            notify_scripts_timed_out: registered_counter(
+                r,
+                "notify_scripts_timed_out",
+                "Notify scripts killed at their timeout (also counted as failed)",
+            ),
+            registry,
+        }
+    }
+
+    /// `instance` is in `state` now: its `vipflip_instance_state` series for `state` is 1, the
+    /// three others 0.
+    pub fn set_state(&mut self, instance: &str, state: StateKind) {
+        for s in ALL_STATES {
+            let labels = StateLabels {
+                instance: instance.to_owned(),
+                state: state_label(s),
+            };
+            self.state.get(labels).set(i64::from(s == state));
+        }
+    }
+
+    pub fn set_effective_priority(&mut self, instance: &str, priority: u8) {
+        self.effective_priority
+            .get(InstanceLabels::new(instance))
+            .set(i64::from(priority));
+    }
+
+    /// Counts one transition of `instance` to `to`; `cause` should be a stable `snake_case` word
+    /// (it becomes a label value). Does not change `vipflip_instance_state`: call
+    /// [`Self::set_state`] too.
+    pub fn transition(&mut self, instance: &str, to: StateKind, cause: &str) {
+        let labels = TransitionLabels {
+            instance: instance.to_owned(),
+            to: state_label(to),
+            cause: cause.to_owned(),
+        };
+        self.transitions.get(labels).inc();
+    }
+
+    pub fn advert_sent(&mut self, instance: &str) {
+        self.adverts_sent.get(InstanceLabels::new(instance)).inc();
+    }
+
+    /// One advert reached `instance`, whether it is then accepted or rejected.
+    pub fn advert_received(&mut self, instance: &str) {
+        self.adverts_received
+            .get(InstanceLabels::new(instance))
+            .inc();
+    }
+
+    /// One advert was discarded for `reason`, a stable `snake_case` word such as
+    /// [`Discard::label`](crate::vrrp::Discard::label).
+    pub fn advert_rejected(&mut self, instance: &str, reason: &str) {
+        let labels = RejectLabels {
+            instance: instance.to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.adverts_rejected.get(labels).inc();
+    }
+
+    /// One flip (see the metric's help) took `took`.
+    pub fn observe_flip(&mut self, took: Duration) {
+        self.flip_duration.observe(took.as_secs_f64());
+    }
+
+    /// The state of one tracked object of `instance`. `up: None` (not known yet, e.g. a
+    /// script that has not finished once) removes `vipflip_tracker_up` rather than invent a
+    /// value.
+    pub fn set_tracker(
+        &mut self,
+        instance: &str,
+        tracker: &str,
+        up: Option<bool>,
+        priority_contribution: i64,
+    ) {
+        let labels = TrackerLabels {
+            instance: instance.to_owned(),
+            tracker: tracker.to_owned(),
+        };
+        match up {
+            Some(up) => {
+                self.tracker_up.get(labels.clone()).set(i64::from(up));
+            }
+            None => self.tracker_up.remove(&labels),
+        }
+        self.tracker_contribution
+            .get(labels)
+            .set(priority_contribution);
+    }
+
+    /// The `STATS` map of the program on `interface`, summed over CPUs.
+    pub fn set_xdp(&mut self, interface: &str, stats: &Stats) {
+        for outcome in Outcome::ALL {
+            let labels = OutcomeLabels {
+                interface: interface.to_owned(),
+                outcome: outcome.name(),
+            };
+            mirror(&self.xdp_packets.get(labels), stats.outcome(outcome));
+        }
+        for (action, verdict) in VERDICTS {
+            let labels = VerdictLabels {
+                interface: interface.to_owned(),
+                verdict,
+            };
+            mirror(&self.xdp_verdicts.get(labels), stats.verdict(action));
+        }
+    }
+
+    /// The `VRID_STATS` entry of (`family`, `vrid`) on `interface`, summed over CPUs. `family`
+    /// is `ipv4` or `ipv6`.
+    pub fn set_xdp_vrid(&mut self, interface: &str, family: &str, vrid: u8, stats: &VridStats) {
+        for (result, value) in [("accepted", stats.accepted), ("dropped", stats.dropped)] {
+            let labels = VridLabels {
+                interface: interface.to_owned(),
+                family: family.to_owned(),
+                vrid,
+                result,
+            };
+            mirror(&self.xdp_vrid_adverts.get(labels), value);
+        }
+    }
+
+    /// The notifier's counts ([`Notifier::stats`](crate::notify::Notifier::stats)).
+    pub fn set_notify(&mut self, stats: NotifyStats) {
+        mirror(
+            &self
+                .notify_fifo_lines
+                .get(ResultLabels { result: "written" }),
+            stats.fifo_written,
+        );
+        mirror(
+            &self
+                .notify_fifo_lines
+                .get(ResultLabels { result: "dropped" }),
+            stats.fifo_dropped,
+        );
+        mirror(&self.notify_scripts_started, stats.scripts_started);
+        mirror(&self.notify_scripts_failed, stats.scripts_failed);
+        mirror(&self.notify_scripts_timed_out, stats.scripts_timed_out);
+    }
+
+    /// Removes every series of `instance` (after a reload removed it). A later series of the
+    /// same name starts again from zero, which Prometheus reads as a counter reset.
+    pub fn forget_instance(&mut self, instance: &str) {
+        self.state.retain(|l| l.instance != instance);
+        self.effective_priority.retain(|l| l.instance != instance);
+        self.transitions.retain(|l| l.instance != instance);
+        self.adverts_sent.retain(|l| l.instance != instance);
+        self.adverts_received.retain(|l| l.instance != instance);
+        self.adverts_rejected.retain(|l| l.instance != instance);
+        self.tracker_up.retain(|l| l.instance != instance);
+        self.tracker_contribution.retain(|l| l.instance != instance);
+    }
+
+    /// Removes one tracked object's series (a reload removed it from the instance).
+    pub fn forget_tracker(&mut self, instance: &str, tracker: &str) {
+        let labels = TrackerLabels {
+            instance: instance.to_owned(),
+            tracker: tracker.to_owned(),
+        };
+        self.tracker_up.remove(&labels);
+        self.tracker_contribution.remove(&labels);
+    }
+
+    /// Removes every XDP series of `interface` (no instance uses it any more).
+    pub fn forget_interface(&mut self, interface: &str) {
+        self.xdp_packets.retain(|l| l.interface != interface);
+        self.xdp_verdicts.retain(|l| l.interface != interface);
+        self.xdp_vrid_adverts.retain(|l| l.interface != interface);
+    }
+
+    /// The `OpenMetrics` text of every series, ending in `# EOF`; serve it as [`CONTENT_TYPE`].
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("encoding into a String cannot fail: our label values are plain strings");
+        text
+    }
+}
+
+/// Starts the HTTP endpoint on `listen`: [`bind`], then [`serve_listener`].
+pub async fn serve(
+    listen: SocketAddr,
+    scrapes: mpsc::Sender<oneshot::Sender<String>>,
+) -> io::Result<JoinHandle<()>> {
+    let listener = bind(listen).await?;
+    Ok(serve_listener(listener, scrapes))
+}
+
+/// Binds the endpoint's socket; the error names `listen`. With port 0, the port the kernel
+/// chose is `local_addr()` of the result.
+pub async fn bind(listen: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("metrics endpoint on {listen}: {e}")))
+}
+
+/// Serves `listener` until the returned task is aborted; must be called within a tokio
+/// runtime.
+///
+/// A minimal HTTP/1.1 responder: one request per connection (`Connection: close`), a request
+/// head of at most [`MAX_REQUEST_HEAD`] bytes that must arrive within [`CLIENT_TIMEOUT`], no
+/// request body. `GET /metrics` (any query string) sends a oneshot into `scrapes` and answers
+/// 200 with the daemon's text; 503 if the daemon is gone or does not answer within
+/// [`DAEMON_TIMEOUT`]. Another method on `/metrics` gets 405, another path 404, a head that
+/// is not HTTP 400, a head too large 431.
+pub fn serve_listener(
+    listener: TcpListener,
+    scrapes: mpsc::Sender<oneshot::Sender<String>>,
+) -> JoinHandle<()> {
+    tokio::spawn(accept_loop(listener, scrapes))
+}
+
+/// Longest request head read (request line and headers); a scraper sends a few hundred bytes.
+pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// How long a client may take to send its request head, and then to take the answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scrape waits for the daemon's loop to answer.
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; further ones wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 16;
+
+/// Label values of `vipflip_instance_state`, in [`StateKind`] order.
+const ALL_STATES: [StateKind; 4] = [
+    StateKind::Initialize,
+    StateKind::Backup,
+    StateKind::Master,
+    StateKind::Fault,
+];
+
+/// XDP actions and their `verdict` label values.
+const VERDICTS: [(u32, &str); 5] = [
+    (XDP_ABORTED, "aborted"),
+    (XDP_DROP, "drop"),
+    (XDP_PASS, "pass"),
+    (XDP_TX, "tx"),
+    (XDP_REDIRECT, "redirect"),
+];
+
+fn state_label(state: StateKind) -> &'static str {
+    match state {
+        StateKind::Initialize => "initialize",
+        StateKind::Backup => "backup",
+        StateKind::Master => "master",
+        StateKind::Fault => "fault",
+    }
+}
+
+fn registered_counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    let counter = Counter::default();
+    registry.register(name, help, counter.clone());
+    counter
+}
+
+/// Sets a counter to an absolute value counted elsewhere (a BPF map, the notifier).
+///
+/// Those values are counters (they only grow, until the program is reloaded or the daemon
+/// restarts, which Prometheus reads as a reset), so they are exposed as counters, not gauges.
+/// Storing into the counter's atomic keeps them in the same registry as the rest and costs
+/// nothing at scrape time; a custom `Collector` of `ConstCounter`s would need the values
+/// shared with the registry behind a lock instead.
+fn mirror(counter: &Counter, value: u64) {
+    counter.inner().store(value, Ordering::Relaxed);
+}
+
+/// A family and the label sets it holds, so that series can be removed by predicate
+/// (`Family` removes one known label set but cannot list them).
+#[derive(Debug)]
+struct Tracked<S, M> {
+    family: Family<S, M>,
+    present: HashSet<S>,
+}
+
+impl<S, M> Tracked<S, M>
+where
+    S: Clone + Hash + Eq,
+    M: Clone + Default,
+    Family<S, M>: Metric,
+{
+    fn register(registry: &mut Registry, name: &str, help: &str) -> Self {
+        let family = Family::default();
+        registry.register(name, help, family.clone());
+        Self {
+            family,
+            present: HashSet::new(),
+        }
+    }
+
+    /// The metric of `labels`, created at zero if new (metrics are shared handles).
+    fn get(&mut self, labels: S) -> M {
+        let metric = self.family.get_or_create_owned(&labels);
+        self.present.insert(labels);
+        metric
+    }
+
+    fn remove(&mut self, labels: &S) {
+        self.family.remove(labels);
+        self.present.remove(labels);
+    }
+
+    fn retain(&mut self, keep: impl Fn(&S) -> bool) {
+        let family = &self.family;
+        self.present.retain(|labels| {
+            let kept = keep(labels);
+            if !kept {
+                family.remove(labels);
+            }
+            kept
+        });
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct InstanceLabels {
+    instance: String,
+}
+
+impl InstanceLabels {
+    fn new(instance: &str) -> Self {
+        Self {
+            instance: instance.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    instance: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TransitionLabels {
+    instance: String,
+    to: &'static str,
+    cause: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectLabels {
+    instance: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TrackerLabels {
+    instance: String,
+    tracker: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    interface: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VerdictLabels {
+    interface: String,
+    verdict: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VridLabels {
+    interface: String,
+    family: String,
+    vrid: u8,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+async fn accept_loop(listener: TcpListener, scrapes: mpsc::Sender<oneshot::Sender<String>>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return; // never closed
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors or memory: a tight retry loop would not help.
+                log::warn!("metrics endpoint: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let scrapes = scrapes.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle_connection(stream, &scrapes).await {
+                log::debug!("metrics endpoint: {peer}: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn handle_connection(
+    mut stream: TcpStream,
+    scrapes: &mpsc::Sender<oneshot::Sender<String>>,
+) -> io::Result<()> {
+    let head = tokio::time::timeout(CLIENT_TIMEOUT, read_head(&mut stream))
+        .await
+        .map_err(|_| timed_out("request head"))??;
+    let response = match head.as_deref().map(route) {
+        Some(Route::Metrics) => scrape(scrapes).await,
+        Some(Route::Status(code)) => Response::status(code),
+        None => Response::status(StatusCode::HeaderTooLarge),
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, async {
+        stream.write_all(&response.into_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| timed_out("response"))?
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("{what} not done within {CLIENT_TIMEOUT:?}"),
+    )
+}
+
+/// Reads up to the blank line that ends the request head; `None` if it is longer than
+/// [`MAX_REQUEST_HEAD`].
+async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+    let limit = u64::try_from(MAX_REQUEST_HEAD).expect("8 KiB fits u64");
+    let mut limited = stream.take(limit);
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0; 1024];
+    loop {
+        let n = limited.read(&mut chunk).await?;
+        if n == 0 {
+            if head.len() == MAX_REQUEST_HEAD {
+                return Ok(None);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed inside the request head",
+            ));
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(end) = head_end(&head) {
+            head.truncate(end);
+            return Ok(Some(head));
+        }
+    }
+}
+
+/// Where the head ends: after `\r\n\r\n`, or `\n\n` (RFC 9112 §2.2 lets a recipient take a
+/// bare LF as a line terminator).
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    Status(StatusCode),
+}
+
+/// The request line `METHOD SP TARGET SP HTTP/1.x` (RFC 9112 §3); headers are not needed.
+fn route(head: &[u8]) -> Route {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Route::Status(StatusCode::BadRequest);
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Route::Status(StatusCode::BadRequest);
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() {
+        return Route::Status(StatusCode::BadRequest);
+    }
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
+    match (path, method) {
+        ("/metrics", "GET") => Route::Metrics,
+        ("/metrics", _) => Route::Status(StatusCode::MethodNotAllowed),
+        _ => Route::Status(StatusCode::NotFound),
+    }
+}
+
+/// Asks the daemon for the metrics text.
+async fn scrape(scrapes: &mpsc::Sender<oneshot::Sender<String>>) -> Response {
+    let scrape = async {
+        let (answer, answered) = oneshot::channel();
+        scrapes.send(answer).await.ok()?;
+        answered.await.ok()
+    };
+    match tokio::time::timeout(DAEMON_TIMEOUT, scrape).await {
+        Ok(Some(text)) => Response {
+            code: StatusCode::Ok,
+            content_type: CONTENT_TYPE,
+            body: text,
+        },
+        Ok(None) | Err(_) => Response::status(StatusCode::Unavailable),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusCode {
+    Ok,
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    HeaderTooLarge,
+    Unavailable,
+}
+
+impl fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ok => "200 OK",
+            Self::BadRequest => "400 Bad Request",
+            Self::NotFound => "404 Not Found",
+            Self::MethodNotAllowed => "405 Method Not Allowed",
+            Self::HeaderTooLarge => "431 Request Header Fields Too Large",
+            Self::Unavailable => "503 Service Unavailable",
+        })
+    }
+}
+
+struct Response {
+    code: StatusCode,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Response {
+    /// An error answer whose body repeats the status line.
+    fn status(code: StatusCode) -> Self {
+        Self {
+            code,
+            content_type: "text/plain; charset=utf-8",
+            body: format!("{code}\n"),
+        }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let allow = if self.code == StatusCode::MethodNotAllowed {
+            "Allow: GET\r\n"
+        } else {
+            ""
+        };
+        let head = format!(
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
+            self.code,
+            self.content_type,
+            self.body.len(),
+        );
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(self.body.as_bytes());
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(metrics: &Metrics) -> Vec<String> {
+        metrics.render().lines().map(str::to_owned).collect()
+    }
+
+    #[track_caller]
+    fn assert_line(metrics: &Metrics, line: &str) {
+        let text = metrics.render();
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+
+    #[track_caller]
+    fn assert_no_line_containing(metrics: &Metrics, part: &str) {
+        let text = metrics.render();
+        assert!(
+            !text.lines().any(|l| l.contains(part)),
+            "a line contains {part:?} in:\n{text}"
+        );
+    }
+
+    #[test]
+    fn render_of_a_new_registry_has_only_unlabelled_metrics() {
+        let text = Metrics::new().render();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        for line in [
+            "# TYPE vipflip_flip_duration_seconds histogram",
+            "# UNIT vipflip_flip_duration_seconds seconds",
+            "vipflip_flip_duration_seconds_count 0",
+            "# TYPE vipflip_notify_scripts_started counter",
+            "vipflip_notify_scripts_started_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+        // A family shows up with its first series.
+        assert!(!text.contains("vipflip_transitions"), "{text}");
+    }
+
+    #[test]
+    fn transitions_and_adverts_are_counted_per_label_set() {
+        let mut m = Metrics::new();
+        m.transition("VI_1", StateKind::Backup, "startup");
+        m.transition("VI_1", StateKind::Master, "master_down");
+        m.transition("VI_1", StateKind::Backup, "higher_priority");
+        m.transition("VI_1", StateKind::Master, "master_down");
+        m.advert_sent("VI_1");
+        m.advert_sent("VI_1");
+        m.advert_received("VI_1");
+        m.advert_received("VI_2");
+        m.advert_rejected("VI_2", "wrong_vrid");
+        m.set_effective_priority("VI_1", 110);
+
+        assert_line(
+            &m,
+            r#"vipflip_transitions_total{instance="VI_1",to="master",cause="master_down"} 2"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_transitions_total{instance="VI_1",to="backup",cause="startup"} 1"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_transitions_total{instance="VI_1",to="backup",cause="higher_priority"} 1"#,
+        );
+        assert_line(&m, r#"vipflip_adverts_sent_total{instance="VI_1"} 2"#);
+        assert_line(&m, r#"vipflip_adverts_received_total{instance="VI_1"} 1"#);
+        assert_line(&m, r#"vipflip_adverts_received_total{instance="VI_2"} 1"#);
+        assert_line(
+            &m,
+            r#"vipflip_adverts_rejected_total{instance="VI_2",reason="wrong_vrid"} 1"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_instance_effective_priority{instance="VI_1"} 110"#,
+        );
+    }
+
+    #[test]
+    fn state_is_one_hot_and_switches() {
+        let mut m = Metrics::new();
+        m.set_state("VI_1", StateKind::Backup);
+        assert_line(
+            &m,
+            r#"vipflip_instance_state{instance="VI_1",state="backup"} 1"#,
+        );
+        for other in ["initialize", "master", "fault"] {
+            assert_line(
+                &m,
+                &format!(r#"vipflip_instance_state{{instance="VI_1",state="{other}"}} 0"#),
+            );
+        }
+
+        m.set_state("VI_1", StateKind::Master);
+        assert_line(
+            &m,
+            r#"vipflip_instance_state{instance="VI_1",state="master"} 1"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_instance_state{instance="VI_1",state="backup"} 0"#,
+        );
+        let ones = lines(&m)
+            .into_iter()
+            .filter(|l| l.starts_with("vipflip_instance_state{") && l.ends_with(" 1"))
+            .count();
+        assert_eq!(ones, 1);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut m = Metrics::new();
+        m.advert_sent("a\"b\\c");
+        assert_line(&m, r#"vipflip_adverts_sent_total{instance="a\"b\\c"} 1"#);
+    }
+
+    #[test]
+    fn forget_instance_removes_its_series_only() {
+        let mut m = Metrics::new();
+        for instance in ["VI_1", "VI_2"] {
+            m.set_state(instance, StateKind::Master);
+            m.set_effective_priority(instance, 100);
+            m.transition(instance, StateKind::Master, "master_down");
+            m.advert_sent(instance);
+            m.advert_received(instance);
+            m.advert_rejected(instance, "from_self");
+            m.set_tracker(instance, "eth1", Some(true), -20);
+        }
+        m.forget_instance("VI_1");
+        assert_no_line_containing(&m, r#"instance="VI_1""#);
+        assert_line(
+            &m,
+            r#"vipflip_instance_state{instance="VI_2",state="master"} 1"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_tracker_priority_contribution{instance="VI_2",tracker="eth1"} -20"#,
+        );
+
+        // Back after a reload: from zero.
+        m.advert_sent("VI_1");
+        assert_line(&m, r#"vipflip_adverts_sent_total{instance="VI_1"} 1"#);
+    }
+
+    #[test]
+    fn tracker_up_is_absent_while_unknown() {
+        let mut m = Metrics::new();
+        m.set_tracker("VI_1", "chk_nginx", None, 0);
+        assert_no_line_containing(&m, "vipflip_tracker_up{");
+        assert_line(
+            &m,
+            r#"vipflip_tracker_priority_contribution{instance="VI_1",tracker="chk_nginx"} 0"#,
+        );
+
+        m.set_tracker("VI_1", "chk_nginx", Some(false), -30);
+        assert_line(
+            &m,
+            r#"vipflip_tracker_up{instance="VI_1",tracker="chk_nginx"} 0"#,
+        );
+        m.set_tracker("VI_1", "chk_nginx", Some(true), 0);
+        assert_line(
+            &m,
+            r#"vipflip_tracker_up{instance="VI_1",tracker="chk_nginx"} 1"#,
+        );
+        m.set_tracker("VI_1", "chk_nginx", None, 0);
+        assert_no_line_containing(&m, "vipflip_tracker_up{");
+
+        m.forget_tracker("VI_1", "chk_nginx");
+        assert_no_line_containing(&m, "chk_nginx");
+    }
+
+    #[test]
+    fn flip_histogram_buckets_are_cumulative_from_one_microsecond() {
+        let mut m = Metrics::new();
+        m.observe_flip(Duration::from_nanos(500));
+        m.observe_flip(Duration::from_micros(3));
+        m.observe_flip(Duration::from_micros(3));
+        m.observe_flip(Duration::from_millis(2));
+        m.observe_flip(Duration::from_millis(50));
+
+        assert_line(&m, "vipflip_flip_duration_seconds_count 5");
+        let buckets: Vec<String> = lines(&m)
+            .into_iter()
+            .filter(|l| l.starts_with("vipflip_flip_duration_seconds_bucket"))
+            .collect();
+        assert_eq!(buckets.len(), 16, "15 bounds and +Inf: {buckets:#?}");
+        let expect = [
+            r#"vipflip_flip_duration_seconds_bucket{le="0.000001"} 1"#,
+            r#"vipflip_flip_duration_seconds_bucket{le="0.000002"} 1"#,
+            r#"vipflip_flip_duration_seconds_bucket{le="0.000004"} 3"#,
+            r#"vipflip_flip_duration_seconds_bucket{le="0.001024"} 3"#,
+            r#"vipflip_flip_duration_seconds_bucket{le="0.002048"} 4"#,
+            r#"vipflip_flip_duration_seconds_bucket{le="0.016384"} 4"#,
+            r#"vipflip_flip_duration_seconds_bucket{le="+Inf"} 5"#,
+        ];
+        for line in expect {
+            assert!(
+                buckets.iter().any(|b| b == line),
+                "no {line} in {buckets:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn xdp_counters_mirror_the_maps_as_counters() {
+        let mut m = Metrics::new();
+        let mut stats = Stats {
+            vrrp_accepted: 7,
+            bad_ttl: 2,
+            verdict_pass: 9,
+            verdict_drop: 2,
+            ..Stats::default()
+        };
+        m.set_xdp("eth0", &stats);
+        // The map is read again later: values are replaced, not added.
+        stats.vrrp_accepted = 8;
+        m.set_xdp("eth0", &stats);
+        m.set_xdp_vrid(
+            "eth0",
+            "ipv4",
+            51,
+            &VridStats {
+                accepted: 8,
+                dropped: 2,
+            },
+        );
+
+        let text = m.render();
+        for family in ["xdp_packets", "xdp_verdicts", "xdp_vrid_adverts"] {
+            assert!(
+                text.contains(&format!("# TYPE vipflip_{family} counter\n")),
+                "{text}"
+            );
+        }
+        assert_line(
+            &m,
+            r#"vipflip_xdp_packets_total{interface="eth0",outcome="vrrp_accepted"} 8"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_xdp_packets_total{interface="eth0",outcome="bad_ttl"} 2"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_xdp_packets_total{interface="eth0",outcome="peer_not_allowed"} 0"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_xdp_verdicts_total{interface="eth0",verdict="pass"} 9"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_xdp_verdicts_total{interface="eth0",verdict="aborted"} 0"#,
+        );
+        assert_line(
+            &m,
+            r#"vipflip_xdp_vrid_adverts_total{interface="eth0",family="ipv4",vrid="51",result="dropped"} 2"#,
+        );
+        let outcomes = lines(&m)
+            .into_iter()
+            .filter(|l| l.starts_with("vipflip_xdp_packets_total{"))
+            .count();
+        assert_eq!(outcomes, Outcome::ALL.len());
+
+        m.forget_interface("eth0");
+        assert_no_line_containing(&m, r#"interface="eth0""#);
+    }
+
+    #[test]
+    fn notify_counts_are_mirrored() {
+        let mut m = Metrics::new();
+        m.set_notify(NotifyStats {
+            fifo_written: 4,
+            fifo_dropped: 1,
+            scripts_started: 3,
+            scripts_failed: 2,
+            scripts_timed_out: 1,
+        });
+        assert_line(&m, r#"vipflip_notify_fifo_lines_total{result="written"} 4"#);
+        assert_line(&m, r#"vipflip_notify_fifo_lines_total{result="dropped"} 1"#);
+        assert_line(&m, "vipflip_notify_scripts_started_total 3");
+        assert_line(&m, "vipflip_notify_scripts_failed_total 2");
+        assert_line(&m, "vipflip_notify_scripts_timed_out_total 1");
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics
+        );
+        assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\n\n"), Route::Metrics);
+        assert_eq!(
+            route(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            Route::Status(StatusCode::MethodNotAllowed)
+        );
+        assert_eq!(
+            route(b"GET / HTTP/1.1\r\n\r\n"),
+            Route::Status(StatusCode::NotFound)
+        );
+        assert_eq!(
+            route(b"GET /metrics\r\n\r\n"),
+            Route::Status(StatusCode::BadRequest)
+        );
+        assert_eq!(
+            route(b"GET /metrics SPDY/3\r\n\r\n"),
+            Route::Status(StatusCode::BadRequest)
+        );
+        assert_eq!(
+            route(b"\xff\r\n\r\n"),
+            Route::Status(StatusCode::BadRequest)
+        );
+    }
+
+    /// Sends `request` on a new connection and reads the whole answer.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(request).await.expect("send request");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("read answer");
+        answer
+    }
+
+    /// The endpoint with a daemon stand-in that answers every scrape with `Metrics::render`.
+    async fn endpoint(metrics: Metrics) -> (SocketAddr, JoinHandle<()>, JoinHandle<()>) {
+        let (scrapes, mut scrape_rx) = mpsc::channel::<oneshot::Sender<String>>(4);
+        let daemon = tokio::spawn(async move {
+            while let Some(answer) = scrape_rx.recv().await {
+                let _ = answer.send(metrics.render());
+            }
+        });
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        (addr, serve_listener(listener, scrapes), daemon)
+    }
+
+    #[tokio::test]
+    async fn endpoint_serves_metrics_and_404s_the_rest() {
+        let mut metrics = Metrics::new();
+        metrics.transition("VI_1", StateKind::Master, "master_down");
+        let (addr, server, _daemon) = endpoint(metrics).await;
+
+        let answer = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nContent-Type: {CONTENT_TYPE}")),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}", body.len())),
+            "{head}"
+        );
+        assert!(head.contains("\r\nConnection: close"), "{head}");
+        assert!(
+            body.contains(
+                "vipflip_transitions_total{instance=\"VI_1\",to=\"master\",cause=\"master_down\"} 1\n"
+            ),
+            "{body}"
+        );
+        assert!(body.ends_with("# EOF\n"), "{body}");
+
+        let answer = exchange(addr, b"GET /other HTTP/1.1\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+
+        let answer = exchange(addr, b"DELETE /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+        assert!(answer.contains("\r\nAllow: GET\r\n"), "{answer}");
+
+        let mut huge = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        // Exactly the limit: bytes left unread would make the close a reset.
+        huge.resize(MAX_REQUEST_HEAD, b'a');
+        let answer = exchange(addr, &huge).await;
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn endpoint_answers_503_when_the_daemon_is_gone() {
+        let (addr, server, daemon) = endpoint(Metrics::new()).await;
+        daemon.abort();
+        let _ = daemon.await;
+        let answer = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(
+            answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{answer}"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn serve_names_an_address_in_use() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("local_addr");
+        let (scrapes, _rx) = mpsc::channel(1);
+        let err = serve(addr, scrapes).await.expect_err("address in use");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+}
