@@ -29,6 +29,7 @@ use crate::{
         netlink::{IfAddr, LinkInfo, Netlink},
         vrrp_socket::{Delivery, ReceivedAdvert, SocketConfig, VrrpSocket},
     },
+    metrics::{self, Metrics},
     notify::{Notifier, NotifyKind, NotifyState},
     track::{self, Observation, TrackState, TrackerHandles},
     vrrp::{
@@ -119,6 +120,10 @@ struct Daemon {
     observations: mpsc::Receiver<Observation>,
     trackers: TrackerHandles,
     notifier: Notifier,
+    metrics: Metrics,
+    /// Scrapes of the metrics endpoint, answered by the loop (it owns every value).
+    scrapes: mpsc::Receiver<oneshot::Sender<String>>,
+    metrics_task: Option<JoinHandle<()>>,
     control_rx: mpsc::Receiver<(Request, oneshot::Sender<Response>)>,
     control_task: JoinHandle<()>,
     /// Set once SIGTERM / SIGINT arrived: hand off, then leave.
@@ -134,6 +139,7 @@ enum Event {
     ),
     Control(Request, oneshot::Sender<Response>),
     Observation(Observation),
+    Scrape(oneshot::Sender<String>),
     /// SIGHUP.
     Reload,
     Terminate,
@@ -159,6 +165,17 @@ impl Daemon {
             .unwrap_or(config.global.control_socket.clone());
         let (control_tx, control_rx) = mpsc::channel(16);
         let control_task = spawn_control_server(&control_path, control_tx)?;
+        let (scrape_tx, scrapes) = mpsc::channel(4);
+        let metrics_task = match config.global.metrics_listen {
+            Some(addr) => {
+                let task = metrics::serve(addr, scrape_tx)
+                    .await
+                    .context("global.metrics_listen")?;
+                log::info!("metrics on http://{addr}/metrics");
+                Some(task)
+            }
+            None => None,
+        };
         let specs = config.instances.clone();
         let mut daemon = Self {
             router_id: config.global.router_id.clone(),
@@ -176,6 +193,9 @@ impl Daemon {
             observations,
             trackers,
             notifier,
+            metrics: Metrics::new(),
+            scrapes,
+            metrics_task,
             control_rx,
             control_task,
             stopping: None,
@@ -411,6 +431,7 @@ impl Daemon {
                     _ = sighup.recv() => Event::Reload,
                     Some((request, reply)) = self.control_rx.recv() => Event::Control(request, reply),
                     Some(observation) = self.observations.recv() => Event::Observation(observation),
+                    Some(reply) = self.scrapes.recv() => Event::Scrape(reply),
                     (result, index, _) = async { adverts.expect("guarded").await }, if adverts.is_some() => {
                         Event::Advert(index, result)
                     }
@@ -425,6 +446,9 @@ impl Daemon {
                 }
                 Event::Advert(socket, result) => self.advert(socket, result).await,
                 Event::Observation(observation) => self.observe(&observation).await,
+                Event::Scrape(reply) => {
+                    let _ = reply.send(self.render_metrics());
+                }
                 Event::Reload => {
                     if let Err(errors) = self.reload().await {
                         log::error!("reload refused, the running configuration is kept:\n{errors}");
@@ -487,6 +511,7 @@ impl Daemon {
         });
         let running = &mut self.instances[index];
         running.adverts_received += 1;
+        self.metrics.advert_received(&running.spec.name);
         match running.vrrp.handle_advert(now, meta, &rx.advert) {
             Ok(()) => {
                 if rx.advert.priority.0 > 0 && running.vrrp.state() != StateKind::Master {
@@ -506,11 +531,15 @@ impl Daemon {
                     self.step_down(index, traffic);
                 }
             }
-            Err(discard) => log::debug!(
-                "instance {}: advert from {} discarded: {discard}",
-                running.spec.name,
-                rx.src
-            ),
+            Err(discard) => {
+                log::debug!(
+                    "instance {}: advert from {} discarded: {discard}",
+                    running.spec.name,
+                    rx.src
+                );
+                self.metrics
+                    .advert_rejected(&running.spec.name, discard.label());
+            }
         }
         self.drain(index).await;
     }
@@ -644,6 +673,17 @@ impl Daemon {
 
     async fn act(&mut self, index: usize, action: Action) {
         let name = self.instances[index].spec.name.clone();
+        let transition = match &action {
+            Action::BecomeMaster { cause, .. } => Some((StateKind::Master, *cause)),
+            Action::BecomeBackup { cause, .. } => Some((StateKind::Backup, *cause)),
+            Action::EnterFault { cause } => Some((StateKind::Fault, *cause)),
+            Action::EnterInitialize { cause } => Some((StateKind::Initialize, *cause)),
+            _ => None,
+        };
+        if let Some((to, cause)) = transition {
+            self.metrics.transition(&name, to, &cause_label(cause));
+            self.metrics.set_state(&name, to);
+        }
         match action {
             Action::SendAdvert(advert) => {
                 let running = &self.instances[index];
@@ -651,8 +691,9 @@ impl Daemon {
                     return;
                 };
                 for dst in &running.destinations {
-                    if let Err(err) = socket.send(&advert, *dst, running.spec.checksum).await {
-                        log::warn!("instance {name}: {err}");
+                    match socket.send(&advert, *dst, running.spec.checksum).await {
+                        Ok(_) => self.metrics.advert_sent(&name),
+                        Err(err) => log::warn!("instance {name}: {err}"),
                     }
                 }
             }
@@ -746,6 +787,7 @@ impl Daemon {
         };
         self.set_vips(index, ownership);
         let flip = started.elapsed();
+        self.metrics.observe_flip(flip);
         log::info!(
             "instance {name}: -> MASTER ({cause}); VIPS flipped in {} µs",
             flip.as_micros()
@@ -949,6 +991,50 @@ impl Daemon {
         }
     }
 
+    /// Brings the values the metrics mirror (XDP maps, gauges, trackers, notify counts) up
+    /// to date and renders them.
+    fn render_metrics(&mut self) -> String {
+        for (iface, plane) in &self.planes {
+            match plane.stats() {
+                Ok(stats) => self.metrics.set_xdp(iface, &stats),
+                Err(err) => log::warn!("metrics: {err}"),
+            }
+        }
+        for r in &self.instances {
+            let name = &r.spec.name;
+            self.metrics.set_state(name, r.vrrp.state());
+            self.metrics
+                .set_effective_priority(name, r.vrrp.priority().0);
+            if let Some(plane) = self.planes.get(&r.spec.interface)
+                && let Ok(stats) = plane.vrid_stats(family_tag(&r.spec), r.spec.vrid.0)
+            {
+                let family = if r.spec.family() == Family::Ipv4 {
+                    "ipv4"
+                } else {
+                    "ipv6"
+                };
+                self.metrics
+                    .set_xdp_vrid(&r.spec.interface, family, r.spec.vrid.0, &stats);
+            }
+            for t in r.track.report() {
+                let up = match t.what {
+                    track::Tracked::Interface(_) | track::Tracked::Script(_) => {
+                        t.seen.map(|v| v != 0)
+                    }
+                    track::Tracked::File(_) => None,
+                };
+                let contribution = match t.effect {
+                    track::TrackerEffect::Add(n) => n,
+                    track::TrackerEffect::None | track::TrackerEffect::Fault => 0,
+                };
+                self.metrics
+                    .set_tracker(name, &t.what.to_string(), up, contribution);
+            }
+        }
+        self.metrics.set_notify(self.notifier.stats());
+        self.metrics.render()
+    }
+
     fn status(&self) -> StatusReport {
         let now = Instant::now();
         let instances = self
@@ -1074,12 +1160,8 @@ impl Daemon {
                     index += 1;
                 }
                 Some(spec) if updatable_in_place(&running.spec, spec) => {
-                    let spec = spec.clone();
+                    self.update_in_place(index, spec.clone()).await;
                     report.updated.push(name);
-                    let commands = self.instances[index].track.reconfigure(&spec);
-                    self.instances[index].spec = spec;
-                    self.apply_track_commands(index, commands);
-                    self.drain(index).await;
                     index += 1;
                 }
                 Some(_) => {
@@ -1129,6 +1211,24 @@ impl Daemon {
         let message = report.to_string();
         log::info!("reloaded: {message}");
         Ok(message)
+    }
+
+    /// A reload changed only what can change under a running instance: the new priority and
+    /// trackers go through [`TrackState::reconfigure`], the rest is read at its next use.
+    async fn update_in_place(&mut self, index: usize, spec: InstanceSpec) {
+        let running = &mut self.instances[index];
+        let before: Vec<track::Tracked> = running.track.trackers().cloned().collect();
+        let commands = running.track.reconfigure(&spec);
+        for gone in before
+            .iter()
+            .filter(|t| !running.track.trackers().any(|n| n == *t))
+        {
+            self.metrics
+                .forget_tracker(&running.spec.name, &gone.to_string());
+        }
+        running.spec = spec;
+        self.apply_track_commands(index, commands);
+        self.drain(index).await;
     }
 
     /// A reload removed the instance: a master hands off and stays (retiring) until the new
@@ -1203,6 +1303,7 @@ impl Daemon {
                 log::warn!("instance {}: {err}", running.spec.name);
             }
         }
+        self.metrics.forget_instance(&running.spec.name);
         log::info!("instance {}: removed", running.spec.name);
     }
 
@@ -1265,6 +1366,9 @@ impl Daemon {
             }
         }
         self.control_task.abort();
+        if let Some(task) = &self.metrics_task {
+            task.abort();
+        }
         let _ = std::fs::remove_file(&self.control_path);
         let ifaces: Vec<String> = self.planes.keys().cloned().collect();
         self.planes.clear();
@@ -1282,6 +1386,25 @@ impl Daemon {
             }
         }
     }
+}
+
+/// A transition cause as a metrics label: `higher_priority_advert`, `fault_link_down`.
+fn cause_label(cause: Cause) -> String {
+    let debug = format!("{cause:?}");
+    let mut label = String::with_capacity(debug.len() + 4);
+    for c in debug.chars() {
+        if c.is_ascii_uppercase() {
+            if !label.is_empty() && !label.ends_with('_') {
+                label.push('_');
+            }
+            label.push(c.to_ascii_lowercase());
+        } else if c.is_ascii_alphanumeric() {
+            label.push(c);
+        } else if !label.ends_with('_') {
+            label.push('_');
+        }
+    }
+    label.trim_end_matches('_').to_owned()
 }
 
 /// The data plane's family tag of an instance's adverts.
@@ -1492,4 +1615,80 @@ fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
     }
     log::info!("mounted bpffs on {}", pin_dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cause_label, changed_globals, updatable_in_place};
+    use crate::config::Config;
+    use crate::vrrp::{Cause, FaultCause};
+
+    fn config(extra_instance: &str, extra_global: &str) -> Config {
+        let text = format!(
+            r#"
+            [global]
+            router_id = "r1"
+            {extra_global}
+            [[instance]]
+            name = "VI_1"
+            interface = "lo"
+            vrid = 51
+            priority = 100
+            virtual_ips = ["192.0.2.100/24"]
+            {extra_instance}
+            "#
+        );
+        Config::parse(&text, "test.toml").expect("config").0
+    }
+
+    #[test]
+    fn cause_labels_are_snake_case() {
+        assert_eq!(
+            cause_label(Cause::HigherPriorityAdvert),
+            "higher_priority_advert"
+        );
+        assert_eq!(
+            cause_label(Cause::Fault(FaultCause::LinkDown)),
+            "fault_link_down"
+        );
+        assert_eq!(
+            cause_label(Cause::Fault(FaultCause::Tracked(3))),
+            "fault_tracked_3"
+        );
+    }
+
+    #[test]
+    fn priority_tracking_and_notify_update_in_place_the_rest_restarts() {
+        let old = &config("", "").instances[0];
+        let mut raised = old.clone();
+        raised.priority = crate::wire::Priority(150);
+        assert!(updatable_in_place(old, &raised));
+        let tracked = &config(
+            r#"track_interfaces = [{ name = "lo", weight = -10 }]
+            notify = { master = "/bin/true" }
+            forward_window = "1s""#,
+            "",
+        )
+        .instances[0];
+        assert!(updatable_in_place(old, tracked));
+        let interval = &config(r#"advert_interval = "200ms""#, "").instances[0];
+        assert!(!updatable_in_place(old, interval));
+        let mut owner = old.clone();
+        owner.priority = crate::wire::Priority(255);
+        assert!(
+            !updatable_in_place(old, &owner),
+            "becoming the owner restarts"
+        );
+    }
+
+    #[test]
+    fn changed_globals_are_named() {
+        let old = config("", "");
+        let new = config("", r#"metrics_listen = "127.0.0.1:9100""#);
+        assert_eq!(
+            changed_globals(&old.global, &new.global),
+            ["metrics_listen"]
+        );
+        assert!(changed_globals(&old.global, &old.global).is_empty());
+    }
 }
