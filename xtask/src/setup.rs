@@ -29,6 +29,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "frr",
         "the interop tests run FRR's vrrpd as a real VRRP peer",
     ),
+    (
+        "systemd",
+        "systemd-analyze verify checks packaging/vipflip.service",
+    ),
 ];
 
 /// The nightly that aya-build compiles the eBPF crate with. Its LLVM must be the one
