@@ -1,0 +1,1520 @@
+//! Operating `vipflip run` on a lab of two routers and a client: tracking (scripts,
+//! interfaces, files, the instance's own interface), sync groups, notify scripts and the
+//! notify FIFO, reloading (SIGHUP and `vipflip reload`) and the metrics endpoint. Each test
+//! asserts what the routers' `vipflip status` and the client see. Needs root.
+
+use std::{
+    cell::RefCell,
+    fmt::Write as _,
+    fs::File,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use vipflip_integration_tests::{
+    KillOnDrop as Proc, Lab, Netns, root_or_skip, serial, summary_number as field, unique,
+    vipflip_bin, wait_for,
+};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
+/// The VIP of instance `VI_1` (VRID 51).
+const VIP: &str = "192.0.2.100";
+/// The VIP of instance `VI_2` (VRID 52), where a test has one.
+const VIP2: &str = "192.0.2.101";
+/// `Master_Down_Interval` of a priority-100 backup with 100 ms adverts:
+/// 3 × 100 ms + (256 − 100) × 100 ms / 256.
+const MDI: Duration = Duration::from_micros(300_000 + 156 * 100_000 / 256);
+/// Where r1 serves metrics in the metrics test (inside r1's namespace).
+const METRICS: &str = "127.0.0.1:9477";
+/// Elections at start-up and after a change: generous, polled.
+const SETTLE: Duration = Duration::from_secs(10);
+const CHANGE: Duration = Duration::from_secs(5);
+/// The extra interface r1 tracks in the tracking and sync group tests.
+const TRACKED: &str = "trk0";
+
+/// The `vipflip` binary, found (or built) once per test binary: status is polled often.
+fn vipflip() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(vipflip_bin)
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading `vipflip status --json`
+
+/// One instance as `vipflip status --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inst {
+    name: String,
+    state: String,
+    base_priority: u64,
+    effective_priority: u64,
+    transitions: u64,
+}
+
+/// The scalar after `"key": ` in a pretty-printed JSON object, without quotes.
+fn json_value(chunk: &str, key: &str) -> Option<String> {
+    let key = format!("\"{key}\": ");
+    let at = chunk.find(&key)? + key.len();
+    let value = chunk[at..].lines().next()?.trim().trim_end_matches(',');
+    Some(value.trim_matches('"').to_owned())
+}
+
+/// The instances of a `vipflip status --json` document (pretty-printed by the CLI: one key
+/// per line, each instance starting with its `name`).
+fn parse_status(status: &str) -> Vec<Inst> {
+    status
+        .split("\"name\": \"")
+        .skip(1)
+        .filter_map(|chunk| {
+            let number = |key| json_value(chunk, key)?.parse().ok();
+            Some(Inst {
+                name: chunk.split('"').next()?.to_owned(),
+                state: json_value(chunk, "state")?,
+                base_priority: number("base_priority")?,
+                effective_priority: number("effective_priority")?,
+                transitions: number("transitions")?,
+            })
+        })
+        .collect()
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------
+// Agents and the scene
+
+/// A `vipflip run` on one lab router.
+struct Agent {
+    /// 1-based, as in `r1`.
+    n: usize,
+    proc: Proc,
+    config: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `vipflip status --json` as text (empty when the daemon does not answer).
+    fn status(&self) -> String {
+        let out = Command::new(vipflip())
+            .args(["status", "--json", "--control-socket"])
+            .arg(&self.socket)
+            .output()
+            .expect("run vipflip status");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn instances(&self) -> Vec<Inst> {
+        parse_status(&self.status())
+    }
+
+    fn inst(&self, name: &str) -> Option<Inst> {
+        self.instances().into_iter().find(|i| i.name == name)
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.proc.0.id()).expect("pid fits");
+        // SAFETY: kill has no memory preconditions; the pid is our own child's.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
+    }
+
+    fn running(&mut self) -> bool {
+        self.proc.0.try_wait().ok().flatten().is_none()
+    }
+
+    /// `vipflip ARGS… --control-socket SOCKET` (for `reload`, `handoff`).
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(vipflip())
+            .args(args)
+            .arg("--control-socket")
+            .arg(&self.socket)
+            .output()
+            .expect("run vipflip")
+    }
+}
+
+/// What router `i` runs besides the common `[global]` keys and instance `VI_1`.
+#[derive(Default)]
+struct Extra {
+    /// More `[global]` lines.
+    global: String,
+    /// More lines for `VI_1`.
+    instance: String,
+    /// More tables after `VI_1`: `[[instance]]`, `[[script]]`, `[[sync_group]]`.
+    tables: String,
+}
+
+/// An `[[instance]]` with 100 ms adverts and a quick GARP, no second burst.
+fn instance(name: &str, iface: &str, vrid: u8, priority: u8, vip: &str) -> String {
+    format!(
+        r#"[[instance]]
+name = "{name}"
+interface = "{iface}"
+vrid = {vrid}
+priority = {priority}
+advert_interval = "100ms"
+virtual_ips = ["{vip}/24"]
+garp = {{ repeat = 2, interval = "0ms", delay = "0s", refresh = "0s" }}
+"#
+    )
+}
+
+type ExtraFn<'a> = &'a dyn Fn(&Lab, &Path, usize) -> Extra;
+
+struct Scene {
+    agents: Vec<Agent>,
+    responders: Vec<Proc>,
+    priorities: Vec<u8>,
+    lab: Lab,
+    dir: PathBuf,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        // Agents and responders first (KillOnDrop), then the files; the lab (namespaces,
+        // bpffs with the pins) goes with the fields.
+        self.agents.clear();
+        self.responders.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh directory for one test's configurations, logs, FIFOs and scripts.
+fn test_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("vipflip-operate-"));
+    std::fs::create_dir_all(&dir).expect("create the test directory");
+    dir
+}
+
+impl Scene {
+    /// Runs vipflip on each router of `lab` at `priorities[i]`, with `extra(lab, dir, i)`,
+    /// and a probe responder on each.
+    fn start(lab: Lab, dir: PathBuf, priorities: &[u8], extra: ExtraFn<'_>) -> Self {
+        let mut scene = Self {
+            agents: Vec::new(),
+            responders: Vec::new(),
+            priorities: priorities.to_vec(),
+            lab,
+            dir,
+        };
+        for router in 0..priorities.len() {
+            let n = router + 1;
+            let config = scene.dir.join(format!("r{n}.toml"));
+            let text = scene.config_text(router, &extra(&scene.lab, &scene.dir, router));
+            std::fs::write(&config, text).expect("write the configuration");
+            let log = scene.dir.join(format!("r{n}.log"));
+            let proc = Proc(spawn_agent(&scene.lab, router, &config, &log));
+            scene.agents.push(Agent {
+                n,
+                proc,
+                config,
+                socket: scene.dir.join(format!("r{n}.sock")),
+                log,
+            });
+            let responder = scene.lab.routers[router]
+                .ns
+                .command(PROBE)
+                .args(["serve", "--port", "7777", "--name", &format!("r{n}")])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn vipflip-probe serve");
+            scene.responders.push(Proc(responder));
+        }
+        scene
+    }
+
+    /// The configuration of `router` with `extra`.
+    fn config_text(&self, router: usize, extra: &Extra) -> String {
+        let n = router + 1;
+        format!(
+            "[global]\nrouter_id = \"r{n}\"\npin_dir = \"{pins}/r{n}\"\ncontrol_socket = \"{dir}/r{n}.sock\"\n{global}\n\n{vi1}{instance}\n\n{tables}\n",
+            pins = self.lab.bpffs.path().display(),
+            dir = self.dir.display(),
+            global = extra.global,
+            vi1 = instance(
+                "VI_1",
+                &self.lab.routers[router].iface,
+                51,
+                self.priorities[router],
+                VIP
+            ),
+            instance = extra.instance,
+            tables = extra.tables,
+        )
+    }
+
+    fn iface(&self, router: usize) -> &str {
+        &self.lab.routers[router].iface
+    }
+
+    fn ns(&self, router: usize) -> &Netns {
+        &self.lab.routers[router].ns
+    }
+
+    /// Every agent's status and the end of its log, for failure messages.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for agent in &self.agents {
+            let _ = writeln!(out, "\n==== r{} status:", agent.n);
+            for inst in agent.instances() {
+                let _ = writeln!(out, "{inst:?}");
+            }
+            let _ = writeln!(
+                out,
+                "==== r{} log (tail):\n{}",
+                agent.n,
+                tail(&agent.log(), 60)
+            );
+        }
+        out
+    }
+
+    /// Waits until `condition` holds; panics with `what`, every status and every log if it
+    /// does not within `timeout`.
+    fn await_that(&self, what: &str, timeout: Duration, mut condition: impl FnMut(&Self) -> bool) {
+        let ok = wait_for(timeout, || condition(self));
+        assert!(ok, "{what}: not so after {timeout:?}{}", self.describe());
+    }
+
+    /// Waits until each `(router, instance, state)` holds (routers 0-based).
+    fn await_states(&self, want: &[(usize, &str, &str)], timeout: Duration) {
+        let what: Vec<String> = want
+            .iter()
+            .map(|(r, i, s)| format!("r{} {i} {s}", r + 1))
+            .collect();
+        self.await_that(&format!("expected {}", what.join(", ")), timeout, |scene| {
+            want.iter().all(|(router, name, state)| {
+                scene.agents[*router]
+                    .inst(name)
+                    .is_some_and(|i| i.state == *state)
+            })
+        });
+    }
+
+    /// `VI_1` is master on `master` and backup on every other router.
+    fn await_master(&self, master: usize, timeout: Duration) {
+        let want: Vec<(usize, &str, &str)> = (0..self.agents.len())
+            .map(|r| (r, "VI_1", if r == master { "Master" } else { "Backup" }))
+            .collect();
+        self.await_states(&want, timeout);
+    }
+
+    fn inst(&self, router: usize, name: &str) -> Inst {
+        self.agents[router]
+            .inst(name)
+            .unwrap_or_else(|| panic!("r{} shows no {name}{}", router + 1, self.describe()))
+    }
+
+    /// Whether `router` serves `vip`: (its XDP entry is `local`, the address is on its
+    /// interface).
+    fn serves(&self, router: usize, vip: &str) -> (bool, bool) {
+        let local = self.agents[router]
+            .status()
+            .contains(&format!("\"{vip}: local "));
+        let addrs = self.ns(router).ip(&["-o", "addr", "show"]);
+        let addr = String::from_utf8_lossy(&addrs.stdout).contains(&format!(" {vip}/"));
+        (local, addr)
+    }
+
+    /// Waits until `router` serves `vip` (XDP `local` and the address), or serves it in
+    /// neither way.
+    fn await_serving(&self, router: usize, vip: &str, serving: bool) {
+        let what = if serving {
+            "serves"
+        } else {
+            "neither serves in XDP nor holds"
+        };
+        self.await_that(&format!("r{} {what} {vip}", router + 1), CHANGE, |s| {
+            s.serves(router, vip) == (serving, serving)
+        });
+    }
+
+    fn link(&self, router: usize, iface: &str, up: bool) {
+        self.ns(router)
+            .ip(&["link", "set", iface, if up { "up" } else { "down" }]);
+    }
+
+    /// Starts the client's 1 ms prober towards `target` for `duration_ms`.
+    fn start_probe(&self, target: &str, duration_ms: u32) -> Child {
+        self.lab
+            .client
+            .ns
+            .command(PROBE)
+            .args(["probe", "--target", target, "--port", "7777"])
+            .args(["--interval-us", "1000", "--duration-ms"])
+            .arg(duration_ms.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn vipflip-probe probe")
+    }
+
+    /// Probes `target` for `duration_ms` and returns the summary line.
+    fn probe(&self, target: &str, duration_ms: u32) -> String {
+        finish_probe(self.start_probe(target, duration_ms))
+    }
+}
+
+fn spawn_agent(lab: &Lab, router: usize, config: &Path, log: &Path) -> Child {
+    lab.routers[router]
+        .ns
+        .command(vipflip().to_str().expect("utf-8 path"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("open the agent log"),
+        )
+        .spawn()
+        .expect("spawn vipflip run")
+}
+
+fn finish_probe(child: Child) -> String {
+    let out = child.wait_with_output().expect("wait for the prober");
+    assert!(out.status.success(), "prober failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// How many probes of `summary` router `name` answered (0 if none).
+fn answered_by(summary: &str, name: &str) -> u64 {
+    let key = format!("\"{name}\":");
+    summary.find(&key).map_or(0, |_| field(summary, name))
+}
+
+/// Writes an executable shell script.
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// An interface `name` to track, up, in `ns`: one end of a veth pair whose other end
+/// (`{name}p`) is in `ns` too (veth, not dummy: the dummy module may be missing).
+fn add_tracked_link(ns: &Netns, name: &str) {
+    let peer = format!("{name}p");
+    ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+    ns.ip(&["link", "set", &peer, "up"]);
+    ns.ip(&["link", "set", name, "up"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Tracking
+
+#[test]
+fn failing_track_script_lowers_priority_and_backup_takes_over() {
+    if !root_or_skip("failing_track_script_lowers_priority_and_backup_takes_over") {
+        return;
+    }
+    let _serial = serial();
+    let dir = test_dir();
+    let flag = dir.join("fail-flag");
+    let extra = |_: &Lab, _: &Path, router: usize| {
+        if router != 0 {
+            return Extra::default();
+        }
+        Extra {
+            instance: "track_scripts = [{ name = \"chk\", weight = -100 }]".into(),
+            tables: format!(
+                "[[script]]\nname = \"chk\"\ncommand = [\"/bin/sh\", \"-c\", \"test ! -e {}\"]\ninterval = \"100ms\"\nfall = 2\nrise = 2\n",
+                flag.display()
+            ),
+            ..Extra::default()
+        }
+    };
+    let scene = Scene::start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    scene.await_master(0, SETTLE);
+    scene.await_that("r1 VI_1 at effective priority 150", CHANGE, |s| {
+        s.inst(0, "VI_1").effective_priority == 150
+    });
+
+    // The check starts failing: after `fall` runs r1 is at 50 and r2 (100) takes over.
+    let probe = scene.start_probe(VIP, 3000);
+    std::thread::sleep(Duration::from_millis(800));
+    std::fs::write(&flag, b"").expect("create the flag file");
+    let moved = Instant::now();
+    scene.await_master(1, CHANGE);
+    let took = moved.elapsed();
+    scene.await_that("r1 VI_1 at effective priority 50", CHANGE, |s| {
+        s.inst(0, "VI_1").effective_priority == 50
+    });
+    scene.await_serving(1, VIP, true);
+    scene.await_serving(0, VIP, false);
+    let summary = finish_probe(probe);
+    eprintln!(
+        "failing track script: r2 master {took:?} after the flag file; the client saw {summary}"
+    );
+    // A priority-driven takeover: r2 waits out its Master_Down_Interval while r1 still
+    // serves, then r1 forwards to r2 until the client's ARP entry moves. Some loss is
+    // allowed, not more than an outage of one Master_Down_Interval.
+    let lost = field(&summary, "lost");
+    assert!(
+        lost <= 400,
+        "{lost} probes lost in a planned priority move (bound 400): {summary}{}",
+        scene.describe()
+    );
+    let after = scene.probe(VIP, 500);
+    assert!(
+        field(&after, "lost") == 0 && answered_by(&after, "r2") == 500,
+        "after the move the VIP is not served by r2 alone: {after}{}",
+        scene.describe()
+    );
+
+    // The check recovers: r1 is back at 150 after `rise` runs and preempts.
+    std::fs::remove_file(&flag).expect("remove the flag file");
+    scene.await_master(0, CHANGE);
+    scene.await_that("r1 VI_1 back at effective priority 150", CHANGE, |s| {
+        s.inst(0, "VI_1").effective_priority == 150
+    });
+    scene.await_serving(0, VIP, true);
+    let back = scene.probe(VIP, 300);
+    assert!(
+        answered_by(&back, "r1") > 0,
+        "r1 does not serve the VIP after preempting back: {back}{}",
+        scene.describe()
+    );
+}
+
+/// r1 (150) tracks an extra interface with `weight`; r2 is at 100.
+fn tracked_link_scene(weight: i16) -> Scene {
+    let lab = Lab::new(2);
+    add_tracked_link(&lab.routers[0].ns, TRACKED);
+    let extra = move |_: &Lab, _: &Path, router: usize| Extra {
+        instance: if router == 0 {
+            format!("track_interfaces = [{{ name = \"{TRACKED}\", weight = {weight} }}]")
+        } else {
+            String::new()
+        },
+        ..Extra::default()
+    };
+    Scene::start(lab, test_dir(), &[150, 100], &extra)
+}
+
+#[test]
+fn tracked_interface_down_lowers_priority() {
+    if !root_or_skip("tracked_interface_down_lowers_priority") {
+        return;
+    }
+    let _serial = serial();
+    let scene = tracked_link_scene(-100);
+    scene.await_master(0, SETTLE);
+    assert_eq!(scene.inst(0, "VI_1").effective_priority, 150);
+
+    scene.link(0, TRACKED, false);
+    scene.await_master(1, CHANGE);
+    let r1 = scene.inst(0, "VI_1");
+    assert_eq!(
+        (r1.base_priority, r1.effective_priority),
+        (150, 50),
+        "r1 with {TRACKED} down{}",
+        scene.describe()
+    );
+
+    scene.link(0, TRACKED, true);
+    scene.await_master(0, CHANGE);
+    assert_eq!(scene.inst(0, "VI_1").effective_priority, 150);
+}
+
+#[test]
+fn tracked_interface_weight_zero_faults() {
+    if !root_or_skip("tracked_interface_weight_zero_faults") {
+        return;
+    }
+    let _serial = serial();
+    let scene = tracked_link_scene(0);
+    scene.await_master(0, SETTLE);
+
+    // r1 resigns (priority 0) as it enters fault: r2 takes over after its Skew_Time (61 ms),
+    // not after a Master_Down_Interval.
+    let probe = scene.start_probe(VIP, 2000);
+    std::thread::sleep(Duration::from_millis(800));
+    scene.link(0, TRACKED, false);
+    scene.await_states(&[(0, "VI_1", "Fault"), (1, "VI_1", "Master")], CHANGE);
+    let summary = finish_probe(probe);
+    eprintln!("weight-0 tracked interface down on the master, seen by the client: {summary}");
+    assert_quick_takeover(&scene, VIP, &summary);
+    scene.await_serving(0, VIP, false);
+
+    scene.link(0, TRACKED, true);
+    scene.await_master(0, CHANGE);
+    scene.await_serving(0, VIP, true);
+}
+
+/// The longest outage a resigning master's fault may cause: r2's `Skew_Time` (61 ms) and
+/// the flip, with room for a loaded machine; well below a `Master_Down_Interval` (361 ms).
+const RESIGN_OUTAGE_US: u64 = 200_000;
+
+/// The client lost `vip` only briefly (r1 resigned) and r2 served it afterwards.
+fn assert_quick_takeover(scene: &Scene, vip: &str, summary: &str) {
+    let outage = field(summary, "longest_outage_us");
+    assert!(
+        outage <= RESIGN_OUTAGE_US,
+        "{vip}: outage {outage} µs > {RESIGN_OUTAGE_US} µs when r1 went to fault (did it \
+         resign with priority 0?): {summary}{}",
+        scene.describe()
+    );
+    assert!(
+        answered_by(summary, "r2") > 0,
+        "{vip}: r2 never answered: {summary}{}",
+        scene.describe()
+    );
+}
+
+#[test]
+fn own_interface_down_is_fault() {
+    if !root_or_skip("own_interface_down_is_fault") {
+        return;
+    }
+    let _serial = serial();
+    let scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
+        Extra::default()
+    });
+    scene.await_master(0, SETTLE);
+
+    // As daemon.rs cuts a link: r1's own interface goes down.
+    scene.link(0, scene.iface(0), false);
+    scene.await_states(&[(0, "VI_1", "Fault"), (1, "VI_1", "Master")], CHANGE);
+    scene.await_serving(0, VIP, false);
+    let cut = scene.probe(VIP, 300);
+    assert!(
+        answered_by(&cut, "r2") > 0,
+        "r2 does not serve the VIP while r1 is cut: {cut}{}",
+        scene.describe()
+    );
+
+    scene.link(0, scene.iface(0), true);
+    scene.await_master(0, CHANGE);
+    scene.await_serving(0, VIP, true);
+    // r1 preempted and announced itself: the client is served by r1 again, with nothing lost.
+    let back = scene.probe(VIP, 500);
+    assert!(
+        field(&back, "lost") == 0 && answered_by(&back, "r1") == 500,
+        "the client is not served by r1 alone after it came back: {back}{}",
+        scene.describe()
+    );
+}
+
+#[test]
+fn track_file_changes_priority() {
+    if !root_or_skip("track_file_changes_priority") {
+        return;
+    }
+    let _serial = serial();
+    let dir = test_dir();
+    let file = dir.join("prio");
+    std::fs::write(&file, "0\n").expect("write the track file");
+    let extra = |_: &Lab, _: &Path, router: usize| Extra {
+        instance: if router == 0 {
+            format!(
+                "track_files = [{{ path = \"{}\", weight = 10 }}]",
+                file.display()
+            )
+        } else {
+            String::new()
+        },
+        ..Extra::default()
+    };
+    let scene = Scene::start(Lab::new(2), dir.clone(), &[100, 120], &extra);
+    scene.await_master(1, SETTLE);
+    assert_eq!(scene.inst(0, "VI_1").effective_priority, 100);
+
+    // 100 + 3 × 10 = 130 > 120: r1 preempts.
+    std::fs::write(&file, "3\n").expect("write the track file");
+    scene.await_master(0, CHANGE);
+    assert_eq!(
+        scene.inst(0, "VI_1").effective_priority,
+        130,
+        "{}",
+        scene.describe()
+    );
+
+    std::fs::write(&file, "0\n").expect("write the track file");
+    scene.await_master(1, CHANGE);
+    assert_eq!(
+        scene.inst(0, "VI_1").effective_priority,
+        100,
+        "{}",
+        scene.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Sync groups
+
+#[test]
+fn sync_group_moves_together() {
+    if !root_or_skip("sync_group_moves_together") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::new(2);
+    add_tracked_link(&lab.routers[0].ns, TRACKED);
+    let extra = |lab: &Lab, _: &Path, router: usize| {
+        let priority = if router == 0 { 150 } else { 100 };
+        Extra {
+            // Only VI_1 on r1 tracks the extra interface; VI_2 has nothing of its own to fail.
+            instance: if router == 0 {
+                format!("track_interfaces = [{{ name = \"{TRACKED}\", weight = 0 }}]")
+            } else {
+                String::new()
+            },
+            tables: format!(
+                "{}\n[[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n",
+                instance("VI_2", &lab.routers[router].iface, 52, priority, VIP2)
+            ),
+            ..Extra::default()
+        }
+    };
+    let scene = Scene::start(lab, test_dir(), &[150, 100], &extra);
+    let all_on = |master: usize| {
+        let backup = 1 - master;
+        [
+            (master, "VI_1", "Master"),
+            (master, "VI_2", "Master"),
+            (backup, "VI_1", "Backup"),
+            (backup, "VI_2", "Backup"),
+        ]
+    };
+    scene.await_states(&all_on(0), SETTLE);
+
+    // VI_1's tracked interface goes down: VI_1 faults, and the group puts VI_2 in fault too.
+    // Both resign, so r2 takes both over quickly.
+    let probes = [VIP, VIP2].map(|vip| scene.start_probe(vip, 2000));
+    std::thread::sleep(Duration::from_millis(800));
+    scene.link(0, TRACKED, false);
+    scene.await_states(
+        &[
+            (0, "VI_1", "Fault"),
+            (0, "VI_2", "Fault"),
+            (1, "VI_1", "Master"),
+            (1, "VI_2", "Master"),
+        ],
+        CHANGE,
+    );
+    for (vip, probe) in [VIP, VIP2].into_iter().zip(probes) {
+        let summary = finish_probe(probe);
+        eprintln!("sync group in fault on r1, {vip} seen by the client: {summary}");
+        assert_quick_takeover(&scene, vip, &summary);
+        scene.await_serving(0, vip, false);
+    }
+
+    scene.link(0, TRACKED, true);
+    scene.await_states(&all_on(0), CHANGE);
+    for vip in [VIP, VIP2] {
+        scene.await_serving(0, vip, true);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Notify scripts and the notify FIFO
+
+/// Reads a FIFO continuously on a thread. The FIFO is created here and opened read-write,
+/// so it always has a reader (the daemon drops lines nobody reads) and never reports EOF.
+struct FifoReader {
+    rx: mpsc::Receiver<String>,
+    seen: RefCell<Vec<String>>,
+    /// Another handle on the FIFO, to stop the thread with a sentinel line.
+    writer: File,
+}
+
+const FIFO_END: &str = "__operate_test_end__";
+
+impl FifoReader {
+    fn new(path: &Path) -> Self {
+        let out = Command::new("mkfifo")
+            .arg("-m")
+            .arg("0600")
+            .arg(path)
+            .output()
+            .expect("run mkfifo");
+        assert!(out.status.success(), "mkfifo {}: {out:?}", path.display());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open the FIFO read-write");
+        let writer = file.try_clone().expect("clone the FIFO handle");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(file).lines() {
+                let Ok(line) = line else { break };
+                if line == FIFO_END || tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            rx,
+            seen: RefCell::new(Vec::new()),
+            writer,
+        }
+    }
+
+    /// Every line read so far.
+    fn lines(&self) -> Vec<String> {
+        let mut seen = self.seen.borrow_mut();
+        seen.extend(self.rx.try_iter());
+        seen.clone()
+    }
+}
+
+impl Drop for FifoReader {
+    fn drop(&mut self) {
+        let _ = writeln!(self.writer, "\n{FIFO_END}");
+    }
+}
+
+/// The lines of `lines` that start with `prefix`, with the prefix removed.
+fn lines_of(lines: &[String], prefix: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn notify_scripts_and_fifo_get_the_right_lines_in_order() {
+    if !root_or_skip("notify_scripts_and_fifo_get_the_right_lines_in_order") {
+        return;
+    }
+    let _serial = serial();
+    let dir = test_dir();
+    let fifo_path = dir.join("r1.fifo");
+    let fifo = FifoReader::new(&fifo_path);
+    let notify_sh = dir.join("notify.sh");
+    let notified = dir.join("notified.txt");
+    script(
+        &notify_sh,
+        &format!("echo \"$@\" >> {}", notified.display()),
+    );
+    let extra = |lab: &Lab, dir: &Path, router: usize| {
+        let priority = if router == 0 { 150 } else { 100 };
+        let vi2 = instance("VI_2", &lab.routers[router].iface, 52, priority, VIP2);
+        let group = "[[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n";
+        if router != 0 {
+            return Extra {
+                tables: format!("{vi2}\n{group}"),
+                ..Extra::default()
+            };
+        }
+        let notify = format!(
+            "notify = {{ master = \"{s}\", backup = \"{s}\", fault = \"{s}\" }}",
+            s = notify_sh.display()
+        );
+        Extra {
+            global: format!("notify_fifo = \"{}\"", dir.join("r1.fifo").display()),
+            instance: notify.clone(),
+            tables: format!("{vi2}{notify}\n\n{group}{notify}\n"),
+        }
+    };
+    let scene = Scene::start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    scene.await_states(&[(0, "VI_1", "Master"), (0, "VI_2", "Master")], SETTLE);
+
+    // Cut r1's link (fault), then restore it (back to master by preempting).
+    scene.link(0, scene.iface(0), false);
+    scene.await_states(&[(0, "VI_1", "Fault"), (1, "VI_1", "Master")], CHANGE);
+    scene.link(0, scene.iface(0), true);
+    scene.await_states(&[(0, "VI_1", "Master"), (0, "VI_2", "Master")], CHANGE);
+
+    // Per object, the states in order: start-up, election, cut, link back, preempt.
+    let want = ["BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER"];
+    let objects = ["INSTANCE \"VI_1\" ", "INSTANCE \"VI_2\" ", "GROUP \"G\" "];
+    let states = |lines: &[String], object: &str| -> Vec<String> {
+        lines_of(lines, object)
+            .iter()
+            .map(|rest| rest.split(' ').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let complete = |lines: &[String]| objects.iter().all(|o| states(lines, o) == want);
+    let ok = wait_for(Duration::from_secs(3), || complete(&fifo.lines()));
+    let lines = fifo.lines();
+    eprintln!("notify FIFO of r1:\n{}", lines.join("\n"));
+    assert!(
+        ok,
+        "notify FIFO: want each of {objects:?} to go exactly {want:?}; got:\n{}{}",
+        lines.join("\n"),
+        scene.describe()
+    );
+    // Every line has keepalived's form, TYPE "NAME" STATE PRIORITY; an instance that is not
+    // in fault reports its priority (150).
+    for line in &lines {
+        let words: Vec<&str> = line.split(' ').collect();
+        assert!(
+            words.len() == 4
+                && ["INSTANCE", "GROUP"].contains(&words[0])
+                && words[1].len() > 2
+                && words[1].starts_with('"')
+                && words[1].ends_with('"')
+                && ["MASTER", "BACKUP", "FAULT"].contains(&words[2])
+                && words[3].parse::<u8>().is_ok(),
+            "not a notify_fifo line: {line:?}"
+        );
+        if words[0] == "INSTANCE" && words[2] != "FAULT" {
+            assert_eq!(words[3], "150", "priority in {line:?}");
+        }
+    }
+
+    assert_script_calls(&notified, &lines, &scene);
+}
+
+/// The notify scripts of r1 (each appends its arguments to `notified`) were called once for
+/// each FIFO line, with the same words (`INSTANCE VI_1 MASTER 150`). They run concurrently
+/// and may finish in any order: compare them sorted.
+fn assert_script_calls(notified: &Path, fifo_lines: &[String], scene: &Scene) {
+    let mut want: Vec<String> = fifo_lines.iter().map(|l| l.replace('"', "")).collect();
+    want.sort();
+    let script_lines = || {
+        let mut lines: Vec<String> = std::fs::read_to_string(notified)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let ok = wait_for(Duration::from_secs(3), || script_lines() == want);
+    let got = script_lines();
+    eprintln!(
+        "notify scripts of r1 were called with (sorted):\n{}",
+        got.join("\n")
+    );
+    assert!(
+        ok,
+        "notify script calls (sorted) differ from the FIFO lines:\nwant:\n{}\ngot:\n{}{}",
+        want.join("\n"),
+        got.join("\n"),
+        scene.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Slow scripts must not slow the daemon
+
+/// A `tcpdump` of VRRP adverts in a namespace, written to a file.
+struct Capture {
+    proc: Proc,
+    out: PathBuf,
+}
+
+impl Capture {
+    fn start(ns: &Netns, iface: &str, dir: &Path) -> Self {
+        let name = unique("tcpdump-");
+        let out = dir.join(format!("{name}.txt"));
+        let err = dir.join(format!("{name}.err"));
+        let proc = Proc(
+            ns.command("tcpdump")
+                .args(["-i", iface, "-n", "-tt", "-l", "ip proto 112"])
+                .stdout(File::create(&out).expect("create the capture file"))
+                .stderr(File::create(&err).expect("create the capture log"))
+                .spawn()
+                .expect("spawn tcpdump"),
+        );
+        let listening = wait_for(Duration::from_secs(5), || {
+            std::fs::read_to_string(&err).is_ok_and(|t| t.contains("listening on"))
+        });
+        assert!(
+            listening,
+            "tcpdump did not start: {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        Self { proc, out }
+    }
+
+    /// Stops the capture; the send times (s) of adverts from `src`.
+    fn finish(mut self, src: &str) -> Vec<f64> {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let time: f64 = words.next()?.parse().ok()?;
+                (words.next()? == "IP" && words.next()? == src).then_some(time)
+            })
+            .collect()
+    }
+}
+
+/// The longest time between two consecutive `times`, in ms.
+fn longest_gap_ms(times: &[f64]) -> f64 {
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]) * 1000.0)
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn hanging_track_script_does_not_delay_adverts() {
+    if !root_or_skip("hanging_track_script_does_not_delay_adverts") {
+        return;
+    }
+    let _serial = serial();
+    let dir = test_dir();
+    let hang = dir.join("hang.sh");
+    let started = dir.join("notify-started");
+    script(
+        &hang,
+        &format!("echo \"$@\" >> {}\nexec sleep 30", started.display()),
+    );
+    let extra = |_: &Lab, _: &Path, router: usize| {
+        if router == 0 {
+            // A check that never finishes: killed at 500 ms, failing; r1 stays master at 130.
+            Extra {
+                instance: "track_scripts = [{ name = \"hang\", weight = -20 }]".into(),
+                tables: "[[script]]\nname = \"hang\"\ncommand = [\"/bin/sleep\", \"30\"]\ninterval = \"100ms\"\ntimeout = \"500ms\"\n".into(),
+                ..Extra::default()
+            }
+        } else {
+            // A notify script that hangs when r2 becomes master.
+            Extra {
+                instance: format!("notify = {{ master = \"{}\" }}", hang.display()),
+                ..Extra::default()
+            }
+        }
+    };
+    let scene = Scene::start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    scene.await_master(0, SETTLE);
+    scene.await_that(
+        "r1 VI_1 at effective priority 130 (the hanging check timed out)",
+        CHANGE,
+        |s| s.inst(0, "VI_1").effective_priority == 130,
+    );
+
+    // r1's adverts as the client's link sees them, for 3 s of hanging checks.
+    let client = &scene.lab.client;
+    let capture = Capture::start(&client.ns, &client.iface, &dir);
+    std::thread::sleep(Duration::from_secs(3));
+    let times = capture.finish("192.0.2.1");
+    let gap = longest_gap_ms(&times);
+    eprintln!(
+        "hanging track script: {} adverts from r1 in 3 s, longest gap {gap:.1} ms",
+        times.len()
+    );
+    assert!(
+        times.len() >= 25,
+        "only {} adverts from r1 in 3 s{}",
+        times.len(),
+        scene.describe()
+    );
+    assert!(
+        gap <= 150.0,
+        "r1's adverts were {gap:.1} ms apart (> 1.5 × 100 ms) while its check hung{}",
+        scene.describe()
+    );
+
+    // r1 is cut: r2 takes over on time although its notify.master script hangs.
+    let capture = Capture::start(&client.ns, &client.iface, &dir);
+    let cut = Instant::now();
+    scene.link(0, scene.iface(0), false);
+    scene.await_states(&[(1, "VI_1", "Master")], CHANGE);
+    let took = cut.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
+    let times = capture.finish("192.0.2.2");
+    let gap = longest_gap_ms(&times);
+    eprintln!(
+        "hanging notify script: r2 master {took:?} after the cut; {} adverts from r2, longest gap {gap:.1} ms",
+        times.len()
+    );
+    assert!(
+        took <= MDI + Duration::from_millis(150),
+        "r2 took {took:?} to become master (Master_Down_Interval {MDI:?}){}",
+        scene.describe()
+    );
+    assert!(
+        wait_for(Duration::from_secs(2), || started.exists()),
+        "r2's notify.master script never started{}",
+        scene.describe()
+    );
+    assert!(
+        times.len() >= 10 && gap <= 150.0,
+        "r2's adverts after the takeover: {} in 1.5 s, longest gap {gap:.1} ms{}",
+        times.len(),
+        scene.describe()
+    );
+    assert!(
+        client.ns.ping_once(VIP),
+        "the VIP does not answer after the takeover{}",
+        scene.describe()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Reloading
+
+#[test]
+fn sighup_with_unchanged_config_changes_nothing() {
+    if !root_or_skip("sighup_with_unchanged_config_changes_nothing") {
+        return;
+    }
+    let _serial = serial();
+    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
+        Extra::default()
+    });
+    scene.await_master(0, SETTLE);
+    let before: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+
+    let probe = scene.start_probe(VIP, 2000);
+    std::thread::sleep(Duration::from_millis(700));
+    let logged = scene.agents[0].log().len();
+    scene.agents[0].signal(libc::SIGHUP);
+    let summary = finish_probe(probe);
+    eprintln!("SIGHUP with the same configuration, seen by the client: {summary}");
+    let new_log = scene.agents[0]
+        .log()
+        .get(logged..)
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!("r1 logged:\n{}", new_log.trim_end());
+    assert!(
+        new_log.to_lowercase().contains("reload"),
+        "r1 logged nothing about a reload after SIGHUP:\n{new_log}"
+    );
+    assert!(
+        scene.agents[0].running(),
+        "r1 exited on SIGHUP:\n{}",
+        scene.agents[0].log()
+    );
+    scene.await_master(0, CHANGE);
+    let after: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+    assert_eq!(
+        before,
+        after,
+        "transitions of r1, r2 changed across a reload of the same file{}",
+        scene.describe()
+    );
+    assert_eq!(
+        field(&summary, "lost"),
+        0,
+        "probes lost across SIGHUP: {summary}{}",
+        scene.describe()
+    );
+    assert_eq!(
+        answered_by(&summary, "r1"),
+        2000,
+        "not every probe answered by r1: {summary}"
+    );
+}
+
+#[test]
+fn sighup_with_invalid_config_keeps_the_old_one() {
+    if !root_or_skip("sighup_with_invalid_config_keeps_the_old_one") {
+        return;
+    }
+    let _serial = serial();
+    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
+        Extra::default()
+    });
+    scene.await_master(0, SETTLE);
+    let transitions = scene.inst(0, "VI_1").transitions;
+    let config = scene.agents[0].config.clone();
+    let good = std::fs::read_to_string(&config).expect("read r1.toml");
+    let bad = good.replace("priority = 150", "priority = 300");
+    assert_ne!(good, bad);
+
+    for (what, text) in [
+        ("an out-of-range priority", bad.as_str()),
+        ("garbage", "this is [not toml\n"),
+    ] {
+        std::fs::write(&config, text).expect("write r1.toml");
+        let logged = scene.agents[0].log().len();
+        scene.agents[0].signal(libc::SIGHUP);
+        let said = wait_for(Duration::from_secs(3), || {
+            scene.agents[0]
+                .log()
+                .get(logged..)
+                .is_some_and(|new| new.contains("r1.toml"))
+        });
+        let new_log = scene.agents[0]
+            .log()
+            .get(logged..)
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            said,
+            "after SIGHUP with {what}, the log does not name r1.toml:\n{new_log}{}",
+            scene.describe()
+        );
+        eprintln!("SIGHUP with {what} logged:\n{}", new_log.trim_end());
+        assert!(
+            scene.agents[0].running(),
+            "r1 exited on SIGHUP with {what}:\n{}",
+            scene.agents[0].log()
+        );
+        let r1 = scene.inst(0, "VI_1");
+        assert!(
+            r1.state == "Master" && r1.transitions == transitions && r1.base_priority == 150,
+            "r1 changed after SIGHUP with {what}: {r1:?}{}",
+            scene.describe()
+        );
+    }
+
+    // The good file again: a reload that changes nothing.
+    std::fs::write(&config, &good).expect("restore r1.toml");
+    scene.agents[0].signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(scene.agents[0].running(), "{}", scene.agents[0].log());
+    scene.await_master(0, CHANGE);
+    assert_eq!(scene.inst(0, "VI_1").transitions, transitions);
+}
+
+#[test]
+fn sighup_adds_and_removes_instances() {
+    if !root_or_skip("sighup_adds_and_removes_instances") {
+        return;
+    }
+    let _serial = serial();
+    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
+        Extra::default()
+    });
+    scene.await_master(0, SETTLE);
+    let before: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+    let originals: Vec<String> = scene
+        .agents
+        .iter()
+        .map(|a| std::fs::read_to_string(&a.config).expect("read the configuration"))
+        .collect();
+    assert!(
+        !scene.lab.client.ns.ping_once(VIP2),
+        "{VIP2} answers before any instance has it"
+    );
+
+    // Add VI_2 (VRID 52) on both routers; r1 is the better one. A removed master forwards
+    // to the new one for its forward_window before it goes: keep that short.
+    for (router, priority) in [(0, 150), (1, 100)] {
+        let vi2 =
+            instance("VI_2", scene.iface(router), 52, priority, VIP2) + "forward_window = \"1s\"\n";
+        let text = format!("{}\n{vi2}", originals[router]);
+        std::fs::write(&scene.agents[router].config, text).expect("write the configuration");
+        scene.agents[router].signal(libc::SIGHUP);
+    }
+    scene.await_states(&[(0, "VI_2", "Master"), (1, "VI_2", "Backup")], CHANGE);
+    let summary = scene.probe(VIP2, 300);
+    assert!(
+        field(&summary, "lost") == 0 && answered_by(&summary, "r1") == 300,
+        "the added instance's VIP is not served by r1: {summary}{}",
+        scene.describe()
+    );
+
+    // Remove it from r1, the master: it hands VI_2 off before it goes (no probe lost), and
+    // r2 takes over.
+    let probe = scene.start_probe(VIP2, 2000);
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&scene.agents[0].config, &originals[0]).expect("restore r1.toml");
+    scene.agents[0].signal(libc::SIGHUP);
+    scene.await_that("VI_2 gone from r1's status", CHANGE, |s| {
+        s.agents[0].inst("VI_2").is_none()
+    });
+    scene.await_states(&[(1, "VI_2", "Master")], CHANGE);
+    let summary = finish_probe(probe);
+    eprintln!("VI_2 removed from its master r1 by SIGHUP, seen by the client: {summary}");
+    assert!(
+        field(&summary, "lost") == 0 && answered_by(&summary, "r2") > 0,
+        "removing a master instance by reload lost probes or r2 never served {VIP2}: \
+         {summary}{}",
+        scene.describe()
+    );
+    scene.await_serving(0, VIP2, false);
+
+    // And from r2: nobody serves VIP2 any more.
+    std::fs::write(&scene.agents[1].config, &originals[1]).expect("restore r2.toml");
+    scene.agents[1].signal(libc::SIGHUP);
+    scene.await_that("VI_2 gone from both routers' status", CHANGE, |s| {
+        s.agents.iter().all(|a| {
+            let names: Vec<String> = a.instances().into_iter().map(|i| i.name).collect();
+            names == ["VI_1"]
+        })
+    });
+    scene.await_serving(1, VIP2, false);
+    assert!(
+        wait_for(Duration::from_secs(2), || !scene
+            .lab
+            .client
+            .ns
+            .ping_once(VIP2)),
+        "{VIP2} still answers after its instance was removed{}",
+        scene.describe()
+    );
+    for agent in &mut scene.agents {
+        assert!(agent.running(), "r{} exited:\n{}", agent.n, agent.log());
+    }
+    scene.await_master(0, CHANGE);
+    let after: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+    assert_eq!(
+        before,
+        after,
+        "VI_1 transitioned while VI_2 came and went (r1, r2){}",
+        scene.describe()
+    );
+    let summary = scene.probe(VIP, 300);
+    assert!(
+        field(&summary, "lost") == 0 && answered_by(&summary, "r1") == 300,
+        "VI_1's VIP is not served by r1 after the reloads: {summary}{}",
+        scene.describe()
+    );
+}
+
+#[test]
+fn sighup_priority_change_moves_the_master() {
+    if !root_or_skip("sighup_priority_change_moves_the_master") {
+        return;
+    }
+    let _serial = serial();
+    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
+        Extra::default()
+    });
+    scene.await_master(0, SETTLE);
+    let transitions = scene.inst(0, "VI_1").transitions;
+    let config = scene.agents[0].config.clone();
+    let good = std::fs::read_to_string(&config).expect("read r1.toml");
+
+    // r1 down to 50: updated in place (no restart of the instance), r2 (100) preempts.
+    std::fs::write(&config, good.replace("priority = 150", "priority = 50")).expect("write");
+    scene.agents[0].signal(libc::SIGHUP);
+    scene.await_master(1, CHANGE);
+    let r1 = scene.inst(0, "VI_1");
+    assert!(
+        r1.base_priority == 50 && r1.effective_priority == 50 && r1.transitions == transitions + 1,
+        "r1 after lowering its priority by reload (want base 50, one transition to backup): \
+         {r1:?}{}",
+        scene.describe()
+    );
+
+    // Back to 150: r1 preempts.
+    std::fs::write(&config, &good).expect("restore r1.toml");
+    scene.agents[0].signal(libc::SIGHUP);
+    scene.await_master(0, CHANGE);
+    assert!(scene.agents[0].running(), "{}", scene.agents[0].log());
+    let r1 = scene.inst(0, "VI_1");
+    assert!(
+        r1.base_priority == 150 && r1.transitions == transitions + 2,
+        "r1 after restoring its priority by reload: {r1:?}{}",
+        scene.describe()
+    );
+    let summary = scene.probe(VIP, 300);
+    assert!(
+        field(&summary, "lost") == 0 && answered_by(&summary, "r1") == 300,
+        "the VIP is not served by r1 after it preempted back: {summary}{}",
+        scene.describe()
+    );
+}
+
+#[test]
+fn reload_command_reports_the_result() {
+    if !root_or_skip("reload_command_reports_the_result") {
+        return;
+    }
+    let _serial = serial();
+    let mut scene = Scene::start(Lab::new(1), test_dir(), &[150], &|_, _, _| Extra::default());
+    scene.await_states(&[(0, "VI_1", "Master")], SETTLE);
+    let config = scene.agents[0].config.clone();
+    let good = std::fs::read_to_string(&config).expect("read r1.toml");
+
+    std::fs::write(&config, good.replace("vrid = 51", "vrid = 256")).expect("write r1.toml");
+    let out = scene.agents[0].cli(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "vipflip reload with an invalid file: {}\nstdout: {}stderr: {stderr}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !out.status.success(),
+        "vipflip reload succeeded with an invalid file{}",
+        scene.describe()
+    );
+    assert!(
+        stderr.contains("r1.toml") && stderr.contains("vrid"),
+        "vipflip reload's error does not name the file and the key: {stderr}"
+    );
+    assert!(scene.agents[0].running(), "{}", scene.agents[0].log());
+    assert_eq!(scene.inst(0, "VI_1").state, "Master");
+
+    std::fs::write(&config, &good).expect("restore r1.toml");
+    let out = scene.agents[0].cli(&["reload"]);
+    eprintln!(
+        "vipflip reload with a valid file: {}\nstdout: {}stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "vipflip reload failed with a valid file: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        scene.describe()
+    );
+    assert_eq!(scene.inst(0, "VI_1").state, "Master");
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics
+
+/// `GET /metrics` from `addr` inside `ns`: the body, or why not.
+fn scrape(ns: &Netns, addr: &'static str) -> Result<String, String> {
+    ns.spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .map_err(|e| format!("send: {e}"))?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| format!("read: {e}"))?;
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("no HTTP answer: {answer:?}"))?;
+        if !head.starts_with("HTTP/1.") || !head.lines().next().is_some_and(|l| l.contains(" 200"))
+        {
+            return Err(format!("HTTP answer: {head}"));
+        }
+        Ok(body.to_owned())
+    })
+    .join()
+    .map_err(|_| "the scraping thread panicked".to_owned())?
+}
+
+/// The value of the sample of `name` whose labels contain every one of `labels`
+/// (`state="master"`), summed when several match; `None` when none does.
+fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        if !labels.iter().all(|l| rest.contains(l)) {
+            continue;
+        }
+        let Some(value) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        found = Some(found.unwrap_or(0.0) + value);
+    }
+    found
+}
+
+#[test]
+fn metrics_scrape_during_failover() {
+    if !root_or_skip("metrics_scrape_during_failover") {
+        return;
+    }
+    let _serial = serial();
+    let extra = |_: &Lab, _: &Path, router: usize| Extra {
+        global: if router == 0 {
+            format!("metrics_listen = \"{METRICS}\"")
+        } else {
+            String::new()
+        },
+        ..Extra::default()
+    };
+    let scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &extra);
+    scene.await_master(0, SETTLE);
+    let r1 = scene.ns(0);
+    let get = || {
+        scrape(r1, METRICS).unwrap_or_else(|e| {
+            panic!(
+                "scraping r1's metrics on {METRICS}: {e}{}",
+                scene.describe()
+            )
+        })
+    };
+    let need = |text: &str, name: &str, labels: &[&str]| {
+        metric(text, name, labels).unwrap_or_else(|| {
+            panic!(
+                "no sample {name}{{{}}} in r1's metrics:\n{text}",
+                labels.join(",")
+            )
+        })
+    };
+    let vi1 = "instance=\"VI_1\"";
+    // Traffic to the VIP is counted by r1's XDP program as delivered locally.
+    let summary = scene.probe(VIP, 200);
+    assert_eq!(field(&summary, "received"), 200, "{summary}");
+    let before = get();
+    let local = need(
+        &before,
+        "vipflip_xdp_packets_total",
+        &["outcome=\"vip_local\""],
+    );
+    assert!(
+        local >= 200.0,
+        "vipflip_xdp_packets_total{{outcome=\"vip_local\"}} is {local} after 200 probes to the VIP"
+    );
+    // Let r1 advertise a while, then hand VI_1 over to r2.
+    std::thread::sleep(Duration::from_millis(300));
+    let out = scene.agents[0].cli(&["handoff", "VI_1"]);
+    assert!(
+        out.status.success(),
+        "vipflip handoff: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    scene.await_master(1, CHANGE);
+    let after = get();
+    eprintln!("r1's metrics after the handoff:\n{after}");
+
+    let transitions = |t: &str| need(t, "vipflip_transitions_total", &[vi1]);
+    assert!(
+        transitions(&after) > transitions(&before),
+        "vipflip_transitions_total did not grow: {} → {}",
+        transitions(&before),
+        transitions(&after)
+    );
+    for (state, was, is) in [("master", 1.0, 0.0), ("backup", 0.0, 1.0)] {
+        let label = format!("state=\"{state}\"");
+        let value = |t: &str| need(t, "vipflip_instance_state", &[vi1, &label]);
+        assert!(
+            (value(&before) - was).abs() < f64::EPSILON
+                && (value(&after) - is).abs() < f64::EPSILON,
+            "vipflip_instance_state{{{vi1},{label}}}: {} → {}, want {was} → {is}",
+            value(&before),
+            value(&after)
+        );
+    }
+    let sent = |t: &str| need(t, "vipflip_adverts_sent_total", &[vi1]);
+    assert!(
+        sent(&after) > sent(&before),
+        "vipflip_adverts_sent_total did not grow: {} → {}",
+        sent(&before),
+        sent(&after)
+    );
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with("vipflip_xdp_packets_total{")),
+        "no vipflip_xdp_packets_total series:\n{after}"
+    );
+    let accepted = |t: &str| {
+        need(
+            t,
+            "vipflip_xdp_packets_total",
+            &["outcome=\"vrrp_accepted\""],
+        )
+    };
+    assert!(
+        accepted(&after) > accepted(&before),
+        "r1's XDP program accepted no advert of r2's after the handoff: {} → {}",
+        accepted(&before),
+        accepted(&after)
+    );
+}
