@@ -83,6 +83,9 @@ pub struct InstanceStatus {
     /// The `[[sync_group]]` the instance belongs to.
     #[serde(default)]
     pub sync_group: Option<String>,
+    /// A reload removed it: it is handing off and waiting out its forward window, then goes.
+    #[serde(default)]
+    pub removing: bool,
 }
 
 /// One tracker of an instance, for `vipflip status`.
@@ -165,7 +168,11 @@ impl StatusReport {
                 (Some(addr), None) => addr.to_string(),
                 _ => "unknown".to_owned(),
             };
-            let handoff = if i.handing_off { " (handing off)" } else { "" };
+            let handoff = match (i.handing_off, i.removing) {
+                (_, true) => " (being removed)",
+                (true, false) => " (handing off)",
+                (false, false) => "",
+            };
             let _ = writeln!(
                 out,
                 "instance {} on {} vrid {} v{}: {}{handoff} for {:.1}s",
@@ -288,6 +295,7 @@ mod tests {
                     },
                 ],
                 sync_group: Some("G1".into()),
+                removing: false,
             }],
         };
         assert_eq!(
@@ -308,7 +316,14 @@ mod tests {
         let json = serde_json::to_string(&Response::Status(report.clone())).unwrap();
         assert_eq!(
             serde_json::from_str::<Response>(&json).unwrap(),
-            Response::Status(report)
+            Response::Status(report.clone())
+        );
+        let mut removing = report;
+        removing.instances[0].removing = true;
+        assert!(
+            removing
+                .render()
+                .contains("instance VI_1 on eth0 vrid 51 v3: Backup (being removed) for 12.3s\n")
         );
     }
 

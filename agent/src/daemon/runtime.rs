@@ -1100,6 +1100,7 @@ impl Daemon {
                         })
                         .collect(),
                     sync_group: r.group.map(|g| self.groups[g].name.clone()),
+                    removing: r.retiring,
                 }
             })
             .collect();
