@@ -4,6 +4,14 @@
 //!
 //! Test traffic stays inside namespaces these helpers create, on `192.0.2.0/24`,
 //! `198.51.100.0/24` and `2001:db8::/32`.
+//!
+//! [`agent`] runs and reads a vipflip agent on a lab router, [`scene`] a lab of them with the
+//! client's prober, and [`interop`] the cases vipflip shares a VRRP group with keepalived or
+//! FRR.
+
+pub mod agent;
+pub mod interop;
+pub mod scene;
 
 use std::{
     path::{Path, PathBuf},
@@ -16,14 +24,23 @@ use std::{
 /// `CI=true`: CI runs as root and must run every test.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    let root = unsafe { libc::geteuid() } == 0;
+    present_or_skip(
+        test,
+        root,
+        "needs root, and CI must run it as root",
+        "needs root (network namespaces, XDP)",
+    )
+}
+
+/// True when what `test` needs is `present`. Otherwise says that `test` is skipped (`why`), or
+/// panics with `missing` under `CI=true`: CI must run every test.
+pub fn present_or_skip(test: &str, present: bool, missing: &str, why: &str) -> bool {
+    if present {
         return true;
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: needs root, and CI must run it as root"
-    );
-    eprintln!("SKIPPED {test}: needs root (network namespaces, XDP)");
+    assert!(std::env::var_os("CI").is_none(), "{test}: {missing}");
+    eprintln!("SKIPPED {test}: {why}");
     false
 }
 
@@ -448,6 +465,12 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     // A test that panicked while holding it poisons it; the next one may still run.
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`root_or_skip`], then [`serial`]: the guard to hold for the whole test, or `None` when the
+/// test is skipped.
+pub fn root_serial(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    root_or_skip(test).then(serial)
 }
 
 /// A child process, killed (SIGKILL) and reaped on drop: agents, probers and responders of a

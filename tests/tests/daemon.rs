@@ -2,92 +2,21 @@
 //! as the client sees them through a 1 ms prober. Needs root.
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use vipflip_integration_tests::{
-    KillOnDrop as Proc, Lab, root_or_skip, serial, summary_number as field, unique, vipflip_bin,
-    wait_for,
+    Lab,
+    agent::{self, QUICK_GARP, vipflip},
+    root_serial,
+    scene::{MDI_US, Prober, Scene, test_dir},
+    summary_number as field,
 };
 
-const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
+const PROBE: Prober = Prober(env!("CARGO_BIN_EXE_vipflip-probe"));
 const VIP: &str = "192.0.2.100";
-
-/// A vipflip agent on one lab router.
-struct Agent {
-    proc: Proc,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Agent {
-    /// The agent's log so far (for failure messages).
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `vipflip status --json` of this agent, as text.
-    fn status(&self) -> String {
-        let out = Command::new(vipflip_bin())
-            .args(["status", "--json", "--control-socket"])
-            .arg(&self.socket)
-            .output()
-            .expect("run vipflip status");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Sends `signal` to the agent process.
-    fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.proc.0.id()).expect("pid fits");
-        // SAFETY: kill has no memory preconditions; the pid is our own child's.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
-    }
-
-    /// Waits for the agent to exit; true if it did within `timeout`.
-    fn exited(&mut self, timeout: Duration) -> bool {
-        wait_for(timeout, || self.proc.0.try_wait().ok().flatten().is_some())
-    }
-
-    /// A counter from `vipflip status --json`.
-    fn number(&self, name: &str) -> u64 {
-        let status = self.status();
-        let key = format!("\"{name}\": ");
-        let at = status
-            .find(&key)
-            .unwrap_or_else(|| panic!("{name} in {status}"))
-            + key.len();
-        status[at..]
-            .split([',', '\n'])
-            .next()
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn state(&self) -> Option<String> {
-        let status = self.status();
-        let at = status.find("\"state\": \"")? + "\"state\": \"".len();
-        Some(status[at..].split('"').next()?.to_owned())
-    }
-}
-
-struct Scene {
-    lab: Lab,
-    /// The VIP, without prefix.
-    vip: String,
-    dir: PathBuf,
-    agents: Vec<Agent>,
-    _responders: Vec<Proc>,
-}
-
-impl Drop for Scene {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// What every router's `[[instance]]` gets besides its priority.
 struct Setup<'a> {
@@ -104,196 +33,99 @@ const DEFAULT: Setup<'static> = Setup {
     extra: &|_, _| String::new(),
 };
 
-fn config(lab: &Lab, router: usize, priority: u8, setup: &Setup<'_>, dir: &Path) -> String {
-    let host = &lab.routers[router];
+fn config(lab: &Lab, dir: &Path, router: usize, priority: u8, setup: &Setup<'_>) -> String {
     format!(
-        r#"[global]
-router_id = "r{n}"
-pin_dir = "{pins}/r{n}"
-control_socket = "{dir}/r{n}.sock"
-
-[[instance]]
-name = "VI_1"
-interface = "{iface}"
-vrid = 51
-priority = {priority}
-advert_interval = "{interval}"
-virtual_ips = ["{vip}"]
-garp = {{ repeat = 2, interval = "0ms", delay = "0s", refresh = "0s" }}
-{extra}
-"#,
-        n = router + 1,
-        pins = lab.bpffs.path().display(),
-        dir = dir.display(),
-        iface = host.iface,
-        interval = setup.interval,
-        vip = setup.vip,
-        extra = (setup.extra)(lab, router),
+        "{}\n{}{QUICK_GARP}{}\n",
+        agent::global(&format!("r{}", router + 1), lab.bpffs.path(), dir),
+        agent::instance(
+            "VI_1",
+            &lab.routers[router].iface,
+            51,
+            priority,
+            setup.interval,
+            setup.vip
+        ),
+        (setup.extra)(lab, router),
     )
 }
 
 /// A lab with `priorities.len()` routers, each running vipflip at that priority with 100 ms
-/// adverts for `192.0.2.100`, and a probe responder on each.
+/// adverts for `192.0.2.100`, and a probe responder on each; once r1 is master.
 fn scene(priorities: &[u8]) -> Scene {
-    scene_with(priorities, &DEFAULT)
+    let scene = scene_with(priorities, &DEFAULT);
+    scene.await_master(0, Duration::from_secs(10));
+    scene
 }
 
 fn scene_with(priorities: &[u8], setup: &Setup<'_>) -> Scene {
     let lab = Lab::new(priorities.len());
-    let dir = std::env::temp_dir().join(unique("vipflip-daemon-"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut agents = Vec::new();
-    let mut responders = Vec::new();
-    for (router, priority) in priorities.iter().enumerate() {
-        let path = dir.join(format!("r{}.toml", router + 1));
-        std::fs::write(&path, config(&lab, router, *priority, setup, &dir)).unwrap();
-        let log = dir.join(format!("r{}.log", router + 1));
-        let child = spawn_agent(&lab, router, &path, &log);
-        agents.push(Agent {
-            proc: Proc(child),
-            socket: dir.join(format!("r{}.sock", router + 1)),
-            log,
-        });
-        let responder = lab.routers[router]
-            .ns
-            .command(PROBE)
-            .args([
-                "serve",
-                "--port",
-                "7777",
-                "--name",
-                &format!("r{}", router + 1),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn vipflip-probe serve");
-        responders.push(Proc(responder));
-    }
-    let vip = setup.vip.split('/').next().unwrap_or(setup.vip).to_owned();
-    Scene {
+    Scene::start(
         lab,
-        dir,
-        agents,
-        vip,
-        _responders: responders,
-    }
+        test_dir("vipflip-daemon-"),
+        PROBE,
+        |lab, dir, router| config(lab, dir, router, priorities[router], setup),
+    )
 }
 
-fn spawn_agent(lab: &Lab, router: usize, config: &Path, log: &Path) -> Child {
-    lab.routers[router]
-        .ns
-        .command(vipflip_bin().to_str().unwrap())
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        )
-        .spawn()
-        .expect("spawn vipflip run")
+/// Only router `master`'s agent is checked (the other may be cut off).
+fn await_master_alone(scene: &Scene, master: usize) {
+    scene.await_states(&[(master, "VI_1", "Master")], Duration::from_secs(5));
 }
 
-/// Waits until router `master` is Master and every other is Backup.
-fn await_roles(scene: &Scene, master: usize, timeout: Duration) {
-    let ok = wait_for(timeout, || {
-        scene.agents.iter().enumerate().all(|(i, a)| {
-            a.state().as_deref() == Some(if i == master { "Master" } else { "Backup" })
-        })
-    });
-    if !ok {
-        let states: Vec<String> = scene
-            .agents
-            .iter()
-            .map(|a| format!("{:?}", a.state()))
-            .collect();
-        let logs: Vec<String> = scene.agents.iter().map(Agent::log).collect();
-        panic!(
-            "router {} never became the only master: states {states:?}\nlogs:\n{}",
-            master + 1,
-            logs.join("\n----\n")
-        );
-    }
+/// Probes `vip` for 3 s and cuts r1's link after 1.5 s (the client's ARP entry is then old
+/// enough to be replaced by the new master's gratuitous ARP): r2 must become master and answer
+/// the client, the outage no longer than `Master_Down_Interval` + 20 ms.
+fn hard_failover_to_r2(scene: &Scene, vip: &str, what: &str) {
+    let probe = scene.start_probe(vip, 3000);
+    std::thread::sleep(Duration::from_millis(1500));
+    let cut = Instant::now();
+    scene.link(0, scene.iface(0), false);
+    let summary = probe.finish();
+    eprintln!(
+        "{what}, seen by the client: {summary} (cut {:?} ago)",
+        cut.elapsed()
+    );
+    await_master_alone(scene, 1);
+    let outage = field(&summary, "longest_outage_us");
+    assert!(
+        outage <= MDI_US + 20_000,
+        "{what}: outage {outage} µs > Master_Down_Interval {MDI_US} µs + 20 ms: {summary}\n\
+         r2 log:\n{}",
+        scene.agents[1].log()
+    );
+    assert!(
+        summary.contains("\"r2\":"),
+        "{what}: r2 never answered: {summary}"
+    );
 }
 
-/// Starts the client's prober for `duration_ms` in the background.
-fn start_probe(scene: &Scene, duration_ms: u32) -> Child {
-    scene
-        .lab
-        .client
-        .ns
-        .command(PROBE)
-        .args([
-            "probe",
-            "--target",
-            &scene.vip,
-            "--port",
-            "7777",
-            "--interval-us",
-            "1000",
-        ])
-        .args(["--duration-ms", &duration_ms.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn vipflip-probe probe")
-}
-
-fn finish_probe(child: Child) -> String {
-    let out = child.wait_with_output().expect("wait for the prober");
-    assert!(out.status.success(), "prober failed");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+/// The XDP program is attached to r1's interface.
+fn r1_has_xdp(scene: &Scene) -> bool {
+    let link = scene.ns(0).ip(&["link", "show", scene.iface(0)]);
+    String::from_utf8_lossy(&link.stdout).contains("prog/xdp")
 }
 
 #[test]
 fn election_then_hard_failover_within_master_down_interval() {
-    if !root_or_skip("election_then_hard_failover_within_master_down_interval") {
+    let Some(_serial) = root_serial("election_then_hard_failover_within_master_down_interval")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let scene = scene(&[200, 100]);
-    await_roles(&scene, 0, Duration::from_secs(10));
     assert!(
         scene.lab.client.ns.ping_once(VIP),
         "the VIP does not answer after the election"
     );
 
-    // Probe for 3 s; cut the master's link after 1.5 s (the client's ARP entry is then old
-    // enough to be replaced by the new master's gratuitous ARP).
-    let probe = start_probe(&scene, 3000);
-    std::thread::sleep(Duration::from_millis(1500));
-    let cut = Instant::now();
-    scene.lab.routers[0]
-        .ns
-        .ip(&["link", "set", &scene.lab.routers[0].iface, "down"]);
-    let summary = finish_probe(probe);
-    eprintln!(
-        "hard failover, 100 ms adverts, seen by the client: {summary} (cut {:?} ago)",
-        cut.elapsed()
-    );
-    await_roles_partial(&scene, 1);
-    // Master_Down_Interval at priority 100, 100 ms: 3 × 100 ms + (256 − 100) × 100 ms / 256.
-    let mdi_us = 300_000 + 156 * 100_000 / 256;
-    let outage = field(&summary, "longest_outage_us");
-    assert!(
-        outage <= mdi_us + 20_000,
-        "outage {outage} µs > Master_Down_Interval {mdi_us} µs + 20 ms: {summary}\nr2 log:\n{}",
-        scene.agents[1].log()
-    );
-    assert!(summary.contains("\"r2\":"), "r2 never answered: {summary}");
+    hard_failover_to_r2(&scene, VIP, "hard failover, 100 ms adverts");
 
     // The link comes back: r1 (priority 200) preempts r2, and the client keeps being served.
-    let probe = start_probe(&scene, 2000);
+    let probe = scene.start_probe(VIP, 2000);
     std::thread::sleep(Duration::from_millis(300));
-    scene.lab.routers[0]
-        .ns
-        .ip(&["link", "set", &scene.lab.routers[0].iface, "up"]);
-    let summary = finish_probe(probe);
+    scene.link(0, scene.iface(0), true);
+    let summary = probe.finish();
     eprintln!("r1 back and preempting, seen by the client: {summary}");
-    await_roles(&scene, 0, Duration::from_secs(5));
+    scene.await_master(0, Duration::from_secs(5));
     assert!(
         summary.contains("\"r1\":"),
         "r1 never answered again: {summary}"
@@ -307,87 +139,66 @@ fn election_then_hard_failover_within_master_down_interval() {
 
 #[test]
 fn a_killed_master_agent_is_replaced_within_master_down_interval() {
-    if !root_or_skip("a_killed_master_agent_is_replaced_within_master_down_interval") {
+    let Some(_serial) =
+        root_serial("a_killed_master_agent_is_replaced_within_master_down_interval")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let mut scene = scene(&[200, 100]);
-    await_roles(&scene, 0, Duration::from_secs(10));
     // SIGKILL: no priority 0, no cleanup. r1's host keeps its XDP entry and the VIP, so the
     // client is served throughout; r2 must still take over on time.
     let killed = Instant::now();
     scene.agents[0].signal(libc::SIGKILL);
     assert!(scene.agents[0].exited(Duration::from_secs(5)));
-    await_roles_partial(&scene, 1);
+    await_master_alone(&scene, 1);
     let took = killed.elapsed();
-    let mdi = Duration::from_micros(300_000 + 156 * 100_000 / 256);
+    let mdi = Duration::from_micros(MDI_US);
     // Polled through `vipflip status` every 10 ms: allow that and the process start-up.
     assert!(
         took <= mdi + Duration::from_millis(150),
         "r2 took {took:?} (Master_Down_Interval {mdi:?})"
     );
     assert!(
-        scene.lab.client.ns.ping_once(&scene.vip),
+        scene.lab.client.ns.ping_once(VIP),
         "the VIP does not answer after the takeover"
     );
 }
 
 #[test]
 fn keep_dataplane_leaves_the_xdp_program_in_place() {
-    if !root_or_skip("keep_dataplane_leaves_the_xdp_program_in_place") {
+    let Some(_serial) = root_serial("keep_dataplane_leaves_the_xdp_program_in_place") else {
         return;
-    }
-    let _serial = serial();
+    };
     let mut scene = scene(&[200]);
-    await_roles(&scene, 0, Duration::from_secs(10));
     scene.agents[0].signal(libc::SIGTERM);
     assert!(
         scene.agents[0].exited(Duration::from_secs(10)),
         "{}",
         scene.agents[0].log()
     );
-    let r1 = &scene.lab.routers[0];
-    let link = r1.ns.ip(&["link", "show", &r1.iface]);
-    assert!(
-        !String::from_utf8_lossy(&link.stdout).contains("prog/xdp"),
-        "plain stop left XDP attached"
-    );
+    assert!(!r1_has_xdp(&scene), "plain stop left XDP attached");
 
     // Again, with --keep-dataplane.
-    let config = scene.dir.join("r1.toml");
-    let child = r1
-        .ns
-        .command(vipflip_bin().to_str().unwrap())
-        .args(["run", "--keep-dataplane", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    scene.agents[0].proc = Proc(child);
-    await_roles(&scene, 0, Duration::from_secs(10));
+    scene.restart(0, &["--keep-dataplane"]);
+    scene.await_master(0, Duration::from_secs(10));
     scene.agents[0].signal(libc::SIGTERM);
     assert!(scene.agents[0].exited(Duration::from_secs(10)));
-    let link = r1.ns.ip(&["link", "show", &r1.iface]);
-    assert!(
-        String::from_utf8_lossy(&link.stdout).contains("prog/xdp"),
-        "--keep-dataplane detached XDP"
-    );
+    assert!(r1_has_xdp(&scene), "--keep-dataplane detached XDP");
     assert!(
         scene
             .lab
             .bpffs
             .path()
             .join("r1")
-            .join(&r1.iface)
+            .join(scene.iface(0))
             .join("VIPS")
             .exists(),
         "pins removed"
     );
     // No daemon answers now: `status` says so and shows what the pins hold.
-    let out = Command::new(vipflip_bin())
+    let out = Command::new(vipflip())
         .args(["status", "--config"])
-        .arg(&config)
+        .arg(&scene.agents[0].config)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -404,47 +215,23 @@ fn keep_dataplane_leaves_the_xdp_program_in_place() {
     );
 }
 
-/// Only router `master`'s agent is checked (the other may be cut off).
-fn await_roles_partial(scene: &Scene, master: usize) {
-    let ok = wait_for(Duration::from_secs(5), || {
-        scene.agents[master].state().as_deref() == Some("Master")
-    });
-    assert!(
-        ok,
-        "router {} is not master: {}",
-        master + 1,
-        scene.agents[master].log()
-    );
-}
-
 #[test]
 fn planned_handoff_loses_no_probe() {
-    if !root_or_skip("planned_handoff_loses_no_probe") {
+    let Some(_serial) = root_serial("planned_handoff_loses_no_probe") else {
         return;
-    }
-    let _serial = serial();
+    };
     let scene = scene(&[200, 100]);
-    await_roles(&scene, 0, Duration::from_secs(10));
     assert!(
         scene.lab.client.ns.ping_once(VIP),
         "the VIP does not answer after the election"
     );
 
-    let probe = start_probe(&scene, 2500);
+    let probe = scene.start_probe(VIP, 2500);
     std::thread::sleep(Duration::from_secs(1));
-    let out = Command::new(vipflip_bin())
-        .args(["handoff", "VI_1", "--control-socket"])
-        .arg(&scene.agents[0].socket)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "vipflip handoff: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = finish_probe(probe);
+    scene.agents[0].handoff("VI_1");
+    let summary = probe.finish();
     eprintln!("planned handoff, seen by the client: {summary}");
-    await_roles(&scene, 1, Duration::from_secs(5));
+    scene.await_master(1, Duration::from_secs(5));
     assert_eq!(
         field(&summary, "lost"),
         0,
@@ -457,10 +244,9 @@ fn planned_handoff_loses_no_probe() {
 
 #[test]
 fn sigterm_hands_off_without_losing_a_probe() {
-    if !root_or_skip("sigterm_hands_off_without_losing_a_probe") {
+    let Some(_serial) = root_serial("sigterm_hands_off_without_losing_a_probe") else {
         return;
-    }
-    let _serial = serial();
+    };
     let mut scene = scene_with(
         &[200, 100],
         &Setup {
@@ -468,11 +254,11 @@ fn sigterm_hands_off_without_losing_a_probe() {
             ..DEFAULT
         },
     );
-    await_roles(&scene, 0, Duration::from_secs(10));
-    let probe = start_probe(&scene, 3000);
+    scene.await_master(0, Duration::from_secs(10));
+    let probe = scene.start_probe(VIP, 3000);
     std::thread::sleep(Duration::from_secs(1));
     scene.agents[0].signal(libc::SIGTERM);
-    let summary = finish_probe(probe);
+    let summary = probe.finish();
     eprintln!("SIGTERM on the master, seen by the client: {summary}");
     assert!(
         scene.agents[0].exited(Duration::from_secs(10)),
@@ -480,7 +266,7 @@ fn sigterm_hands_off_without_losing_a_probe() {
         scene.agents[0].log()
     );
     assert_eq!(
-        scene.agents[1].state().as_deref(),
+        scene.agents[1].state("VI_1").as_deref(),
         Some("Master"),
         "{}",
         scene.agents[1].log()
@@ -492,21 +278,14 @@ fn sigterm_hands_off_without_losing_a_probe() {
         scene.agents[0].log()
     );
     // The data plane is gone with the daemon (no --keep-dataplane).
-    let link = scene.lab.routers[0]
-        .ns
-        .ip(&["link", "show", &scene.lab.routers[0].iface]);
-    assert!(
-        !String::from_utf8_lossy(&link.stdout).contains("prog/xdp"),
-        "XDP left attached"
-    );
+    assert!(!r1_has_xdp(&scene), "XDP left attached");
 }
 
 #[test]
 fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
-    if !root_or_skip("spoofed_adverts_are_dropped_in_xdp_and_change_nothing") {
+    let Some(_serial) = root_serial("spoofed_adverts_are_dropped_in_xdp_and_change_nothing") else {
         return;
-    }
-    let _serial = serial();
+    };
     let allowed = |_: &Lab, _| "allowed_peers = [\"192.0.2.1\", \"192.0.2.2\"]".to_owned();
     let scene = scene_with(
         &[200, 100],
@@ -515,20 +294,16 @@ fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
             ..DEFAULT
         },
     );
-    await_roles(&scene, 0, Duration::from_secs(10));
+    scene.await_master(0, Duration::from_secs(10));
     let client = &scene.lab.client;
     client
         .ns
         .ip(&["route", "add", "224.0.0.0/4", "dev", &client.iface]);
-    let before: Vec<(u64, u64)> = scene
-        .agents
-        .iter()
-        .map(|a| (a.number("transitions"), a.number("xdp_adverts_dropped")))
-        .collect();
+    let before: Vec<_> = (0..2).map(|r| scene.inst(r, "VI_1")).collect();
     for (src, ttl) in [("192.0.2.1", "64"), ("192.0.2.200", "255")] {
         let out = client
             .ns
-            .command(PROBE)
+            .command(PROBE.0)
             .args([
                 "advert",
                 "--src",
@@ -551,20 +326,20 @@ fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
         );
     }
     std::thread::sleep(Duration::from_millis(500));
-    await_roles(&scene, 0, Duration::from_secs(1));
-    for (agent, (transitions, dropped)) in scene.agents.iter().zip(before) {
+    scene.await_master(0, Duration::from_secs(1));
+    for (router, was) in before.iter().enumerate() {
+        let now = scene.inst(router, "VI_1");
         assert_eq!(
-            agent.number("transitions"),
-            transitions,
+            now.transitions, was.transitions,
             "a spoofed advert caused a transition"
         );
         assert!(
-            agent.number("xdp_adverts_dropped") >= dropped + 40,
+            now.xdp_adverts_dropped >= was.xdp_adverts_dropped + 40,
             "XDP did not drop the 40 forged adverts: {}",
-            agent.status()
+            scene.agents[router].status()
         );
     }
-    let maps = Command::new(vipflip_bin())
+    let maps = Command::new(vipflip())
         .args(["maps", "--pin-dir"])
         .arg(scene.lab.bpffs.path().join("r2"))
         .output()
@@ -578,23 +353,19 @@ fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
 
 #[test]
 fn a_restarted_agent_keeps_the_traffic_flowing() {
-    if !root_or_skip("a_restarted_agent_keeps_the_traffic_flowing") {
+    let Some(_serial) = root_serial("a_restarted_agent_keeps_the_traffic_flowing") else {
         return;
-    }
-    let _serial = serial();
+    };
     let mut scene = scene(&[200, 100]);
-    await_roles(&scene, 0, Duration::from_secs(10));
-    let probe = start_probe(&scene, 3000);
+    let probe = scene.start_probe(VIP, 3000);
     std::thread::sleep(Duration::from_secs(1));
     // SIGKILL: nothing is cleaned up; the pinned XDP program and the VIP stay in place.
     scene.agents[0].signal(libc::SIGKILL);
     assert!(scene.agents[0].exited(Duration::from_secs(5)));
-    let config = scene.dir.join("r1.toml");
-    let child = spawn_agent(&scene.lab, 0, &config, &scene.agents[0].log);
-    scene.agents[0].proc = Proc(child);
-    let summary = finish_probe(probe);
+    scene.restart(0, &[]);
+    let summary = probe.finish();
     eprintln!("master restarted, seen by the client: {summary}");
-    await_roles(&scene, 0, Duration::from_secs(5));
+    scene.await_master(0, Duration::from_secs(5));
     assert!(
         scene.agents[0]
             .log()
@@ -614,17 +385,16 @@ fn a_restarted_agent_keeps_the_traffic_flowing() {
 /// gratuitous ARP would keep it): after a handoff the old master forwards on the wire.
 #[test]
 fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
-    if !root_or_skip("a_client_with_a_stale_arp_entry_is_served_through_the_old_master") {
+    let Some(_serial) =
+        root_serial("a_client_with_a_stale_arp_entry_is_served_through_the_old_master")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let scene = scene(&[200, 100]);
-    await_roles(&scene, 0, Duration::from_secs(10));
     let client = &scene.lab.client;
-    let r1 = &scene.lab.routers[0];
-    let mac = r1
-        .ns
-        .mac(&r1.iface)
+    let mac = scene
+        .ns(0)
+        .mac(scene.iface(0))
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
@@ -632,7 +402,7 @@ fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
     client.ns.ip(&[
         "neigh",
         "replace",
-        &scene.vip,
+        VIP,
         "lladdr",
         &mac,
         "dev",
@@ -640,19 +410,10 @@ fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
         "nud",
         "permanent",
     ]);
-    let out = Command::new(vipflip_bin())
-        .args(["handoff", "VI_1", "--control-socket"])
-        .arg(&scene.agents[0].socket)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "vipflip handoff: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    await_roles(&scene, 1, Duration::from_secs(5));
+    scene.agents[0].handoff("VI_1");
+    scene.await_master(1, Duration::from_secs(5));
     // Well inside the default 5 s forward window.
-    let summary = finish_probe(start_probe(&scene, 1000));
+    let summary = scene.probe(VIP, 1000);
     eprintln!("stale ARP entry after a handoff, seen by the client: {summary}");
     assert_eq!(
         field(&summary, "lost"),
@@ -674,46 +435,30 @@ fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
 
 #[test]
 fn ipv6_vip_fails_over() {
-    if !root_or_skip("ipv6_vip_fails_over") {
+    let Some(_serial) = root_serial("ipv6_vip_fails_over") else {
         return;
-    }
-    let _serial = serial();
+    };
+    let vip = "2001:db8::100";
     let scene = scene_with(
         &[200, 100],
         &Setup {
-            vip: "2001:db8::100/64",
+            vip: &format!("{vip}/64"),
             ..DEFAULT
         },
     );
-    await_roles(&scene, 0, Duration::from_secs(10));
+    scene.await_master(0, Duration::from_secs(10));
     assert!(
-        scene.lab.client.ns.ping_once(&scene.vip),
+        scene.lab.client.ns.ping_once(vip),
         "the IPv6 VIP does not answer"
     );
-    let probe = start_probe(&scene, 3000);
-    std::thread::sleep(Duration::from_millis(1500));
-    scene.lab.routers[0]
-        .ns
-        .ip(&["link", "set", &scene.lab.routers[0].iface, "down"]);
-    let summary = finish_probe(probe);
-    eprintln!("IPv6 hard failover, seen by the client: {summary}");
-    await_roles_partial(&scene, 1);
-    let mdi_us = 300_000 + 156 * 100_000 / 256;
-    let outage = field(&summary, "longest_outage_us");
-    assert!(
-        outage <= mdi_us + 20_000,
-        "outage {outage} µs: {summary}\nr2 log:\n{}",
-        scene.agents[1].log()
-    );
-    assert!(summary.contains("\"r2\":"), "r2 never answered: {summary}");
+    hard_failover_to_r2(&scene, vip, "IPv6 hard failover");
 }
 
 #[test]
 fn unicast_peers_elect_and_fail_over() {
-    if !root_or_skip("unicast_peers_elect_and_fail_over") {
+    let Some(_serial) = root_serial("unicast_peers_elect_and_fail_over") else {
         return;
-    }
-    let _serial = serial();
+    };
     let peers = |lab: &Lab, router: usize| {
         let other = &lab.routers[1 - router];
         format!("unicast_peers = [\"{}\"]", other.ipv4)
@@ -725,29 +470,17 @@ fn unicast_peers_elect_and_fail_over() {
             ..DEFAULT
         },
     );
-    await_roles(&scene, 0, Duration::from_secs(10));
-    let probe = start_probe(&scene, 3000);
-    std::thread::sleep(Duration::from_millis(1500));
-    scene.lab.routers[0]
-        .ns
-        .ip(&["link", "set", &scene.lab.routers[0].iface, "down"]);
-    let summary = finish_probe(probe);
-    eprintln!("unicast hard failover, seen by the client: {summary}");
-    await_roles_partial(&scene, 1);
-    assert!(summary.contains("\"r2\":"), "r2 never answered: {summary}");
-    let mdi_us = 300_000 + 156 * 100_000 / 256;
-    assert!(
-        field(&summary, "longest_outage_us") <= mdi_us + 20_000,
-        "{summary}"
-    );
+    scene.await_master(0, Duration::from_secs(10));
+    hard_failover_to_r2(&scene, VIP, "unicast hard failover");
 }
 
 #[test]
 fn an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs() {
-    if !root_or_skip("an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs") {
+    let Some(_serial) =
+        root_serial("an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let missing = |_: &Lab, _| {
         "\n[[instance]]\nname = \"VI_GONE\"\ninterface = \"vfnothere0\"\nvrid = 52\nvirtual_ips = [\"192.0.2.150/24\"]\n".to_owned()
     };
@@ -758,16 +491,14 @@ fn an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs() {
             ..DEFAULT
         },
     );
-    let ok = wait_for(Duration::from_secs(10), || {
-        let status = scene.agents[0].status();
-        status.contains("\"name\": \"VI_1\"")
-            && status.contains("\"state\": \"Master\"")
-            && status.contains("\"state\": \"Fault\"")
-    });
-    assert!(
-        ok,
-        "status: {}\nlog:\n{}",
-        scene.agents[0].status(),
-        scene.agents[0].log()
+    scene.await_that(
+        "r1 VI_1 Master and VI_GONE Fault",
+        Duration::from_secs(10),
+        |s| {
+            let status = s.agents[0].status();
+            status.contains("\"name\": \"VI_1\"")
+                && status.contains("\"state\": \"Master\"")
+                && status.contains("\"state\": \"Fault\"")
+        },
     );
 }

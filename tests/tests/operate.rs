@@ -5,29 +5,30 @@
 
 use std::{
     cell::RefCell,
-    fmt::Write as _,
     fs::File,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::Command,
     sync::mpsc,
     time::{Duration, Instant},
 };
 
 use vipflip_integration_tests::{
-    KillOnDrop as Proc, Lab, Netns, root_or_skip, serial, summary_number as field, unique,
-    vipflip_bin, wait_for,
+    KillOnDrop as Proc, Lab, Netns,
+    agent::{self, QUICK_GARP},
+    root_serial,
+    scene::{MDI_US, Prober, Scene, test_dir},
+    summary_number as field, unique, wait_for,
 };
 
-const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
+const PROBE: Prober = Prober(env!("CARGO_BIN_EXE_vipflip-probe"));
 /// The VIP of instance `VI_1` (VRID 51).
 const VIP: &str = "192.0.2.100";
 /// The VIP of instance `VI_2` (VRID 52), where a test has one.
 const VIP2: &str = "192.0.2.101";
-/// `Master_Down_Interval` of a priority-100 backup with 100 ms adverts:
-/// 3 × 100 ms + (256 − 100) × 100 ms / 256.
-const MDI: Duration = Duration::from_micros(300_000 + 156 * 100_000 / 256);
+/// `Master_Down_Interval` of a priority-100 backup with 100 ms adverts.
+const MDI: Duration = Duration::from_micros(MDI_US);
 /// Where r1 serves metrics in the metrics test (inside r1's namespace).
 const METRICS: &str = "127.0.0.1:9477";
 /// Elections at start-up and after a change: generous, polled.
@@ -36,114 +37,8 @@ const CHANGE: Duration = Duration::from_secs(5);
 /// The extra interface r1 tracks in the tracking and sync group tests.
 const TRACKED: &str = "trk0";
 
-/// The `vipflip` binary, found (or built) once per test binary: status is polled often.
-fn vipflip() -> &'static Path {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(vipflip_bin)
-}
-
 // ---------------------------------------------------------------------------------------
-// Reading `vipflip status --json`
-
-/// One instance as `vipflip status --json` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Inst {
-    name: String,
-    state: String,
-    base_priority: u64,
-    effective_priority: u64,
-    transitions: u64,
-}
-
-/// The scalar after `"key": ` in a pretty-printed JSON object, without quotes.
-fn json_value(chunk: &str, key: &str) -> Option<String> {
-    let key = format!("\"{key}\": ");
-    let at = chunk.find(&key)? + key.len();
-    let value = chunk[at..].lines().next()?.trim().trim_end_matches(',');
-    Some(value.trim_matches('"').to_owned())
-}
-
-/// The instances of a `vipflip status --json` document (pretty-printed by the CLI: one key
-/// per line, each instance starting with its `name`).
-fn parse_status(status: &str) -> Vec<Inst> {
-    status
-        .split("\"name\": \"")
-        .skip(1)
-        .filter_map(|chunk| {
-            let number = |key| json_value(chunk, key)?.parse().ok();
-            Some(Inst {
-                name: chunk.split('"').next()?.to_owned(),
-                state: json_value(chunk, "state")?,
-                base_priority: number("base_priority")?,
-                effective_priority: number("effective_priority")?,
-                transitions: number("transitions")?,
-            })
-        })
-        .collect()
-}
-
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-// ---------------------------------------------------------------------------------------
-// Agents and the scene
-
-/// A `vipflip run` on one lab router.
-struct Agent {
-    /// 1-based, as in `r1`.
-    n: usize,
-    proc: Proc,
-    config: PathBuf,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `vipflip status --json` as text (empty when the daemon does not answer).
-    fn status(&self) -> String {
-        let out = Command::new(vipflip())
-            .args(["status", "--json", "--control-socket"])
-            .arg(&self.socket)
-            .output()
-            .expect("run vipflip status");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn instances(&self) -> Vec<Inst> {
-        parse_status(&self.status())
-    }
-
-    fn inst(&self, name: &str) -> Option<Inst> {
-        self.instances().into_iter().find(|i| i.name == name)
-    }
-
-    fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.proc.0.id()).expect("pid fits");
-        // SAFETY: kill has no memory preconditions; the pid is our own child's.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
-    }
-
-    fn running(&mut self) -> bool {
-        self.proc.0.try_wait().ok().flatten().is_none()
-    }
-
-    /// `vipflip ARGS… --control-socket SOCKET` (for `reload`, `handoff`).
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(vipflip())
-            .args(args)
-            .arg("--control-socket")
-            .arg(&self.socket)
-            .output()
-            .expect("run vipflip")
-    }
-}
+// The scene
 
 /// What router `i` runs besides the common `[global]` keys and instance `VI_1`.
 #[derive(Default)]
@@ -158,244 +53,109 @@ struct Extra {
 
 /// An `[[instance]]` with 100 ms adverts and a quick GARP, no second burst.
 fn instance(name: &str, iface: &str, vrid: u8, priority: u8, vip: &str) -> String {
-    format!(
-        r#"[[instance]]
-name = "{name}"
-interface = "{iface}"
-vrid = {vrid}
-priority = {priority}
-advert_interval = "100ms"
-virtual_ips = ["{vip}/24"]
-garp = {{ repeat = 2, interval = "0ms", delay = "0s", refresh = "0s" }}
-"#
-    )
+    agent::instance(name, iface, vrid, priority, "100ms", &format!("{vip}/24")) + QUICK_GARP
 }
 
 type ExtraFn<'a> = &'a dyn Fn(&Lab, &Path, usize) -> Extra;
 
-struct Scene {
-    agents: Vec<Agent>,
-    responders: Vec<Proc>,
-    priorities: Vec<u8>,
-    lab: Lab,
-    dir: PathBuf,
-}
-
-impl Drop for Scene {
-    fn drop(&mut self) {
-        // Agents and responders first (KillOnDrop), then the files; the lab (namespaces,
-        // bpffs with the pins) goes with the fields.
-        self.agents.clear();
-        self.responders.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A fresh directory for one test's configurations, logs, FIFOs and scripts.
-fn test_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("vipflip-operate-"));
-    std::fs::create_dir_all(&dir).expect("create the test directory");
-    dir
+fn fresh_dir() -> PathBuf {
+    test_dir("vipflip-operate-")
 }
 
-impl Scene {
-    /// Runs vipflip on each router of `lab` at `priorities[i]`, with `extra(lab, dir, i)`,
-    /// and a probe responder on each.
-    fn start(lab: Lab, dir: PathBuf, priorities: &[u8], extra: ExtraFn<'_>) -> Self {
-        let mut scene = Self {
-            agents: Vec::new(),
-            responders: Vec::new(),
-            priorities: priorities.to_vec(),
-            lab,
-            dir,
-        };
-        for router in 0..priorities.len() {
-            let n = router + 1;
-            let config = scene.dir.join(format!("r{n}.toml"));
-            let text = scene.config_text(router, &extra(&scene.lab, &scene.dir, router));
-            std::fs::write(&config, text).expect("write the configuration");
-            let log = scene.dir.join(format!("r{n}.log"));
-            let proc = Proc(spawn_agent(&scene.lab, router, &config, &log));
-            scene.agents.push(Agent {
-                n,
-                proc,
-                config,
-                socket: scene.dir.join(format!("r{n}.sock")),
-                log,
-            });
-            let responder = scene.lab.routers[router]
-                .ns
-                .command(PROBE)
-                .args(["serve", "--port", "7777", "--name", &format!("r{n}")])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("spawn vipflip-probe serve");
-            scene.responders.push(Proc(responder));
-        }
-        scene
-    }
-
-    /// The configuration of `router` with `extra`.
-    fn config_text(&self, router: usize, extra: &Extra) -> String {
-        let n = router + 1;
+/// Runs vipflip on each router of `lab` at `priorities[i]`, with `extra(lab, dir, i)`, and a
+/// probe responder on each.
+fn start(lab: Lab, dir: PathBuf, priorities: &[u8], extra: ExtraFn<'_>) -> Scene {
+    Scene::start(lab, dir, PROBE, |lab, dir, router| {
+        let extra = extra(lab, dir, router);
         format!(
-            "[global]\nrouter_id = \"r{n}\"\npin_dir = \"{pins}/r{n}\"\ncontrol_socket = \"{dir}/r{n}.sock\"\n{global}\n\n{vi1}{instance}\n\n{tables}\n",
-            pins = self.lab.bpffs.path().display(),
-            dir = self.dir.display(),
+            "{}{global}\n\n{vi1}{instance}\n\n{tables}\n",
+            agent::global(&format!("r{}", router + 1), lab.bpffs.path(), dir),
             global = extra.global,
             vi1 = instance(
                 "VI_1",
-                &self.lab.routers[router].iface,
+                &lab.routers[router].iface,
                 51,
-                self.priorities[router],
+                priorities[router],
                 VIP
             ),
             instance = extra.instance,
             tables = extra.tables,
         )
-    }
-
-    fn iface(&self, router: usize) -> &str {
-        &self.lab.routers[router].iface
-    }
-
-    fn ns(&self, router: usize) -> &Netns {
-        &self.lab.routers[router].ns
-    }
-
-    /// Every agent's status and the end of its log, for failure messages.
-    fn describe(&self) -> String {
-        let mut out = String::new();
-        for agent in &self.agents {
-            let _ = writeln!(out, "\n==== r{} status:", agent.n);
-            for inst in agent.instances() {
-                let _ = writeln!(out, "{inst:?}");
-            }
-            let _ = writeln!(
-                out,
-                "==== r{} log (tail):\n{}",
-                agent.n,
-                tail(&agent.log(), 60)
-            );
-        }
-        out
-    }
-
-    /// Waits until `condition` holds; panics with `what`, every status and every log if it
-    /// does not within `timeout`.
-    fn await_that(&self, what: &str, timeout: Duration, mut condition: impl FnMut(&Self) -> bool) {
-        let ok = wait_for(timeout, || condition(self));
-        assert!(ok, "{what}: not so after {timeout:?}{}", self.describe());
-    }
-
-    /// Waits until each `(router, instance, state)` holds (routers 0-based).
-    fn await_states(&self, want: &[(usize, &str, &str)], timeout: Duration) {
-        let what: Vec<String> = want
-            .iter()
-            .map(|(r, i, s)| format!("r{} {i} {s}", r + 1))
-            .collect();
-        self.await_that(&format!("expected {}", what.join(", ")), timeout, |scene| {
-            want.iter().all(|(router, name, state)| {
-                scene.agents[*router]
-                    .inst(name)
-                    .is_some_and(|i| i.state == *state)
-            })
-        });
-    }
-
-    /// `VI_1` is master on `master` and backup on every other router.
-    fn await_master(&self, master: usize, timeout: Duration) {
-        let want: Vec<(usize, &str, &str)> = (0..self.agents.len())
-            .map(|r| (r, "VI_1", if r == master { "Master" } else { "Backup" }))
-            .collect();
-        self.await_states(&want, timeout);
-    }
-
-    fn inst(&self, router: usize, name: &str) -> Inst {
-        self.agents[router]
-            .inst(name)
-            .unwrap_or_else(|| panic!("r{} shows no {name}{}", router + 1, self.describe()))
-    }
-
-    /// Whether `router` serves `vip`: (its XDP entry is `local`, the address is on its
-    /// interface).
-    fn serves(&self, router: usize, vip: &str) -> (bool, bool) {
-        let local = self.agents[router]
-            .status()
-            .contains(&format!("\"{vip}: local "));
-        let addrs = self.ns(router).ip(&["-o", "addr", "show"]);
-        let addr = String::from_utf8_lossy(&addrs.stdout).contains(&format!(" {vip}/"));
-        (local, addr)
-    }
-
-    /// Waits until `router` serves `vip` (XDP `local` and the address), or serves it in
-    /// neither way.
-    fn await_serving(&self, router: usize, vip: &str, serving: bool) {
-        let what = if serving {
-            "serves"
-        } else {
-            "neither serves in XDP nor holds"
-        };
-        self.await_that(&format!("r{} {what} {vip}", router + 1), CHANGE, |s| {
-            s.serves(router, vip) == (serving, serving)
-        });
-    }
-
-    fn link(&self, router: usize, iface: &str, up: bool) {
-        self.ns(router)
-            .ip(&["link", "set", iface, if up { "up" } else { "down" }]);
-    }
-
-    /// Starts the client's 1 ms prober towards `target` for `duration_ms`.
-    fn start_probe(&self, target: &str, duration_ms: u32) -> Child {
-        self.lab
-            .client
-            .ns
-            .command(PROBE)
-            .args(["probe", "--target", target, "--port", "7777"])
-            .args(["--interval-us", "1000", "--duration-ms"])
-            .arg(duration_ms.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn vipflip-probe probe")
-    }
-
-    /// Probes `target` for `duration_ms` and returns the summary line.
-    fn probe(&self, target: &str, duration_ms: u32) -> String {
-        finish_probe(self.start_probe(target, duration_ms))
-    }
+    })
 }
 
-fn spawn_agent(lab: &Lab, router: usize, config: &Path, log: &Path) -> Child {
-    lab.routers[router]
-        .ns
-        .command(vipflip().to_str().expect("utf-8 path"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .expect("open the agent log"),
-        )
-        .spawn()
-        .expect("spawn vipflip run")
+/// `priorities.len()` routers running vipflip with nothing but `VI_1`, once r1 is its master.
+fn plain(priorities: &[u8]) -> Scene {
+    let scene = start(
+        Lab::new(priorities.len()),
+        fresh_dir(),
+        priorities,
+        &|_, _, _| Extra::default(),
+    );
+    scene.await_master(0, SETTLE);
+    scene
 }
 
-fn finish_probe(child: Child) -> String {
-    let out = child.wait_with_output().expect("wait for the prober");
-    assert!(out.status.success(), "prober failed");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+/// Whether `router` serves `vip`: (its XDP entry is `local`, the address is on its
+/// interface).
+fn serves(scene: &Scene, router: usize, vip: &str) -> (bool, bool) {
+    let local = scene.agents[router]
+        .status()
+        .contains(&format!("\"{vip}: local "));
+    let addrs = scene.ns(router).ip(&["-o", "addr", "show"]);
+    let addr = String::from_utf8_lossy(&addrs.stdout).contains(&format!(" {vip}/"));
+    (local, addr)
+}
+
+/// Waits until `router` serves `vip` (XDP `local` and the address), or serves it in
+/// neither way.
+fn await_serving(scene: &Scene, router: usize, vip: &str, serving: bool) {
+    let what = if serving {
+        "serves"
+    } else {
+        "neither serves in XDP nor holds"
+    };
+    scene.await_that(&format!("r{} {what} {vip}", router + 1), CHANGE, |s| {
+        serves(s, router, vip) == (serving, serving)
+    });
 }
 
 /// How many probes of `summary` router `name` answered (0 if none).
 fn answered_by(summary: &str, name: &str) -> u64 {
     let key = format!("\"{name}\":");
     summary.find(&key).map_or(0, |_| field(summary, name))
+}
+
+/// Probes `vip` for `duration_ms`: router `router` must answer every probe. `what` says
+/// what failed.
+fn assert_served_by(scene: &Scene, vip: &str, duration_ms: u32, router: usize, what: &str) {
+    let summary = scene.probe(vip, duration_ms);
+    let name = format!("r{}", router + 1);
+    assert!(
+        field(&summary, "lost") == 0 && answered_by(&summary, &name) == u64::from(duration_ms),
+        "{what}: {summary}{}",
+        scene.describe()
+    );
+}
+
+/// The effective priority of r1's `VI_1`.
+fn r1_priority(scene: &Scene) -> u64 {
+    scene.inst(0, "VI_1").effective_priority
+}
+
+/// The transitions of `VI_1` on every router.
+fn vi1_transitions(scene: &Scene) -> Vec<u64> {
+    (0..scene.agents.len())
+        .map(|r| scene.inst(r, "VI_1").transitions)
+        .collect()
+}
+
+/// r1's configuration file, and what it holds now.
+fn r1_config(scene: &Scene) -> (PathBuf, String) {
+    let config = scene.agents[0].config.clone();
+    let text = std::fs::read_to_string(&config).expect("read r1.toml");
+    (config, text)
 }
 
 /// Writes an executable shell script.
@@ -418,11 +178,11 @@ fn add_tracked_link(ns: &Netns, name: &str) {
 
 #[test]
 fn failing_track_script_lowers_priority_and_backup_takes_over() {
-    if !root_or_skip("failing_track_script_lowers_priority_and_backup_takes_over") {
+    let Some(_serial) = root_serial("failing_track_script_lowers_priority_and_backup_takes_over")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = test_dir();
+    };
+    let dir = fresh_dir();
     let flag = dir.join("fail-flag");
     let extra = |_: &Lab, _: &Path, router: usize| {
         if router != 0 {
@@ -437,10 +197,10 @@ fn failing_track_script_lowers_priority_and_backup_takes_over() {
             ..Extra::default()
         }
     };
-    let scene = Scene::start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    let scene = start(Lab::new(2), dir.clone(), &[150, 100], &extra);
     scene.await_master(0, SETTLE);
     scene.await_that("r1 VI_1 at effective priority 150", CHANGE, |s| {
-        s.inst(0, "VI_1").effective_priority == 150
+        r1_priority(s) == 150
     });
 
     // The check starts failing: after `fall` runs r1 is at 50 and r2 (100) takes over.
@@ -451,11 +211,11 @@ fn failing_track_script_lowers_priority_and_backup_takes_over() {
     scene.await_master(1, CHANGE);
     let took = moved.elapsed();
     scene.await_that("r1 VI_1 at effective priority 50", CHANGE, |s| {
-        s.inst(0, "VI_1").effective_priority == 50
+        r1_priority(s) == 50
     });
-    scene.await_serving(1, VIP, true);
-    scene.await_serving(0, VIP, false);
-    let summary = finish_probe(probe);
+    await_serving(&scene, 1, VIP, true);
+    await_serving(&scene, 0, VIP, false);
+    let summary = probe.finish();
     eprintln!(
         "failing track script: r2 master {took:?} after the flag file; the client saw {summary}"
     );
@@ -468,20 +228,21 @@ fn failing_track_script_lowers_priority_and_backup_takes_over() {
         "{lost} probes lost in a planned priority move (bound 400): {summary}{}",
         scene.describe()
     );
-    let after = scene.probe(VIP, 500);
-    assert!(
-        field(&after, "lost") == 0 && answered_by(&after, "r2") == 500,
-        "after the move the VIP is not served by r2 alone: {after}{}",
-        scene.describe()
+    assert_served_by(
+        &scene,
+        VIP,
+        500,
+        1,
+        "after the move the VIP is not served by r2 alone",
     );
 
     // The check recovers: r1 is back at 150 after `rise` runs and preempts.
     std::fs::remove_file(&flag).expect("remove the flag file");
     scene.await_master(0, CHANGE);
     scene.await_that("r1 VI_1 back at effective priority 150", CHANGE, |s| {
-        s.inst(0, "VI_1").effective_priority == 150
+        r1_priority(s) == 150
     });
-    scene.await_serving(0, VIP, true);
+    await_serving(&scene, 0, VIP, true);
     let back = scene.probe(VIP, 300);
     assert!(
         answered_by(&back, "r1") > 0,
@@ -502,18 +263,17 @@ fn tracked_link_scene(weight: i16) -> Scene {
         },
         ..Extra::default()
     };
-    Scene::start(lab, test_dir(), &[150, 100], &extra)
+    start(lab, fresh_dir(), &[150, 100], &extra)
 }
 
 #[test]
 fn tracked_interface_down_lowers_priority() {
-    if !root_or_skip("tracked_interface_down_lowers_priority") {
+    let Some(_serial) = root_serial("tracked_interface_down_lowers_priority") else {
         return;
-    }
-    let _serial = serial();
+    };
     let scene = tracked_link_scene(-100);
     scene.await_master(0, SETTLE);
-    assert_eq!(scene.inst(0, "VI_1").effective_priority, 150);
+    assert_eq!(r1_priority(&scene), 150);
 
     scene.link(0, TRACKED, false);
     scene.await_master(1, CHANGE);
@@ -527,15 +287,14 @@ fn tracked_interface_down_lowers_priority() {
 
     scene.link(0, TRACKED, true);
     scene.await_master(0, CHANGE);
-    assert_eq!(scene.inst(0, "VI_1").effective_priority, 150);
+    assert_eq!(r1_priority(&scene), 150);
 }
 
 #[test]
 fn tracked_interface_weight_zero_faults() {
-    if !root_or_skip("tracked_interface_weight_zero_faults") {
+    let Some(_serial) = root_serial("tracked_interface_weight_zero_faults") else {
         return;
-    }
-    let _serial = serial();
+    };
     let scene = tracked_link_scene(0);
     scene.await_master(0, SETTLE);
 
@@ -545,14 +304,14 @@ fn tracked_interface_weight_zero_faults() {
     std::thread::sleep(Duration::from_millis(800));
     scene.link(0, TRACKED, false);
     scene.await_states(&[(0, "VI_1", "Fault"), (1, "VI_1", "Master")], CHANGE);
-    let summary = finish_probe(probe);
+    let summary = probe.finish();
     eprintln!("weight-0 tracked interface down on the master, seen by the client: {summary}");
     assert_quick_takeover(&scene, VIP, &summary);
-    scene.await_serving(0, VIP, false);
+    await_serving(&scene, 0, VIP, false);
 
     scene.link(0, TRACKED, true);
     scene.await_master(0, CHANGE);
-    scene.await_serving(0, VIP, true);
+    await_serving(&scene, 0, VIP, true);
 }
 
 /// The longest outage a resigning master's fault may cause: r2's `Skew_Time` (61 ms) and
@@ -577,19 +336,15 @@ fn assert_quick_takeover(scene: &Scene, vip: &str, summary: &str) {
 
 #[test]
 fn own_interface_down_is_fault() {
-    if !root_or_skip("own_interface_down_is_fault") {
+    let Some(_serial) = root_serial("own_interface_down_is_fault") else {
         return;
-    }
-    let _serial = serial();
-    let scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
-        Extra::default()
-    });
-    scene.await_master(0, SETTLE);
+    };
+    let scene = plain(&[150, 100]);
 
     // As daemon.rs cuts a link: r1's own interface goes down.
     scene.link(0, scene.iface(0), false);
     scene.await_states(&[(0, "VI_1", "Fault"), (1, "VI_1", "Master")], CHANGE);
-    scene.await_serving(0, VIP, false);
+    await_serving(&scene, 0, VIP, false);
     let cut = scene.probe(VIP, 300);
     assert!(
         answered_by(&cut, "r2") > 0,
@@ -599,23 +354,23 @@ fn own_interface_down_is_fault() {
 
     scene.link(0, scene.iface(0), true);
     scene.await_master(0, CHANGE);
-    scene.await_serving(0, VIP, true);
+    await_serving(&scene, 0, VIP, true);
     // r1 preempted and announced itself: the client is served by r1 again, with nothing lost.
-    let back = scene.probe(VIP, 500);
-    assert!(
-        field(&back, "lost") == 0 && answered_by(&back, "r1") == 500,
-        "the client is not served by r1 alone after it came back: {back}{}",
-        scene.describe()
+    assert_served_by(
+        &scene,
+        VIP,
+        500,
+        0,
+        "the client is not served by r1 alone after it came back",
     );
 }
 
 #[test]
 fn track_file_changes_priority() {
-    if !root_or_skip("track_file_changes_priority") {
+    let Some(_serial) = root_serial("track_file_changes_priority") else {
         return;
-    }
-    let _serial = serial();
-    let dir = test_dir();
+    };
+    let dir = fresh_dir();
     let file = dir.join("prio");
     std::fs::write(&file, "0\n").expect("write the track file");
     let extra = |_: &Lab, _: &Path, router: usize| Extra {
@@ -629,28 +384,19 @@ fn track_file_changes_priority() {
         },
         ..Extra::default()
     };
-    let scene = Scene::start(Lab::new(2), dir.clone(), &[100, 120], &extra);
+    let scene = start(Lab::new(2), dir.clone(), &[100, 120], &extra);
     scene.await_master(1, SETTLE);
-    assert_eq!(scene.inst(0, "VI_1").effective_priority, 100);
+    assert_eq!(r1_priority(&scene), 100);
 
+    // The file says `value`: router `master` becomes master, r1 is at `priority`.
+    let set = |value: &str, master: usize, priority: u64| {
+        std::fs::write(&file, value).expect("write the track file");
+        scene.await_master(master, CHANGE);
+        assert_eq!(r1_priority(&scene), priority, "{}", scene.describe());
+    };
     // 100 + 3 × 10 = 130 > 120: r1 preempts.
-    std::fs::write(&file, "3\n").expect("write the track file");
-    scene.await_master(0, CHANGE);
-    assert_eq!(
-        scene.inst(0, "VI_1").effective_priority,
-        130,
-        "{}",
-        scene.describe()
-    );
-
-    std::fs::write(&file, "0\n").expect("write the track file");
-    scene.await_master(1, CHANGE);
-    assert_eq!(
-        scene.inst(0, "VI_1").effective_priority,
-        100,
-        "{}",
-        scene.describe()
-    );
+    set("3\n", 0, 130);
+    set("0\n", 1, 100);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -658,10 +404,9 @@ fn track_file_changes_priority() {
 
 #[test]
 fn sync_group_moves_together() {
-    if !root_or_skip("sync_group_moves_together") {
+    let Some(_serial) = root_serial("sync_group_moves_together") else {
         return;
-    }
-    let _serial = serial();
+    };
     let lab = Lab::new(2);
     add_tracked_link(&lab.routers[0].ns, TRACKED);
     let extra = |lab: &Lab, _: &Path, router: usize| {
@@ -680,7 +425,7 @@ fn sync_group_moves_together() {
             ..Extra::default()
         }
     };
-    let scene = Scene::start(lab, test_dir(), &[150, 100], &extra);
+    let scene = start(lab, fresh_dir(), &[150, 100], &extra);
     let all_on = |master: usize| {
         let backup = 1 - master;
         [
@@ -707,16 +452,16 @@ fn sync_group_moves_together() {
         CHANGE,
     );
     for (vip, probe) in [VIP, VIP2].into_iter().zip(probes) {
-        let summary = finish_probe(probe);
+        let summary = probe.finish();
         eprintln!("sync group in fault on r1, {vip} seen by the client: {summary}");
         assert_quick_takeover(&scene, vip, &summary);
-        scene.await_serving(0, vip, false);
+        await_serving(&scene, 0, vip, false);
     }
 
     scene.link(0, TRACKED, true);
     scene.await_states(&all_on(0), CHANGE);
     for vip in [VIP, VIP2] {
-        scene.await_serving(0, vip, true);
+        await_serving(&scene, 0, vip, true);
     }
 }
 
@@ -790,11 +535,10 @@ fn lines_of(lines: &[String], prefix: &str) -> Vec<String> {
 
 #[test]
 fn notify_scripts_and_fifo_get_the_right_lines_in_order() {
-    if !root_or_skip("notify_scripts_and_fifo_get_the_right_lines_in_order") {
+    let Some(_serial) = root_serial("notify_scripts_and_fifo_get_the_right_lines_in_order") else {
         return;
-    }
-    let _serial = serial();
-    let dir = test_dir();
+    };
+    let dir = fresh_dir();
     let fifo_path = dir.join("r1.fifo");
     let fifo = FifoReader::new(&fifo_path);
     let notify_sh = dir.join("notify.sh");
@@ -823,7 +567,7 @@ fn notify_scripts_and_fifo_get_the_right_lines_in_order() {
             tables: format!("{vi2}{notify}\n\n{group}{notify}\n"),
         }
     };
-    let scene = Scene::start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    let scene = start(Lab::new(2), dir.clone(), &[150, 100], &extra);
     scene.await_states(&[(0, "VI_1", "Master"), (0, "VI_2", "Master")], SETTLE);
 
     // Cut r1's link (fault), then restore it (back to master by preempting).
@@ -961,11 +705,10 @@ fn longest_gap_ms(times: &[f64]) -> f64 {
 
 #[test]
 fn hanging_track_script_does_not_delay_adverts() {
-    if !root_or_skip("hanging_track_script_does_not_delay_adverts") {
+    let Some(_serial) = root_serial("hanging_track_script_does_not_delay_adverts") else {
         return;
-    }
-    let _serial = serial();
-    let dir = test_dir();
+    };
+    let dir = fresh_dir();
     let hang = dir.join("hang.sh");
     let started = dir.join("notify-started");
     script(
@@ -988,12 +731,12 @@ fn hanging_track_script_does_not_delay_adverts() {
             }
         }
     };
-    let scene = Scene::start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    let scene = start(Lab::new(2), dir.clone(), &[150, 100], &extra);
     scene.await_master(0, SETTLE);
     scene.await_that(
         "r1 VI_1 at effective priority 130 (the hanging check timed out)",
         CHANGE,
-        |s| s.inst(0, "VI_1").effective_priority == 130,
+        |s| r1_priority(s) == 130,
     );
 
     // r1's adverts as the client's link sees them, for 3 s of hanging checks.
@@ -1059,27 +802,19 @@ fn hanging_track_script_does_not_delay_adverts() {
 
 #[test]
 fn sighup_with_unchanged_config_changes_nothing() {
-    if !root_or_skip("sighup_with_unchanged_config_changes_nothing") {
+    let Some(_serial) = root_serial("sighup_with_unchanged_config_changes_nothing") else {
         return;
-    }
-    let _serial = serial();
-    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
-        Extra::default()
-    });
-    scene.await_master(0, SETTLE);
-    let before: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+    };
+    let mut scene = plain(&[150, 100]);
+    let before = vi1_transitions(&scene);
 
     let probe = scene.start_probe(VIP, 2000);
     std::thread::sleep(Duration::from_millis(700));
     let logged = scene.agents[0].log().len();
     scene.agents[0].signal(libc::SIGHUP);
-    let summary = finish_probe(probe);
+    let summary = probe.finish();
     eprintln!("SIGHUP with the same configuration, seen by the client: {summary}");
-    let new_log = scene.agents[0]
-        .log()
-        .get(logged..)
-        .unwrap_or_default()
-        .to_owned();
+    let new_log = scene.agents[0].log_since(logged);
     eprintln!("r1 logged:\n{}", new_log.trim_end());
     assert!(
         new_log.to_lowercase().contains("reload"),
@@ -1091,7 +826,7 @@ fn sighup_with_unchanged_config_changes_nothing() {
         scene.agents[0].log()
     );
     scene.await_master(0, CHANGE);
-    let after: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+    let after = vi1_transitions(&scene);
     assert_eq!(
         before,
         after,
@@ -1113,17 +848,12 @@ fn sighup_with_unchanged_config_changes_nothing() {
 
 #[test]
 fn sighup_with_invalid_config_keeps_the_old_one() {
-    if !root_or_skip("sighup_with_invalid_config_keeps_the_old_one") {
+    let Some(_serial) = root_serial("sighup_with_invalid_config_keeps_the_old_one") else {
         return;
-    }
-    let _serial = serial();
-    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
-        Extra::default()
-    });
-    scene.await_master(0, SETTLE);
+    };
+    let mut scene = plain(&[150, 100]);
     let transitions = scene.inst(0, "VI_1").transitions;
-    let config = scene.agents[0].config.clone();
-    let good = std::fs::read_to_string(&config).expect("read r1.toml");
+    let (config, good) = r1_config(&scene);
     let bad = good.replace("priority = 150", "priority = 300");
     assert_ne!(good, bad);
 
@@ -1135,16 +865,9 @@ fn sighup_with_invalid_config_keeps_the_old_one() {
         let logged = scene.agents[0].log().len();
         scene.agents[0].signal(libc::SIGHUP);
         let said = wait_for(Duration::from_secs(3), || {
-            scene.agents[0]
-                .log()
-                .get(logged..)
-                .is_some_and(|new| new.contains("r1.toml"))
+            scene.agents[0].log_since(logged).contains("r1.toml")
         });
-        let new_log = scene.agents[0]
-            .log()
-            .get(logged..)
-            .unwrap_or_default()
-            .to_owned();
+        let new_log = scene.agents[0].log_since(logged);
         assert!(
             said,
             "after SIGHUP with {what}, the log does not name r1.toml:\n{new_log}{}",
@@ -1175,15 +898,11 @@ fn sighup_with_invalid_config_keeps_the_old_one() {
 
 #[test]
 fn sighup_adds_and_removes_instances() {
-    if !root_or_skip("sighup_adds_and_removes_instances") {
+    let Some(_serial) = root_serial("sighup_adds_and_removes_instances") else {
         return;
-    }
-    let _serial = serial();
-    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
-        Extra::default()
-    });
-    scene.await_master(0, SETTLE);
-    let before: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+    };
+    let mut scene = plain(&[150, 100]);
+    let before = vi1_transitions(&scene);
     let originals: Vec<String> = scene
         .agents
         .iter()
@@ -1204,11 +923,12 @@ fn sighup_adds_and_removes_instances() {
         scene.agents[router].signal(libc::SIGHUP);
     }
     scene.await_states(&[(0, "VI_2", "Master"), (1, "VI_2", "Backup")], CHANGE);
-    let summary = scene.probe(VIP2, 300);
-    assert!(
-        field(&summary, "lost") == 0 && answered_by(&summary, "r1") == 300,
-        "the added instance's VIP is not served by r1: {summary}{}",
-        scene.describe()
+    assert_served_by(
+        &scene,
+        VIP2,
+        300,
+        0,
+        "the added instance's VIP is not served by r1",
     );
 
     // Remove it from r1, the master: it hands VI_2 off before it goes (no probe lost), and
@@ -1221,7 +941,7 @@ fn sighup_adds_and_removes_instances() {
         s.agents[0].inst("VI_2").is_none()
     });
     scene.await_states(&[(1, "VI_2", "Master")], CHANGE);
-    let summary = finish_probe(probe);
+    let summary = probe.finish();
     eprintln!("VI_2 removed from its master r1 by SIGHUP, seen by the client: {summary}");
     assert!(
         field(&summary, "lost") == 0 && answered_by(&summary, "r2") > 0,
@@ -1229,7 +949,7 @@ fn sighup_adds_and_removes_instances() {
          {summary}{}",
         scene.describe()
     );
-    scene.await_serving(0, VIP2, false);
+    await_serving(&scene, 0, VIP2, false);
 
     // And from r2: nobody serves VIP2 any more.
     std::fs::write(&scene.agents[1].config, &originals[1]).expect("restore r2.toml");
@@ -1240,7 +960,7 @@ fn sighup_adds_and_removes_instances() {
             names == ["VI_1"]
         })
     });
-    scene.await_serving(1, VIP2, false);
+    await_serving(&scene, 1, VIP2, false);
     assert!(
         wait_for(Duration::from_secs(2), || !scene
             .lab
@@ -1251,37 +971,33 @@ fn sighup_adds_and_removes_instances() {
         scene.describe()
     );
     for agent in &mut scene.agents {
-        assert!(agent.running(), "r{} exited:\n{}", agent.n, agent.log());
+        assert!(agent.running(), "{} exited:\n{}", agent.id, agent.log());
     }
     scene.await_master(0, CHANGE);
-    let after: Vec<u64> = (0..2).map(|r| scene.inst(r, "VI_1").transitions).collect();
+    let after = vi1_transitions(&scene);
     assert_eq!(
         before,
         after,
         "VI_1 transitioned while VI_2 came and went (r1, r2){}",
         scene.describe()
     );
-    let summary = scene.probe(VIP, 300);
-    assert!(
-        field(&summary, "lost") == 0 && answered_by(&summary, "r1") == 300,
-        "VI_1's VIP is not served by r1 after the reloads: {summary}{}",
-        scene.describe()
+    assert_served_by(
+        &scene,
+        VIP,
+        300,
+        0,
+        "VI_1's VIP is not served by r1 after the reloads",
     );
 }
 
 #[test]
 fn sighup_priority_change_moves_the_master() {
-    if !root_or_skip("sighup_priority_change_moves_the_master") {
+    let Some(_serial) = root_serial("sighup_priority_change_moves_the_master") else {
         return;
-    }
-    let _serial = serial();
-    let mut scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &|_, _, _| {
-        Extra::default()
-    });
-    scene.await_master(0, SETTLE);
+    };
+    let mut scene = plain(&[150, 100]);
     let transitions = scene.inst(0, "VI_1").transitions;
-    let config = scene.agents[0].config.clone();
-    let good = std::fs::read_to_string(&config).expect("read r1.toml");
+    let (config, good) = r1_config(&scene);
 
     // r1 down to 50: updated in place (no restart of the instance), r2 (100) preempts.
     std::fs::write(&config, good.replace("priority = 150", "priority = 50")).expect("write");
@@ -1306,24 +1022,22 @@ fn sighup_priority_change_moves_the_master() {
         "r1 after restoring its priority by reload: {r1:?}{}",
         scene.describe()
     );
-    let summary = scene.probe(VIP, 300);
-    assert!(
-        field(&summary, "lost") == 0 && answered_by(&summary, "r1") == 300,
-        "the VIP is not served by r1 after it preempted back: {summary}{}",
-        scene.describe()
+    assert_served_by(
+        &scene,
+        VIP,
+        300,
+        0,
+        "the VIP is not served by r1 after it preempted back",
     );
 }
 
 #[test]
 fn reload_command_reports_the_result() {
-    if !root_or_skip("reload_command_reports_the_result") {
+    let Some(_serial) = root_serial("reload_command_reports_the_result") else {
         return;
-    }
-    let _serial = serial();
-    let mut scene = Scene::start(Lab::new(1), test_dir(), &[150], &|_, _, _| Extra::default());
-    scene.await_states(&[(0, "VI_1", "Master")], SETTLE);
-    let config = scene.agents[0].config.clone();
-    let good = std::fs::read_to_string(&config).expect("read r1.toml");
+    };
+    let mut scene = plain(&[150]);
+    let (config, good) = r1_config(&scene);
 
     std::fs::write(&config, good.replace("vrid = 51", "vrid = 256")).expect("write r1.toml");
     let out = scene.agents[0].cli(&["reload"]);
@@ -1416,10 +1130,9 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 #[test]
 fn metrics_scrape_during_failover() {
-    if !root_or_skip("metrics_scrape_during_failover") {
+    let Some(_serial) = root_serial("metrics_scrape_during_failover") else {
         return;
-    }
-    let _serial = serial();
+    };
     let extra = |_: &Lab, _: &Path, router: usize| Extra {
         global: if router == 0 {
             format!("metrics_listen = \"{METRICS}\"")
@@ -1428,7 +1141,7 @@ fn metrics_scrape_during_failover() {
         },
         ..Extra::default()
     };
-    let scene = Scene::start(Lab::new(2), test_dir(), &[150, 100], &extra);
+    let scene = start(Lab::new(2), fresh_dir(), &[150, 100], &extra);
     scene.await_master(0, SETTLE);
     let r1 = scene.ns(0);
     let get = || {
@@ -1463,22 +1176,20 @@ fn metrics_scrape_during_failover() {
     );
     // Let r1 advertise a while, then hand VI_1 over to r2.
     std::thread::sleep(Duration::from_millis(300));
-    let out = scene.agents[0].cli(&["handoff", "VI_1"]);
-    assert!(
-        out.status.success(),
-        "vipflip handoff: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    scene.agents[0].handoff("VI_1");
     scene.await_master(1, CHANGE);
     let after = get();
     eprintln!("r1's metrics after the handoff:\n{after}");
 
-    let transitions = |t: &str| need(t, "vipflip_transitions_total", &[vi1]);
-    assert!(
-        transitions(&after) > transitions(&before),
-        "vipflip_transitions_total did not grow: {} → {}",
-        transitions(&before),
-        transitions(&after)
+    // A sample that must have grown across the handoff; `what` says what did not.
+    let grew = |name: &str, labels: &[&str], what: &str| {
+        let (was, is) = (need(&before, name, labels), need(&after, name, labels));
+        assert!(is > was, "{what}: {was} → {is}");
+    };
+    grew(
+        "vipflip_transitions_total",
+        &[vi1],
+        "vipflip_transitions_total did not grow",
     );
     for (state, was, is) in [("master", 1.0, 0.0), ("backup", 0.0, 1.0)] {
         let label = format!("state=\"{state}\"");
@@ -1491,12 +1202,10 @@ fn metrics_scrape_during_failover() {
             value(&after)
         );
     }
-    let sent = |t: &str| need(t, "vipflip_adverts_sent_total", &[vi1]);
-    assert!(
-        sent(&after) > sent(&before),
-        "vipflip_adverts_sent_total did not grow: {} → {}",
-        sent(&before),
-        sent(&after)
+    grew(
+        "vipflip_adverts_sent_total",
+        &[vi1],
+        "vipflip_adverts_sent_total did not grow",
     );
     assert!(
         after
@@ -1504,17 +1213,9 @@ fn metrics_scrape_during_failover() {
             .any(|l| l.starts_with("vipflip_xdp_packets_total{")),
         "no vipflip_xdp_packets_total series:\n{after}"
     );
-    let accepted = |t: &str| {
-        need(
-            t,
-            "vipflip_xdp_packets_total",
-            &["outcome=\"vrrp_accepted\""],
-        )
-    };
-    assert!(
-        accepted(&after) > accepted(&before),
-        "r1's XDP program accepted no advert of r2's after the handoff: {} → {}",
-        accepted(&before),
-        accepted(&after)
+    grew(
+        "vipflip_xdp_packets_total",
+        &["outcome=\"vrrp_accepted\""],
+        "r1's XDP program accepted no advert of r2's after the handoff",
     );
 }
