@@ -991,6 +991,63 @@ fn sighup_adds_and_removes_instances() {
 }
 
 #[test]
+fn an_instance_brought_back_while_it_hands_off_runs_once() {
+    let Some(_serial) = root_serial("an_instance_brought_back_while_it_hands_off_runs_once") else {
+        return;
+    };
+    let scene = plain(&[150, 100]);
+    let originals: Vec<String> = scene
+        .agents
+        .iter()
+        .map(|a| std::fs::read_to_string(&a.config).expect("read the configuration"))
+        .collect();
+    let with_vi2: Vec<String> = [(0, 150), (1, 100)]
+        .iter()
+        .map(|&(router, priority)| {
+            format!(
+                "{}\n{}",
+                originals[router],
+                instance("VI_2", scene.iface(router), 52, priority, VIP2)
+            )
+        })
+        .collect();
+    for (agent, text) in scene.agents.iter().zip(&with_vi2) {
+        std::fs::write(&agent.config, text).expect("write the configuration");
+        agent.signal(libc::SIGHUP);
+    }
+    scene.await_states(&[(0, "VI_2", "Master"), (1, "VI_2", "Backup")], CHANGE);
+
+    // Remove VI_2 from r1, its master: it hands off and then waits out its 5 s forward
+    // window before it goes. Bring it back within that window.
+    std::fs::write(&scene.agents[0].config, &originals[0]).expect("restore r1.toml");
+    scene.agents[0].signal(libc::SIGHUP);
+    scene.await_states(&[(1, "VI_2", "Master")], CHANGE);
+    std::fs::write(&scene.agents[0].config, &with_vi2[0]).expect("write r1.toml");
+    scene.agents[0].signal(libc::SIGHUP);
+
+    // One VI_2 on r1, which preempts r2 again and serves the VIP.
+    scene.await_states(&[(0, "VI_2", "Master"), (1, "VI_2", "Backup")], CHANGE);
+    let names: Vec<String> = scene.agents[0]
+        .instances()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "VI_2").count(),
+        1,
+        "r1 runs VI_2 more than once: {names:?}{}",
+        scene.describe()
+    );
+    assert_served_by(
+        &scene,
+        VIP2,
+        300,
+        0,
+        "the instance brought back is not serving on r1",
+    );
+}
+
+#[test]
 fn sighup_priority_change_moves_the_master() {
     let Some(_serial) = root_serial("sighup_priority_change_moves_the_master") else {
         return;

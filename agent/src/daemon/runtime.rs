@@ -1183,6 +1183,44 @@ impl Daemon {
                 Err(err) => log::error!("reload: restarting the trackers: {err}"),
             }
         }
+        self.start_new_instances(&mut report).await;
+        drop(old);
+        let message = report.to_string();
+        log::info!("reloaded: {message}");
+        Ok(message)
+    }
+
+    /// A reload changed only what can change under a running instance: the new priority and
+    /// trackers go through [`TrackState::reconfigure`], the rest is read at its next use.
+    async fn update_in_place(&mut self, index: usize, spec: InstanceSpec) {
+        let running = &mut self.instances[index];
+        let before: Vec<track::Tracked> = running.track.trackers().cloned().collect();
+        let commands = running.track.reconfigure(&spec);
+        for gone in before
+            .iter()
+            .filter(|t| !running.track.trackers().any(|n| n == *t))
+        {
+            self.metrics
+                .forget_tracker(&running.spec.name, &gone.to_string());
+        }
+        running.spec = spec;
+        self.apply_track_commands(index, commands);
+        self.drain(index).await;
+    }
+
+    /// After a reload: starts every instance of the new file that is not running (new, or
+    /// restarted because it changed), and points every instance at its sync group.
+    async fn start_new_instances(&mut self, report: &mut Reloaded) {
+        // An instance still handing off after an earlier reload removed it, which this file
+        // brings back: it goes now and starts afresh below (two instances of one name and
+        // VRID would share its adverts).
+        while let Some(index) = self
+            .instances
+            .iter()
+            .position(|r| r.retiring && self.config.instances.iter().any(|s| s.name == r.spec.name))
+        {
+            self.remove_instance(index).await;
+        }
         let first_new = self.instances.len();
         for spec in self.config.instances.clone() {
             if self
@@ -1208,28 +1246,6 @@ impl Daemon {
                 );
             }
         }
-        drop(old);
-        let message = report.to_string();
-        log::info!("reloaded: {message}");
-        Ok(message)
-    }
-
-    /// A reload changed only what can change under a running instance: the new priority and
-    /// trackers go through [`TrackState::reconfigure`], the rest is read at its next use.
-    async fn update_in_place(&mut self, index: usize, spec: InstanceSpec) {
-        let running = &mut self.instances[index];
-        let before: Vec<track::Tracked> = running.track.trackers().cloned().collect();
-        let commands = running.track.reconfigure(&spec);
-        for gone in before
-            .iter()
-            .filter(|t| !running.track.trackers().any(|n| n == *t))
-        {
-            self.metrics
-                .forget_tracker(&running.spec.name, &gone.to_string());
-        }
-        running.spec = spec;
-        self.apply_track_commands(index, commands);
-        self.drain(index).await;
     }
 
     /// A reload removed the instance: a master hands off and stays (retiring) until the new
