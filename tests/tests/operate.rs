@@ -1048,6 +1048,76 @@ fn an_instance_brought_back_while_it_hands_off_runs_once() {
 }
 
 #[test]
+fn an_instance_restarted_by_reload_keeps_what_its_trackers_saw() {
+    let Some(_serial) = root_serial("an_instance_restarted_by_reload_keeps_what_its_trackers_saw")
+    else {
+        return;
+    };
+    let scene = tracked_link_scene(-100);
+    scene.await_master(0, SETTLE);
+    scene.link(0, TRACKED, false);
+    scene.await_master(1, CHANGE);
+    scene.await_that("r1 VI_1 at effective priority 50", CHANGE, |s| {
+        r1_priority(s) == 50
+    });
+
+    // A change the instance cannot take in place (preempt_delay): VI_1 restarts on r1. The
+    // link is still down, so it must come back at 50 and leave r2 master.
+    let (config, text) = r1_config(&scene);
+    std::fs::write(&config, format!("{text}preempt_delay = \"10ms\"\n")).expect("write r1.toml");
+    scene.agents[0].signal(libc::SIGHUP);
+    scene.await_that("r1's reload logged", CHANGE, |s| {
+        s.agents[0].log().contains("restarted: VI_1")
+    });
+    scene.await_that("the restarted VI_1 at effective priority 50", CHANGE, |s| {
+        r1_priority(s) == 50
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    scene.await_states(&[(0, "VI_1", "Backup"), (1, "VI_1", "Master")], CHANGE);
+
+    // And it still follows the link: up again, r1 preempts.
+    scene.link(0, TRACKED, true);
+    scene.await_master(0, CHANGE);
+}
+
+#[test]
+fn leaving_a_sync_group_by_reload_clears_the_group_fault() {
+    let Some(_serial) = root_serial("leaving_a_sync_group_by_reload_clears_the_group_fault") else {
+        return;
+    };
+    let lab = Lab::new(2);
+    add_tracked_link(&lab.routers[0].ns, TRACKED);
+    let group = "\n[[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n";
+    let extra = |lab: &Lab, _: &Path, router: usize| {
+        let priority = if router == 0 { 150 } else { 100 };
+        Extra {
+            instance: if router == 0 {
+                format!("track_interfaces = [{{ name = \"{TRACKED}\", weight = 0 }}]")
+            } else {
+                String::new()
+            },
+            tables: format!(
+                "{}{group}",
+                instance("VI_2", &lab.routers[router].iface, 52, priority, VIP2)
+            ),
+            ..Extra::default()
+        }
+    };
+    let scene = start(lab, fresh_dir(), &[150, 100], &extra);
+    scene.await_states(&[(0, "VI_1", "Master"), (0, "VI_2", "Master")], SETTLE);
+    scene.link(0, TRACKED, false);
+    scene.await_states(&[(0, "VI_1", "Fault"), (0, "VI_2", "Fault")], CHANGE);
+
+    // r1 leaves the group: VI_2 has no fault of its own, so it must leave Fault (and, the
+    // better router, take VI_2 back) while VI_1 stays in fault.
+    let (config, text) = r1_config(&scene);
+    std::fs::write(&config, text.replace(group, "\n")).expect("write r1.toml");
+    scene.agents[0].signal(libc::SIGHUP);
+    scene.await_states(&[(0, "VI_1", "Fault"), (0, "VI_2", "Master")], CHANGE);
+    await_serving(&scene, 0, VIP2, true);
+}
+
+#[test]
 fn sighup_priority_change_moves_the_master() {
     let Some(_serial) = root_serial("sighup_priority_change_moves_the_master") else {
         return;

@@ -42,6 +42,9 @@ use crate::{
     },
 };
 
+/// How long an exiting daemon waits for notify scripts still running (STOP scripts).
+const NOTIFY_AT_EXIT_LIMIT: Duration = Duration::from_secs(5);
+
 /// `statfs` magic of bpffs (`BPF_FS_MAGIC`, include/uapi/linux/magic.h).
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
@@ -119,6 +122,9 @@ struct Daemon {
     groups: Vec<Group>,
     observations: mpsc::Receiver<Observation>,
     trackers: TrackerHandles,
+    /// The last observation of every tracked object, replayed into the `TrackState` of an
+    /// instance a reload starts (drivers report only changes after their first report).
+    observed: Vec<Observation>,
     notifier: Notifier,
     metrics: Metrics,
     /// Scrapes of the metrics endpoint, answered by the loop (it owns every value).
@@ -192,6 +198,7 @@ impl Daemon {
             groups: Vec::new(),
             observations,
             trackers,
+            observed: Vec::new(),
             notifier,
             metrics: Metrics::new(),
             scrapes,
@@ -310,7 +317,14 @@ impl Daemon {
         } else {
             spec.unicast_peers.clone()
         };
-        let track = TrackState::new(&spec);
+        let mut track = TrackState::new(&spec);
+        // What the drivers already reported (an instance a reload starts): its state machine
+        // starts from it, as one started with the daemon starts from their first reports.
+        let replayed: Vec<Command> = self
+            .observed
+            .iter()
+            .flat_map(|observation| track.observe(observation))
+            .collect();
         for ignored in track.ignored() {
             log::warn!(
                 "instance {}: {ignored} has a weight, which an address owner (priority 255) \
@@ -336,6 +350,7 @@ impl Daemon {
             group: None,
             retiring: false,
         });
+        self.apply_track_commands(self.instances.len() - 1, replayed);
         Ok(())
     }
 
@@ -451,7 +466,7 @@ impl Daemon {
                 }
                 Event::Reload => {
                     if let Err(errors) = self.reload().await {
-                        log::error!("reload refused, the running configuration is kept:\n{errors}");
+                        log::error!("{errors}");
                     }
                 }
                 Event::Deadline => self.deadlines().await,
@@ -627,6 +642,7 @@ impl Daemon {
     /// A tracker reported: every instance tracking it gets the commands that bring it up to
     /// date; one waiting for its first script results may start.
     async fn observe(&mut self, observation: &Observation) {
+        remember(&mut self.observed, observation);
         for index in 0..self.instances.len() {
             let commands = self.instances[index].track.observe(observation);
             let starting = self.instances[index].startup_pending
@@ -659,7 +675,7 @@ impl Daemon {
                 // the instance cannot run until a reload or restart opens one.
                 log::warn!(
                     "instance {}: {} is up, but the instance has no VRRP socket; \
-                     reload or restart to start it",
+                     reload (once it has its address) or restart to start it",
                     running.spec.name,
                     running.spec.interface
                 );
@@ -947,13 +963,9 @@ impl Daemon {
             Request::Status => Response::Status(self.status()),
             Request::Reload => match self.reload().await {
                 Ok(message) => Response::Ok { message },
-                Err(errors) => {
-                    log::error!("reload refused, the running configuration is kept:\n{errors}");
-                    Response::Error {
-                        message: format!(
-                            "reload refused, the running configuration is kept:\n{errors}"
-                        ),
-                    }
+                Err(message) => {
+                    log::error!("{message}");
+                    Response::Error { message }
                 }
             },
             Request::Handoff { instance } => {
@@ -1117,15 +1129,20 @@ impl Daemon {
     /// packet); changed ones are updated in place when only priority, tracking, notify, GARP or
     /// the forward window changed, and restarted otherwise; new ones start.
     async fn reload(&mut self) -> Result<String, String> {
+        if self.stopping.is_some() {
+            return Err("reload refused: the daemon is stopping".into());
+        }
         let Some(path) = self.config_path.clone() else {
-            return Err("this daemon was not started from a configuration file".into());
+            return Err(
+                "reload refused: this daemon was not started from a configuration file".into(),
+            );
         };
         let (new, warnings) = Config::load(&path).map_err(|diagnostics| {
-            diagnostics
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
+            let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            format!(
+                "reload refused, the running configuration is kept:\n{}",
+                errors.join("\n")
+            )
         })?;
         for warning in warnings {
             log::warn!("{warning}");
@@ -1156,7 +1173,9 @@ impl Daemon {
                         index += 1;
                     }
                 }
-                Some(spec) if *spec == running.spec => {
+                // Unchanged, unless it could not open its VRRP socket (interface or address
+                // missing at its start): a reload is the way to start it once they exist.
+                Some(spec) if *spec == running.spec && running.socket.is_some() => {
                     report.unchanged += 1;
                     index += 1;
                 }
@@ -1171,7 +1190,13 @@ impl Daemon {
                 }
             }
         }
-        self.notifier.set_scripts(&new);
+        let retiring: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|r| r.retiring)
+            .map(|r| r.spec.name.clone())
+            .collect();
+        self.notifier.set_scripts(&new, &retiring);
         let respawn = tracking_inputs(&self.config) != tracking_inputs(&new);
         let old = std::mem::replace(&mut self.config, new);
         if respawn {
@@ -1186,8 +1211,12 @@ impl Daemon {
         self.start_new_instances(&mut report).await;
         drop(old);
         let message = report.to_string();
-        log::info!("reloaded: {message}");
-        Ok(message)
+        if report.failed.is_empty() {
+            log::info!("reloaded: {message}");
+            Ok(message)
+        } else {
+            Err(format!("reloaded with errors: {message}"))
+        }
     }
 
     /// A reload changed only what can change under a running instance: the new priority and
@@ -1212,12 +1241,13 @@ impl Daemon {
     /// restarted because it changed), and points every instance at its sync group.
     async fn start_new_instances(&mut self, report: &mut Reloaded) {
         // An instance still handing off after an earlier reload removed it, which this file
-        // brings back: it goes now and starts afresh below (two instances of one name and
-        // VRID would share its adverts).
+        // brings back or whose VRID or VIPs a new instance takes: it goes now (two instances
+        // sharing a VRID share its adverts; sharing a VIP, the retiring one's end would
+        // withdraw it from under the new one).
         while let Some(index) = self
             .instances
             .iter()
-            .position(|r| r.retiring && self.config.instances.iter().any(|s| s.name == r.spec.name))
+            .position(|r| r.retiring && self.config.instances.iter().any(|s| overlaps(&r.spec, s)))
         {
             self.remove_instance(index).await;
         }
@@ -1235,15 +1265,57 @@ impl Daemon {
             }
             if let Err(err) = self.add_instance(spec.clone()).await {
                 log::error!("reload: instance {}: {err:#}", spec.name);
+                report.failed.push(format!("{}: {err:#}", spec.name));
             }
         }
+        self.resumed_ifaces.clear();
         self.regroup();
         for index in first_new..self.instances.len() {
             if let Err(err) = self.start_instance(index).await {
-                log::error!(
-                    "reload: instance {}: {err:#}",
-                    self.instances[index].spec.name
-                );
+                let name = &self.instances[index].spec.name;
+                log::error!("reload: instance {name}: {err:#}");
+                report.failed.push(format!("{name}: {err:#}"));
+            }
+            self.follow_group_master(index).await;
+        }
+        self.settle_groups().await;
+    }
+
+    /// A member started after its group: when another member is master, it follows (as it
+    /// would have, had it been running when that member became master).
+    async fn follow_group_master(&mut self, index: usize) {
+        let Some(group) = self.instances[index].group else {
+            return;
+        };
+        let group_master = self.instances.iter().enumerate().any(|(i, r)| {
+            i != index && r.group == Some(group) && r.vrrp.state() == StateKind::Master
+        });
+        if group_master
+            && self.instances[index]
+                .vrrp
+                .handle_command(Instant::now(), Command::SyncMaster)
+                .is_ok()
+        {
+            self.drain(index).await;
+        }
+    }
+
+    /// After group membership changed (a reload): an instance no longer in a group drops a
+    /// fault it held only for its old group, and every group reconciles its members' faults
+    /// (a member holding its own fault may have gone).
+    async fn settle_groups(&mut self) {
+        for index in 0..self.instances.len() {
+            let running = &mut self.instances[index];
+            if running.group.is_none() && running.vrrp.has_fault(FaultCause::SyncGroup) {
+                let _ = running
+                    .vrrp
+                    .handle_command(Instant::now(), Command::Unfault(FaultCause::SyncGroup));
+                self.drain(index).await;
+            }
+        }
+        for group in 0..self.groups.len() {
+            if let Some(index) = self.instances.iter().position(|r| r.group == Some(group)) {
+                self.drain(index).await;
             }
         }
     }
@@ -1382,6 +1454,8 @@ impl Daemon {
                     .await;
             }
         }
+        // STOP (and last BACKUP) scripts: the runtime ends with this function.
+        self.notifier.wait_for_scripts(NOTIFY_AT_EXIT_LIMIT).await;
         self.control_task.abort();
         if let Some(task) = &self.metrics_task {
             task.abort();
@@ -1424,6 +1498,30 @@ fn cause_label(cause: Cause) -> String {
     label.trim_end_matches('_').to_owned()
 }
 
+/// Whether two instances would claim the same adverts or the same VIP: one name, one VRID
+/// of one family on one interface, or a shared virtual IP.
+fn overlaps(a: &InstanceSpec, b: &InstanceSpec) -> bool {
+    a.name == b.name
+        || (a.interface == b.interface && a.vrid == b.vrid && a.family() == b.family())
+        || a.virtual_ips
+            .iter()
+            .any(|v| b.virtual_ips.iter().any(|w| v.addr() == w.addr()))
+}
+
+/// Keeps the latest observation of each tracked object in `observed`.
+fn remember(observed: &mut Vec<Observation>, observation: &Observation) {
+    let same_object = |o: &Observation| match (o, observation) {
+        (Observation::Link { name: a, .. }, Observation::Link { name: b, .. })
+        | (Observation::Script { name: a, .. }, Observation::Script { name: b, .. }) => a == b,
+        (Observation::File { path: a, .. }, Observation::File { path: b, .. }) => a == b,
+        _ => false,
+    };
+    match observed.iter_mut().find(|o| same_object(o)) {
+        Some(slot) => slot.clone_from(observation),
+        None => observed.push(observation.clone()),
+    }
+}
+
 /// The data plane's family tag of an instance's adverts.
 fn family_tag(spec: &InstanceSpec) -> u8 {
     if spec.family() == Family::Ipv4 {
@@ -1456,19 +1554,38 @@ fn updatable_in_place(old: &InstanceSpec, new: &InstanceSpec) -> bool {
 /// Everything the tracker drivers are started from; they are restarted on reload only when
 /// this changes.
 fn tracking_inputs(config: &Config) -> impl PartialEq + use<> {
-    let instances: Vec<_> = config
+    // As sets of watched objects, as `spawn_trackers` builds them: adding an instance on an
+    // interface already watched, or moving a weight, restarts nothing (a restarted script
+    // driver starts its rise/fall count afresh).
+    let links: std::collections::BTreeSet<&str> = config
         .instances
         .iter()
-        .map(|i| {
-            (
-                i.interface.clone(),
-                i.track_interfaces.clone(),
-                i.track_scripts.clone(),
-                i.track_files.clone(),
-            )
+        .flat_map(|i| {
+            std::iter::once(i.interface.as_str())
+                .chain(i.track_interfaces.iter().map(|t| t.name.as_str()))
         })
         .collect();
-    (instances, config.scripts.clone())
+    let tracked: std::collections::BTreeSet<&str> = config
+        .instances
+        .iter()
+        .flat_map(|i| i.track_scripts.iter().map(|t| t.name.as_str()))
+        .collect();
+    let scripts: Vec<_> = config
+        .scripts
+        .iter()
+        .filter(|s| tracked.contains(s.name.as_str()))
+        .cloned()
+        .collect();
+    let files: std::collections::BTreeSet<_> = config
+        .instances
+        .iter()
+        .flat_map(|i| i.track_files.iter().map(|t| t.path.clone()))
+        .collect();
+    (
+        links.into_iter().map(str::to_owned).collect::<Vec<_>>(),
+        scripts,
+        files,
+    )
 }
 
 /// The `[global]` keys that differ: a reload does not apply them.
@@ -1499,6 +1616,8 @@ struct Reloaded {
     removed: Vec<String>,
     updated: Vec<String>,
     restarted: Vec<String>,
+    /// Instances of the new file that could not be started, with why.
+    failed: Vec<String>,
 }
 
 impl std::fmt::Display for Reloaded {
@@ -1509,6 +1628,7 @@ impl std::fmt::Display for Reloaded {
             ("removed", &self.removed),
             ("updated in place", &self.updated),
             ("restarted", &self.restarted),
+            ("failed to start", &self.failed),
         ] {
             if !names.is_empty() {
                 write!(f, "; {what}: {}", names.join(", "))?;
@@ -1636,8 +1756,9 @@ fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cause_label, changed_globals, updatable_in_place};
+    use super::{cause_label, changed_globals, overlaps, remember, updatable_in_place};
     use crate::config::Config;
+    use crate::track::Observation;
     use crate::vrrp::{Cause, FaultCause};
 
     fn config(extra_instance: &str, extra_global: &str) -> Config {
@@ -1696,6 +1817,50 @@ mod tests {
             !updatable_in_place(old, &owner),
             "becoming the owner restarts"
         );
+    }
+
+    #[test]
+    fn remember_keeps_the_last_observation_of_each_object() {
+        let mut observed = Vec::new();
+        let link = |name: &str, up| Observation::Link {
+            name: name.into(),
+            up,
+        };
+        remember(&mut observed, &link("eth0", true));
+        remember(&mut observed, &link("eth1", true));
+        remember(&mut observed, &link("eth0", false));
+        remember(
+            &mut observed,
+            &Observation::Script {
+                name: "eth0".into(),
+                ok: true,
+            },
+        );
+        assert_eq!(
+            observed,
+            [
+                link("eth0", false),
+                link("eth1", true),
+                Observation::Script {
+                    name: "eth0".into(),
+                    ok: true
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_instances_share_a_name_a_vrid_or_a_vip() {
+        let a = config("", "").instances[0].clone();
+        let mut b = a.clone();
+        b.name = "VI_2".into();
+        assert!(overlaps(&a, &b), "same VRID and VIP");
+        b.vrid = crate::wire::VrId(52);
+        assert!(overlaps(&a, &b), "same VIP");
+        b.virtual_ips = vec!["192.0.2.101/24".parse().unwrap()];
+        assert!(!overlaps(&a, &b));
+        b.name = "VI_1".into();
+        assert!(overlaps(&a, &b), "same name");
     }
 
     #[test]

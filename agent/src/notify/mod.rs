@@ -110,6 +110,8 @@ pub struct Notifier {
     fifo: Option<Fifo>,
     script_timeout: Duration,
     counters: Arc<Counters>,
+    /// Scripts started and not known to be finished (pruned at each start).
+    running: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Notifier {
@@ -131,13 +133,37 @@ impl Notifier {
             fifo,
             script_timeout: Self::DEFAULT_SCRIPT_TIMEOUT,
             counters: Arc::default(),
+            running: Vec::new(),
         })
     }
 
-    /// A reload: takes the notify scripts of `config`'s instances and groups. The FIFO stays
-    /// as it is (`global.notify_fifo` changes at the next restart).
-    pub fn set_scripts(&mut self, config: &Config) {
-        self.scripts = Self::scripts_of(config);
+    /// A reload: takes the notify scripts of `config`'s instances and groups, keeping those
+    /// of the instances in `keep` that it no longer has (removed ones still handing off:
+    /// their BACKUP and STOP scripts are still due). The FIFO stays as it is
+    /// (`global.notify_fifo` changes at the next restart).
+    pub fn set_scripts(&mut self, config: &Config, keep: &[String]) {
+        let mut scripts = Self::scripts_of(config);
+        for name in keep {
+            let key = (NotifyKind::Instance, name.clone());
+            if let Some(notify) = self.scripts.remove(&key) {
+                scripts.entry(key).or_insert(notify);
+            }
+        }
+        self.scripts = scripts;
+    }
+
+    /// Waits, at most `bound`, for the scripts still running (the daemon is exiting: its
+    /// runtime going away would kill them, STOP scripts among them).
+    pub async fn wait_for_scripts(&mut self, bound: Duration) {
+        let running: Vec<_> = std::mem::take(&mut self.running);
+        let all = async {
+            for task in running {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(bound, all).await.is_err() {
+            log::warn!("notify scripts still running after {bound:?} at exit; they are killed");
+        }
     }
 
     fn scripts_of(config: &Config) -> HashMap<(NotifyKind, String), Notify> {
@@ -210,7 +236,8 @@ impl Notifier {
         let timeout = self.script_timeout;
         let counters = self.counters.clone();
         let what = format!("notify {kind} {name} {state}: {}", script.display());
-        runtime.spawn(async move {
+        self.running.retain(|task| !task.is_finished());
+        self.running.push(runtime.spawn(async move {
             let outcome = run_with_timeout(&script, &args, timeout).await;
             if outcome.success() {
                 log::debug!("{what}: done");
@@ -226,7 +253,7 @@ impl Notifier {
                 RunOutcome::SpawnFailed(e) => log::warn!("{what}: cannot run it: {e}"),
                 RunOutcome::WaitFailed(e) => log::warn!("{what}: waiting for it: {e}"),
             }
-        });
+        }));
     }
 
     /// Counts so far. Scripts are counted when they finish.

@@ -258,3 +258,46 @@ async fn a_hung_script_is_killed_at_the_timeout_and_the_caller_never_waits() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(notifier.stats().scripts_failed, 1);
 }
+
+#[tokio::test]
+async fn at_exit_running_scripts_finish_and_kept_scripts_survive_a_reload() {
+    let dir = TempDir::new("notify-exit");
+    let out = dir.path().join("stopped");
+    let stop = dir.script(
+        "stop.sh",
+        &format!("sleep 0.3; echo \"$@\" > {}", out.display()),
+    );
+    let mut config = config(None);
+    config.instances[1].notify.stop = Some(stop);
+    let mut notifier = Notifier::new(&config).expect("notifier");
+
+    // A reload drops VI_2, still handing off: its scripts are kept.
+    let mut reloaded = config.clone();
+    reloaded.instances.truncate(1);
+    reloaded.sync_groups.clear();
+    notifier.set_scripts(&reloaded, &["VI_2".to_owned()]);
+    notifier.state_changed(
+        NotifyKind::Instance,
+        "VI_2",
+        NotifyState::Stop,
+        Priority(100),
+    );
+    assert!(!out.exists(), "the script cannot have finished yet");
+    notifier.wait_for_scripts(Duration::from_secs(5)).await;
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("the STOP script ran to its end"),
+        "INSTANCE VI_2 STOP 100\n"
+    );
+
+    // Not kept: gone with the reload.
+    notifier.set_scripts(&reloaded, &[]);
+    std::fs::remove_file(&out).expect("remove");
+    notifier.state_changed(
+        NotifyKind::Instance,
+        "VI_2",
+        NotifyState::Stop,
+        Priority(100),
+    );
+    notifier.wait_for_scripts(Duration::from_secs(5)).await;
+    assert!(!out.exists(), "a dropped instance's script ran");
+}
