@@ -402,30 +402,38 @@ fn track_file_changes_priority() {
 // ---------------------------------------------------------------------------------------
 // Sync groups
 
-#[test]
-fn sync_group_moves_together() {
-    let Some(_serial) = root_serial("sync_group_moves_together") else {
-        return;
-    };
+/// r1 and r2 each run `VI_1` and `VI_2` in sync group `G`; only `VI_1` on r1 tracks an extra
+/// interface (weight 0), so `VI_2` has nothing of its own to fail.
+fn sync_group_scene() -> Scene {
     let lab = Lab::new(2);
     add_tracked_link(&lab.routers[0].ns, TRACKED);
     let extra = |lab: &Lab, _: &Path, router: usize| {
         let priority = if router == 0 { 150 } else { 100 };
         Extra {
-            // Only VI_1 on r1 tracks the extra interface; VI_2 has nothing of its own to fail.
             instance: if router == 0 {
                 format!("track_interfaces = [{{ name = \"{TRACKED}\", weight = 0 }}]")
             } else {
                 String::new()
             },
             tables: format!(
-                "{}\n[[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n",
+                "{}{SYNC_GROUP}",
                 instance("VI_2", &lab.routers[router].iface, 52, priority, VIP2)
             ),
             ..Extra::default()
         }
     };
-    let scene = start(lab, fresh_dir(), &[150, 100], &extra);
+    start(lab, fresh_dir(), &[150, 100], &extra)
+}
+
+/// The `[[sync_group]]` table of [`sync_group_scene`], as written in the files.
+const SYNC_GROUP: &str = "\n[[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n";
+
+#[test]
+fn sync_group_moves_together() {
+    let Some(_serial) = root_serial("sync_group_moves_together") else {
+        return;
+    };
+    let scene = sync_group_scene();
     let all_on = |master: usize| {
         let backup = 1 - master;
         [
@@ -1085,25 +1093,7 @@ fn leaving_a_sync_group_by_reload_clears_the_group_fault() {
     let Some(_serial) = root_serial("leaving_a_sync_group_by_reload_clears_the_group_fault") else {
         return;
     };
-    let lab = Lab::new(2);
-    add_tracked_link(&lab.routers[0].ns, TRACKED);
-    let group = "\n[[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n";
-    let extra = |lab: &Lab, _: &Path, router: usize| {
-        let priority = if router == 0 { 150 } else { 100 };
-        Extra {
-            instance: if router == 0 {
-                format!("track_interfaces = [{{ name = \"{TRACKED}\", weight = 0 }}]")
-            } else {
-                String::new()
-            },
-            tables: format!(
-                "{}{group}",
-                instance("VI_2", &lab.routers[router].iface, 52, priority, VIP2)
-            ),
-            ..Extra::default()
-        }
-    };
-    let scene = start(lab, fresh_dir(), &[150, 100], &extra);
+    let scene = sync_group_scene();
     scene.await_states(&[(0, "VI_1", "Master"), (0, "VI_2", "Master")], SETTLE);
     scene.link(0, TRACKED, false);
     scene.await_states(&[(0, "VI_1", "Fault"), (0, "VI_2", "Fault")], CHANGE);
@@ -1111,7 +1101,7 @@ fn leaving_a_sync_group_by_reload_clears_the_group_fault() {
     // r1 leaves the group: VI_2 has no fault of its own, so it must leave Fault (and, the
     // better router, take VI_2 back) while VI_1 stays in fault.
     let (config, text) = r1_config(&scene);
-    std::fs::write(&config, text.replace(group, "\n")).expect("write r1.toml");
+    std::fs::write(&config, text.replace(SYNC_GROUP, "\n")).expect("write r1.toml");
     scene.agents[0].signal(libc::SIGHUP);
     scene.await_states(&[(0, "VI_1", "Fault"), (0, "VI_2", "Master")], CHANGE);
     await_serving(&scene, 0, VIP2, true);

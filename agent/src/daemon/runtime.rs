@@ -1197,7 +1197,10 @@ impl Daemon {
             .map(|r| r.spec.name.clone())
             .collect();
         self.notifier.set_scripts(&new, &retiring);
-        let respawn = tracking_inputs(&self.config) != tracking_inputs(&new);
+        // Compared as sets of watched objects: adding an instance on an interface already
+        // watched, or moving a weight, restarts nothing (a restarted script driver starts its
+        // rise/fall count afresh).
+        let respawn = track::Watched::of(&self.config) != track::Watched::of(&new);
         let old = std::mem::replace(&mut self.config, new);
         if respawn {
             match track::spawn_trackers(&self.config) {
@@ -1549,43 +1552,6 @@ fn updatable_in_place(old: &InstanceSpec, new: &InstanceSpec) -> bool {
     rest.garp = old.garp;
     rest.forward_window = old.forward_window;
     rest == *old
-}
-
-/// Everything the tracker drivers are started from; they are restarted on reload only when
-/// this changes.
-fn tracking_inputs(config: &Config) -> impl PartialEq + use<> {
-    // As sets of watched objects, as `spawn_trackers` builds them: adding an instance on an
-    // interface already watched, or moving a weight, restarts nothing (a restarted script
-    // driver starts its rise/fall count afresh).
-    let links: std::collections::BTreeSet<&str> = config
-        .instances
-        .iter()
-        .flat_map(|i| {
-            std::iter::once(i.interface.as_str())
-                .chain(i.track_interfaces.iter().map(|t| t.name.as_str()))
-        })
-        .collect();
-    let tracked: std::collections::BTreeSet<&str> = config
-        .instances
-        .iter()
-        .flat_map(|i| i.track_scripts.iter().map(|t| t.name.as_str()))
-        .collect();
-    let scripts: Vec<_> = config
-        .scripts
-        .iter()
-        .filter(|s| tracked.contains(s.name.as_str()))
-        .cloned()
-        .collect();
-    let files: std::collections::BTreeSet<_> = config
-        .instances
-        .iter()
-        .flat_map(|i| i.track_files.iter().map(|t| t.path.clone()))
-        .collect();
-    (
-        links.into_iter().map(str::to_owned).collect::<Vec<_>>(),
-        scripts,
-        files,
-    )
 }
 
 /// The `[global]` keys that differ: a reload does not apply them.

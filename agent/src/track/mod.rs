@@ -58,7 +58,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, ScriptSpec};
 
 pub use file::parse_value;
 pub(crate) use process::{RunOutcome, run_with_timeout};
@@ -123,51 +123,70 @@ impl Drop for TrackerHandles {
     }
 }
 
-/// Starts every driver the configuration needs, on the current tokio runtime and in the
-/// current network namespace: links for each instance's interface and every tracked
-/// interface, each `[[script]]` some instance tracks (scripts nobody tracks are not run, as
-/// in keepalived), and every tracked file.
+/// Everything the drivers watch for a configuration: links for each instance's interface
+/// and every tracked interface, each `[[script]]` some instance tracks (scripts nobody
+/// tracks are not run, as in keepalived), and every tracked file. Equal for two
+/// configurations exactly when their drivers would be the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watched {
+    pub links: BTreeSet<String>,
+    pub scripts: Vec<ScriptSpec>,
+    pub files: BTreeSet<PathBuf>,
+}
+
+impl Watched {
+    pub fn of(config: &Config) -> Self {
+        let links = config
+            .instances
+            .iter()
+            .flat_map(|i| {
+                std::iter::once(i.interface.clone())
+                    .chain(i.track_interfaces.iter().map(|t| t.name.clone()))
+            })
+            .collect();
+        let tracked: BTreeSet<&str> = config
+            .instances
+            .iter()
+            .flat_map(|i| i.track_scripts.iter().map(|t| t.name.as_str()))
+            .collect();
+        let scripts = config
+            .scripts
+            .iter()
+            .filter(|s| tracked.contains(s.name.as_str()))
+            .cloned()
+            .collect();
+        let files = config
+            .instances
+            .iter()
+            .flat_map(|i| i.track_files.iter().map(|t| t.path.clone()))
+            .collect();
+        Self {
+            links,
+            scripts,
+            files,
+        }
+    }
+}
+
+/// Starts a driver for everything [`Watched::of`] the configuration, on the current tokio
+/// runtime and in the current network namespace.
 pub fn spawn_trackers(
     config: &Config,
 ) -> Result<(mpsc::Receiver<Observation>, TrackerHandles), TrackError> {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let mut handles = TrackerHandles::default();
-
-    let links: BTreeSet<String> = config
-        .instances
-        .iter()
-        .flat_map(|i| {
-            std::iter::once(i.interface.clone())
-                .chain(i.track_interfaces.iter().map(|t| t.name.clone()))
-        })
-        .collect();
-    if !links.is_empty() {
-        handles.tasks.push(link::spawn(links, tx.clone())?);
+    let watched = Watched::of(config);
+    if !watched.links.is_empty() {
+        handles.tasks.push(link::spawn(watched.links, tx.clone())?);
     }
-
-    let tracked: BTreeSet<&str> = config
-        .instances
-        .iter()
-        .flat_map(|i| i.track_scripts.iter().map(|t| t.name.as_str()))
-        .collect();
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_SCRIPTS));
-    for spec in config
-        .scripts
-        .iter()
-        .filter(|s| tracked.contains(s.name.as_str()))
-    {
+    for spec in watched.scripts {
         handles
             .tasks
-            .push(script::spawn(spec.clone(), slots.clone(), tx.clone()));
+            .push(script::spawn(spec, slots.clone(), tx.clone()));
     }
-
-    let files: BTreeSet<PathBuf> = config
-        .instances
-        .iter()
-        .flat_map(|i| i.track_files.iter().map(|t| t.path.clone()))
-        .collect();
-    if !files.is_empty() {
-        handles.tasks.push(file::spawn(files, tx)?);
+    if !watched.files.is_empty() {
+        handles.tasks.push(file::spawn(watched.files, tx)?);
     }
     Ok((rx, handles))
 }
@@ -177,11 +196,55 @@ mod tests {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
-    use super::{Observation, TrackState, spawn_trackers};
+    use super::{Observation, TrackState, Watched, spawn_trackers};
     use crate::config::Config;
     use crate::track::testutil::TempDir;
     use crate::vrrp::Command;
     use crate::wire::Priority;
+
+    #[test]
+    fn watched_objects_ignore_weights_and_instances_on_watched_links() {
+        let parse = |extra: &str| {
+            let text = format!(
+                r#"
+                [[instance]]
+                name = "VI_1"
+                interface = "lo"
+                vrid = 51
+                virtual_ips = ["192.0.2.100/24"]
+                track_scripts = [{{ name = "chk", weight = -30 }}]
+                {extra}
+                [[script]]
+                name = "chk"
+                command = ["/bin/true"]
+                [[script]]
+                name = "unused"
+                command = ["/bin/false"]
+                "#
+            );
+            Config::parse(&text, "test.toml").expect("config").0
+        };
+        let base = Watched::of(&parse(""));
+        assert_eq!(base.links, BTreeSet::from(["lo".to_owned()]));
+        assert_eq!(
+            base.scripts
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["chk"],
+            "a script nobody tracks is not watched"
+        );
+        let mut reweighted = parse("");
+        reweighted.instances[0].track_scripts[0].weight = crate::config::Weight(-10);
+        assert_eq!(Watched::of(&reweighted), base);
+        let mut second = parse("");
+        let mut vi2 = second.instances[0].clone();
+        vi2.name = "VI_2".into();
+        second.instances.push(vi2);
+        assert_eq!(Watched::of(&second), base, "another instance on lo");
+        let filed = parse(r#"track_files = [{ path = "/run/prio", weight = 1 }]"#);
+        assert_ne!(Watched::of(&filed), base);
+    }
 
     /// All three drivers at once, in the test's own namespace: `lo` is up, the script fails,
     /// the file holds 4; a script nobody tracks is not run.
