@@ -1036,8 +1036,8 @@ impl Daemon {
                     track::Tracked::File(_) => None,
                 };
                 let contribution = match t.effect {
-                    track::TrackerEffect::Add(n) => n,
-                    track::TrackerEffect::None | track::TrackerEffect::Fault => 0,
+                    Some(track::Effect::Add(n)) => n,
+                    Some(track::Effect::Fault) | None => 0,
                 };
                 self.metrics
                     .set_tracker(name, &t.what.to_string(), up, contribution);
@@ -1108,7 +1108,9 @@ impl Daemon {
                             tracker: t.what.to_string(),
                             weight: i32::try_from(t.weight).unwrap_or(0),
                             observed: t.seen,
-                            effect: t.effect.to_string(),
+                            effect: t
+                                .effect
+                                .map_or_else(|| "none".to_owned(), |e| e.to_string()),
                         })
                         .collect(),
                     sync_group: r.group.map(|g| self.groups[g].name.clone()),

@@ -63,7 +63,7 @@ use crate::config::{Config, ScriptSpec};
 pub use file::parse_value;
 pub(crate) use process::{RunOutcome, run_with_timeout};
 pub use rise_fall::RiseFall;
-pub use state::{TrackState, Tracked, TrackerEffect, TrackerReport};
+pub use state::{Effect, TrackState, Tracked, TrackerReport};
 
 /// How many `[[script]]` runs may be in flight at once, across all scripts; a script whose
 /// turn comes while all slots are busy waits for one (its `timeout` starts when it starts).

@@ -45,28 +45,9 @@ pub struct TrackerReport {
     pub weight: i64,
     /// Interface up / script good as 1 / 0, or a file's value; `None` until first observed.
     pub seen: Option<i64>,
-    pub effect: TrackerEffect,
-}
-
-/// What one tracker does to its instance now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrackerEffect {
-    /// Nothing: not observed yet, healthy with a weight that only acts on failure, or ignored.
-    None,
-    /// Moves the priority by this much (before clamping).
-    Add(i64),
-    /// Holds the instance in Fault.
-    Fault,
-}
-
-impl fmt::Display for TrackerEffect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::None => f.write_str("none"),
-            Self::Add(n) => write!(f, "{n:+}"),
-            Self::Fault => f.write_str("fault"),
-        }
-    }
+    /// What it does to the instance now; `None`: nothing (not observed yet, healthy with a
+    /// weight that acts only on failure, or an owner's ignored weight).
+    pub effect: Option<Effect>,
 }
 
 /// One instance's tracking, sans-IO: the configured trackers with what was last observed of
@@ -101,9 +82,20 @@ struct Tracker {
 
 /// What one tracker does to the instance now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
+pub enum Effect {
+    /// Moves the priority by this much (before clamping).
     Add(i64),
+    /// Holds the instance in Fault.
     Fault,
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Add(n) => write!(f, "{n:+}"),
+            Self::Fault => f.write_str("fault"),
+        }
+    }
 }
 
 impl TrackState {
@@ -250,14 +242,9 @@ impl TrackState {
                 what: t.what.clone(),
                 weight: t.weight,
                 seen: t.seen,
-                effect: match t
+                effect: t
                     .seen
-                    .and_then(|seen| effect(&t.what, t.weight, seen, owner))
-                {
-                    Some(Effect::Add(n)) => TrackerEffect::Add(n),
-                    Some(Effect::Fault) => TrackerEffect::Fault,
-                    None => TrackerEffect::None,
-                },
+                    .and_then(|seen| effect(&t.what, t.weight, seen, owner)),
             })
             .collect()
     }
@@ -494,6 +481,36 @@ mod tests {
             s.faults().into_iter().collect::<Vec<_>>(),
             [FaultCause::Tracked(0)]
         );
+    }
+
+    #[test]
+    fn report_shows_each_tracker_s_observation_and_effect() {
+        let mut s = TrackState::new(&spec(100, -10, 0, 2));
+        let _ = s.interface_up("eth1", false);
+        let _ = s.script_result("chk", false);
+        let report: Vec<(Tracked, Option<i64>, Option<super::Effect>)> = s
+            .report()
+            .into_iter()
+            .map(|t| (t.what, t.seen, t.effect))
+            .collect();
+        assert_eq!(
+            report,
+            [
+                (
+                    Tracked::Interface("eth1".into()),
+                    Some(0),
+                    Some(super::Effect::Add(-10))
+                ),
+                (
+                    Tracked::Script("chk".into()),
+                    Some(0),
+                    Some(super::Effect::Fault)
+                ),
+                (Tracked::File(PathBuf::from(FILE)), None, None),
+            ]
+        );
+        assert_eq!(super::Effect::Add(-10).to_string(), "-10");
+        assert_eq!(super::Effect::Add(4).to_string(), "+4");
     }
 
     #[test]
