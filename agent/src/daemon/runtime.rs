@@ -610,18 +610,22 @@ impl Daemon {
     /// keepalived's group states: fault when any member is, master when all are, backup
     /// otherwise; notified on change.
     fn notify_group(&mut self, group: usize) {
-        let states: Vec<StateKind> = self
-            .instances
-            .iter()
-            .filter(|r| r.group == Some(group))
-            .map(|r| r.vrrp.state())
-            .collect();
-        if states.is_empty() || states.contains(&StateKind::Initialize) {
+        // Called after every drain of a member (every advert it hears): one pass, no
+        // allocation.
+        let (mut any, mut initializing, mut fault, mut all_master) = (false, false, false, true);
+        for r in self.instances.iter().filter(|r| r.group == Some(group)) {
+            let s = r.vrrp.state();
+            any = true;
+            initializing |= s == StateKind::Initialize;
+            fault |= s == StateKind::Fault;
+            all_master &= s == StateKind::Master;
+        }
+        if !any || initializing {
             return;
         }
-        let state = if states.contains(&StateKind::Fault) {
+        let state = if fault {
             NotifyState::Fault
-        } else if states.iter().all(|s| *s == StateKind::Master) {
+        } else if all_master {
             NotifyState::Master
         } else {
             NotifyState::Backup
