@@ -115,8 +115,6 @@ struct Daemon {
     xdp_mode: XdpModeChoice,
     netlink: Arc<Netlink>,
     planes: BTreeMap<String, Dataplane>,
-    /// Interfaces whose pinned data plane a previous run left and this one re-opened.
-    resumed_ifaces: Vec<String>,
     sockets: Vec<VrrpSocket>,
     instances: Vec<Running>,
     groups: Vec<Group>,
@@ -192,7 +190,6 @@ impl Daemon {
             xdp_mode,
             netlink,
             planes: BTreeMap::new(),
-            resumed_ifaces: Vec::new(),
             sockets: Vec::new(),
             instances: Vec::new(),
             groups: Vec::new(),
@@ -208,15 +205,14 @@ impl Daemon {
             stopping: None,
             force_exit: false,
         };
+        let mut reopened = Vec::new();
         for spec in specs {
-            daemon.add_instance(spec).await?;
+            daemon.add_instance(spec, &mut reopened).await?;
         }
         daemon.regroup();
         for index in 0..daemon.instances.len() {
             daemon.start_instance(index).await?;
         }
-        // Only what this start found pinned is resumed; instances a reload adds start afresh.
-        daemon.resumed_ifaces.clear();
         log::info!(
             "vipflip {} running {} instance(s); control socket {}",
             daemon.router_id,
@@ -226,8 +222,13 @@ impl Daemon {
         Ok(daemon)
     }
 
-    /// The data plane of `iface`, attached (or re-opened from its pins) on first use.
-    async fn plane_for(&mut self, iface: &str) -> anyhow::Result<Option<LinkInfo>> {
+    /// The data plane of `iface`, attached (or re-opened from its pins, then `iface` is added
+    /// to `reopened`) on first use.
+    async fn plane_for(
+        &mut self,
+        iface: &str,
+        reopened: &mut Vec<String>,
+    ) -> anyhow::Result<Option<LinkInfo>> {
         let link = match self.netlink.link(iface).await {
             Ok(link) => link,
             Err(err) => {
@@ -246,7 +247,7 @@ impl Daemon {
                     log::info!(
                         "{iface}: re-opened the pinned XDP data plane (traffic kept flowing)"
                     );
-                    self.resumed_ifaces.push(iface.to_owned());
+                    reopened.push(iface.to_owned());
                 }
             }
             self.planes.insert(iface.to_owned(), plane);
@@ -256,9 +257,15 @@ impl Daemon {
 
     /// Sets up one `[[instance]]`: its interface's data plane, its VRRP socket (shared by the
     /// instances of one interface and family), the state machine and the VRID filter. It is
-    /// not started: see [`Self::start_instance`].
-    async fn add_instance(&mut self, spec: InstanceSpec) -> anyhow::Result<()> {
-        let link = self.plane_for(&spec.interface).await?;
+    /// not started: see [`Self::start_instance`]. It resumes what a previous run left (see
+    /// `Running::resumed`) when its interface is in `reopened`: data planes re-opened from
+    /// their pins by this round of additions (the daemon's start, or one reload).
+    async fn add_instance(
+        &mut self,
+        spec: InstanceSpec,
+        reopened: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let link = self.plane_for(&spec.interface, reopened).await?;
         let family = spec.family();
         let delivery = if spec.unicast_peers.is_empty() {
             Delivery::Multicast
@@ -335,7 +342,7 @@ impl Daemon {
         self.instances.push(Running {
             iface_index: link.as_ref().map_or(0, |l| l.index),
             iface_mac: link.and_then(|l| l.mac).unwrap_or(MacAddr([0; 6])),
-            resumed: self.resumed_ifaces.contains(&spec.interface),
+            resumed: reopened.contains(&spec.interface),
             spec,
             vrrp,
             socket,
@@ -1261,6 +1268,7 @@ impl Daemon {
             self.remove_instance(index).await;
         }
         let first_new = self.instances.len();
+        let mut reopened = Vec::new();
         for spec in self.config.instances.clone() {
             if self
                 .instances
@@ -1272,12 +1280,11 @@ impl Daemon {
             if !report.restarted.contains(&spec.name) {
                 report.added.push(spec.name.clone());
             }
-            if let Err(err) = self.add_instance(spec.clone()).await {
+            if let Err(err) = self.add_instance(spec.clone(), &mut reopened).await {
                 log::error!("reload: instance {}: {err:#}", spec.name);
                 report.failed.push(format!("{}: {err:#}", spec.name));
             }
         }
-        self.resumed_ifaces.clear();
         self.regroup();
         for index in first_new..self.instances.len() {
             if let Err(err) = self.start_instance(index).await {
