@@ -294,11 +294,17 @@ impl Metrics {
 
     /// The `VRID_STATS` entry of (`family`, `vrid`) on `interface`, summed over CPUs. `family`
     /// is `ipv4` or `ipv6`.
-    pub fn set_xdp_vrid(&mut self, interface: &str, family: &str, vrid: u8, stats: &VridStats) {
+    pub fn set_xdp_vrid(
+        &mut self,
+        interface: &str,
+        family: &'static str,
+        vrid: u8,
+        stats: &VridStats,
+    ) {
         for (result, value) in [("accepted", stats.accepted), ("dropped", stats.dropped)] {
             let labels = VridLabels {
                 interface: interface.to_owned(),
-                family: family.to_owned(),
+                family,
                 vrid,
                 result,
             };
@@ -308,18 +314,12 @@ impl Metrics {
 
     /// The notifier's counts ([`Notifier::stats`](crate::notify::Notifier::stats)).
     pub fn set_notify(&mut self, stats: NotifyStats) {
-        mirror(
-            &self
-                .notify_fifo_lines
-                .get(ResultLabels { result: "written" }),
-            stats.fifo_written,
-        );
-        mirror(
-            &self
-                .notify_fifo_lines
-                .get(ResultLabels { result: "dropped" }),
-            stats.fifo_dropped,
-        );
+        for (result, value) in [
+            ("written", stats.fifo_written),
+            ("dropped", stats.fifo_dropped),
+        ] {
+            mirror(&self.notify_fifo_lines.get(ResultLabels { result }), value);
+        }
         mirror(&self.notify_scripts_started, stats.scripts_started);
         mirror(&self.notify_scripts_failed, stats.scripts_failed);
         mirror(&self.notify_scripts_timed_out, stats.scripts_timed_out);
@@ -348,13 +348,6 @@ impl Metrics {
         self.tracker_contribution.remove(&labels);
     }
 
-    /// Removes every XDP series of `interface` (no instance uses it any more).
-    pub fn forget_interface(&mut self, interface: &str) {
-        self.xdp_packets.retain(|l| l.interface != interface);
-        self.xdp_verdicts.retain(|l| l.interface != interface);
-        self.xdp_vrid_adverts.retain(|l| l.interface != interface);
-    }
-
     /// The `OpenMetrics` text of every series, ending in `# EOF`; serve it as [`CONTENT_TYPE`].
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -364,25 +357,7 @@ impl Metrics {
     }
 }
 
-/// Starts the HTTP endpoint on `listen`: [`bind`], then [`serve_listener`].
-pub async fn serve(
-    listen: SocketAddr,
-    scrapes: mpsc::Sender<oneshot::Sender<String>>,
-) -> io::Result<JoinHandle<()>> {
-    let listener = bind(listen).await?;
-    Ok(serve_listener(listener, scrapes))
-}
-
-/// Binds the endpoint's socket; the error names `listen`. With port 0, the port the kernel
-/// chose is `local_addr()` of the result.
-pub async fn bind(listen: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(listen)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("metrics endpoint on {listen}: {e}")))
-}
-
-/// Serves `listener` until the returned task is aborted; must be called within a tokio
-/// runtime.
+/// Binds `listen` (a bind error names it) and serves it until the returned task is aborted.
 ///
 /// A minimal HTTP/1.1 responder: one request per connection (`Connection: close`), a request
 /// head of at most [`MAX_REQUEST_HEAD`] bytes that must arrive within [`CLIENT_TIMEOUT`], no
@@ -390,11 +365,14 @@ pub async fn bind(listen: SocketAddr) -> io::Result<TcpListener> {
 /// 200 with the daemon's text; 503 if the daemon is gone or does not answer within
 /// [`DAEMON_TIMEOUT`]. Another method on `/metrics` gets 405, another path 404, a head that
 /// is not HTTP 400, a head too large 431.
-pub fn serve_listener(
-    listener: TcpListener,
+pub async fn serve(
+    listen: SocketAddr,
     scrapes: mpsc::Sender<oneshot::Sender<String>>,
-) -> JoinHandle<()> {
-    tokio::spawn(accept_loop(listener, scrapes))
+) -> io::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("metrics endpoint on {listen}: {e}")))?;
+    Ok(tokio::spawn(accept_loop(listener, scrapes)))
 }
 
 /// Longest request head read (request line and headers); a scraper sends a few hundred bytes.
@@ -549,7 +527,7 @@ struct VerdictLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VridLabels {
     interface: String,
-    family: String,
+    family: &'static str,
     vrid: u8,
     result: &'static str,
 }
@@ -810,29 +788,18 @@ mod tests {
         m.advert_rejected("VI_2", "wrong_vrid");
         m.set_effective_priority("VI_1", 110);
 
-        assert_line(
-            &m,
+        for line in [
             r#"vipflip_transitions_total{instance="VI_1",to="master",cause="master_down"} 2"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_transitions_total{instance="VI_1",to="backup",cause="startup"} 1"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_transitions_total{instance="VI_1",to="backup",cause="higher_priority"} 1"#,
-        );
-        assert_line(&m, r#"vipflip_adverts_sent_total{instance="VI_1"} 2"#);
-        assert_line(&m, r#"vipflip_adverts_received_total{instance="VI_1"} 1"#);
-        assert_line(&m, r#"vipflip_adverts_received_total{instance="VI_2"} 1"#);
-        assert_line(
-            &m,
+            r#"vipflip_adverts_sent_total{instance="VI_1"} 2"#,
+            r#"vipflip_adverts_received_total{instance="VI_1"} 1"#,
+            r#"vipflip_adverts_received_total{instance="VI_2"} 1"#,
             r#"vipflip_adverts_rejected_total{instance="VI_2",reason="wrong_vrid"} 1"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_instance_effective_priority{instance="VI_1"} 110"#,
-        );
+        ] {
+            assert_line(&m, line);
+        }
     }
 
     #[test]
@@ -851,14 +818,12 @@ mod tests {
         }
 
         m.set_state("VI_1", StateKind::Master);
-        assert_line(
-            &m,
+        for line in [
             r#"vipflip_instance_state{instance="VI_1",state="master"} 1"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_instance_state{instance="VI_1",state="backup"} 0"#,
-        );
+        ] {
+            assert_line(&m, line);
+        }
         let ones = lines(&m)
             .into_iter()
             .filter(|l| l.starts_with("vipflip_instance_state{") && l.ends_with(" 1"))
@@ -887,14 +852,12 @@ mod tests {
         }
         m.forget_instance("VI_1");
         assert_no_line_containing(&m, r#"instance="VI_1""#);
-        assert_line(
-            &m,
+        for line in [
             r#"vipflip_instance_state{instance="VI_2",state="master"} 1"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_tracker_priority_contribution{instance="VI_2",tracker="eth1"} -20"#,
-        );
+        ] {
+            assert_line(&m, line);
+        }
 
         // Back after a reload: from zero.
         m.advert_sent("VI_1");
@@ -991,38 +954,21 @@ mod tests {
                 "{text}"
             );
         }
-        assert_line(
-            &m,
+        for line in [
             r#"vipflip_xdp_packets_total{interface="eth0",outcome="vrrp_accepted"} 8"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_xdp_packets_total{interface="eth0",outcome="bad_ttl"} 2"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_xdp_packets_total{interface="eth0",outcome="peer_not_allowed"} 0"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_xdp_verdicts_total{interface="eth0",verdict="pass"} 9"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_xdp_verdicts_total{interface="eth0",verdict="aborted"} 0"#,
-        );
-        assert_line(
-            &m,
             r#"vipflip_xdp_vrid_adverts_total{interface="eth0",family="ipv4",vrid="51",result="dropped"} 2"#,
-        );
+        ] {
+            assert_line(&m, line);
+        }
         let outcomes = lines(&m)
             .into_iter()
             .filter(|l| l.starts_with("vipflip_xdp_packets_total{"))
             .count();
         assert_eq!(outcomes, Outcome::ALL.len());
-
-        m.forget_interface("eth0");
-        assert_no_line_containing(&m, r#"interface="eth0""#);
     }
 
     #[test]
@@ -1035,40 +981,38 @@ mod tests {
             scripts_failed: 2,
             scripts_timed_out: 1,
         });
-        assert_line(&m, r#"vipflip_notify_fifo_lines_total{result="written"} 4"#);
-        assert_line(&m, r#"vipflip_notify_fifo_lines_total{result="dropped"} 1"#);
-        assert_line(&m, "vipflip_notify_scripts_started_total 3");
-        assert_line(&m, "vipflip_notify_scripts_failed_total 2");
-        assert_line(&m, "vipflip_notify_scripts_timed_out_total 1");
+        for line in [
+            r#"vipflip_notify_fifo_lines_total{result="written"} 4"#,
+            r#"vipflip_notify_fifo_lines_total{result="dropped"} 1"#,
+            "vipflip_notify_scripts_started_total 3",
+            "vipflip_notify_scripts_failed_total 2",
+            "vipflip_notify_scripts_timed_out_total 1",
+        ] {
+            assert_line(&m, line);
+        }
     }
 
     #[test]
     fn routes() {
-        assert_eq!(
-            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Route::Metrics
-        );
-        assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\n\n"), Route::Metrics);
-        assert_eq!(
-            route(b"POST /metrics HTTP/1.1\r\n\r\n"),
-            Route::Status(StatusCode::MethodNotAllowed)
-        );
-        assert_eq!(
-            route(b"GET / HTTP/1.1\r\n\r\n"),
-            Route::Status(StatusCode::NotFound)
-        );
-        assert_eq!(
-            route(b"GET /metrics\r\n\r\n"),
-            Route::Status(StatusCode::BadRequest)
-        );
-        assert_eq!(
-            route(b"GET /metrics SPDY/3\r\n\r\n"),
-            Route::Status(StatusCode::BadRequest)
-        );
-        assert_eq!(
-            route(b"\xff\r\n\r\n"),
-            Route::Status(StatusCode::BadRequest)
-        );
+        let bad = Route::Status(StatusCode::BadRequest);
+        let cases: [(&[u8], Route); 7] = [
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", Route::Metrics),
+            (b"GET /metrics?x=1 HTTP/1.0\n\n", Route::Metrics),
+            (
+                b"POST /metrics HTTP/1.1\r\n\r\n",
+                Route::Status(StatusCode::MethodNotAllowed),
+            ),
+            (
+                b"GET / HTTP/1.1\r\n\r\n",
+                Route::Status(StatusCode::NotFound),
+            ),
+            (b"GET /metrics\r\n\r\n", bad),
+            (b"GET /metrics SPDY/3\r\n\r\n", bad),
+            (b"\xff\r\n\r\n", bad),
+        ];
+        for (head, want) in cases {
+            assert_eq!(route(head), want, "{}", head.escape_ascii());
+        }
     }
 
     /// Sends `request` on a new connection and reads the whole answer.
@@ -1091,9 +1035,9 @@ mod tests {
                 let _ = answer.send(metrics.render());
             }
         });
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local_addr");
-        (addr, serve_listener(listener, scrapes), daemon)
+        (addr, tokio::spawn(accept_loop(listener, scrapes)), daemon)
     }
 
     #[tokio::test]
