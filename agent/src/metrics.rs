@@ -223,25 +223,30 @@ impl Metrics {
         self.transitions.get(labels).inc();
     }
 
-    pub fn advert_sent(&mut self, instance: &str) {
-        self.adverts_sent.get(InstanceLabels::new(instance)).inc();
-    }
-
-    /// One advert reached `instance`, whether it is then accepted or rejected.
-    pub fn advert_received(&mut self, instance: &str) {
-        self.adverts_received
-            .get(InstanceLabels::new(instance))
-            .inc();
-    }
-
-    /// One advert was discarded for `reason`, a stable `snake_case` word such as
-    /// [`Discard::label`](crate::vrrp::Discard::label).
-    pub fn advert_rejected(&mut self, instance: &str, reason: &str) {
-        let labels = RejectLabels {
-            instance: instance.to_owned(),
-            reason: reason.to_owned(),
-        };
-        self.adverts_rejected.get(labels).inc();
+    /// The advert counters of `instance`, as the daemon and the VRRP core count them:
+    /// mirrored at each scrape rather than counted here as adverts come and go, which would
+    /// put a label lookup on every advert. `rejected` pairs a stable `snake_case` reason
+    /// ([`DiscardKind::label`](crate::vrrp::DiscardKind::label)) with its count; reasons
+    /// with no advert yet get no series.
+    pub fn set_adverts(
+        &mut self,
+        instance: &str,
+        sent: u64,
+        received: u64,
+        rejected: impl IntoIterator<Item = (&'static str, u64)>,
+    ) {
+        mirror(&self.adverts_sent.get(InstanceLabels::new(instance)), sent);
+        mirror(
+            &self.adverts_received.get(InstanceLabels::new(instance)),
+            received,
+        );
+        for (reason, count) in rejected.into_iter().filter(|(_, n)| *n > 0) {
+            let labels = RejectLabels {
+                instance: instance.to_owned(),
+                reason: reason.to_owned(),
+            };
+            mirror(&self.adverts_rejected.get(labels), count);
+        }
     }
 
     /// One flip (see the metric's help) took `took`.
@@ -781,11 +786,8 @@ mod tests {
         m.transition("VI_1", StateKind::Master, "master_down");
         m.transition("VI_1", StateKind::Backup, "higher_priority");
         m.transition("VI_1", StateKind::Master, "master_down");
-        m.advert_sent("VI_1");
-        m.advert_sent("VI_1");
-        m.advert_received("VI_1");
-        m.advert_received("VI_2");
-        m.advert_rejected("VI_2", "wrong_vrid");
+        m.set_adverts("VI_1", 2, 1, [("wrong_vrid", 0)]);
+        m.set_adverts("VI_2", 0, 1, [("wrong_vrid", 1)]);
         m.set_effective_priority("VI_1", 110);
 
         for line in [
@@ -800,6 +802,7 @@ mod tests {
         ] {
             assert_line(&m, line);
         }
+        assert_no_line_containing(&m, r#"reason="wrong_vrid"} 0"#);
     }
 
     #[test]
@@ -834,7 +837,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let mut m = Metrics::new();
-        m.advert_sent("a\"b\\c");
+        m.set_adverts("a\"b\\c", 1, 0, []);
         assert_line(&m, r#"vipflip_adverts_sent_total{instance="a\"b\\c"} 1"#);
     }
 
@@ -845,9 +848,7 @@ mod tests {
             m.set_state(instance, StateKind::Master);
             m.set_effective_priority(instance, 100);
             m.transition(instance, StateKind::Master, "master_down");
-            m.advert_sent(instance);
-            m.advert_received(instance);
-            m.advert_rejected(instance, "from_self");
+            m.set_adverts(instance, 1, 1, [("from_self", 1)]);
             m.set_tracker(instance, "eth1", Some(true), -20);
         }
         m.forget_instance("VI_1");
@@ -860,7 +861,7 @@ mod tests {
         }
 
         // Back after a reload: from zero.
-        m.advert_sent("VI_1");
+        m.set_adverts("VI_1", 1, 0, []);
         assert_line(&m, r#"vipflip_adverts_sent_total{instance="VI_1"} 1"#);
     }
 

@@ -33,7 +33,8 @@ use crate::{
     notify::{Notifier, NotifyKind, NotifyState},
     track::{self, Observation, TrackState, TrackerHandles},
     vrrp::{
-        Action, BackupTraffic, Cause, Command, FaultCause, Instance, RxMeta, StateKind, SyncGroup,
+        Action, BackupTraffic, Cause, Command, DiscardKind, FaultCause, Instance, RxMeta,
+        StateKind, SyncGroup,
     },
     wire::{
         Family, MacAddr, V3Ipv4Checksum,
@@ -80,6 +81,8 @@ struct Running {
     /// The router believed master (from its adverts, or ourselves), with its priority.
     master: Option<(IpAddr, u8)>,
     adverts_received: u64,
+    /// Adverts handed to the kernel, one per destination (the core counts one per advert).
+    adverts_sent: u64,
     /// After a restart that re-opened a pinned data plane: the VIPs are left as the previous
     /// run left them until the election says otherwise (see `resume`).
     resumed: bool,
@@ -350,6 +353,7 @@ impl Daemon {
             entered_state: Instant::now(),
             master: None,
             adverts_received: 0,
+            adverts_sent: 0,
             forwarding_until: None,
             announcer: None,
             track,
@@ -533,7 +537,6 @@ impl Daemon {
         });
         let running = &mut self.instances[index];
         running.adverts_received += 1;
-        self.metrics.advert_received(&running.spec.name);
         match running.vrrp.handle_advert(now, meta, &rx.advert) {
             Ok(()) => {
                 if rx.advert.priority.0 > 0 && running.vrrp.state() != StateKind::Master {
@@ -553,15 +556,11 @@ impl Daemon {
                     self.step_down(index, traffic);
                 }
             }
-            Err(discard) => {
-                log::debug!(
-                    "instance {}: advert from {} discarded: {discard}",
-                    running.spec.name,
-                    rx.src
-                );
-                self.metrics
-                    .advert_rejected(&running.spec.name, discard.label());
-            }
+            Err(discard) => log::debug!(
+                "instance {}: advert from {} discarded: {discard}",
+                running.spec.name,
+                rx.src
+            ),
         }
         self.drain(index).await;
     }
@@ -708,18 +707,18 @@ impl Daemon {
             _ => None,
         };
         if let Some((to, cause)) = transition {
+            // The state gauge is refreshed at each scrape; the transition is an event.
             self.metrics.transition(&name, to, &cause_label(cause));
-            self.metrics.set_state(&name, to);
         }
         match action {
             Action::SendAdvert(advert) => {
-                let running = &self.instances[index];
+                let running = &mut self.instances[index];
                 let Some(socket) = running.socket.map(|i| &self.sockets[i]) else {
                     return;
                 };
                 for dst in &running.destinations {
                     match socket.send(&advert, *dst, running.spec.checksum).await {
-                        Ok(_) => self.metrics.advert_sent(&name),
+                        Ok(_) => running.adverts_sent += 1,
                         Err(err) => log::warn!("instance {name}: {err}"),
                     }
                 }
@@ -1028,6 +1027,15 @@ impl Daemon {
             self.metrics.set_state(name, r.vrrp.state());
             self.metrics
                 .set_effective_priority(name, r.vrrp.priority().0);
+            let stats = r.vrrp.stats();
+            self.metrics.set_adverts(
+                name,
+                r.adverts_sent,
+                r.adverts_received,
+                DiscardKind::ALL
+                    .iter()
+                    .map(|kind| (kind.label(), stats.discarded(*kind))),
+            );
             if let Some(plane) = self.planes.get(&r.spec.interface)
                 && let Ok(stats) = plane.vrid_stats(family_tag(&r.spec), r.spec.vrid.0)
             {

@@ -91,12 +91,6 @@ impl Discard {
             Self::WeAreOwner { .. } => DiscardKind::WeAreOwner,
         }
     }
-
-    /// The kind's stable `snake_case` name ([`DiscardKind::label`]), e.g. for the `reason` label
-    /// of `vipflip_adverts_rejected_total`.
-    pub fn label(&self) -> &'static str {
-        self.kind().label()
-    }
 }
 
 /// Counters of one instance, readable with [`Instance::stats`](super::Instance::stats).
