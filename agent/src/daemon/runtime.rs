@@ -1300,28 +1300,8 @@ impl Daemon {
                 log::error!("reload: instance {name}: {err:#}");
                 report.failed.push(format!("{name}: {err:#}"));
             }
-            self.follow_group_master(index).await;
         }
         self.settle_groups().await;
-    }
-
-    /// A member started after its group: when another member is master, it follows (as it
-    /// would have, had it been running when that member became master).
-    async fn follow_group_master(&mut self, index: usize) {
-        let Some(group) = self.instances[index].group else {
-            return;
-        };
-        let group_master = self.instances.iter().enumerate().any(|(i, r)| {
-            i != index && r.group == Some(group) && r.vrrp.state() == StateKind::Master
-        });
-        if group_master
-            && self.instances[index]
-                .vrrp
-                .handle_command(Instant::now(), Command::SyncMaster)
-                .is_ok()
-        {
-            self.drain(index).await;
-        }
     }
 
     /// After group membership changed (a reload): an instance no longer in a group drops a

@@ -12,7 +12,8 @@ use super::instance::Instance;
 /// - one member in fault (for a cause of its own) puts every other member in fault
 ///   ([`FaultCause::SyncGroup`]); they leave it when no member has a fault of its own;
 /// - one member becoming master (other than because of the group) makes every backup member
-///   master ([`Command::SyncMaster`]).
+///   master ([`Command::SyncMaster`]); a member that starts while another is master follows
+///   it the same way.
 ///
 /// Losing an election is deliberately *not* propagated: when the peer router lost only some
 /// of its members (one VRID's master died), forcing our other members back to backup would
@@ -51,10 +52,20 @@ impl SyncGroup {
         let mut out = Vec::new();
         loop {
             let mut commands = Vec::new();
+            let mut started = Vec::new();
             for (index, member) in members.iter_mut().enumerate() {
                 while let Some(action) = member.borrow_mut().poll_action() {
                     if let Some(command) = Self::react(&action) {
                         commands.push((index, command));
+                    }
+                    if matches!(
+                        action,
+                        Action::BecomeBackup {
+                            cause: Cause::Startup,
+                            ..
+                        }
+                    ) {
+                        started.push(index);
                     }
                     out.push((index, action));
                 }
@@ -67,6 +78,17 @@ impl SyncGroup {
                         .filter(|&to| to != from)
                         .map(|to| (to, command)),
                 );
+            }
+            // A member that starts (a reload added it, or it was held for its scripts) after
+            // another became master follows it, as it would have had it been running then.
+            for joined in started {
+                let group_master = members
+                    .iter()
+                    .enumerate()
+                    .any(|(j, m)| j != joined && m.borrow().state() == super::StateKind::Master);
+                if group_master {
+                    expanded.push((joined, Command::SyncMaster));
+                }
             }
             expanded.extend(Self::reconcile_faults(members));
             if expanded.is_empty() {

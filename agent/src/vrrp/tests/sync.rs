@@ -93,6 +93,39 @@ fn one_member_master_makes_all_master() {
 }
 
 #[test]
+fn a_member_starting_after_another_became_master_follows_it() {
+    let mut members = pair(100);
+    let mut late = Instance::new(config(3, 2, 100)).expect("valid");
+    let mut group = SyncGroup::new();
+    group.pump(at(secs(0)), &mut members);
+    members[0].handle_timeout(at(ns(3_609_375_000)));
+    group.pump(at(ns(3_609_375_000)), &mut members);
+    assert_eq!(members[1].state(), StateKind::Master);
+
+    late.handle_command(at(secs(5)), Command::Startup)
+        .expect("startup");
+    let mut all: Vec<&mut Instance> = members.iter_mut().chain([&mut late]).collect();
+    let actions = group.pump(at(secs(5)), &mut all);
+    assert!(actions.contains(&(
+        2,
+        Action::BecomeMaster {
+            cause: Cause::SyncGroup,
+            accept: false
+        }
+    )));
+    assert_eq!(late.state(), StateKind::Master);
+}
+
+#[test]
+fn a_member_starting_while_no_member_is_master_stays_backup() {
+    let mut members = pair(100);
+    let mut group = SyncGroup::new();
+    group.pump(at(secs(0)), &mut members);
+    assert_eq!(members[0].state(), StateKind::Backup);
+    assert_eq!(members[1].state(), StateKind::Backup);
+}
+
+#[test]
 fn sync_groups_move_together_on_the_lan() {
     let mut sim = Sim::new();
     let r1 = sim.add_node(1, vec![config(1, 1, 200), config(2, 1, 200)], true);
