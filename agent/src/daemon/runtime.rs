@@ -1072,11 +1072,7 @@ impl Daemon {
             .instances
             .iter()
             .map(|r| {
-                let family = if r.spec.family() == Family::Ipv4 {
-                    vipflip_common::FAMILY_IPV4
-                } else {
-                    vipflip_common::FAMILY_IPV6
-                };
+                let family = family_tag(&r.spec);
                 let plane = self.planes.get(&r.spec.interface);
                 let xdp = plane
                     .and_then(|p| p.vrid_stats(family, r.spec.vrid.0).ok())
