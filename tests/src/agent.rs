@@ -72,7 +72,7 @@ fn json_value(chunk: &str, key: &str) -> Option<String> {
 /// Read by hand, here only: this crate has no JSON parser, and one would change the
 /// workspace's lock file for a format the CLI pretty-prints one key per line, each instance
 /// starting with its `name` (no other object in it has a `name`).
-pub fn parse_status(status: &str) -> Vec<InstanceStatus> {
+fn parse_status(status: &str) -> Vec<InstanceStatus> {
     status
         .split("\"name\": \"")
         .skip(1)
@@ -99,8 +99,8 @@ pub struct Agent {
     /// The router id (`r1`, `vf`), for messages.
     pub id: String,
     pub config: PathBuf,
-    pub log: PathBuf,
-    pub socket: PathBuf,
+    log: PathBuf,
+    socket: PathBuf,
     rust_log: String,
     proc: KillOnDrop,
 }
@@ -127,6 +127,17 @@ impl Agent {
     /// (`--keep-dataplane`) after `run`. Its log goes on in the same file.
     pub fn restart(&mut self, ns: &Netns, flags: &[&str]) {
         self.proc = KillOnDrop(spawn(ns, flags, &self.config, &self.log, &self.rust_log));
+    }
+
+    /// What the agent's configuration file holds now.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config).expect("read the configuration")
+    }
+
+    /// Writes `text` to the agent's configuration file and sends it SIGHUP to reload it.
+    pub fn sighup_with(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("write the configuration");
+        self.signal(libc::SIGHUP);
     }
 
     /// The agent's log so far.

@@ -11,7 +11,7 @@ use std::{
 use crate::{
     Host, KillOnDrop, Lab,
     agent::{self, Agent},
-    present_or_skip, root_or_skip,
+    answered_by, present_or_skip, root_or_skip,
     scene::{Prober, test_dir},
     serial, summary_number,
 };
@@ -302,7 +302,7 @@ impl<P: Peer> Interop<P> {
              {mdi_us} µs)"
         );
         assert!(
-            summary.contains(&format!("\"{new_master}\":")),
+            answered_by(&summary, new_master) > 0,
             "{what}: {new_master} never answered: {summary}\n{}",
             self.logs()
         );

@@ -500,3 +500,13 @@ pub fn summary_number(summary: &str, name: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("no number {name:?} in the probe summary {summary}"))
 }
+
+/// How many probes of a `vipflip-probe` JSON summary line router `name` answered (0 when it
+/// answered none: the summary then does not name it).
+pub fn answered_by(summary: &str, name: &str) -> u64 {
+    if summary.contains(&format!("\"{name}\":")) {
+        summary_number(summary, name)
+    } else {
+        0
+    }
+}

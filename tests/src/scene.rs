@@ -79,11 +79,11 @@ impl Probe {
 /// it stops them and removes `dir`, then the lab.
 pub struct Scene {
     pub agents: Vec<Agent>,
-    pub responders: Vec<KillOnDrop>,
+    responders: Vec<KillOnDrop>,
     pub lab: Lab,
     /// The agents' files.
-    pub dir: PathBuf,
-    pub prober: Prober,
+    dir: PathBuf,
+    prober: Prober,
 }
 
 impl Drop for Scene {

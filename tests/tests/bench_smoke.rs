@@ -2,16 +2,15 @@
 //! nothing (the benchmark proper runs ≥ 10 trials per cell); this only checks that every
 //! scenario runs and the results file comes out whole. Needs root and keepalived.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vipflip_integration_tests::{root_or_skip, serial};
+use vipflip_integration_tests::{root_serial, wait_for};
 
 #[test]
 fn failover_benchmark_smoke_run() {
-    if !root_or_skip("failover_benchmark_smoke_run") {
+    let Some(_serial) = root_serial("failover_benchmark_smoke_run") else {
         return;
-    }
-    let _serial = serial();
+    };
     let out =
         std::env::temp_dir().join(format!("vipflip-failover-smoke-{}.md", std::process::id()));
     // Output goes to files and the run has a deadline: a pipe held open by a stray
@@ -25,18 +24,14 @@ fn failover_benchmark_smoke_run() {
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
         .spawn()
         .expect("run vipflip-bench-failover");
-    let deadline = Instant::now() + Duration::from_mins(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut status = None;
+    if !wait_for(Duration::from_mins(10), || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    }) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let _ = std::fs::remove_file(&stdout_path);

@@ -16,8 +16,8 @@ use std::{
 
 use vipflip_integration_tests::{
     KillOnDrop as Proc, Lab, Netns,
-    agent::{self, QUICK_GARP},
-    root_serial,
+    agent::{self, Agent, QUICK_GARP},
+    answered_by, root_serial,
     scene::{MDI_US, Prober, Scene, test_dir},
     summary_number as field, unique, wait_for,
 };
@@ -121,12 +121,6 @@ fn await_serving(scene: &Scene, router: usize, vip: &str, serving: bool) {
     });
 }
 
-/// How many probes of `summary` router `name` answered (0 if none).
-fn answered_by(summary: &str, name: &str) -> u64 {
-    let key = format!("\"{name}\":");
-    summary.find(&key).map_or(0, |_| field(summary, name))
-}
-
 /// Probes `vip` for `duration_ms`: router `router` must answer every probe. `what` says
 /// what failed.
 fn assert_served_by(scene: &Scene, vip: &str, duration_ms: u32, router: usize, what: &str) {
@@ -149,13 +143,6 @@ fn vi1_transitions(scene: &Scene) -> Vec<u64> {
     (0..scene.agents.len())
         .map(|r| scene.inst(r, "VI_1").transitions)
         .collect()
-}
-
-/// r1's configuration file, and what it holds now.
-fn r1_config(scene: &Scene) -> (PathBuf, String) {
-    let config = scene.agents[0].config.clone();
-    let text = std::fs::read_to_string(&config).expect("read r1.toml");
-    (config, text)
 }
 
 /// Writes an executable shell script.
@@ -861,7 +848,7 @@ fn sighup_with_invalid_config_keeps_the_old_one() {
     };
     let mut scene = plain(&[150, 100]);
     let transitions = scene.inst(0, "VI_1").transitions;
-    let (config, good) = r1_config(&scene);
+    let good = scene.agents[0].config_text();
     let bad = good.replace("priority = 150", "priority = 300");
     assert_ne!(good, bad);
 
@@ -869,9 +856,8 @@ fn sighup_with_invalid_config_keeps_the_old_one() {
         ("an out-of-range priority", bad.as_str()),
         ("garbage", "this is [not toml\n"),
     ] {
-        std::fs::write(&config, text).expect("write r1.toml");
         let logged = scene.agents[0].log().len();
-        scene.agents[0].signal(libc::SIGHUP);
+        scene.agents[0].sighup_with(text);
         let said = wait_for(Duration::from_secs(3), || {
             scene.agents[0].log_since(logged).contains("r1.toml")
         });
@@ -896,8 +882,7 @@ fn sighup_with_invalid_config_keeps_the_old_one() {
     }
 
     // The good file again: a reload that changes nothing.
-    std::fs::write(&config, &good).expect("restore r1.toml");
-    scene.agents[0].signal(libc::SIGHUP);
+    scene.agents[0].sighup_with(&good);
     std::thread::sleep(Duration::from_millis(300));
     assert!(scene.agents[0].running(), "{}", scene.agents[0].log());
     scene.await_master(0, CHANGE);
@@ -911,11 +896,7 @@ fn sighup_adds_and_removes_instances() {
     };
     let mut scene = plain(&[150, 100]);
     let before = vi1_transitions(&scene);
-    let originals: Vec<String> = scene
-        .agents
-        .iter()
-        .map(|a| std::fs::read_to_string(&a.config).expect("read the configuration"))
-        .collect();
+    let originals: Vec<String> = scene.agents.iter().map(Agent::config_text).collect();
     assert!(
         !scene.lab.client.ns.ping_once(VIP2),
         "{VIP2} answers before any instance has it"
@@ -926,9 +907,7 @@ fn sighup_adds_and_removes_instances() {
     for (router, priority) in [(0, 150), (1, 100)] {
         let vi2 =
             instance("VI_2", scene.iface(router), 52, priority, VIP2) + "forward_window = \"1s\"\n";
-        let text = format!("{}\n{vi2}", originals[router]);
-        std::fs::write(&scene.agents[router].config, text).expect("write the configuration");
-        scene.agents[router].signal(libc::SIGHUP);
+        scene.agents[router].sighup_with(&format!("{}\n{vi2}", originals[router]));
     }
     scene.await_states(&[(0, "VI_2", "Master"), (1, "VI_2", "Backup")], CHANGE);
     assert_served_by(
@@ -943,8 +922,7 @@ fn sighup_adds_and_removes_instances() {
     // r2 takes over.
     let probe = scene.start_probe(VIP2, 2000);
     std::thread::sleep(Duration::from_millis(700));
-    std::fs::write(&scene.agents[0].config, &originals[0]).expect("restore r1.toml");
-    scene.agents[0].signal(libc::SIGHUP);
+    scene.agents[0].sighup_with(&originals[0]);
     scene.await_that("VI_2 gone from r1's status", CHANGE, |s| {
         s.agents[0].inst("VI_2").is_none()
     });
@@ -960,8 +938,7 @@ fn sighup_adds_and_removes_instances() {
     await_serving(&scene, 0, VIP2, false);
 
     // And from r2: nobody serves VIP2 any more.
-    std::fs::write(&scene.agents[1].config, &originals[1]).expect("restore r2.toml");
-    scene.agents[1].signal(libc::SIGHUP);
+    scene.agents[1].sighup_with(&originals[1]);
     scene.await_that("VI_2 gone from both routers' status", CHANGE, |s| {
         s.agents.iter().all(|a| {
             let names: Vec<String> = a.instances().into_iter().map(|i| i.name).collect();
@@ -1004,11 +981,7 @@ fn an_instance_brought_back_while_it_hands_off_runs_once() {
         return;
     };
     let scene = plain(&[150, 100]);
-    let originals: Vec<String> = scene
-        .agents
-        .iter()
-        .map(|a| std::fs::read_to_string(&a.config).expect("read the configuration"))
-        .collect();
+    let originals: Vec<String> = scene.agents.iter().map(Agent::config_text).collect();
     let with_vi2: Vec<String> = [(0, 150), (1, 100)]
         .iter()
         .map(|&(router, priority)| {
@@ -1020,18 +993,15 @@ fn an_instance_brought_back_while_it_hands_off_runs_once() {
         })
         .collect();
     for (agent, text) in scene.agents.iter().zip(&with_vi2) {
-        std::fs::write(&agent.config, text).expect("write the configuration");
-        agent.signal(libc::SIGHUP);
+        agent.sighup_with(text);
     }
     scene.await_states(&[(0, "VI_2", "Master"), (1, "VI_2", "Backup")], CHANGE);
 
     // Remove VI_2 from r1, its master: it hands off and then waits out its 5 s forward
     // window before it goes. Bring it back within that window.
-    std::fs::write(&scene.agents[0].config, &originals[0]).expect("restore r1.toml");
-    scene.agents[0].signal(libc::SIGHUP);
+    scene.agents[0].sighup_with(&originals[0]);
     scene.await_states(&[(1, "VI_2", "Master")], CHANGE);
-    std::fs::write(&scene.agents[0].config, &with_vi2[0]).expect("write r1.toml");
-    scene.agents[0].signal(libc::SIGHUP);
+    scene.agents[0].sighup_with(&with_vi2[0]);
 
     // One VI_2 on r1, which preempts r2 again and serves the VIP.
     scene.await_states(&[(0, "VI_2", "Master"), (1, "VI_2", "Backup")], CHANGE);
@@ -1071,9 +1041,8 @@ fn an_instance_restarted_by_reload_keeps_what_its_trackers_saw() {
 
     // A change the instance cannot take in place (preempt_delay): VI_1 restarts on r1. The
     // link is still down, so it must come back at 50 and leave r2 master.
-    let (config, text) = r1_config(&scene);
-    std::fs::write(&config, format!("{text}preempt_delay = \"10ms\"\n")).expect("write r1.toml");
-    scene.agents[0].signal(libc::SIGHUP);
+    let text = scene.agents[0].config_text();
+    scene.agents[0].sighup_with(&format!("{text}preempt_delay = \"10ms\"\n"));
     scene.await_that("r1's reload logged", CHANGE, |s| {
         s.agents[0].log().contains("restarted: VI_1")
     });
@@ -1100,9 +1069,8 @@ fn leaving_a_sync_group_by_reload_clears_the_group_fault() {
 
     // r1 leaves the group: VI_2 has no fault of its own, so it must leave Fault (and, the
     // better router, take VI_2 back) while VI_1 stays in fault.
-    let (config, text) = r1_config(&scene);
-    std::fs::write(&config, text.replace(SYNC_GROUP, "\n")).expect("write r1.toml");
-    scene.agents[0].signal(libc::SIGHUP);
+    let text = scene.agents[0].config_text();
+    scene.agents[0].sighup_with(&text.replace(SYNC_GROUP, "\n"));
     scene.await_states(&[(0, "VI_1", "Fault"), (0, "VI_2", "Master")], CHANGE);
     await_serving(&scene, 0, VIP2, true);
 }
@@ -1114,11 +1082,10 @@ fn sighup_priority_change_moves_the_master() {
     };
     let mut scene = plain(&[150, 100]);
     let transitions = scene.inst(0, "VI_1").transitions;
-    let (config, good) = r1_config(&scene);
+    let good = scene.agents[0].config_text();
 
     // r1 down to 50: updated in place (no restart of the instance), r2 (100) preempts.
-    std::fs::write(&config, good.replace("priority = 150", "priority = 50")).expect("write");
-    scene.agents[0].signal(libc::SIGHUP);
+    scene.agents[0].sighup_with(&good.replace("priority = 150", "priority = 50"));
     scene.await_master(1, CHANGE);
     let r1 = scene.inst(0, "VI_1");
     assert!(
@@ -1129,8 +1096,7 @@ fn sighup_priority_change_moves_the_master() {
     );
 
     // Back to 150: r1 preempts.
-    std::fs::write(&config, &good).expect("restore r1.toml");
-    scene.agents[0].signal(libc::SIGHUP);
+    scene.agents[0].sighup_with(&good);
     scene.await_master(0, CHANGE);
     assert!(scene.agents[0].running(), "{}", scene.agents[0].log());
     let r1 = scene.inst(0, "VI_1");
@@ -1154,7 +1120,8 @@ fn reload_command_reports_the_result() {
         return;
     };
     let mut scene = plain(&[150]);
-    let (config, good) = r1_config(&scene);
+    let config = scene.agents[0].config.clone();
+    let good = scene.agents[0].config_text();
 
     std::fs::write(&config, good.replace("vrid = 51", "vrid = 256")).expect("write r1.toml");
     let out = scene.agents[0].cli(&["reload"]);

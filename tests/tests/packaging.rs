@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use vipflip::config::Config;
 use vipflip::daemon::SHUTDOWN_HANDOFF_LIMIT;
-use vipflip_integration_tests::vipflip_bin;
+use vipflip_integration_tests::agent::vipflip;
 
 /// The capabilities the daemon needs (the unit's comments say what for).
 const CAPABILITIES: [&str; 5] = [
@@ -42,7 +42,7 @@ fn exec_start_is_a_command_line_the_binary_accepts() {
         "ExecStart: {exec_start:?}"
     );
 
-    let help = Command::new(vipflip_bin())
+    let help = Command::new(vipflip())
         .args(["run", "--help"])
         .output()
         .expect("running vipflip run --help");
@@ -69,7 +69,7 @@ fn exec_start_is_a_command_line_the_binary_accepts() {
             }
         })
         .collect();
-    let out = Command::new(vipflip_bin())
+    let out = Command::new(vipflip())
         .arg("run")
         .args(&args)
         .output()
@@ -168,10 +168,7 @@ fn systemd_analyze_verify_accepts_the_unit() {
     let dir = std::env::temp_dir().join(format!("vipflip-packaging-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("creating a temporary directory");
     let unit_path = dir.join("vipflip.service");
-    let text = Unit::text().replace(
-        "/usr/local/bin/vipflip",
-        &vipflip_bin().display().to_string(),
-    );
+    let text = Unit::text().replace("/usr/local/bin/vipflip", &vipflip().display().to_string());
     std::fs::write(&unit_path, text).expect("writing the unit copy");
     let out = Command::new(analyze)
         .args(["verify", "--man=no"])
