@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod import;
 pub mod io;
+pub mod lb;
 pub mod metrics;
 pub mod notify;
 pub mod track;

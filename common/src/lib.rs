@@ -158,6 +158,197 @@ impl VipEntry {
     }
 }
 
+/// Capacity of the `SERVICES` map: virtual services (vip, port, protocol) on one interface.
+pub const MAX_SERVICES: u32 = 64;
+/// Entries of the `REALS` array: real servers (and sorry servers) of all services on one
+/// interface. A lookup-table slot holds an index into it, so it must fit a `u16`.
+pub const MAX_REALS: u32 = 4096;
+/// Slots of one service's lookup table: a prime (Maglev needs a prime table size; the
+/// disruption when a real server leaves is about 1/N of the slots for N servers only while
+/// the table is much larger than N).
+pub const LB_TABLE_SIZE: u32 = 65_537;
+/// Entries of the `LB_TABLES` array: two per service (the live one and the one being
+/// written), index = `service.index * 2 + service.table`.
+pub const LB_TABLES: u32 = MAX_SERVICES * 2;
+/// Capacity of the per-CPU `FLOWS` LRU: established flows remembered per CPU.
+pub const MAX_FLOWS: u32 = 65_536;
+
+/// IP protocol numbers the load balancer serves.
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+/// ICMP destination unreachable / fragmentation needed (RFC 792, RFC 1191).
+pub const ICMP_DEST_UNREACH: u8 = 3;
+pub const ICMP_FRAG_NEEDED: u8 = 4;
+/// ICMPv6 packet too big (RFC 4443 §3.2).
+pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+
+/// Key of the `SERVICES` map: one virtual service. A service on port 0 takes every port of
+/// its VIP and protocol; the program looks up the exact port first, then port 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
+    pub family: u8,
+    /// [`IPPROTO_TCP`] or [`IPPROTO_UDP`].
+    pub protocol: u8,
+    /// Network byte order; 0 = all ports.
+    pub port: [u8; 2],
+    /// The VIP, network byte order; IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+}
+
+impl ServiceKey {
+    pub const fn new(vip: VipKey, protocol: u8, port: u16) -> Self {
+        Self {
+            family: vip.family,
+            protocol,
+            port: port.to_be_bytes(),
+            addr: vip.addr,
+        }
+    }
+}
+
+/// How a service picks the real server of a new flow ([`ServiceEntry::scheduler`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheduler {
+    /// Maglev consistent hashing of the 5-tuple over the service's table (RFC-free; the
+    /// Maglev paper, NSDI 2016): both directors pick the same server for a flow.
+    Maglev = 1,
+    /// Weighted round robin: a per-CPU cursor steps through a weighted, interleaved sequence
+    /// in the first [`ServiceEntry::len`] slots.
+    Wrr = 2,
+    /// Source hashing: the client address alone, over the same consistent table as Maglev.
+    SourceHash = 3,
+}
+
+impl Scheduler {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Maglev),
+            2 => Some(Self::Wrr),
+            3 => Some(Self::SourceHash),
+            _ => None,
+        }
+    }
+}
+
+/// Value of the `SERVICES` map. Swapping a service's table is one update of this value
+/// (`table` flips once the other half of its `LB_TABLES` pair is fully written).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// The service's slot, `0..MAX_SERVICES`: its tables are `LB_TABLES[index * 2 + table]`.
+    pub index: u16,
+    /// Which of its two tables is live: 0 or 1.
+    pub table: u8,
+    /// A [`Scheduler`] as `u8`.
+    pub scheduler: u8,
+    /// Slots of the live table in use: `LB_TABLE_SIZE` for Maglev and source hashing, the
+    /// length of the weighted sequence for WRR; 0 = no server to send to (drop).
+    pub len: u32,
+}
+
+/// Value of the `LB_TABLES` array: slot → index into `REALS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LbTable {
+    pub slots: [u16; LB_TABLE_SIZE as usize],
+}
+
+/// [`RealEntry::flags`] bit: the real server may take flows (healthy, or the sorry server in
+/// use). A flow remembered in `FLOWS` for a real without it is scheduled afresh; a drained
+/// real (weight 0) keeps it and so keeps its flows.
+pub const REAL_ALIVE: u8 = 1;
+
+/// Value of the `REALS` array: where to send a flow's frames (Direct Routing: only the
+/// Ethernet addresses change).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealEntry {
+    /// Interface to send on: `XDP_TX` when it is the ingress one, `bpf_redirect` otherwise.
+    pub ifindex: u32,
+    /// Changes whenever this slot is given to another real server, so flows remembered for
+    /// the previous one are not sent to the new one.
+    pub generation: u32,
+    /// The real server's MAC (from the neighbour table).
+    pub dst_mac: [u8; 6],
+    /// Ours on `ifindex`.
+    pub src_mac: [u8; 6],
+    /// [`REAL_ALIVE`].
+    pub flags: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Key of the per-CPU `FLOWS` LRU: a flow as the client sends it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub family: u8,
+    pub protocol: u8,
+    /// Network byte order.
+    pub src_port: [u8; 2],
+    pub dst_port: [u8; 2],
+    pub _pad: [u8; 2],
+    /// Client address, network byte order; IPv4 in the first 4 bytes.
+    pub src: [u8; 16],
+    /// The VIP.
+    pub dst: [u8; 16],
+}
+
+/// Value of the per-CPU `FLOWS` LRU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// Index into `REALS`.
+    pub real: u32,
+    /// [`RealEntry::generation`] when the flow was scheduled.
+    pub generation: u32,
+}
+
+/// The hash both directors compute for a flow: what Maglev and source hashing index their
+/// table with (`hash % LB_TABLE_SIZE`). Defined here so the agent's tests can predict the
+/// program's choice. Source hashing passes a key with only `family` and `src` set.
+///
+/// Jenkins' one-at-a-time mixing over the key's 40 bytes, taken a 32-bit word at a time
+/// (fixed trip count: the verifier unrolls it), finished with murmur3's avalanche.
+pub const fn flow_hash(key: &FlowKey) -> u32 {
+    let words = flow_key_words(key);
+    let mut h: u32 = 0x9e37_79b9;
+    let mut i = 0;
+    while i < words.len() {
+        h = h.wrapping_add(words[i]);
+        h = h.wrapping_add(h << 10);
+        h ^= h >> 6;
+        i += 1;
+    }
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+const fn flow_key_words(key: &FlowKey) -> [u32; 10] {
+    let head = u32::from_le_bytes([key.family, key.protocol, key.src_port[0], key.src_port[1]]);
+    let ports = u32::from_le_bytes([key.dst_port[0], key.dst_port[1], 0, 0]);
+    let s = &key.src;
+    let d = &key.dst;
+    [
+        head,
+        ports,
+        u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+        u32::from_le_bytes([s[4], s[5], s[6], s[7]]),
+        u32::from_le_bytes([s[8], s[9], s[10], s[11]]),
+        u32::from_le_bytes([s[12], s[13], s[14], s[15]]),
+        u32::from_le_bytes([d[0], d[1], d[2], d[3]]),
+        u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
+        u32::from_le_bytes([d[8], d[9], d[10], d[11]]),
+        u32::from_le_bytes([d[12], d[13], d[14], d[15]]),
+    ]
+}
+
 /// Key of the `VRIDS` map: a virtual router configured on this interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -260,10 +451,23 @@ pub enum Outcome {
     DropUnknownVrid,
     /// VRRP: the source address is not in this VRID's allow-list.
     DropPeerNotAllowed,
+    /// Traffic to a virtual service sent to its real server with `XDP_TX`.
+    LbForwardTx,
+    /// Traffic to a virtual service redirected to its real server's interface.
+    LbForwardRedirect,
+    /// Traffic to a virtual service with no real server to take it (none healthy, no sorry
+    /// server): dropped.
+    LbNoServer,
+    /// ICMP fragmentation needed / ICMPv6 packet too big about a service's flow, sent to the
+    /// real server of that flow (its path MTU discovery needs it; RFC 1191, RFC 8201).
+    LbIcmpForward,
+    /// Traffic to a VIP with services that the balancer cannot place (an IPv4 fragment or
+    /// header options, a truncated L4 header): passed to the local stack.
+    LbPassUnsupported,
 }
 
 /// Number of [`Outcome`]s, i.e. of outcome counters at the start of [`Stats`].
-pub const OUTCOME_COUNT: u32 = Outcome::DropPeerNotAllowed as u32 + 1;
+pub const OUTCOME_COUNT: u32 = Outcome::LbPassUnsupported as u32 + 1;
 
 impl Outcome {
     /// Every outcome, in discriminant order.
@@ -287,6 +491,11 @@ impl Outcome {
         Outcome::DropZeroInterval,
         Outcome::DropUnknownVrid,
         Outcome::DropPeerNotAllowed,
+        Outcome::LbForwardTx,
+        Outcome::LbForwardRedirect,
+        Outcome::LbNoServer,
+        Outcome::LbIcmpForward,
+        Outcome::LbPassUnsupported,
     ];
 
     /// The counter's name, as in [`Stats`] and as printed by `vipflip maps`.
@@ -311,12 +520,18 @@ impl Outcome {
             Outcome::DropZeroInterval => "zero_interval",
             Outcome::DropUnknownVrid => "unknown_vrid",
             Outcome::DropPeerNotAllowed => "peer_not_allowed",
+            Outcome::LbForwardTx => "lb_forward_tx",
+            Outcome::LbForwardRedirect => "lb_forward_redirect",
+            Outcome::LbNoServer => "lb_no_server",
+            Outcome::LbIcmpForward => "lb_icmp_forward",
+            Outcome::LbPassUnsupported => "lb_pass_unsupported",
         }
     }
 
     /// True for the VRRP drop reasons.
     pub const fn is_vrrp_drop(self) -> bool {
-        self as u32 >= Outcome::DropBadTtl as u32
+        let n = self as u32;
+        n >= Outcome::DropBadTtl as u32 && n <= Outcome::DropPeerNotAllowed as u32
     }
 }
 
@@ -356,6 +571,11 @@ pub struct Stats {
     pub zero_interval: u64,
     pub unknown_vrid: u64,
     pub peer_not_allowed: u64,
+    pub lb_forward_tx: u64,
+    pub lb_forward_redirect: u64,
+    pub lb_no_server: u64,
+    pub lb_icmp_forward: u64,
+    pub lb_pass_unsupported: u64,
     pub verdict_aborted: u64,
     pub verdict_drop: u64,
     pub verdict_pass: u64,
@@ -391,11 +611,21 @@ const _: () = {
     assert!(core::mem::size_of::<VridEntry>() == 4);
     assert!(core::mem::size_of::<PeerKey>() == 20);
     assert!(core::mem::size_of::<VridStats>() == 16);
+    assert!(core::mem::size_of::<ServiceKey>() == 20);
+    assert!(core::mem::size_of::<ServiceEntry>() == 8);
+    assert!(core::mem::size_of::<LbTable>() == LB_TABLE_SIZE as usize * 2);
+    assert!(core::mem::size_of::<RealEntry>() == 24);
+    assert!(core::mem::size_of::<FlowKey>() == 40);
+    assert!(core::mem::size_of::<FlowEntry>() == 8);
+    assert!(MAX_REALS <= u16::MAX as u32 + 1);
 };
 
 #[cfg(feature = "user")]
 mod user {
-    use super::{PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats};
+    use super::{
+        FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, ServiceEntry, ServiceKey, Stats, VipEntry,
+        VipKey, VridEntry, VridKey, VridStats,
+    };
 
     // SAFETY (all): `repr(C)`, no implicit padding (sizes asserted above), every bit pattern
     // valid (plain integers and byte arrays).
@@ -406,6 +636,12 @@ mod user {
     unsafe impl aya::Pod for PeerKey {}
     unsafe impl aya::Pod for VridStats {}
     unsafe impl aya::Pod for Stats {}
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for ServiceEntry {}
+    unsafe impl aya::Pod for LbTable {}
+    unsafe impl aya::Pod for RealEntry {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FlowEntry {}
 }
 
 #[cfg(test)]
@@ -454,11 +690,90 @@ mod tests {
             ..Stats::default()
         };
         assert_eq!(stats.outcome(Outcome::DropPeerNotAllowed), 7);
+        assert!(Outcome::DropPeerNotAllowed.is_vrrp_drop());
+        assert!(!Outcome::LbNoServer.is_vrrp_drop());
         assert_eq!(stats.outcome(Outcome::VipForwardTx), 3);
         assert_eq!(stats.verdict(XDP_REDIRECT), 9);
         assert_eq!(size_of::<Stats>(), STATS_COUNTERS as usize * 8);
         for (i, outcome) in Outcome::ALL.iter().enumerate() {
             assert_eq!(*outcome as usize, i, "{} out of order", outcome.name());
+        }
+    }
+
+    #[test]
+    fn lb_layouts_have_no_padding() {
+        assert_eq!(offset_of!(ServiceKey, port), 2);
+        assert_eq!(offset_of!(ServiceKey, addr), 4);
+        assert_eq!(offset_of!(ServiceEntry, len), 4);
+        assert_eq!(offset_of!(RealEntry, dst_mac), 8);
+        assert_eq!(offset_of!(RealEntry, src_mac), 14);
+        assert_eq!(offset_of!(RealEntry, flags), 20);
+        assert_eq!(offset_of!(FlowKey, src), 8);
+        assert_eq!(offset_of!(FlowKey, dst), 24);
+        assert_eq!(
+            ServiceKey::new(VipKey::ipv4([192, 0, 2, 1]), IPPROTO_TCP, 80).port,
+            [0, 80]
+        );
+    }
+
+    #[test]
+    fn flow_hash_depends_on_every_field_and_spreads() {
+        let base = FlowKey {
+            family: FAMILY_IPV4,
+            protocol: IPPROTO_TCP,
+            src_port: 40000u16.to_be_bytes(),
+            dst_port: 80u16.to_be_bytes(),
+            _pad: [0; 2],
+            src: VipKey::ipv4([198, 51, 100, 7]).addr,
+            dst: VipKey::ipv4([192, 0, 2, 100]).addr,
+        };
+        let h = flow_hash(&base);
+        assert_ne!(
+            h,
+            flow_hash(&FlowKey {
+                protocol: IPPROTO_UDP,
+                ..base
+            })
+        );
+        assert_ne!(
+            h,
+            flow_hash(&FlowKey {
+                src_port: [0x9c, 0x41],
+                ..base
+            })
+        );
+        assert_ne!(
+            h,
+            flow_hash(&FlowKey {
+                dst_port: [0, 81],
+                ..base
+            })
+        );
+        assert_ne!(
+            h,
+            flow_hash(&FlowKey {
+                src: VipKey::ipv4([198, 51, 100, 8]).addr,
+                ..base
+            })
+        );
+        assert_ne!(
+            h,
+            flow_hash(&FlowKey {
+                dst: VipKey::ipv4([192, 0, 2, 101]).addr,
+                ..base
+            })
+        );
+        // Consecutive client ports spread evenly over a few buckets.
+        let mut buckets = [0u32; 8];
+        for port in 0..8000u16 {
+            let key = FlowKey {
+                src_port: (30000 + port).to_be_bytes(),
+                ..base
+            };
+            buckets[(flow_hash(&key) % 8) as usize] += 1;
+        }
+        for n in buckets {
+            assert!((900..1100).contains(&n), "{buckets:?}");
         }
     }
 

@@ -52,6 +52,8 @@ pub struct Config {
     pub instances: Vec<InstanceSpec>,
     pub scripts: Vec<ScriptSpec>,
     pub sync_groups: Vec<SyncGroupSpec>,
+    /// `[[virtual_server]]`: the Direct Routing load balancer's services.
+    pub virtual_servers: Vec<VirtualServerSpec>,
 }
 
 /// `[global]`.
@@ -133,6 +135,106 @@ pub struct InstanceSpec {
     /// `VRRPv2` simple-text authentication (RFC 3768 §5.3.6), at most 8 bytes. v2 only.
     pub auth_pass: Option<String>,
 }
+
+/// One `[[virtual_server]]`: a service (VIP, port, protocol) spread over real servers by
+/// Direct Routing while its instance is master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServerSpec {
+    /// Unique among virtual servers; used in logs, status and metrics.
+    pub name: String,
+    /// One of the instance's `virtual_ips` (without prefix).
+    pub vip: IpAddr,
+    /// 0 = every port.
+    pub port: u16,
+    pub protocol: LbProtocol,
+    /// Default [`LbScheduler::Maglev`].
+    pub scheduler: LbScheduler,
+    /// The `[[instance]]` whose mastership turns the service on; the real servers are
+    /// reached over its interface.
+    pub instance: String,
+    /// Fewer healthy real servers than this lowers the instance's priority by
+    /// `quorum_weight` (0 = fault, as a tracker's weight). Default 1.
+    pub quorum: u32,
+    /// What losing quorum does to the instance, as a tracker's weight (-254..=254, 0 =
+    /// fault). `None` (unset): quorum is only reported, in status and metrics.
+    pub quorum_weight: Option<Weight>,
+    /// Takes every flow while no real server is healthy.
+    pub sorry_server: Option<IpAddr>,
+    pub real_servers: Vec<RealServerSpec>,
+}
+
+/// `tcp` or `udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LbProtocol {
+    Tcp,
+    Udp,
+}
+
+/// How new flows are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LbScheduler {
+    /// Consistent hashing of the 5-tuple: both directors choose alike.
+    #[default]
+    Maglev,
+    /// Weighted round robin.
+    Wrr,
+    /// Source hashing: one client, one server.
+    Sh,
+}
+
+/// `[[virtual_server.real_server]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServerSpec {
+    /// Same family as the VIP, on the instance's link.
+    pub address: IpAddr,
+    /// 0..=65535; 0 drains (no new flows, existing ones kept). Default 1.
+    pub weight: u16,
+    /// `None`: always healthy.
+    pub check: Option<HealthCheck>,
+}
+
+/// `check = { kind, interval, timeout, rise, fall, ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    /// Default 1 s; > 0.
+    pub interval: Duration,
+    /// Default 500 ms (keepalived `connect_timeout`); > 0 and <= interval.
+    pub timeout: Duration,
+    /// Successes in a row to become healthy, 1..=255. Default 1.
+    pub rise: u32,
+    /// Failures in a row to become unhealthy, 1..=255. Default 1.
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A TCP connect to the real server; `port` defaults to the service's (required for a
+    /// port-0 service).
+    Tcp { port: u16 },
+    /// `GET path` over HTTP/1.1 to the real server; healthy when the status is
+    /// `expect_status` (default 200) and, if set, the body matches `body` (a regex).
+    Http {
+        port: u16,
+        path: String,
+        expect_status: u16,
+        body: Option<HttpBodyMatch>,
+    },
+    /// Runs `command` (argv, no shell); exit 0 = healthy (keepalived `MISC_CHECK`).
+    Script { command: Vec<String> },
+}
+
+/// A compiled body regex that compares by its source text.
+#[derive(Debug, Clone)]
+pub struct HttpBodyMatch(pub regex::Regex);
+
+impl PartialEq for HttpBodyMatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for HttpBodyMatch {}
 
 /// Gratuitous ARP / unsolicited NA on becoming master (keepalived `garp_master_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

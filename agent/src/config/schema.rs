@@ -153,6 +153,7 @@ pub(super) fn parse(
         instances: instances.into_iter().map(|i| i.spec).collect(),
         scripts: scripts.into_iter().map(|s| s.spec).collect(),
         sync_groups: sync_groups.into_iter().map(|g| g.spec).collect(),
+        virtual_servers: Vec::new(),
     };
     Ok((config, ctx.finish()))
 }

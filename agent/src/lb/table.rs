@@ -1,0 +1,1 @@
+//! Lookup tables for the XDP program's services.
