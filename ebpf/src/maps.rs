@@ -2,12 +2,13 @@
 //! (under `/sys/fs/bpf/vipflip/<ifname>/`); the program only reads config and bumps counters.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
     macros::btf_map,
 };
 use vipflip_common::{
-    MAX_PEERS, MAX_VIPS, MAX_VRIDS, PeerKey, Stats, VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry,
-    VipKey, VridEntry, VridKey, VridStats,
+    FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable, MAX_FLOWS, MAX_PEERS, MAX_REALS,
+    MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey, RealEntry, ServiceEntry, ServiceKey, Stats,
+    VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
 };
 
 /// Virtual IPs and what to do with traffic to each; flipping an owner is one update here.
@@ -34,3 +35,29 @@ pub static STATS: PerCpuArray<Stats, 1> = PerCpuArray::new();
 /// Accepted / dropped adverts per (family, VRID), index `vrid_stats_index(family, vrid)`.
 #[btf_map]
 pub static VRID_STATS: PerCpuArray<VridStats, { VRID_STATS_ENTRIES as usize }> = PerCpuArray::new();
+
+/// Virtual services (VIP, protocol, port; port 0 = every port), consulted only for traffic to
+/// a VIP this host owns (`Local`). Swapping a service's table is one update here.
+#[btf_map]
+pub static SERVICES: HashMap<ServiceKey, ServiceEntry, { MAX_SERVICES as usize }> = HashMap::new();
+
+/// Two lookup tables per service (slot -> `REALS` index): `SERVICES` names the live one; the
+/// agent writes the other and then flips the service entry.
+#[btf_map]
+pub static LB_TABLES: Array<LbTable, { LB_TABLE_COUNT as usize }> = Array::new();
+
+/// Real servers (and sorry servers) of every service: where to send, and whether they may
+/// take flows (`REAL_ALIVE`).
+#[btf_map]
+pub static REALS: Array<RealEntry, { MAX_REALS as usize }> = Array::new();
+
+/// Established flows (client 5-tuple -> real server and its generation), per CPU: a flow
+/// stays on its real server while that one stays alive, whatever the table says now.
+#[btf_map]
+pub static FLOWS: LruPerCpuHashMap<FlowKey, FlowEntry, { MAX_FLOWS as usize }> =
+    LruPerCpuHashMap::new();
+
+/// Weighted round robin: the next position in each service's sequence, per CPU, by
+/// `ServiceEntry::index`.
+#[btf_map]
+pub static LB_CURSORS: PerCpuArray<u32, { MAX_SERVICES as usize }> = PerCpuArray::new();

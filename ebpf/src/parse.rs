@@ -63,6 +63,7 @@ pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const IPV4_MIN_HLEN: usize = 20;
 /// IPv6 fixed header (RFC 8200 §3).
 pub const IPV6_HLEN: usize = 40;
+pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_ICMPV6: u8 = 58;
 
 /// The Ethernet type after at most one VLAN tag, and where the L3 header starts.

@@ -3,16 +3,21 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect, macros::xdp, programs::XdpContext};
 use aya_log_ebpf::error;
 use vipflip_common::{
-    FAMILY_IPV4, FAMILY_IPV6, IPPROTO_VRRP, Outcome, PeerKey, VERDICT_BASE, VRRP_HEADER_LEN,
+    FAMILY_IPV4, FAMILY_IPV6, FlowEntry, FlowKey, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
+    ICMPV6_PACKET_TOO_BIG, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, LB_TABLE_SIZE, Outcome, PeerKey,
+    REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE, VRRP_HEADER_LEN,
     VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction, VipEntry, VipKey, VridKey,
-    vip_filter_bit, vrid_stats_index,
+    flow_hash, vip_filter_bit, vrid_stats_index,
 };
 
 use crate::{
-    maps::{PEERS, STATS, VIP_FILTER, VIPS, VRID_STATS, VRIDS},
+    maps::{
+        FLOWS, LB_CURSORS, LB_TABLES, PEERS, REALS, SERVICES, STATS, VIP_FILTER, VIPS, VRID_STATS,
+        VRIDS,
+    },
     parse::{
-        ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Frame, IPPROTO_ICMPV6, IPV4_MIN_HLEN, IPV6_HLEN, ethernet,
-        is_ipv6_extension_header,
+        ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Frame, IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_MIN_HLEN,
+        IPV6_HLEN, ethernet, is_ipv6_extension_header,
     },
 };
 
@@ -117,7 +122,7 @@ fn ipv4(ctx: &XdpContext, frame: &Frame, l3: usize) -> Decision {
             src16,
         );
     }
-    vip(ctx, frame, VipKey::ipv4(dst))
+    vip(ctx, frame, l3, VipKey::ipv4(dst))
 }
 
 #[inline(always)]
@@ -151,7 +156,7 @@ fn ipv6(ctx: &XdpContext, frame: &Frame, l3: usize) -> Decision {
             return Decision::pass(Outcome::PassNeighbour);
         }
     }
-    vip(ctx, frame, VipKey::ipv6(dst))
+    vip(ctx, frame, l3, VipKey::ipv6(dst))
 }
 
 /// Validates a VRRP advert (RFC 5798 §5, RFC 3768 §5) before the kernel stack sees it.
@@ -247,7 +252,7 @@ fn vrrp_verdict(outcome: Outcome, vrid_stat: u32) -> Decision {
 
 /// Traffic to a (possible) virtual IP: what the agent wrote in `VIPS` decides.
 #[inline(always)]
-fn vip(ctx: &XdpContext, frame: &Frame, key: VipKey) -> Decision {
+fn vip(ctx: &XdpContext, frame: &Frame, l3: usize, key: VipKey) -> Decision {
     // The prefilter: one inlined array read spares non-VIP traffic the hash lookup.
     let bit = vip_filter_bit(&key);
     let word = VIP_FILTER.get(bit / 64).copied().unwrap_or(0);
@@ -259,7 +264,8 @@ fn vip(ctx: &XdpContext, frame: &Frame, key: VipKey) -> Decision {
         return Decision::pass(Outcome::PassOther);
     };
     match VipAction::from_u8(entry.action) {
-        Some(VipAction::Local) => Decision::pass(Outcome::VipLocal),
+        // Only the master balances: a backup's services wait in `SERVICES` for its turn.
+        Some(VipAction::Local) => local(ctx, frame, l3, &key),
         Some(VipAction::Drop) => Decision {
             action: xdp_action::XDP_DROP,
             outcome: Outcome::VipDrop,
@@ -282,30 +288,335 @@ fn vip(ctx: &XdpContext, frame: &Frame, key: VipKey) -> Decision {
 /// ingress interface or `bpf_redirect` to another one. The IP header is left untouched.
 #[inline(always)]
 fn forward(ctx: &XdpContext, frame: &Frame, entry: &VipEntry) -> Decision {
-    let Some(eth) = frame.mut_ptr_at::<[u8; 12]>(0) else {
+    let Some((action, tx)) = send(ctx, frame, entry.ifindex, &entry.dst_mac, &entry.src_mac) else {
         return Decision::pass(Outcome::PassMalformed);
     };
-    let mut macs = [0u8; 12];
-    macs[..6].copy_from_slice(&entry.dst_mac);
-    macs[6..].copy_from_slice(&entry.src_mac);
-    // SAFETY: `mut_ptr_at` checked the 12 bytes are inside the frame.
-    unsafe { eth.write_unaligned(macs) };
-    if entry.ifindex as usize == ctx.ingress_ifindex() {
-        return Decision {
-            action: xdp_action::XDP_TX,
-            outcome: Outcome::VipForwardTx,
-            vrid_stat: NO_VRID,
-        };
-    }
-    // SAFETY: a plain helper call; flags 0 = egress.
-    let ret = unsafe { bpf_redirect(entry.ifindex, 0) };
-    // The helper returns XDP_REDIRECT, or XDP_ABORTED for flags it rejects (none here).
-    let action = u32::try_from(ret).unwrap_or(xdp_action::XDP_ABORTED);
     Decision {
         action,
-        outcome: Outcome::VipForwardRedirect,
+        outcome: if tx {
+            Outcome::VipForwardTx
+        } else {
+            Outcome::VipForwardRedirect
+        },
         vrid_stat: NO_VRID,
     }
+}
+
+/// Rewrites both MACs and sends the frame on `ifindex`: `XDP_TX` when that is the ingress
+/// interface, `bpf_redirect` otherwise. Returns the verdict and whether it is `XDP_TX`, or
+/// `None` when the frame has no Ethernet header to rewrite.
+#[inline(always)]
+fn send(
+    ctx: &XdpContext,
+    frame: &Frame,
+    ifindex: u32,
+    dst_mac: &[u8; 6],
+    src_mac: &[u8; 6],
+) -> Option<(u32, bool)> {
+    let eth = frame.mut_ptr_at::<[u8; 12]>(0)?;
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(dst_mac);
+    macs[6..].copy_from_slice(src_mac);
+    // SAFETY: `mut_ptr_at` checked the 12 bytes are inside the frame.
+    unsafe { eth.write_unaligned(macs) };
+    if ifindex as usize == ctx.ingress_ifindex() {
+        return Some((xdp_action::XDP_TX, true));
+    }
+    // SAFETY: a plain helper call; flags 0 = egress.
+    let ret = unsafe { bpf_redirect(ifindex, 0) };
+    // The helper returns XDP_REDIRECT, or XDP_ABORTED for flags it rejects (none here).
+    Some((u32::try_from(ret).unwrap_or(xdp_action::XDP_ABORTED), false))
+}
+
+/// What the load balancer makes of a frame to a VIP this host owns.
+enum Lb {
+    /// No service covers it (or it is not TCP/UDP/PMTU ICMP): the local stack takes it.
+    NotOurs,
+    /// A service covers it, but the balancer cannot place it (IPv4 options or fragment,
+    /// truncated L4 header): the local stack takes it.
+    Unsupported,
+    /// A flow of `service`; `icmp`: an ICMP error about that flow, sent where the flow goes.
+    Flow {
+        service: ServiceEntry,
+        key: FlowKey,
+        icmp: bool,
+    },
+}
+
+/// Traffic to a VIP this host owns: balanced when a service covers it, else delivered.
+///
+/// Direct routing: the frame goes to the real server with only its Ethernet addresses
+/// changed; the real server, which has the VIP on its loopback, answers the client itself.
+#[inline(always)]
+fn local(ctx: &XdpContext, frame: &Frame, l3: usize, vip: &VipKey) -> Decision {
+    let lb = if vip.family == FAMILY_IPV4 {
+        lb_ipv4(frame, l3, vip)
+    } else {
+        lb_ipv6(frame, l3, vip)
+    };
+    match lb {
+        Lb::NotOurs => Decision::pass(Outcome::VipLocal),
+        Lb::Unsupported => Decision::pass(Outcome::LbPassUnsupported),
+        Lb::Flow { service, key, icmp } => balance(ctx, frame, &service, &key, icmp),
+    }
+}
+
+/// IPv4 to an owned VIP: a TCP/UDP flow, or an ICMP "fragmentation needed" about one.
+#[inline(always)]
+fn lb_ipv4(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
+    // Read again (not passed down from `ipv4`): only VIP traffic pays for keeping it.
+    let Some(header) = frame.read::<[u8; IPV4_MIN_HLEN]>(l3) else {
+        return Lb::NotOurs;
+    };
+    let ihl = header[0] & 0x0f;
+    let protocol = header[9];
+    let fragment = u16::from_be_bytes([header[6], header[7]]);
+    // More Fragments set, or a non-zero offset: the rest of the datagram has no ports.
+    let whole = fragment & 0x3fff == 0;
+    let first = fragment & 0x1fff == 0;
+    let l4 = l3 + IPV4_MIN_HLEN;
+    if protocol == IPPROTO_TCP || protocol == IPPROTO_UDP {
+        let ports = if ihl == 5 && first {
+            frame.read::<[u8; 4]>(l4)
+        } else {
+            None
+        };
+        let Some(service) = find_service(vip, protocol, ports.map(|p| [p[2], p[3]])) else {
+            return Lb::NotOurs;
+        };
+        let (Some(ports), true) = (ports, whole) else {
+            return Lb::Unsupported;
+        };
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&header[12..16]);
+        return Lb::Flow {
+            service,
+            key: flow_key(FAMILY_IPV4, protocol, src, vip.addr, ports),
+            icmp: false,
+        };
+    }
+    if protocol != IPPROTO_ICMP || ihl != 5 || !whole {
+        return Lb::NotOurs;
+    }
+    // ICMP header (8), the original IPv4 header (20, no options), its ports (4): one block.
+    let Some(m) = frame.read::<[u8; 8 + IPV4_MIN_HLEN + 4]>(l4) else {
+        return Lb::NotOurs;
+    };
+    if m[0] != ICMP_DEST_UNREACH || m[1] != ICMP_FRAG_NEEDED || m[8] != 0x45 {
+        return Lb::NotOurs;
+    }
+    let inner_protocol = m[8 + 9];
+    // The original datagram went from the VIP (a real server answering) to the client.
+    if (inner_protocol != IPPROTO_TCP && inner_protocol != IPPROTO_UDP)
+        || m[8 + 12..8 + 16] != vip.addr[..4]
+    {
+        return Lb::NotOurs;
+    }
+    let mut client = [0u8; 16];
+    client[..4].copy_from_slice(&m[8 + 16..8 + 20]);
+    let p = 8 + IPV4_MIN_HLEN;
+    icmp_flow(
+        vip,
+        inner_protocol,
+        client,
+        [m[p], m[p + 1], m[p + 2], m[p + 3]],
+    )
+}
+
+/// IPv6 to an owned VIP: a TCP/UDP flow (no extension headers: `ipv6` passed those), or an
+/// ICMPv6 "packet too big" about one.
+#[inline(always)]
+fn lb_ipv6(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
+    // Read again, as one block (see `lb_ipv4`).
+    let Some(header) = frame.read::<[u8; IPV6_HLEN]>(l3) else {
+        return Lb::NotOurs;
+    };
+    let next_header = header[6];
+    let l4 = l3 + IPV6_HLEN;
+    if next_header == IPPROTO_TCP || next_header == IPPROTO_UDP {
+        let ports = frame.read::<[u8; 4]>(l4);
+        let Some(service) = find_service(vip, next_header, ports.map(|p| [p[2], p[3]])) else {
+            return Lb::NotOurs;
+        };
+        let Some(ports) = ports else {
+            return Lb::Unsupported;
+        };
+        let mut src = [0u8; 16];
+        src.copy_from_slice(&header[8..24]);
+        return Lb::Flow {
+            service,
+            key: flow_key(FAMILY_IPV6, next_header, src, vip.addr, ports),
+            icmp: false,
+        };
+    }
+    if next_header != IPPROTO_ICMPV6 {
+        return Lb::NotOurs;
+    }
+    // ICMPv6 header (8), the original IPv6 header (40), its ports (4): one block.
+    let Some(m) = frame.read::<[u8; 8 + IPV6_HLEN + 4]>(l4) else {
+        return Lb::NotOurs;
+    };
+    let inner_protocol = m[8 + 6];
+    if m[0] != ICMPV6_PACKET_TOO_BIG
+        || m[8] >> 4 != 6
+        || (inner_protocol != IPPROTO_TCP && inner_protocol != IPPROTO_UDP)
+        || m[8 + 8..8 + 24] != vip.addr
+    {
+        return Lb::NotOurs;
+    }
+    let mut client = [0u8; 16];
+    client.copy_from_slice(&m[8 + 24..8 + 40]);
+    let p = 8 + IPV6_HLEN;
+    icmp_flow(
+        vip,
+        inner_protocol,
+        client,
+        [m[p], m[p + 1], m[p + 2], m[p + 3]],
+    )
+}
+
+/// The client's flow that an ICMP error is about. `inner_ports` are the original datagram's
+/// (source = the service port, destination = the client's port), as a real server sent it.
+#[inline(always)]
+fn icmp_flow(vip: &VipKey, protocol: u8, client: [u8; 16], inner_ports: [u8; 4]) -> Lb {
+    let service_port = [inner_ports[0], inner_ports[1]];
+    let Some(service) = find_service(vip, protocol, Some(service_port)) else {
+        return Lb::NotOurs;
+    };
+    let ports = [
+        inner_ports[2],
+        inner_ports[3],
+        inner_ports[0],
+        inner_ports[1],
+    ];
+    Lb::Flow {
+        service,
+        key: flow_key(vip.family, protocol, client, vip.addr, ports),
+        icmp: true,
+    }
+}
+
+#[inline(always)]
+fn flow_key(family: u8, protocol: u8, src: [u8; 16], dst: [u8; 16], ports: [u8; 4]) -> FlowKey {
+    FlowKey {
+        family,
+        protocol,
+        src_port: [ports[0], ports[1]],
+        dst_port: [ports[2], ports[3]],
+        _pad: [0; 2],
+        src,
+        dst,
+    }
+}
+
+/// The service of (VIP, protocol, port): the exact port first, then the VIP's all-ports
+/// service (port 0). Without a port (not readable), only the latter.
+#[inline(always)]
+fn find_service(vip: &VipKey, protocol: u8, port: Option<[u8; 2]>) -> Option<ServiceEntry> {
+    let mut key = ServiceKey {
+        family: vip.family,
+        protocol,
+        port: [0; 2],
+        addr: vip.addr,
+    };
+    if let Some(port) = port {
+        key.port = port;
+        // SAFETY: copied out at once; see `vrrp`.
+        if let Some(entry) = unsafe { SERVICES.get(key) } {
+            return Some(*entry);
+        }
+        key.port = [0; 2];
+    }
+    // SAFETY: as above.
+    unsafe { SERVICES.get(key) }.copied()
+}
+
+/// Sends a flow's frame to its real server: the one `FLOWS` remembers while it is still the
+/// same server (generation) and alive, else the scheduler's choice, remembered for the next
+/// frames. ICMP errors follow the flow but never create one.
+#[inline(always)]
+fn balance(
+    ctx: &XdpContext,
+    frame: &Frame,
+    service: &ServiceEntry,
+    key: &FlowKey,
+    icmp: bool,
+) -> Decision {
+    let Some(real) = remembered(key).or_else(|| schedule(service, key, !icmp)) else {
+        return Decision {
+            action: xdp_action::XDP_DROP,
+            outcome: Outcome::LbNoServer,
+            vrid_stat: NO_VRID,
+        };
+    };
+    let Some((action, tx)) = send(ctx, frame, real.ifindex, &real.dst_mac, &real.src_mac) else {
+        return Decision::pass(Outcome::PassMalformed);
+    };
+    let outcome = match (icmp, tx) {
+        (true, _) => Outcome::LbIcmpForward,
+        (false, true) => Outcome::LbForwardTx,
+        (false, false) => Outcome::LbForwardRedirect,
+    };
+    Decision {
+        action,
+        outcome,
+        vrid_stat: NO_VRID,
+    }
+}
+
+/// The real server `FLOWS` holds for this flow, if it is still the same server and alive. A
+/// drained server (weight 0: out of the table, still alive) keeps its flows this way.
+#[inline(always)]
+fn remembered(key: &FlowKey) -> Option<RealEntry> {
+    // SAFETY: copied out at once; this CPU's own slot of a per-CPU map.
+    let flow = unsafe { FLOWS.get(key) }.copied()?;
+    let real = REALS.get(flow.real).copied()?;
+    (real.generation == flow.generation && real.flags & REAL_ALIVE != 0).then_some(real)
+}
+
+/// A new flow's real server, by the service's scheduler over its live table; `remember`
+/// records the choice in `FLOWS`. `None`: no server to send to.
+#[inline(always)]
+fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<RealEntry> {
+    if service.len == 0 {
+        return None;
+    }
+    let slot = match Scheduler::from_u8(service.scheduler)? {
+        Scheduler::Maglev => flow_hash(key) % LB_TABLE_SIZE,
+        Scheduler::SourceHash => {
+            let client = FlowKey {
+                family: key.family,
+                protocol: 0,
+                src_port: [0; 2],
+                dst_port: [0; 2],
+                _pad: [0; 2],
+                src: key.src,
+                dst: [0; 16],
+            };
+            flow_hash(&client) % LB_TABLE_SIZE
+        }
+        Scheduler::Wrr => {
+            let cursor = LB_CURSORS.get_ptr_mut(u32::from(service.index))?;
+            // SAFETY: this CPU's own slot, returned by the lookup; no other writer races.
+            unsafe {
+                let at = *cursor;
+                *cursor = at.wrapping_add(1);
+                at % service.len
+            }
+        }
+    };
+    let table = LB_TABLES.get(u32::from(service.index) * 2 + u32::from(service.table & 1))?;
+    let index = u32::from(*table.slots.get(slot as usize)?);
+    let real = REALS.get(index).copied()?;
+    if remember {
+        let flow = FlowEntry {
+            real: index,
+            generation: real.generation,
+        };
+        // A full LRU evicts its oldest flow; a failed insert only costs stickiness.
+        let _ = FLOWS.insert(key, flow, 0);
+    }
+    Some(real)
 }
 
 /// A program that passes every frame. Attached to the far end of a veth whose near end
