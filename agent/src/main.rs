@@ -411,6 +411,29 @@ fn print_interface(plane: &Dataplane) -> anyhow::Result<()> {
             stats.accepted, stats.dropped
         );
     }
+    let services = plane.services()?;
+    if !services.is_empty() {
+        println!(
+            "  services ({}, {} flows remembered):",
+            services.len(),
+            plane.flow_count()?
+        );
+        for (key, entry) in &services {
+            let scheduler = match vipflip_common::Scheduler::from_u8(entry.scheduler) {
+                Some(vipflip_common::Scheduler::Maglev) => "maglev",
+                Some(vipflip_common::Scheduler::Wrr) => "wrr",
+                Some(vipflip_common::Scheduler::SourceHash) => "sh",
+                None => "unknown",
+            };
+            println!(
+                "    {:<40} {scheduler:<6} table {}/{} len {}",
+                dataplane::service_name(key),
+                entry.index,
+                entry.table,
+                entry.len
+            );
+        }
+    }
     let stats = plane.stats()?;
     println!("  counters:");
     for outcome in Outcome::ALL {

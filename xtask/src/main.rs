@@ -276,6 +276,9 @@ fn build_and_load(root: &Path, iface: &str, mode: XdpMode, pin_dir: &Path) -> an
         "STATS",
         "VRID_STATS",
         "VIP_FILTER",
+        "SERVICES",
+        "REALS",
+        "FLOWS",
     ] {
         println!("  bpftool map dump pinned {pin_dir}/{iface}/{map}");
     }

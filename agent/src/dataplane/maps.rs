@@ -22,16 +22,26 @@ pub enum MapName {
     Stats,
     VridStats,
     VipFilter,
+    Services,
+    LbTables,
+    Reals,
+    Flows,
+    LbCursors,
 }
 
 impl MapName {
-    pub const ALL: [MapName; 6] = [
+    pub const ALL: [MapName; 11] = [
         MapName::Vips,
         MapName::Vrids,
         MapName::Peers,
         MapName::Stats,
         MapName::VridStats,
         MapName::VipFilter,
+        MapName::Services,
+        MapName::LbTables,
+        MapName::Reals,
+        MapName::Flows,
+        MapName::LbCursors,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -42,6 +52,11 @@ impl MapName {
             MapName::Stats => "STATS",
             MapName::VridStats => "VRID_STATS",
             MapName::VipFilter => "VIP_FILTER",
+            MapName::Services => "SERVICES",
+            MapName::LbTables => "LB_TABLES",
+            MapName::Reals => "REALS",
+            MapName::Flows => "FLOWS",
+            MapName::LbCursors => "LB_CURSORS",
         }
     }
 }
@@ -179,9 +194,10 @@ where
     T: TryFrom<Map, Error = aya::maps::MapError>,
 {
     let map = match name {
-        MapName::Vips | MapName::Vrids | MapName::Peers => Map::HashMap(data),
-        MapName::Stats | MapName::VridStats => Map::PerCpuArray(data),
-        MapName::VipFilter => Map::Array(data),
+        MapName::Vips | MapName::Vrids | MapName::Peers | MapName::Services => Map::HashMap(data),
+        MapName::Stats | MapName::VridStats | MapName::LbCursors => Map::PerCpuArray(data),
+        MapName::VipFilter | MapName::LbTables | MapName::Reals => Map::Array(data),
+        MapName::Flows => Map::PerCpuLruHashMap(data),
     };
     T::try_from(map).map_err(|source| DataplaneError::Map {
         iface: iface.to_owned(),

@@ -2,7 +2,8 @@
 //! the `vipflip` XDP program (crate `vipflip-ebpf`, embedded at build time).
 //!
 //! Per interface, everything lives under `<pin_root>/<ifname>/`:
-//! `VIPS`, `VRIDS`, `PEERS`, `STATS`, `VRID_STATS`, `VIP_FILTER` (the maps), `prog` (the program) and `link`
+//! `VIPS`, `VRIDS`, `PEERS`, `STATS`, `VRID_STATS`, `VIP_FILTER`, and for load balancing
+//! `SERVICES`, `LB_TABLES`, `REALS`, `FLOWS`, `LB_CURSORS` (the maps), `prog` (the program) and `link`
 //! (the XDP link). Because the link is pinned, the program stays attached when the agent exits
 //! or restarts; a restarted agent re-opens the pins ([`Dataplane::attach`] does so by itself)
 //! instead of reloading, so traffic never stops flowing (hitless restart). Only
@@ -20,7 +21,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap},
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -30,8 +31,9 @@ use aya_obj::programs::XdpAttachType;
 pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{
-    PeerKey, Stats, VIP_FILTER_WORDS, VipEntry, VipKey, VridEntry, VridKey, VridStats,
-    vip_filter_bit,
+    FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey, RealEntry,
+    Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VipEntry, VipKey, VridEntry,
+    VridKey, VridStats, vip_filter_bit,
 };
 
 /// The compiled XDP object, built by `build.rs` through aya-build.
@@ -104,6 +106,16 @@ pub enum DataplaneError {
     NotLoaded { iface: String, dir: PathBuf },
     #[error("{iface}: {message}")]
     Invalid { iface: String, message: String },
+    #[error("{iface}: map {map}, {key}: {op} failed: {source}")]
+    MapEntry {
+        iface: String,
+        map: MapName,
+        /// The entry, as an operator names it (`service tcp 192.0.2.100:80`, `real 7`).
+        key: String,
+        op: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
 }
 
 /// How [`Dataplane::attach`] got the program onto the interface.
@@ -150,6 +162,10 @@ pub struct Dataplane {
     stats: PerCpuArray<MapData, Stats>,
     vrid_stats: PerCpuArray<MapData, VridStats>,
     vip_filter: Array<MapData, u64>,
+    services: HashMap<MapData, ServiceKey, ServiceEntry>,
+    lb_tables: Array<MapData, LbTable>,
+    reals: Array<MapData, RealEntry>,
+    flows: PerCpuHashMap<MapData, FlowKey, FlowEntry>,
     /// The keys in `VIPS`, so that `set_vip` on a known VIP (the flip) is one map update and
     /// `remove_vip` can recompute the filter word it clears.
     known_vips: HashSet<VipKey>,
@@ -200,6 +216,10 @@ impl Dataplane {
             stats: maps::typed(iface, MapName::Stats, open(MapName::Stats)?)?,
             vrid_stats: maps::typed(iface, MapName::VridStats, open(MapName::VridStats)?)?,
             vip_filter: maps::typed(iface, MapName::VipFilter, open(MapName::VipFilter)?)?,
+            services: maps::typed(iface, MapName::Services, open(MapName::Services)?)?,
+            lb_tables: maps::typed(iface, MapName::LbTables, open(MapName::LbTables)?)?,
+            reals: maps::typed(iface, MapName::Reals, open(MapName::Reals)?)?,
+            flows: maps::typed(iface, MapName::Flows, open(MapName::Flows)?)?,
             known_vips: HashSet::new(),
             dir,
         };
@@ -457,6 +477,151 @@ impl Dataplane {
             }
         }
         Ok(maps::stats_from_array(sum))
+    }
+
+    /// Writes real server slot `index` of `REALS` (one update: a packet sees the old entry or
+    /// the new one). Give a slot to another server with a new `generation`, so the flows
+    /// remembered for the previous one are scheduled afresh; clear `REAL_ALIVE` to move a dead
+    /// server's flows; keep it set (and take the server out of the tables) to drain.
+    pub fn set_real(&mut self, index: u16, entry: RealEntry) -> Result<(), DataplaneError> {
+        self.check_real_index(index)?;
+        self.reals
+            .set(u32::from(index), entry, 0)
+            .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "update", source))
+    }
+
+    /// Real server slot `index` of `REALS`.
+    pub fn real(&self, index: u16) -> Result<RealEntry, DataplaneError> {
+        self.check_real_index(index)?;
+        self.reals
+            .get(&u32::from(index), 0)
+            .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "lookup", source))
+    }
+
+    /// Installs or replaces virtual service `key` with `table` (slot -> `REALS` index), of
+    /// which the first `len` slots are used (`LB_TABLE_SIZE` for Maglev and source hashing;
+    /// 0 = no server, the service drops). `index` (`0..MAX_SERVICES`) names its pair of tables.
+    ///
+    /// No packet ever sees a half-built table: `table` goes into the half of the pair that is
+    /// not live (half 0 for a new service, or one moved to another `index`), and only then is
+    /// the `SERVICES` entry pointed at it, in one update. Returns the entry written.
+    pub fn set_service(
+        &mut self,
+        key: ServiceKey,
+        index: u16,
+        scheduler: Scheduler,
+        table: &LbTable,
+        len: u32,
+    ) -> Result<ServiceEntry, DataplaneError> {
+        let name = service_name(&key);
+        if u32::from(index) >= MAX_SERVICES || len > LB_TABLE_SIZE {
+            return Err(self.invalid(format!(
+                "{name}: table index {index} (< {MAX_SERVICES}) or length {len} \
+                 (<= {LB_TABLE_SIZE}) out of range"
+            )));
+        }
+        let mut current = None;
+        for item in &self.services {
+            let (other, entry) = item.map_err(|source| {
+                self.entry_error(MapName::Services, name.clone(), "iterate", source)
+            })?;
+            if other == key {
+                current = Some(entry);
+            } else if entry.index == index {
+                // Its live table is one of the two we would write.
+                return Err(self.invalid(format!(
+                    "{name}: table index {index} is in use by {}",
+                    service_name(&other)
+                )));
+            }
+        }
+        let half = match current {
+            Some(live) if live.index == index => 1 - (live.table & 1),
+            _ => 0,
+        };
+        self.lb_tables
+            .set(u32::from(index) * 2 + u32::from(half), table, 0)
+            .map_err(|source| {
+                self.entry_error(
+                    MapName::LbTables,
+                    format!("{name} table {index}/{half}"),
+                    "update",
+                    source,
+                )
+            })?;
+        let entry = ServiceEntry {
+            index,
+            table: half,
+            scheduler: scheduler as u8,
+            len,
+        };
+        self.services
+            .insert(key, entry, 0)
+            .map_err(|source| self.entry_error(MapName::Services, name, "update", source))?;
+        Ok(entry)
+    }
+
+    /// Removes virtual service `key`: its traffic goes to the local stack again. Absent
+    /// services are not an error. Its flows age out of the `FLOWS` LRU.
+    pub fn remove_service(&mut self, key: ServiceKey) -> Result<(), DataplaneError> {
+        match self.services.remove(&key) {
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
+            Err(source) => {
+                Err(self.entry_error(MapName::Services, service_name(&key), "delete", source))
+            }
+        }
+    }
+
+    /// Every virtual service and its entry, sorted by key.
+    pub fn services(&self) -> Result<Vec<(ServiceKey, ServiceEntry)>, DataplaneError> {
+        let mut out = Vec::new();
+        for item in &self.services {
+            out.push(item.map_err(|source| self.map_error(MapName::Services, "iterate", source))?);
+        }
+        out.sort_by_key(|(key, _)| (key.family, key.addr, key.protocol, key.port));
+        Ok(out)
+    }
+
+    /// Flows remembered in `FLOWS` (any CPU). Walks the keys: one syscall per flow, for
+    /// operators (`vipflip maps`), not for a loop.
+    pub fn flow_count(&self) -> Result<usize, DataplaneError> {
+        let mut count = 0;
+        for key in self.flows.keys() {
+            key.map_err(|source| self.map_error(MapName::Flows, "iterate", source))?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn check_real_index(&self, index: u16) -> Result<(), DataplaneError> {
+        if u32::from(index) < MAX_REALS {
+            Ok(())
+        } else {
+            Err(self.invalid(format!("real {index} is out of range (< {MAX_REALS})")))
+        }
+    }
+
+    fn invalid(&self, message: String) -> DataplaneError {
+        DataplaneError::Invalid {
+            iface: self.iface.clone(),
+            message,
+        }
+    }
+
+    fn entry_error(
+        &self,
+        map: MapName,
+        key: String,
+        op: &'static str,
+        source: aya::maps::MapError,
+    ) -> DataplaneError {
+        DataplaneError::MapEntry {
+            iface: self.iface.clone(),
+            map,
+            key,
+            op,
+            source,
+        }
     }
 
     /// Accepted / dropped adverts of one (family, VRID), summed over CPUs.
@@ -717,10 +882,55 @@ fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
     }
 }
 
+/// A service as operators write it: `service tcp 192.0.2.100:80`, `service udp [2001:db8::1]:0`.
+pub fn service_name(key: &ServiceKey) -> String {
+    let protocol = match key.protocol {
+        vipflip_common::IPPROTO_TCP => "tcp".to_owned(),
+        vipflip_common::IPPROTO_UDP => "udp".to_owned(),
+        other => format!("protocol {other}"),
+    };
+    let port = u16::from_be_bytes(key.port);
+    match maps::key_addr(key.family, key.addr) {
+        Some(addr) => format!(
+            "service {protocol} {}",
+            std::net::SocketAddr::new(addr, port)
+        ),
+        None => format!("service {protocol} family {} port {port}", key.family),
+    }
+}
+
+fn real_name(index: u16) -> String {
+    format!("real {index}")
+}
+
 fn pin_error(iface: &str, path: &Path, source: io::Error) -> DataplaneError {
     DataplaneError::Pin {
         iface: iface.to_owned(),
         path: path.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vipflip_common::{IPPROTO_TCP, IPPROTO_UDP};
+
+    use super::*;
+
+    #[test]
+    fn services_are_named_as_operators_write_them() {
+        let v4 = ServiceKey::new(VipKey::ipv4([192, 0, 2, 100]), IPPROTO_TCP, 80);
+        assert_eq!(service_name(&v4), "service tcp 192.0.2.100:80");
+        let mut addr = [0; 16];
+        addr[..2].copy_from_slice(&[0x20, 0x01]);
+        addr[15] = 1;
+        let v6 = ServiceKey::new(VipKey::ipv6(addr), IPPROTO_UDP, 0);
+        assert_eq!(service_name(&v6), "service udp [2001::1]:0");
+        let odd = ServiceKey {
+            family: 9,
+            protocol: 1,
+            ..v4
+        };
+        assert_eq!(service_name(&odd), "service protocol 1 family 9 port 80");
     }
 }
