@@ -48,6 +48,43 @@ pub struct StatusReport {
     pub router_id: String,
     pub pid: u32,
     pub instances: Vec<InstanceStatus>,
+    /// The load balancer's services.
+    #[serde(default)]
+    pub virtual_servers: Vec<VirtualServerStatus>,
+}
+
+/// One `[[virtual_server]]`, for `vipflip status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualServerStatus {
+    pub name: String,
+    /// `192.0.2.100:80/tcp` (`:*` for every port).
+    pub service: String,
+    pub scheduler: String,
+    pub instance: String,
+    /// Whether the instance is master, so the service is live on this director.
+    pub active: bool,
+    /// Healthy real servers with weight, and the quorum wanted.
+    pub healthy: u32,
+    pub quorum: u32,
+    /// The live table's slots (0: nothing to send to).
+    pub table_len: u32,
+    pub using_sorry: bool,
+    pub real_servers: Vec<RealServerStatus>,
+}
+
+/// One real server (or the sorry server) of a virtual server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerStatus {
+    pub address: IpAddr,
+    pub weight: u16,
+    pub sorry: bool,
+    /// `up`, `down`, `unresolved` (no MAC yet) or `drained` (weight 0).
+    pub state: String,
+    /// The last check's words.
+    pub detail: String,
+    pub mac: Option<String>,
+    /// Slots of the live table that name it.
+    pub table_slots: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +257,48 @@ impl StatusReport {
                 );
             }
         }
+        for v in &self.virtual_servers {
+            let _ = writeln!(
+                out,
+                "virtual server {} {} {} (instance {}, {})",
+                v.name,
+                v.service,
+                v.scheduler,
+                v.instance,
+                if v.active { "active" } else { "standby" }
+            );
+            let sorry = if v.using_sorry {
+                ", sorry server in use"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  healthy       {} (quorum {}){sorry}; table {} slots",
+                v.healthy, v.quorum, v.table_len
+            );
+            for r in &v.real_servers {
+                let share = if v.table_len == 0 {
+                    0.0
+                } else {
+                    f64::from(r.table_slots) * 100.0 / f64::from(v.table_len)
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} {} weight {}: {} ({}), mac {}, {share:.1}% of the table",
+                    if r.sorry {
+                        "sorry server "
+                    } else {
+                        "real server  "
+                    },
+                    r.address,
+                    r.weight,
+                    r.state,
+                    r.detail,
+                    r.mac.as_deref().unwrap_or("unknown"),
+                );
+            }
+        }
         out
     }
 }
@@ -297,6 +376,7 @@ mod tests {
                 sync_group: Some("G1".into()),
                 removing: false,
             }],
+            virtual_servers: Vec::new(),
         };
         assert_eq!(
             report.render(),
@@ -324,6 +404,58 @@ mod tests {
             removing
                 .render()
                 .contains("instance VI_1 on eth0 vrid 51 v3: Backup (being removed) for 12.3s\n")
+        );
+    }
+
+    #[test]
+    fn status_shows_each_virtual_server_and_its_real_servers() {
+        let real = |last: u8, weight, state: &str, detail: &str, slots| RealServerStatus {
+            address: IpAddr::from([192, 0, 2, last]),
+            weight,
+            sorry: false,
+            state: state.into(),
+            detail: detail.into(),
+            mac: Some(format!("02:00:00:00:01:{last:02x}")),
+            table_slots: slots,
+        };
+        let report = StatusReport {
+            router_id: "edge-1".into(),
+            pid: 42,
+            instances: Vec::new(),
+            virtual_servers: vec![VirtualServerStatus {
+                name: "web".into(),
+                service: "192.0.2.100:80/tcp".into(),
+                scheduler: "maglev".into(),
+                instance: "VI_1".into(),
+                active: true,
+                healthy: 1,
+                quorum: 2,
+                table_len: 65537,
+                using_sorry: false,
+                real_servers: vec![
+                    real(21, 1, "up", "connected", 65537),
+                    real(22, 1, "down", "HTTP 503, expected 200", 0),
+                    RealServerStatus {
+                        sorry: true,
+                        mac: None,
+                        ..real(30, 1, "unresolved", "sorry server", 0)
+                    },
+                ],
+            }],
+        };
+        assert_eq!(
+            report.render(),
+            "vipflip edge-1 (pid 42)\n\
+             virtual server web 192.0.2.100:80/tcp maglev (instance VI_1, active)\n\
+             \x20 healthy       1 (quorum 2); table 65537 slots\n\
+             \x20 real server   192.0.2.21 weight 1: up (connected), mac 02:00:00:00:01:15, 100.0% of the table\n\
+             \x20 real server   192.0.2.22 weight 1: down (HTTP 503, expected 200), mac 02:00:00:00:01:16, 0.0% of the table\n\
+             \x20 sorry server  192.0.2.30 weight 1: unresolved (sorry server), mac unknown, 0.0% of the table\n"
+        );
+        let json = serde_json::to_string(&Response::Status(report.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Response>(&json).unwrap(),
+            Response::Status(report)
         );
     }
 

@@ -1049,7 +1049,9 @@ impl Daemon {
             }
             for t in r.track.report() {
                 let up = match t.what {
-                    track::Tracked::Interface(_) | track::Tracked::Script(_) => {
+                    track::Tracked::Interface(_)
+                    | track::Tracked::Script(_)
+                    | track::Tracked::Quorum(_) => {
                         t.seen.map(|v| v != 0)
                     }
                     track::Tracked::File(_) => None,
@@ -1137,6 +1139,7 @@ impl Daemon {
             router_id: self.router_id.clone(),
             pid: std::process::id(),
             instances,
+            virtual_servers: Vec::new(),
         }
     }
 
@@ -1514,6 +1517,9 @@ fn remember(observed: &mut Vec<Observation>, observation: &Observation) {
         (Observation::Link { name: a, .. }, Observation::Link { name: b, .. })
         | (Observation::Script { name: a, .. }, Observation::Script { name: b, .. }) => a == b,
         (Observation::File { path: a, .. }, Observation::File { path: b, .. }) => a == b,
+        (Observation::Quorum { service: a, .. }, Observation::Quorum { service: b, .. }) => {
+            a == b
+        }
         _ => false,
     };
     match observed.iter_mut().find(|o| same_object(o)) {

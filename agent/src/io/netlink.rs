@@ -232,18 +232,42 @@ impl Netlink {
         iface: &str,
         ip: IpAddr,
     ) -> Result<Option<MacAddr>, NetlinkError> {
-        let index = self.link_message(iface).await?.header.index;
         let family = if ip.is_ipv4() {
             AddressFamily::Inet
         } else {
             AddressFamily::Inet6
         };
+        Ok(self
+            .neighbours(iface, family)
+            .await?
+            .into_iter()
+            .find_map(|(dst, mac)| (dst == ip).then_some(mac)))
+    }
+
+    /// Every usable neighbour entry (not `INCOMPLETE` or `FAILED`) of `iface` in both
+    /// families: one dump per family, for callers that want many addresses at once.
+    pub async fn neighbour_table(
+        &self,
+        iface: &str,
+    ) -> Result<Vec<(IpAddr, MacAddr)>, NetlinkError> {
+        let mut all = self.neighbours(iface, AddressFamily::Inet).await?;
+        all.extend(self.neighbours(iface, AddressFamily::Inet6).await?);
+        Ok(all)
+    }
+
+    async fn neighbours(
+        &self,
+        iface: &str,
+        family: AddressFamily,
+    ) -> Result<Vec<(IpAddr, MacAddr)>, NetlinkError> {
+        let index = self.link_message(iface).await?.header.index;
         let mut neighbours = self
             .handle
             .neighbours()
             .get()
             .set_address_family(family)
             .execute();
+        let mut found = Vec::new();
         while let Some(msg) = neighbours
             .try_next()
             .await
@@ -273,11 +297,11 @@ impl Netlink {
                     _ => {}
                 }
             }
-            if dst == Some(ip) && mac.is_some() {
-                return Ok(mac);
+            if let (Some(dst), Some(mac)) = (dst, mac) {
+                found.push((dst, mac));
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     async fn link_message(&self, iface: &str) -> Result<LinkMessage, NetlinkError> {

@@ -6,5 +6,6 @@
 //! - `check`: health checks (TCP connect, HTTP GET, script) with rise/fall, as tokio tasks
 //!   reporting to the daemon loop.
 
+pub mod balancer;
 pub mod check;
 pub mod table;

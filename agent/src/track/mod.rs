@@ -83,6 +83,9 @@ pub enum Observation {
     Script { name: String, ok: bool },
     /// Track file `path` (as configured) holds `value`; 0 when missing, empty or unreadable.
     File { path: PathBuf, value: i64 },
+    /// `[[virtual_server]]` `service` has (`met`) or lacks its quorum of healthy real
+    /// servers (reported by the daemon's balancer, not by a driver here).
+    Quorum { service: String, met: bool },
 }
 
 /// Why a tracker could not be started, naming it and the operation.

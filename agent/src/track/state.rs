@@ -26,6 +26,8 @@ pub enum Tracked {
     Interface(String),
     Script(String),
     File(PathBuf),
+    /// A `[[virtual_server]]`'s quorum of healthy real servers.
+    Quorum(String),
 }
 
 impl fmt::Display for Tracked {
@@ -34,6 +36,7 @@ impl fmt::Display for Tracked {
             Self::Interface(name) => write!(f, "track_interface {name}"),
             Self::Script(name) => write!(f, "track_script {name}"),
             Self::File(path) => write!(f, "track_file {}", path.display()),
+            Self::Quorum(service) => write!(f, "quorum of {service}"),
         }
     }
 }
@@ -117,6 +120,11 @@ impl TrackState {
                     .iter()
                     .map(|t| (Tracked::File(t.path.clone()), weight(t.weight))),
             )
+            .chain(
+                spec.track_quorums
+                    .iter()
+                    .map(|t| (Tracked::Quorum(t.service.clone()), weight(t.weight))),
+            )
             .map(|(what, weight)| Tracker {
                 what,
                 weight,
@@ -165,6 +173,7 @@ impl TrackState {
             Observation::Link { name, up } => self.interface_up(name, *up),
             Observation::Script { name, ok } => self.script_result(name, *ok),
             Observation::File { path, value } => self.file_value(path, *value),
+            Observation::Quorum { service, met } => self.quorum(service, *met),
         }
     }
 
@@ -192,6 +201,15 @@ impl TrackState {
     /// Track file `path` (as configured) holds `value` (0 when missing or unreadable).
     pub fn file_value(&mut self, path: &Path, value: i64) -> Vec<Command> {
         self.record(|t| matches!(&t, Tracked::File(p) if p == path), value);
+        self.commands()
+    }
+
+    /// Virtual server `service` has (`met`) or lacks its quorum of healthy real servers.
+    pub fn quorum(&mut self, service: &str, met: bool) -> Vec<Command> {
+        self.record(
+            |t| matches!(&t, Tracked::Quorum(s) if s == service),
+            i64::from(met),
+        );
         self.commands()
     }
 
@@ -357,7 +375,7 @@ impl TrackState {
 /// vs. down/failing, or a file's value. `None`: no effect.
 fn effect(what: &Tracked, weight: i64, seen: i64, owner: bool) -> Option<Effect> {
     let failing = match what {
-        Tracked::Interface(_) | Tracked::Script(_) => seen == 0,
+        Tracked::Interface(_) | Tracked::Script(_) | Tracked::Quorum(_) => seen == 0,
         Tracked::File(_) => seen != 0,
     };
     if weight == 0 {
@@ -367,7 +385,7 @@ fn effect(what: &Tracked, weight: i64, seen: i64, owner: bool) -> Option<Effect>
         return None;
     }
     match what {
-        Tracked::Interface(_) | Tracked::Script(_) => {
+        Tracked::Interface(_) | Tracked::Script(_) | Tracked::Quorum(_) => {
             let counts = if weight > 0 { !failing } else { failing };
             counts.then_some(Effect::Add(weight))
         }
@@ -433,6 +451,35 @@ mod tests {
     const ETH1: FaultCause = FaultCause::Tracked(0);
     const CHK: FaultCause = FaultCause::Tracked(1);
     const FILE_CAUSE: FaultCause = FaultCause::Tracked(2);
+
+    #[test]
+    fn a_lost_quorum_lowers_the_priority_or_faults_with_weight_0() {
+        let mut with_weight = spec(100, -10, -20, 1);
+        with_weight.track_quorums = vec![crate::config::TrackQuorum {
+            service: "web".into(),
+            weight: Weight(-50),
+        }];
+        let mut state = TrackState::new(&with_weight);
+        assert_eq!(state.quorum("web", true), vec![]);
+        assert_eq!(
+            state.quorum("web", false),
+            vec![Command::SetPriority(Priority(50))]
+        );
+        assert_eq!(state.quorum("other", true), vec![]);
+        assert_eq!(
+            state.observe(&Observation::Quorum {
+                service: "web".into(),
+                met: true
+            }),
+            vec![Command::SetPriority(Priority(100))]
+        );
+        with_weight.track_quorums[0].weight = Weight(0);
+        let mut state = TrackState::new(&with_weight);
+        let quorum = FaultCause::Tracked(3);
+        assert_eq!(state.quorum("web", false), vec![Command::Fault(quorum)]);
+        assert_eq!(state.describe(quorum), "quorum of web failed");
+        assert_eq!(state.quorum("web", true), vec![Command::Unfault(quorum)]);
+    }
 
     #[test]
     fn numbering_is_interfaces_then_scripts_then_files() {
