@@ -24,6 +24,10 @@
 //! | `vipflip_xdp_packets_total` | counter | `interface`, `outcome` ([`Outcome::name`]) |
 //! | `vipflip_xdp_verdicts_total` | counter | `interface`, `verdict` (`aborted`, `drop`, `pass`, `tx`, `redirect`) |
 //! | `vipflip_xdp_vrid_adverts_total` | counter | `interface`, `family`, `vrid`, `result` (`accepted`, `dropped`) |
+//! | `vipflip_real_server_up` | gauge, 0 or 1 (healthy and resolved) | `virtual_server`, `address` |
+//! | `vipflip_real_server_table_slots` | gauge: slots of the live table naming it | `virtual_server`, `address` |
+//! | `vipflip_virtual_server_healthy` | gauge: real servers taking new flows | `virtual_server` |
+//! | `vipflip_virtual_server_quorum_met` | gauge, 0 or 1 | `virtual_server` |
 //! | `vipflip_notify_fifo_lines_total` | counter | `result` (`written`, `dropped`) |
 //! | `vipflip_notify_scripts_started_total` | counter | |
 //! | `vipflip_notify_scripts_failed_total` | counter | |
@@ -83,6 +87,10 @@ pub struct Metrics {
     xdp_packets: Tracked<OutcomeLabels, Counter>,
     xdp_verdicts: Tracked<VerdictLabels, Counter>,
     xdp_vrid_adverts: Tracked<VridLabels, Counter>,
+    real_up: Tracked<RealLabels, Gauge>,
+    real_table_slots: Tracked<RealLabels, Gauge>,
+    service_healthy: Tracked<ServiceLabels, Gauge>,
+    service_quorum_met: Tracked<ServiceLabels, Gauge>,
     notify_fifo_lines: Tracked<ResultLabels, Counter>,
     notify_scripts_started: Counter,
     notify_scripts_failed: Counter,
@@ -167,6 +175,26 @@ impl Metrics {
                 "xdp_vrid_adverts",
                 "VRRP adverts the XDP program accepted or dropped, per virtual router (the \
                  VRID_STATS map)",
+            ),
+            real_up: Tracked::register(
+                r,
+                "real_server_up",
+                "Whether the real server takes flows: healthy and its MAC known",
+            ),
+            real_table_slots: Tracked::register(
+                r,
+                "real_server_table_slots",
+                "Slots of the virtual server's live lookup table that name the real server",
+            ),
+            service_healthy: Tracked::register(
+                r,
+                "virtual_server_healthy",
+                "Real servers of the virtual server that take new flows",
+            ),
+            service_quorum_met: Tracked::register(
+                r,
+                "virtual_server_quorum_met",
+                "Whether the virtual server has its quorum of healthy real servers",
             ),
             notify_fifo_lines: Tracked::register(
                 r,
@@ -314,6 +342,39 @@ impl Metrics {
                 result,
             };
             mirror(&self.xdp_vrid_adverts.get(labels), value);
+        }
+    }
+
+    /// The virtual servers as the balancer sees them now; series of servers no longer
+    /// configured go.
+    pub fn set_virtual_servers(&mut self, services: &[crate::lb::balancer::Service]) {
+        self.real_up.retain(|_| false);
+        self.real_table_slots.retain(|_| false);
+        self.service_healthy.retain(|_| false);
+        self.service_quorum_met.retain(|_| false);
+        for service in services {
+            let name = &service.spec.name;
+            for real in service.reals.iter().chain(service.sorry.as_ref()) {
+                let labels = RealLabels {
+                    virtual_server: name.clone(),
+                    address: real.address.to_string(),
+                };
+                self.real_up
+                    .get(labels.clone())
+                    .set(i64::from(real.usable()));
+                self.real_table_slots
+                    .get(labels)
+                    .set(i64::from(real.table_slots));
+            }
+            let labels = ServiceLabels {
+                virtual_server: name.clone(),
+            };
+            self.service_healthy
+                .get(labels.clone())
+                .set(i64::try_from(service.healthy()).unwrap_or(i64::MAX));
+            if let Some(met) = service.quorum_met {
+                self.service_quorum_met.get(labels).set(i64::from(met));
+            }
         }
     }
 
@@ -535,6 +596,17 @@ struct VridLabels {
     family: &'static str,
     vrid: u8,
     result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RealLabels {
+    virtual_server: String,
+    address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ServiceLabels {
+    virtual_server: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -884,6 +884,29 @@ mod tests {
     }
 
     #[test]
+    fn metrics_mirror_health_shares_and_quorum() {
+        let mut lb = running(&service(&[(21, 1), (22, 1)], None));
+        lb.health("web", ip(22), false, "refused");
+        let mut metrics = crate::metrics::Metrics::new();
+        metrics.set_virtual_servers(lb.services());
+        let text = metrics.render();
+        for line in [
+            r#"vipflip_real_server_up{virtual_server="web",address="192.0.2.21"} 1"#,
+            r#"vipflip_real_server_up{virtual_server="web",address="192.0.2.22"} 0"#,
+            r#"vipflip_real_server_table_slots{virtual_server="web",address="192.0.2.21"} 65537"#,
+            r#"vipflip_real_server_table_slots{virtual_server="web",address="192.0.2.22"} 0"#,
+            r#"vipflip_virtual_server_healthy{virtual_server="web"} 1"#,
+            r#"vipflip_virtual_server_quorum_met{virtual_server="web"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        // A reload that removes the service removes its series.
+        lb.configure(&[], &instances(), &BTreeMap::new()).expect("slots");
+        metrics.set_virtual_servers(lb.services());
+        assert!(!metrics.render().contains("virtual_server=\"web\""));
+    }
+
+    #[test]
     fn a_reopened_data_plane_keeps_each_service_in_its_slot() {
         let spec = service(&[(21, 1)], None);
         let key = service_key(&spec);
