@@ -376,15 +376,17 @@ fn lb_ipv4(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
     let first = fragment & 0x1fff == 0;
     let l4 = l3 + IPV4_MIN_HLEN;
     if protocol == IPPROTO_TCP || protocol == IPPROTO_UDP {
-        let ports = if ihl == 5 && first {
-            frame.read::<[u8; 4]>(l4)
+        // The ports, to find the service, whenever the datagram carries them (even behind
+        // options or in a first fragment, which are then passed).
+        let ports = if first {
+            frame.read::<[u8; 4]>(l3 + usize::from(ihl) * 4)
         } else {
             None
         };
         let Some(service) = find_service(vip, protocol, ports.map(|p| [p[2], p[3]])) else {
             return Lb::NotOurs;
         };
-        let (Some(ports), true) = (ports, whole) else {
+        let (Some(ports), true) = (ports, whole && ihl == 5) else {
             return Lb::Unsupported;
         };
         let mut src = [0u8; 16];
