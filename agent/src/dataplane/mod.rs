@@ -328,7 +328,8 @@ impl Dataplane {
     pub fn remove_vip(&mut self, vip: IpAddr) -> Result<(), DataplaneError> {
         let key = maps::vip_key(vip);
         match self.vips.remove(&key) {
-            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+            Ok(()) => {}
+            Err(source) if absent(&source) => {}
             Err(source) => return Err(self.map_error(MapName::Vips, "delete", source)),
         }
         // The filter bit goes after the entry, and only if no other VIP shares it.
@@ -413,7 +414,8 @@ impl Dataplane {
             .map_err(|source| self.map_error(MapName::Vrids, "update", source))?;
         for key in &stale {
             match self.peers.remove(key) {
-                Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+                Ok(()) => {}
+                Err(source) if absent(&source) => {}
                 Err(source) => return Err(self.map_error(MapName::Peers, "delete", source)),
             }
         }
@@ -423,7 +425,8 @@ impl Dataplane {
     /// Removes virtual router `vrid` of `family`: its adverts are dropped as `unknown_vrid`.
     pub fn remove_vrid(&mut self, family: u8, vrid: u8) -> Result<(), DataplaneError> {
         match self.vrids.remove(&VridKey::new(family, vrid)) {
-            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => {}
+            Ok(()) => {}
+            Err(source) if absent(&source) => {}
             Err(source) => return Err(self.map_error(MapName::Vrids, "delete", source)),
         }
         let stale: Vec<PeerKey> = self
@@ -565,7 +568,8 @@ impl Dataplane {
     /// services are not an error. Its flows age out of the `FLOWS` LRU.
     pub fn remove_service(&mut self, key: ServiceKey) -> Result<(), DataplaneError> {
         match self.services.remove(&key) {
-            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(source) if absent(&source) => Ok(()),
             Err(source) => {
                 Err(self.entry_error(MapName::Services, service_name(&key), "delete", source))
             }
@@ -896,6 +900,16 @@ pub fn service_name(key: &ServiceKey) -> String {
             std::net::SocketAddr::new(addr, port)
         ),
         None => format!("service {protocol} family {} port {port}", key.family),
+    }
+}
+
+/// A delete of a key that is not there: aya reports the kernel's `ENOENT` as a syscall error
+/// (its `KeyNotFound` is for lookups).
+fn absent(error: &aya::maps::MapError) -> bool {
+    match error {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
     }
 }
 
