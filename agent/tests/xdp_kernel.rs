@@ -5,17 +5,22 @@
 //! Needs root (`CAP_BPF` + `CAP_NET_ADMIN`). Without it the tests say so and skip, except under
 //! `CI=true`, where they fail: CI runs as root and must run them.
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use vipflip::dataplane::{self, Ownership};
+use vipflip::dataplane::{self, Dataplane, Ownership};
 use vipflip_common::{
-    FAMILY_IPV4, FAMILY_IPV6, Outcome, PeerKey, Stats, VipEntry, VipKey, VridEntry, VridKey,
-    VridStats, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, vip_filter_bit, vrid_stats_index,
+    FAMILY_IPV4, FAMILY_IPV6, FlowKey, IPPROTO_TCP, IPPROTO_UDP, LB_TABLE_SIZE, LbTable, Outcome,
+    PeerKey, REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, Stats, VipEntry, VipKey,
+    VridEntry, VridKey, VridStats, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, flow_hash,
+    vip_filter_bit, vrid_stats_index,
 };
 
 mod frames;
@@ -47,7 +52,12 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        let ebpf = dataplane::load("test", None).expect("load the XDP program");
+        Self::load(None)
+    }
+
+    /// With `pin_dir`, the maps are pinned there, so a `Dataplane` can open them.
+    fn load(pin_dir: Option<&Path>) -> Self {
+        let ebpf = dataplane::load("test", pin_dir).expect("load the XDP program");
         let mut harness = Self { ebpf };
         harness.vips(|vips| {
             for (addr, entry) in [
@@ -902,4 +912,784 @@ fn a_bad_vips_entry_is_passed_and_logged() {
         records,
         vec!["ERROR VIPS entry with action 9 ifindex 0 is invalid".to_owned()]
     );
+}
+
+// Load balancing (Direct Routing): services on VIPs this host owns.
+
+/// The source MAC the program writes towards real servers.
+const LB_SRC_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x10];
+/// The real whose interface is not the ingress one (`bpf_redirect`).
+const REDIRECTED_REAL: u16 = 9;
+
+/// Real server `n`'s MAC.
+fn real_mac(n: u16) -> [u8; 6] {
+    let [hi, lo] = n.to_be_bytes();
+    [0x02, 0x5e, 0, 0, hi, lo]
+}
+
+fn real(n: u16, generation: u32) -> RealEntry {
+    RealEntry {
+        ifindex: if n == REDIRECTED_REAL {
+            OTHER_IFINDEX
+        } else {
+            LOOPBACK_IFINDEX
+        },
+        generation,
+        dst_mac: real_mac(n),
+        src_mac: LB_SRC_MAC,
+        flags: REAL_ALIVE,
+        _pad: [0; 3],
+    }
+}
+
+/// A lookup table with every slot on real `fill`, on the heap (131 KB).
+fn table(fill: u16) -> Box<LbTable> {
+    let slots: Box<[u16; LB_TABLE_SIZE as usize]> = vec![fill; LB_TABLE_SIZE as usize]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap();
+    // SAFETY: `LbTable` is `repr(C)` with `slots` as its only field: the array's layout.
+    unsafe { Box::from_raw(Box::into_raw(slots).cast::<LbTable>()) }
+}
+
+/// The Maglev / source-hash slot of a flow key, as the program computes it.
+fn slot(key: &FlowKey) -> usize {
+    (flow_hash(key) % LB_TABLE_SIZE) as usize
+}
+
+fn flow(
+    family: u8,
+    protocol: u8,
+    client: &[u8],
+    client_port: u16,
+    vip: &[u8],
+    port: u16,
+) -> FlowKey {
+    let mut src = [0; 16];
+    src[..client.len()].copy_from_slice(client);
+    let mut dst = [0; 16];
+    dst[..vip.len()].copy_from_slice(vip);
+    FlowKey {
+        family,
+        protocol,
+        src_port: client_port.to_be_bytes(),
+        dst_port: port.to_be_bytes(),
+        _pad: [0; 2],
+        src,
+        dst,
+    }
+}
+
+fn tcp4_key(client_port: u16) -> FlowKey {
+    flow(
+        FAMILY_IPV4,
+        IPPROTO_TCP,
+        &V4_CLIENT,
+        client_port,
+        &V4_VIP_LOCAL,
+        80,
+    )
+}
+
+fn tcp4(client_port: u16, vip: [u8; 4], port: u16) -> Vec<u8> {
+    eth(
+        None,
+        0x0800,
+        &ipv4(
+            V4_CLIENT,
+            vip,
+            IPPROTO_TCP,
+            64,
+            &tcp(client_port, port, b"GET / HTTP/1.1"),
+        ),
+    )
+}
+
+fn udp4(client_port: u16, vip: [u8; 4], port: u16) -> Vec<u8> {
+    eth(
+        None,
+        0x0800,
+        &ipv4(
+            V4_CLIENT,
+            vip,
+            IPPROTO_UDP,
+            64,
+            &udp(client_port, port, b"query"),
+        ),
+    )
+}
+
+fn tcp6(client_port: u16, vip: [u8; 16], port: u16) -> Vec<u8> {
+    eth(
+        None,
+        0x86dd,
+        &ipv6(
+            V6_CLIENT,
+            vip,
+            IPPROTO_TCP,
+            64,
+            &tcp(client_port, port, b"GET / HTTP/1.1"),
+        ),
+    )
+}
+
+fn service4(protocol: u8, port: u16) -> ServiceKey {
+    ServiceKey::new(VipKey::ipv4(V4_VIP_LOCAL), protocol, port)
+}
+
+/// Pins the calling thread to the CPU it is on: `FLOWS` and `LB_CURSORS` are per-CPU and
+/// `BPF_PROG_TEST_RUN` runs the program on the caller's CPU, so a test that moved between
+/// CPUs would see another CPU's flows.
+fn stay_on_this_cpu() {
+    // SAFETY: plain syscalls on a zeroed, properly sized `cpu_set_t` owned by this frame.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(
+            cpu >= 0,
+            "sched_getcpu: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(usize::try_from(cpu).unwrap(), &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// A bpffs directory for one test's pins, removed on drop.
+struct Pins {
+    root: PathBuf,
+}
+
+impl Pins {
+    fn new(test: &str) -> Self {
+        let root = PathBuf::from(format!(
+            "/sys/fs/bpf/vipflip-kernel-test-{}-{test}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root)
+            .unwrap_or_else(|e| panic!("{test}: creating {}: {e}", root.display()));
+        Self { root }
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// The program with pinned maps, driven through `Dataplane` as the agent drives it: VIPs as
+/// in [`Harness`], reals 1..=9 alive at generation 1 (9 on another interface).
+struct Lb {
+    harness: Harness,
+    plane: Dataplane,
+    _pins: Pins,
+}
+
+impl Lb {
+    fn new(test: &str) -> Self {
+        stay_on_this_cpu();
+        let pins = Pins::new(test);
+        let harness = Harness::load(Some(&pins.root.join("test")));
+        let mut plane = Dataplane::open_pinned("test", &pins.root).expect("open the pinned maps");
+        for n in 1..=9 {
+            plane.set_real(n, real(n, 1)).unwrap();
+        }
+        Self {
+            harness,
+            plane,
+            _pins: pins,
+        }
+    }
+
+    fn maglev(&mut self, key: ServiceKey, index: u16, table: &LbTable) -> ServiceEntry {
+        self.plane
+            .set_service(key, index, Scheduler::Maglev, table, LB_TABLE_SIZE)
+            .unwrap()
+    }
+
+    /// Runs `frame`: it must go to real `to` (`XDP_TX`, or redirected for
+    /// [`REDIRECTED_REAL`]) with only its MACs changed, counted as `outcome`.
+    fn sent(&mut self, what: &str, frame: Vec<u8>, to: u16, outcome: Outcome) {
+        let mut out = frame.clone();
+        out[..6].copy_from_slice(&real_mac(to));
+        out[6..12].copy_from_slice(&LB_SRC_MAC);
+        let verdict = if to == REDIRECTED_REAL {
+            XDP_REDIRECT
+        } else {
+            XDP_TX
+        };
+        check(
+            &mut self.harness,
+            &Case {
+                what: what.to_owned(),
+                frame,
+                verdict,
+                outcome,
+                out: Some(out),
+                vrid_delta: None,
+            },
+        );
+    }
+
+    /// `sent` for an ordinary flow frame.
+    fn forwarded(&mut self, what: &str, frame: Vec<u8>, to: u16) {
+        let outcome = if to == REDIRECTED_REAL {
+            Outcome::LbForwardRedirect
+        } else {
+            Outcome::LbForwardTx
+        };
+        self.sent(what, frame, to, outcome);
+    }
+
+    /// Runs `frame`: it must come out untouched with `verdict`, counted as `outcome`.
+    fn untouched(&mut self, what: &str, frame: Vec<u8>, verdict: u32, outcome: Outcome) {
+        check(
+            &mut self.harness,
+            &Case {
+                what: what.to_owned(),
+                frame,
+                verdict,
+                outcome,
+                out: None,
+                vrid_delta: None,
+            },
+        );
+    }
+}
+
+#[test]
+fn a_service_hit_goes_to_its_real_with_only_the_macs_changed() {
+    if !root_or_skip("a_service_hit_goes_to_its_real_with_only_the_macs_changed") {
+        return;
+    }
+    let mut lb = Lb::new("hit");
+    lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(1));
+    lb.maglev(service4(IPPROTO_UDP, 53), 1, &table(2));
+    lb.maglev(
+        ServiceKey::new(VipKey::ipv6(V6_VIP_LOCAL), IPPROTO_TCP, 443),
+        2,
+        &table(3),
+    );
+    lb.maglev(service4(IPPROTO_TCP, 8080), 3, &table(REDIRECTED_REAL));
+    lb.forwarded("IPv4 TCP", tcp4(40000, V4_VIP_LOCAL, 80), 1);
+    lb.forwarded("IPv4 UDP", udp4(40000, V4_VIP_LOCAL, 53), 2);
+    lb.forwarded("IPv6 TCP", tcp6(40000, V6_VIP_LOCAL, 443), 3);
+    lb.forwarded(
+        "real on another interface",
+        tcp4(40000, V4_VIP_LOCAL, 8080),
+        REDIRECTED_REAL,
+    );
+    let tagged = eth(
+        Some(100),
+        0x0800,
+        &ipv4(
+            V4_CLIENT,
+            V4_VIP_LOCAL,
+            IPPROTO_TCP,
+            64,
+            &tcp(40001, 80, b"x"),
+        ),
+    );
+    lb.forwarded("VLAN-tagged IPv4 TCP", tagged, 1);
+    let services = lb.plane.services().unwrap();
+    assert_eq!(services.len(), 4);
+    assert!(
+        services
+            .iter()
+            .all(|(_, e)| e.table == 0 && e.len == LB_TABLE_SIZE && e.scheduler == 1),
+        "{services:?}"
+    );
+    assert_eq!(lb.plane.flow_count().unwrap(), 5, "one flow per 5-tuple");
+    // The same flow again is a FLOWS hit, not a new flow.
+    lb.forwarded("IPv4 TCP again", tcp4(40000, V4_VIP_LOCAL, 80), 1);
+    assert_eq!(lb.plane.flow_count().unwrap(), 5);
+}
+
+#[test]
+fn only_an_owned_vip_with_a_service_is_balanced() {
+    if !root_or_skip("only_an_owned_vip_with_a_service_is_balanced") {
+        return;
+    }
+    let mut lb = Lb::new("owned");
+    for (index, vip) in [V4_VIP_LOCAL, V4_VIP_DROP, V4_VIP_FORWARD_TX]
+        .into_iter()
+        .enumerate()
+    {
+        let key = ServiceKey::new(VipKey::ipv4(vip), IPPROTO_TCP, 80);
+        lb.maglev(key, u16::try_from(index).unwrap(), &table(1));
+    }
+    lb.untouched(
+        "owned VIP, port without a service",
+        tcp4(40000, V4_VIP_LOCAL, 81),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+    lb.untouched(
+        "owned VIP, protocol without a service",
+        udp4(40000, V4_VIP_LOCAL, 80),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+    lb.untouched(
+        "owned VIP, ICMP echo",
+        eth(
+            None,
+            0x0800,
+            &ipv4(V4_CLIENT, V4_VIP_LOCAL, 1, 64, &[8, 0, 0, 0, 0, 1, 0, 1]),
+        ),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+    lb.untouched(
+        "backup dropping its VIP: the service is not used",
+        tcp4(40000, V4_VIP_DROP, 80),
+        XDP_DROP,
+        Outcome::VipDrop,
+    );
+    let frame = tcp4(40000, V4_VIP_FORWARD_TX, 80);
+    let mut to_owner = frame.clone();
+    to_owner[..6].copy_from_slice(&OWNER_MAC);
+    to_owner[6..12].copy_from_slice(&OUR_MAC);
+    check(
+        &mut lb.harness,
+        &Case {
+            what: "backup forwarding to the owner: the service is not used".into(),
+            frame,
+            verdict: XDP_TX,
+            outcome: Outcome::VipForwardTx,
+            out: Some(to_owner),
+            vrid_delta: None,
+        },
+    );
+    lb.untouched(
+        "not a VIP",
+        tcp4(40000, V4_STRANGER, 80),
+        XDP_PASS,
+        Outcome::PassOther,
+    );
+    assert_eq!(lb.plane.flow_count().unwrap(), 0);
+    // Removing the service hands the VIP's traffic back to the local stack.
+    lb.forwarded("with the service", tcp4(40000, V4_VIP_LOCAL, 80), 1);
+    lb.plane.remove_service(service4(IPPROTO_TCP, 80)).unwrap();
+    lb.plane.remove_service(service4(IPPROTO_TCP, 80)).unwrap();
+    lb.untouched(
+        "service removed",
+        tcp4(40000, V4_VIP_LOCAL, 80),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+}
+
+#[test]
+fn port_zero_takes_the_ports_no_exact_service_has() {
+    if !root_or_skip("port_zero_takes_the_ports_no_exact_service_has") {
+        return;
+    }
+    let mut lb = Lb::new("port0");
+    lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(1));
+    lb.maglev(service4(IPPROTO_TCP, 0), 1, &table(2));
+    lb.maglev(service4(IPPROTO_UDP, 0), 2, &table(3));
+    lb.forwarded("exact port first", tcp4(40000, V4_VIP_LOCAL, 80), 1);
+    lb.forwarded("TCP port 443: port 0", tcp4(40000, V4_VIP_LOCAL, 443), 2);
+    lb.forwarded("TCP port 22: port 0", tcp4(40000, V4_VIP_LOCAL, 22), 2);
+    lb.forwarded("UDP port 5353: port 0", udp4(40000, V4_VIP_LOCAL, 5353), 3);
+    lb.untouched(
+        "IPv6 VIP without services",
+        tcp6(40000, V6_VIP_LOCAL, 80),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+}
+
+#[test]
+fn flows_stick_through_table_changes() {
+    if !root_or_skip("flows_stick_through_table_changes") {
+        return;
+    }
+    let mut lb = Lb::new("sticky");
+    let key = service4(IPPROTO_TCP, 80);
+    assert_eq!(
+        lb.maglev(key, 0, &table(1)).table,
+        0,
+        "a new service: half 0"
+    );
+    lb.forwarded("flow A, first frame", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    // A's slot (every slot) now names real 2.
+    assert_eq!(lb.maglev(key, 0, &table(2)).table, 1, "the other half");
+    lb.forwarded("flow A after the swap", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    lb.forwarded("new flow B", tcp4(40002, V4_VIP_LOCAL, 80), 2);
+    assert_eq!(lb.maglev(key, 0, &table(3)).table, 0, "back to half 0");
+    lb.forwarded("flow A, second swap", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    lb.forwarded("flow B, second swap", tcp4(40002, V4_VIP_LOCAL, 80), 2);
+    lb.forwarded("new flow C", tcp4(40003, V4_VIP_LOCAL, 80), 3);
+    // Another service may not take this one's tables.
+    let err = lb
+        .plane
+        .set_service(
+            service4(IPPROTO_TCP, 81),
+            0,
+            Scheduler::Maglev,
+            &table(4),
+            1,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("in use by service tcp 192.0.2.100:80"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_drained_server_keeps_its_flows_only() {
+    if !root_or_skip("a_drained_server_keeps_its_flows_only") {
+        return;
+    }
+    let mut lb = Lb::new("drain");
+    let key = service4(IPPROTO_TCP, 80);
+    let (a, b) = (tcp4_key(40001), tcp4_key(40002));
+    let mut both_on_1 = table(2);
+    both_on_1.slots[slot(&a)] = 1;
+    both_on_1.slots[slot(&b)] = 1;
+    lb.maglev(key, 0, &both_on_1);
+    lb.forwarded("flow A to real 1", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    lb.forwarded("flow C elsewhere", tcp4(40003, V4_VIP_LOCAL, 80), 2);
+    // Weight 0: real 1 leaves the table but stays alive.
+    lb.maglev(key, 0, &table(2));
+    assert_eq!(lb.plane.real(1).unwrap().flags & REAL_ALIVE, REAL_ALIVE);
+    lb.forwarded("drained: flow A stays", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    lb.forwarded(
+        "drained: new flow B, whose slot named real 1, goes elsewhere",
+        tcp4(40002, V4_VIP_LOCAL, 80),
+        2,
+    );
+}
+
+#[test]
+fn a_dead_server_loses_its_flows() {
+    if !root_or_skip("a_dead_server_loses_its_flows") {
+        return;
+    }
+    let mut lb = Lb::new("dead");
+    let key = service4(IPPROTO_TCP, 80);
+    lb.maglev(key, 0, &table(1));
+    lb.forwarded("flow A to real 1", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    let dead = RealEntry {
+        flags: 0,
+        ..real(1, 1)
+    };
+    lb.plane.set_real(1, dead).unwrap();
+    lb.maglev(key, 0, &table(2));
+    lb.forwarded(
+        "real 1 dead: flow A moves",
+        tcp4(40001, V4_VIP_LOCAL, 80),
+        2,
+    );
+    // Back to health and in the table again: A now lives on real 2 and stays there.
+    lb.plane.set_real(1, real(1, 1)).unwrap();
+    lb.maglev(key, 0, &table(1));
+    lb.forwarded(
+        "real 1 back: flow A stays moved",
+        tcp4(40001, V4_VIP_LOCAL, 80),
+        2,
+    );
+    lb.forwarded("real 1 back: new flow", tcp4(40002, V4_VIP_LOCAL, 80), 1);
+}
+
+#[test]
+fn a_new_generation_reschedules() {
+    if !root_or_skip("a_new_generation_reschedules") {
+        return;
+    }
+    let mut lb = Lb::new("generation");
+    let key = service4(IPPROTO_TCP, 80);
+    lb.maglev(key, 0, &table(1));
+    lb.forwarded("flow A to real 1", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    // Slot 1 of REALS now holds another server (real 7's MAC, generation 2); A's table slot
+    // names real 2, every other slot the new server.
+    let replaced = RealEntry {
+        dst_mac: real_mac(7),
+        ..real(1, 2)
+    };
+    lb.plane.set_real(1, replaced).unwrap();
+    let mut moved = table(1);
+    moved.slots[slot(&tcp4_key(40001))] = 2;
+    lb.maglev(key, 0, &moved);
+    lb.forwarded("flow A rescheduled", tcp4(40001, V4_VIP_LOCAL, 80), 2);
+    lb.forwarded(
+        "a new flow to the new server",
+        tcp4(40002, V4_VIP_LOCAL, 80),
+        7,
+    );
+}
+
+#[test]
+fn no_server_drops_new_flows() {
+    if !root_or_skip("no_server_drops_new_flows") {
+        return;
+    }
+    let mut lb = Lb::new("noserver");
+    let key = service4(IPPROTO_TCP, 80);
+    lb.plane
+        .set_service(key, 0, Scheduler::Maglev, &table(1), 0)
+        .unwrap();
+    lb.untouched(
+        "len 0",
+        tcp4(40001, V4_VIP_LOCAL, 80),
+        XDP_DROP,
+        Outcome::LbNoServer,
+    );
+    assert_eq!(lb.plane.flow_count().unwrap(), 0);
+    lb.maglev(key, 0, &table(1));
+    lb.forwarded("a server again", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    // Every server drained (alive, out of the table): new flows drop, A stays.
+    lb.plane
+        .set_service(key, 0, Scheduler::Maglev, &table(1), 0)
+        .unwrap();
+    lb.untouched(
+        "len 0, new flow",
+        tcp4(40002, V4_VIP_LOCAL, 80),
+        XDP_DROP,
+        Outcome::LbNoServer,
+    );
+    lb.forwarded("len 0, drained flow A", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+}
+
+#[test]
+fn the_sorry_server_gets_everything() {
+    if !root_or_skip("the_sorry_server_gets_everything") {
+        return;
+    }
+    let mut lb = Lb::new("sorry");
+    lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(REDIRECTED_REAL));
+    for port in 40000..40010 {
+        lb.forwarded(
+            &format!("client port {port}"),
+            tcp4(port, V4_VIP_LOCAL, 80),
+            REDIRECTED_REAL,
+        );
+    }
+    assert_eq!(lb.plane.flow_count().unwrap(), 10);
+}
+
+#[test]
+fn icmp_frag_needed_follows_the_flow() {
+    if !root_or_skip("icmp_frag_needed_follows_the_flow") {
+        return;
+    }
+    let mut lb = Lb::new("icmp");
+    let key = service4(IPPROTO_TCP, 80);
+    let mut a_on_1 = table(2);
+    a_on_1.slots[slot(&tcp4_key(40001))] = 1;
+    lb.maglev(key, 0, &a_on_1);
+    lb.forwarded("flow A to real 1", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    lb.maglev(key, 0, &table(3));
+    // What a real server sent (from VIP:80 to the client), as quoted by a router.
+    let quoted = |client_port: u16, port: u16| {
+        let original = ipv4(
+            V4_VIP_LOCAL,
+            V4_CLIENT,
+            IPPROTO_TCP,
+            64,
+            &tcp(port, client_port, &[0xab; 64]),
+        );
+        icmp_frag_needed(1400, &original[..28])
+    };
+    let icmp = |message: &[u8]| eth(None, 0x0800, &ipv4(V4_PEER, V4_VIP_LOCAL, 1, 64, message));
+    lb.sent(
+        "frag needed about flow A: A's real",
+        icmp(&quoted(40001, 80)),
+        1,
+        Outcome::LbIcmpForward,
+    );
+    let flows = lb.plane.flow_count().unwrap();
+    lb.sent(
+        "frag needed about an unknown flow: the table's choice",
+        icmp(&quoted(40099, 80)),
+        3,
+        Outcome::LbIcmpForward,
+    );
+    assert_eq!(
+        lb.plane.flow_count().unwrap(),
+        flows,
+        "ICMP creates no flow"
+    );
+    lb.untouched(
+        "frag needed about a port without a service",
+        icmp(&quoted(40001, 81)),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+    let mut unreachable = quoted(40001, 80);
+    unreachable[1] = 1;
+    lb.untouched(
+        "host unreachable",
+        icmp(&unreachable),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+
+    let key6 = ServiceKey::new(VipKey::ipv6(V6_VIP_LOCAL), IPPROTO_TCP, 80);
+    lb.maglev(key6, 1, &table(4));
+    lb.forwarded("IPv6 flow to real 4", tcp6(40001, V6_VIP_LOCAL, 80), 4);
+    lb.maglev(key6, 1, &table(5));
+    let original = ipv6(
+        V6_VIP_LOCAL,
+        V6_CLIENT,
+        IPPROTO_TCP,
+        64,
+        &tcp(80, 40001, &[0xab; 64]),
+    );
+    let too_big = eth(
+        None,
+        0x86dd,
+        &ipv6(V6_PEER, V6_VIP_LOCAL, 58, 64, &icmpv6(2, &original)),
+    );
+    lb.sent(
+        "packet too big about the IPv6 flow: its real",
+        too_big,
+        4,
+        Outcome::LbIcmpForward,
+    );
+}
+
+#[test]
+fn what_the_balancer_cannot_place_is_passed() {
+    if !root_or_skip("what_the_balancer_cannot_place_is_passed") {
+        return;
+    }
+    let mut lb = Lb::new("unsupported");
+    lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(1));
+    lb.maglev(service4(IPPROTO_UDP, 0), 1, &table(1));
+    let mut first_fragment = tcp4(40001, V4_VIP_LOCAL, 80);
+    set_ipv4_fragment(&mut first_fragment[14..], true, 0);
+    lb.untouched(
+        "first fragment",
+        first_fragment,
+        XDP_PASS,
+        Outcome::LbPassUnsupported,
+    );
+    let mut later = udp4(40001, V4_VIP_LOCAL, 53);
+    set_ipv4_fragment(&mut later[14..], false, 185);
+    lb.untouched(
+        "last fragment, all-ports service",
+        later,
+        XDP_PASS,
+        Outcome::LbPassUnsupported,
+    );
+    let mut later_tcp = tcp4(40001, V4_VIP_LOCAL, 80);
+    set_ipv4_fragment(&mut later_tcp[14..], true, 185);
+    lb.untouched(
+        "middle TCP fragment: no ports, no all-ports service",
+        later_tcp,
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+    let mut packet = ipv4(
+        V4_CLIENT,
+        V4_VIP_LOCAL,
+        IPPROTO_TCP,
+        64,
+        &tcp(40001, 80, b"x"),
+    );
+    insert_ipv4_options(&mut packet, &[1, 1, 1, 0]);
+    lb.untouched(
+        "IPv4 options",
+        eth(None, 0x0800, &packet),
+        XDP_PASS,
+        Outcome::LbPassUnsupported,
+    );
+    let truncated = eth(
+        None,
+        0x0800,
+        &ipv4(V4_CLIENT, V4_VIP_LOCAL, IPPROTO_UDP, 64, &[0x9c, 0x41]),
+    );
+    lb.untouched(
+        "UDP header cut short",
+        truncated,
+        XDP_PASS,
+        Outcome::LbPassUnsupported,
+    );
+    assert_eq!(lb.plane.flow_count().unwrap(), 0);
+    lb.forwarded(
+        "a whole datagram still goes",
+        tcp4(40001, V4_VIP_LOCAL, 80),
+        1,
+    );
+}
+
+#[test]
+fn wrr_follows_the_weights() {
+    if !root_or_skip("wrr_follows_the_weights") {
+        return;
+    }
+    let mut lb = Lb::new("wrr");
+    // Weights 2:1, interleaved.
+    let mut sequence = table(0);
+    sequence.slots[..3].copy_from_slice(&[1, 2, 1]);
+    lb.plane
+        .set_service(service4(IPPROTO_TCP, 80), 5, Scheduler::Wrr, &sequence, 3)
+        .unwrap();
+    let mut to = Vec::new();
+    for port in 40001..=40004 {
+        let frame = tcp4(port, V4_VIP_LOCAL, 80);
+        let before = lb.harness.stats();
+        let (verdict, out) = lb.harness.run(&frame).unwrap();
+        assert_eq!(verdict, XDP_TX);
+        assert_eq!(
+            lb.harness.stats()[Outcome::LbForwardTx as usize]
+                - before[Outcome::LbForwardTx as usize],
+            1
+        );
+        let real = (1..=2)
+            .find(|n| out[..6] == real_mac(*n))
+            .expect("sent to real 1 or 2");
+        to.push(real);
+    }
+    assert_eq!(to[..3].iter().filter(|n| **n == 1).count(), 2, "{to:?}");
+    assert_eq!(to, [1, 2, 1, 1], "the sequence, then from its start");
+    // Established flows do not advance the cursor.
+    lb.forwarded("flow 2 again", tcp4(40002, V4_VIP_LOCAL, 80), 2);
+    lb.forwarded("next new flow", tcp4(40005, V4_VIP_LOCAL, 80), 2);
+}
+
+#[test]
+fn source_hashing_keeps_a_client_on_one_real() {
+    if !root_or_skip("source_hashing_keeps_a_client_on_one_real") {
+        return;
+    }
+    let mut lb = Lb::new("sh");
+    let client = |addr: &[u8]| flow(FAMILY_IPV4, 0, addr, 0, &[], 0);
+    let mut sh = table(1);
+    sh.slots[slot(&client(&V4_CLIENT))] = 4;
+    assert_ne!(slot(&client(&V4_CLIENT)), slot(&client(&V4_PEER)));
+    lb.plane
+        .set_service(
+            service4(IPPROTO_UDP, 0),
+            0,
+            Scheduler::SourceHash,
+            &sh,
+            LB_TABLE_SIZE,
+        )
+        .unwrap();
+    for port in [1000, 2000, 3000] {
+        lb.forwarded(
+            &format!("client port {port}"),
+            udp4(port, V4_VIP_LOCAL, 53 + port),
+            4,
+        );
+    }
+    let other = eth(
+        None,
+        0x0800,
+        &ipv4(V4_PEER, V4_VIP_LOCAL, IPPROTO_UDP, 64, &udp(1000, 53, b"q")),
+    );
+    lb.forwarded("another client", other, 1);
 }

@@ -112,6 +112,50 @@ pub fn icmpv6(icmp_type: u8, body: &[u8]) -> Vec<u8> {
     m
 }
 
+/// A TCP segment (20-byte header, ACK set; checksum left 0: XDP never reads it).
+pub fn tcp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&src_port.to_be_bytes());
+    t.extend_from_slice(&dst_port.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    t.extend_from_slice(payload);
+    t
+}
+
+/// A UDP datagram (checksum 0).
+pub fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(8 + payload.len()).unwrap();
+    let mut u = Vec::new();
+    u.extend_from_slice(&src_port.to_be_bytes());
+    u.extend_from_slice(&dst_port.to_be_bytes());
+    u.extend_from_slice(&len.to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+/// Sets the flags/fragment offset word of an IPv4 packet (More Fragments, offset in 8-byte
+/// units) and fixes its checksum.
+pub fn set_ipv4_fragment(packet: &mut [u8], more_fragments: bool, offset: u16) {
+    let word = (u16::from(more_fragments) << 13) | (offset & 0x1fff);
+    packet[6..8].copy_from_slice(&word.to_be_bytes());
+    let header_len = usize::from(packet[0] & 0x0f) * 4;
+    packet[10..12].copy_from_slice(&[0, 0]);
+    let sum = checksum(&packet[..header_len]);
+    packet[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// ICMP destination unreachable / fragmentation needed (RFC 1191 §4) quoting `original`
+/// (its IP header and at least 8 bytes after it).
+pub fn icmp_frag_needed(next_hop_mtu: u16, original: &[u8]) -> Vec<u8> {
+    let mut m = vec![3, 4, 0, 0, 0, 0];
+    m.extend_from_slice(&next_hop_mtu.to_be_bytes());
+    m.extend_from_slice(original);
+    let sum = checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
 fn checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = bytes
         .chunks(2)
