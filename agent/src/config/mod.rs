@@ -124,6 +124,9 @@ pub struct InstanceSpec {
     pub track_interfaces: Vec<TrackInterface>,
     pub track_scripts: Vec<TrackScript>,
     pub track_files: Vec<TrackFile>,
+    /// The quorum of every `[[virtual_server]]` of this instance that has a
+    /// `quorum_weight`, in file order (derived from those tables, not written here).
+    pub track_quorums: Vec<TrackQuorum>,
     pub notify: Notify,
     /// keepalived `lower_prio_no_advert`. Default false.
     pub lower_prio_no_advert: bool,
@@ -294,6 +297,15 @@ pub struct TrackFile {
     pub weight: Weight,
 }
 
+/// A virtual server's quorum as one of its instance's trackers: fewer healthy real servers
+/// than `quorum` is a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackQuorum {
+    /// The `[[virtual_server]]`'s name.
+    pub service: String,
+    pub weight: Weight,
+}
+
 /// Programs run on state changes, each an absolute path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Notify {
@@ -380,10 +392,21 @@ impl Config {
         source_name: &str,
         host: &impl Host,
     ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
-        schema::parse(text, source_name, host)
+        let (mut config, warnings) = schema::parse(text, source_name, host)?;
+        for vs in &config.virtual_servers {
+            if let Some(weight) = vs.quorum_weight
+                && let Some(instance) = config.instances.iter_mut().find(|i| i.name == vs.instance)
+            {
+                instance.track_quorums.push(TrackQuorum {
+                    service: vs.name.clone(),
+                    weight,
+                });
+            }
+        }
+        Ok((config, warnings))
     }
 
-    /// `config OK: 2 instances, 1 script, 1 sync group`.
+    /// `config OK: 2 instances, 1 script, 1 sync group`, then `, 1 virtual server` if any.
     pub fn summary(&self) -> String {
         fn count(n: usize, what: &str) -> String {
             if n == 1 {
@@ -392,12 +415,21 @@ impl Config {
                 format!("{n} {what}s")
             }
         }
-        format!(
+        let mut summary = format!(
             "config OK: {}, {}, {}",
             count(self.instances.len(), "instance"),
             count(self.scripts.len(), "script"),
             count(self.sync_groups.len(), "sync group")
-        )
+        );
+        // Only when there are some: VRRP-only configurations read as before.
+        if !self.virtual_servers.is_empty() {
+            let _ = write!(
+                summary,
+                ", {}",
+                count(self.virtual_servers.len(), "virtual server")
+            );
+        }
+        summary
     }
 }
 

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use toml::de::{DeTable, DeValue};
 
+mod virtual_server;
+
 use super::reader::{Alias, Ctx, Table, suggest};
 use super::{
     Config, Diagnostic, Garp, Global, Host, InstanceSpec, Notify, ScriptSpec, SyncGroupSpec,
@@ -19,12 +21,22 @@ use super::{
 };
 use crate::wire::{Family, Priority, V3Ipv4Checksum, VrId, VrrpVersion};
 
-const ROOT_KEYS: &[&str] = &["global", "instance", "script", "sync_group"];
+const ROOT_KEYS: &[&str] = &[
+    "global",
+    "instance",
+    "script",
+    "sync_group",
+    "virtual_server",
+];
 const ROOT_ALIASES: &[Alias] = &[
     ("global_defs", "vipflip calls it `[global]`"),
     ("vrrp_instance", "vipflip calls it `[[instance]]`"),
     ("vrrp_script", "vipflip calls it `[[script]]`"),
     ("vrrp_sync_group", "vipflip calls it `[[sync_group]]`"),
+    (
+        "virtual_server_group",
+        "vipflip has no server groups: write one `[[virtual_server]]` per (vip, port, protocol)",
+    ),
 ];
 const GLOBAL_KEYS: &[&str] = &[
     "router_id",
@@ -144,6 +156,12 @@ pub(super) fn parse(
         .map(|(i, t)| sync_group(&mut ctx, t, i))
         .collect();
     check_sync_groups(&mut ctx, &sync_groups, &instances);
+    let virtual_servers: Vec<_> = top_tables(&mut ctx, &root, "virtual_server")
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| virtual_server::virtual_server(&mut ctx, t, i))
+        .collect();
+    virtual_server::check(&mut ctx, &virtual_servers, &instances);
 
     if ctx.has_errors() {
         return Err(ctx.finish());
@@ -153,7 +171,7 @@ pub(super) fn parse(
         instances: instances.into_iter().map(|i| i.spec).collect(),
         scripts: scripts.into_iter().map(|s| s.spec).collect(),
         sync_groups: sync_groups.into_iter().map(|g| g.spec).collect(),
-        virtual_servers: Vec::new(),
+        virtual_servers: virtual_servers.into_iter().map(|v| v.spec).collect(),
     };
     Ok((config, ctx.finish()))
 }
@@ -340,6 +358,7 @@ fn instance(ctx: &mut Ctx<'_>, mut t: Table<'_, '_>, index: usize, host: &impl H
         track_interfaces: Vec::new(),
         track_scripts: Vec::new(),
         track_files: Vec::new(),
+        track_quorums: Vec::new(),
         notify: notify(ctx, &t),
         lower_prio_no_advert: or_default(t.bool(ctx, "lower_prio_no_advert"), false),
         handoff_bound: None,
@@ -761,9 +780,14 @@ fn notify(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Notify {
 }
 
 fn weight(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Weight {
-    t.int(ctx, "weight", -254..=254, WEIGHT_RULE)
+    weight_at(ctx, t, "weight").unwrap_or(Weight(0))
+}
+
+/// A tracker-style weight (-254..=254, 0 = fault) under `key`; `None` if absent or invalid.
+fn weight_at(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str) -> Option<Weight> {
+    t.int(ctx, key, -254..=254, WEIGHT_RULE)
         .and_then(|(w, _)| i16::try_from(w).ok())
-        .map_or(Weight(0), Weight)
+        .map(Weight)
 }
 
 /// A required string field of a tracking entry.

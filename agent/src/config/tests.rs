@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::LineIndex;
-use super::{Config, Garp, Host, Location, TrackScript, Weight, XdpMode, check_config};
+use super::{
+    CheckKind, Config, Garp, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler, Location,
+    RealServerSpec, TrackScript, Weight, XdpMode, check_config,
+};
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
 /// A host with eth0, eth1 and lo, named "testhost".
@@ -836,3 +839,580 @@ fn notify_paths_must_be_absolute() {
         ],
     );
 }
+
+// --- virtual servers ---
+
+/// `instance("")`, then a service "web" on 192.0.2.100:80 of `VI_1` on lines 6..=10, then
+/// `keys` from line 11, then `reals`.
+fn service(keys: &str, reals: &str) -> String {
+    instance(&format!(
+        "[[virtual_server]]\nname = \"web\"\nvip = \"192.0.2.100\"\nport = 80\ninstance = \"VI_1\"\n{keys}{reals}"
+    ))
+}
+
+const REAL: &str = "[[virtual_server.real_server]]\naddress = \"192.0.2.21\"\n";
+
+/// `service(keys, …)` with one real server whose `check` is `check` (line 13).
+fn checked(keys: &str, check: &str) -> String {
+    service(keys, &format!("{REAL}check = {check}\n"))
+}
+
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one accepted file and every field it yields, side by side"
+)]
+fn virtual_server_full() {
+    let text = format!(
+        "{}[[instance]]\nname = \"VI_6\"\ninterface = \"eth1\"\nvrid = 52\nvirtual_ips = [\"2001:db8::100/64\"]\n{}",
+        instance(""),
+        r#"
+[[virtual_server]]
+name = "web"
+vip = "192.0.2.100"
+port = 80
+protocol = "tcp"
+scheduler = "wrr"
+instance = "VI_1"
+quorum = 2
+quorum_weight = -50
+sorry_server = "192.0.2.30"
+
+[[virtual_server.real_server]]
+address = "192.0.2.21"
+weight = 3
+check = { kind = "http", interval = "2s", timeout = "1s", rise = 3, fall = 2, port = 8080, path = "/health", expect_status = 204, body = "^ok$" }
+
+[[virtual_server.real_server]]
+address = "192.0.2.22"
+weight = 0
+check = { kind = "tcp" }
+
+[[virtual_server.real_server]]
+address = "192.0.2.23"
+check = { kind = "script", command = ["/usr/lib/vipflip/check", "192.0.2.23"], interval = "5s", timeout = "3s" }
+
+[[virtual_server]]
+name = "dns6"
+vip = "2001:db8::100"
+port = 0
+protocol = "udp"
+scheduler = "sh"
+instance = "VI_6"
+real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, interval = "200ms" } }]
+"#
+    );
+    let config = accepted(&text);
+    assert_eq!(
+        config.summary(),
+        "config OK: 2 instances, 0 scripts, 0 sync groups, 2 virtual servers"
+    );
+    let web = &config.virtual_servers[0];
+    assert_eq!(
+        (
+            web.name.as_str(),
+            web.vip,
+            web.port,
+            web.protocol,
+            web.scheduler,
+            web.instance.as_str()
+        ),
+        (
+            "web",
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
+            80,
+            LbProtocol::Tcp,
+            LbScheduler::Wrr,
+            "VI_1"
+        )
+    );
+    assert_eq!(web.quorum, 2);
+    assert_eq!(web.quorum_weight, Some(Weight(-50)));
+    assert_eq!(
+        web.sorry_server,
+        Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 30)))
+    );
+    assert_eq!(
+        web.real_servers,
+        [
+            RealServerSpec {
+                address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 21)),
+                weight: 3,
+                check: Some(HealthCheck {
+                    kind: CheckKind::Http {
+                        port: 8080,
+                        path: "/health".to_owned(),
+                        expect_status: 204,
+                        body: Some(HttpBodyMatch(regex::Regex::new("^ok$").unwrap())),
+                    },
+                    interval: Duration::from_secs(2),
+                    timeout: Duration::from_secs(1),
+                    rise: 3,
+                    fall: 2,
+                }),
+            },
+            RealServerSpec {
+                address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 22)),
+                weight: 0,
+                check: Some(HealthCheck {
+                    kind: CheckKind::Tcp { port: 80 },
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_millis(500),
+                    rise: 1,
+                    fall: 1,
+                }),
+            },
+            RealServerSpec {
+                address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 23)),
+                weight: 1,
+                check: Some(HealthCheck {
+                    kind: CheckKind::Script {
+                        command: vec!["/usr/lib/vipflip/check".to_owned(), "192.0.2.23".to_owned()],
+                    },
+                    interval: Duration::from_secs(5),
+                    timeout: Duration::from_secs(3),
+                    rise: 1,
+                    fall: 1,
+                }),
+            },
+        ]
+    );
+    let dns = &config.virtual_servers[1];
+    assert_eq!(
+        (dns.vip, dns.port, dns.protocol, dns.scheduler),
+        (
+            "2001:db8::100".parse().unwrap(),
+            0,
+            LbProtocol::Udp,
+            LbScheduler::Sh
+        )
+    );
+    assert_eq!(
+        dns.real_servers,
+        [RealServerSpec {
+            address: "2001:db8::21".parse().unwrap(),
+            weight: 1,
+            check: Some(HealthCheck {
+                kind: CheckKind::Tcp { port: 53 },
+                interval: Duration::from_millis(200),
+                // The default 500ms would exceed the interval: it shrinks to it.
+                timeout: Duration::from_millis(200),
+                rise: 1,
+                fall: 1,
+            }),
+        }]
+    );
+}
+
+#[test]
+fn virtual_server_defaults() {
+    let config = accepted(&service("", REAL));
+    assert_eq!(
+        config.summary(),
+        "config OK: 1 instance, 0 scripts, 0 sync groups, 1 virtual server"
+    );
+    let vs = &config.virtual_servers[0];
+    assert_eq!(vs.protocol, LbProtocol::Tcp);
+    assert_eq!(vs.scheduler, LbScheduler::Maglev);
+    assert_eq!(vs.quorum, 1);
+    assert_eq!(vs.quorum_weight, None);
+    assert_eq!(vs.sorry_server, None);
+    assert_eq!(
+        vs.real_servers,
+        [RealServerSpec {
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 21)),
+            weight: 1,
+            check: None,
+        }]
+    );
+    let config = accepted(&checked("", "{ kind = \"http\" }"));
+    assert_eq!(
+        config.virtual_servers[0].real_servers[0].check,
+        Some(HealthCheck {
+            kind: CheckKind::Http {
+                port: 80,
+                path: "/".to_owned(),
+                expect_status: 200,
+                body: None,
+            },
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            rise: 1,
+            fall: 1,
+        })
+    );
+}
+
+#[test]
+fn virtual_server_missing_keys() {
+    refused(
+        &instance("[[virtual_server]]\nscheduler = \"maglev\"\n"),
+        &[
+            "t.toml:6:1: error: virtual_server #1: missing `name` (a unique name)",
+            "t.toml:6:1: error: virtual_server #1: missing `vip` (one of the instance's virtual IPs, e.g. \"192.0.2.100\")",
+            "t.toml:6:1: error: virtual_server #1: missing `port` (the service's port, 1..=65535, or 0 for every port)",
+            "t.toml:6:1: error: virtual_server #1: missing `instance` (the [[instance]] whose mastership turns the service on)",
+            "t.toml:6:1: error: virtual_server #1: missing `real_server` (at least one [[virtual_server.real_server]] with its address)",
+        ],
+    );
+    refused(
+        &service("real_server = []\n", ""),
+        &[
+            "t.toml:11:15: error: virtual_server \"web\": real_server = []: a virtual server needs at least one real server",
+        ],
+    );
+    refused(
+        &service("", "[[virtual_server.real_server]]\nweight = 2\n"),
+        &[
+            "t.toml:11:1: error: virtual_server \"web\": missing `real_server[0].address` (the real server's IP address)",
+        ],
+    );
+}
+
+#[test]
+fn virtual_server_values() {
+    refused(
+        &service(
+            "protocol = \"sctp\"\nscheduler = \"lc\"\nquorum_weight = -255\n",
+            "[[virtual_server.real_server]]\naddress = \"192.0.2.21\"\nweight = 65536\n",
+        ),
+        &[
+            "t.toml:11:12: error: virtual_server \"web\": protocol = \"sctp\": expected \"tcp\" or \"udp\"",
+            "t.toml:12:13: error: virtual_server \"web\": scheduler = \"lc\": expected \"maglev\" (consistent hashing, the default), \"wrr\" (weighted round robin) or \"sh\" (source hashing)",
+            "t.toml:13:17: error: virtual_server \"web\": quorum_weight = -255: must be an integer in -254..=254 (0 = fault while failing)",
+            "t.toml:16:10: error: virtual_server \"web\": real_server[0].weight = 65536: must be in 0..=65535 (0 drains: no new flows, existing ones kept)",
+        ],
+    );
+    refused(
+        &instance(
+            "[[virtual_server]]\nname = \"web\"\nvip = \"192.0.2.100/24\"\nport = 65536\ninstance = \"VI_1\"\nreal_server = [{ address = \"192.0.2.21\" }]\n",
+        ),
+        &[
+            "t.toml:8:7: error: virtual_server \"web\": vip = \"192.0.2.100/24\": expected an address without prefix, like \"192.0.2.100\" (the prefix belongs to the instance's virtual_ips)",
+            "t.toml:9:8: error: virtual_server \"web\": port = 65536: must be in 0..=65535 (0 = every port of the VIP)",
+        ],
+    );
+}
+
+#[test]
+fn virtual_server_keepalived_keys_name_the_vipflip_key() {
+    refused(
+        &service(
+            "lb_algo = \"rr\"\nlb_kind = \"DR\"\npersistence_timeout = 300\n",
+            "[[virtual_server.real_server]]\naddress = \"192.0.2.21\"\nTCP_CHECK = {}\n",
+        ),
+        &[
+            "t.toml:11:1: error: virtual_server \"web\": unknown key `lb_algo`; did you mean `scheduler`? (\"maglev\", \"wrr\" or \"sh\")",
+            "t.toml:12:1: error: virtual_server \"web\": unknown key `lb_kind`; vipflip does Direct Routing only: remove it",
+            "t.toml:13:1: error: virtual_server \"web\": unknown key `persistence_timeout`; for client affinity use `scheduler = \"sh\"` (source hashing); established flows keep their server anyway",
+            "t.toml:16:1: error: virtual_server \"web\": unknown key `real_server[0].TCP_CHECK`; use `check = { kind = \"tcp\", … }`",
+        ],
+    );
+    refused(
+        &checked(
+            "",
+            "{ kind = \"tcp\", connect_timeout = \"1s\", intervl = \"1s\" }",
+        ),
+        &[
+            "t.toml:13:25: error: virtual_server \"web\": unknown key `real_server[0].check.connect_timeout`; did you mean `timeout`?",
+            "t.toml:13:49: error: virtual_server \"web\": unknown key `real_server[0].check.intervl`; did you mean `real_server[0].check.interval`?",
+        ],
+    );
+}
+
+#[test]
+fn virtual_server_names_are_unique() {
+    let text = format!(
+        "{}[[virtual_server]]\nname = \"web\"\nvip = \"192.0.2.100\"\nport = 443\ninstance = \"VI_1\"\n{REAL}",
+        service("", REAL)
+    );
+    refused(
+        &text,
+        &[
+            "t.toml:14:8: error: virtual_server \"web\": name \"web\" is already used by the virtual_server at line 7; virtual_server names must be unique",
+        ],
+    );
+}
+
+#[test]
+fn virtual_server_vip_port_protocol_is_unique() {
+    let other = |port: u16, protocol: &str| {
+        format!(
+            "{}[[virtual_server]]\nname = \"other\"\nvip = \"192.0.2.100\"\nport = {port}\nprotocol = \"{protocol}\"\ninstance = \"VI_1\"\n{REAL}",
+            service("", REAL)
+        )
+    };
+    refused(
+        &other(80, "tcp"),
+        &[
+            "t.toml:16:8: error: virtual_server \"other\": port = 80: 192.0.2.100:80/tcp is already served by virtual_server \"web\" (line 6); one virtual_server per (vip, port, protocol)",
+        ],
+    );
+    // The other protocol, and port 0 beside an exact port (the exact port wins).
+    assert_eq!(accepted(&other(80, "udp")).virtual_servers.len(), 2);
+    assert_eq!(accepted(&other(0, "tcp")).virtual_servers.len(), 2);
+}
+
+#[test]
+fn virtual_server_instance_must_exist() {
+    refused(
+        &instance(
+            "[[virtual_server]]\nname = \"web\"\nvip = \"192.0.2.100\"\nport = 80\ninstance = \"VI_2\"\nreal_server = [{ address = \"192.0.2.21\" }]\n",
+        ),
+        &[
+            "t.toml:10:12: error: virtual_server \"web\": instance = \"VI_2\": no [[instance]] named \"VI_2\"; did you mean \"VI_1\"?",
+        ],
+    );
+}
+
+#[test]
+fn virtual_server_vip_must_be_the_instances() {
+    refused(
+        &instance(
+            "[[virtual_server]]\nname = \"web\"\nvip = \"192.0.2.99\"\nport = 80\ninstance = \"VI_1\"\nreal_server = [{ address = \"192.0.2.21\" }]\n",
+        ),
+        &[
+            "t.toml:8:7: error: virtual_server \"web\": vip = \"192.0.2.99\": not a virtual IP of instance \"VI_1\" (it has 192.0.2.100); add 192.0.2.99 to its virtual_ips, or use one of them",
+        ],
+    );
+    refused(
+        &format!(
+            "{}{TWO}[[virtual_server]]\nname = \"web\"\nvip = \"192.0.2.200\"\nport = 80\ninstance = \"VI_1\"\nreal_server = [{{ address = \"192.0.2.21\" }}]\n",
+            instance("")
+        ),
+        &[
+            "t.toml:13:7: error: virtual_server \"web\": vip = \"192.0.2.200\": not a virtual IP of instance \"VI_1\" (it has 192.0.2.100); 192.0.2.200 belongs to instance \"VI_2\": set instance = \"VI_2\"",
+        ],
+    );
+}
+
+#[test]
+fn real_server_addresses() {
+    refused(
+        &service(
+            "sorry_server = \"192.0.2.100\"\n",
+            "real_server = [{ address = \"2001:db8::21\" }, { address = \"192.0.2.100\" }, { address = \"192.0.2.21\" }, { address = \"192.0.2.21\" }, { address = \"224.0.0.1\" }, { address = \"server1\" }]\n",
+        ),
+        &[
+            "t.toml:11:16: error: virtual_server \"web\": sorry_server = \"192.0.2.100\": is the VIP itself; a server is another host, with the VIP on its loopback",
+            "t.toml:12:28: error: virtual_server \"web\": real_server[0].address = \"2001:db8::21\": IPv6 address for an IPv4 VIP; Direct Routing forwards the packet unchanged, so servers must be of the VIP's family",
+            "t.toml:12:58: error: virtual_server \"web\": real_server[1].address = \"192.0.2.100\": is the VIP itself; a server is another host, with the VIP on its loopback",
+            "t.toml:12:115: error: virtual_server \"web\": real_server[3].address = \"192.0.2.21\": listed twice (also real_server[2].address)",
+            "t.toml:12:143: error: virtual_server \"web\": real_server[4].address = \"224.0.0.1\": not usable as a server (unspecified, loopback, multicast or broadcast)",
+            "t.toml:12:170: error: virtual_server \"web\": real_server[5].address = \"server1\": expected an IP address like \"192.0.2.21\" or \"2001:db8::21\"",
+        ],
+    );
+}
+
+#[test]
+fn quorum_at_most_the_real_servers() {
+    refused(
+        &service("quorum = 2\n", REAL),
+        &[
+            "t.toml:11:10: error: virtual_server \"web\": quorum = 2: more than the 1 real server: quorum could never be reached (0..=1)",
+        ],
+    );
+    let config = accepted(&service("quorum = 0\nquorum_weight = 0\n", REAL));
+    assert_eq!(config.virtual_servers[0].quorum, 0);
+    assert!(config.virtual_servers[0].quorum_weight.unwrap().is_fault());
+}
+
+#[test]
+fn check_timings() {
+    refused(
+        &checked(
+            "",
+            "{ kind = \"tcp\", interval = \"0s\", timeout = \"0s\", rise = 0, fall = 256 }",
+        ),
+        &[
+            "t.toml:13:36: error: virtual_server \"web\": real_server[0].check.interval = \"0s\": must be more than 0",
+            "t.toml:13:52: error: virtual_server \"web\": real_server[0].check.timeout = \"0s\": must be more than 0",
+            "t.toml:13:65: error: virtual_server \"web\": real_server[0].check.rise = 0: must be in 1..=255 (results in a row)",
+            "t.toml:13:75: error: virtual_server \"web\": real_server[0].check.fall = 256: must be in 1..=255 (results in a row)",
+        ],
+    );
+    refused(
+        &checked(
+            "",
+            "{ kind = \"tcp\", interval = \"1s\", timeout = \"2s\" }",
+        ),
+        &[
+            "t.toml:13:52: error: virtual_server \"web\": real_server[0].check.timeout = \"2s\": must not exceed the interval (1s): a check ends before the next one starts",
+        ],
+    );
+}
+
+#[test]
+fn check_kind_and_its_keys() {
+    refused(
+        &checked("", "{ interval = \"1s\" }"),
+        &[
+            "t.toml:13:9: error: virtual_server \"web\": missing `real_server[0].check.kind` (\"tcp\", \"http\" or \"script\")",
+        ],
+    );
+    refused(
+        &checked("", "{ kind = \"icmp\" }"),
+        &[
+            "t.toml:13:18: error: virtual_server \"web\": real_server[0].check.kind = \"icmp\": expected \"tcp\" (connect), \"http\" (GET, status and optional body regex) or \"script\" (exit status)",
+        ],
+    );
+    refused(
+        &checked(
+            "",
+            "{ kind = \"tcp\", path = \"/\", command = [\"/bin/true\"] }",
+        ),
+        &[
+            "t.toml:13:25: error: virtual_server \"web\": `real_server[0].check.path` does not apply to kind = \"tcp\" (only to kind = \"http\")",
+            "t.toml:13:37: error: virtual_server \"web\": `real_server[0].check.command` does not apply to kind = \"tcp\" (only to kind = \"script\")",
+        ],
+    );
+    refused(
+        &checked(
+            "",
+            "{ kind = \"script\", command = [\"/bin/true\"], port = 80 }",
+        ),
+        &[
+            "t.toml:13:53: error: virtual_server \"web\": `real_server[0].check.port` does not apply to kind = \"script\" (only to kind = \"tcp\" or \"http\")",
+        ],
+    );
+}
+
+#[test]
+fn check_port_is_required_for_a_port_0_service() {
+    let text = instance(
+        "[[virtual_server]]\nname = \"all\"\nvip = \"192.0.2.100\"\nport = 0\ninstance = \"VI_1\"\nreal_server = [{ address = \"192.0.2.21\", check = { kind = \"tcp\" } }, { address = \"192.0.2.22\", check = { kind = \"http\", port = 0 } }]\n",
+    );
+    refused(
+        &text,
+        &[
+            "t.toml:11:50: error: virtual_server \"all\": missing `real_server[0].check.port` (the port to check: the service has port = 0 (every port))",
+            "t.toml:11:128: error: virtual_server \"all\": real_server[1].check.port = 0: must be in 1..=65535",
+        ],
+    );
+}
+
+#[test]
+fn http_check_values() {
+    refused(
+        &checked(
+            "",
+            "{ kind = \"http\", path = \"health\", expect_status = 99, body = \"(ok\" }",
+        ),
+        &[
+            "t.toml:13:33: error: virtual_server \"web\": real_server[0].check.path = \"health\": must start with \"/\" and hold no whitespace, like \"/health\"",
+            "t.toml:13:59: error: virtual_server \"web\": real_server[0].check.expect_status = 99: must be an HTTP status code in 100..=599",
+            "t.toml:13:70: error: virtual_server \"web\": real_server[0].check.body = \"(ok\": not a valid regular expression: unclosed group",
+        ],
+    );
+    // UDP services may use HTTP checks: checks always connect over TCP.
+    let config = accepted(&checked("protocol = \"udp\"\n", "{ kind = \"http\" }"));
+    assert_eq!(config.virtual_servers[0].protocol, LbProtocol::Udp);
+}
+
+#[test]
+fn script_check_command() {
+    refused(
+        &checked("", "{ kind = \"script\" }"),
+        &[
+            "t.toml:13:9: error: virtual_server \"web\": missing `real_server[0].check.command` (the program and its arguments, e.g. [\"/usr/lib/vipflip/check-db\", \"192.0.2.21\"])",
+        ],
+    );
+    refused(
+        &checked(
+            "",
+            "{ kind = \"script\", command = \"/bin/check 192.0.2.21\" }",
+        ),
+        &[
+            "t.toml:13:38: error: virtual_server \"web\": real_server[0].check.command = \"/bin/check 192.0.2.21\": expected an array of strings: the program, then its arguments",
+        ],
+    );
+    refused(
+        &checked("", "{ kind = \"script\", command = [\"check\", \"x\"] }"),
+        &[
+            "t.toml:13:39: error: virtual_server \"web\": real_server[0].check.command[0] = \"check\": the program must be an absolute path (checks run without a shell or $PATH)",
+        ],
+    );
+    refused(
+        &checked("", "{ kind = \"script\", command = [] }"),
+        &[
+            "t.toml:13:38: error: virtual_server \"web\": real_server[0].check.command = []: must name a program, e.g. [\"/usr/lib/vipflip/check-db\", \"192.0.2.21\"]",
+        ],
+    );
+}
+
+#[test]
+fn at_most_max_services_per_interface() {
+    let on = |port: u32, vip: &str, instance: &str| {
+        format!(
+            "[[virtual_server]]\nname = \"s{port}\"\nvip = \"{vip}\"\nport = {port}\ninstance = \"{instance}\"\nreal_server = [{{ address = \"192.0.2.21\" }}]\n"
+        )
+    };
+    let max = vipflip_common::MAX_SERVICES;
+    let full: String = (1..=max)
+        .map(|port| on(port, "192.0.2.100", "VI_1"))
+        .collect();
+    // The 65th service starts at line 6 + 64 × 6.
+    refused(
+        &instance(&format!("{full}{}", on(max + 1, "192.0.2.100", "VI_1"))),
+        &[
+            "t.toml:391:8: error: virtual_server \"s65\": one virtual_server too many on eth0: the data plane holds at most 64 services per interface (MAX_SERVICES)",
+        ],
+    );
+    // Another interface has maps of its own.
+    let text = format!(
+        "{}{}{}",
+        instance(&full),
+        TWO.replace("eth0", "eth1"),
+        on(max + 1, "192.0.2.200", "VI_2")
+    );
+    assert_eq!(accepted(&text).virtual_servers.len(), 65);
+}
+
+#[test]
+fn at_most_max_reals_per_interface() {
+    // 4096 real servers and one sorry server on eth0.
+    let reals = |n: u32| -> String {
+        let list: Vec<String> = (0..n)
+            .map(|i| format!("{{ address = \"10.{}.{}.1\" }}", i / 256, i % 256))
+            .collect();
+        format!("real_server = [{}]\n", list.join(", "))
+    };
+    let max = vipflip_common::MAX_REALS;
+    accepted(&service("", &reals(max)));
+    refused(
+        &service("sorry_server = \"192.0.2.30\"\n", &reals(max)),
+        &[
+            "t.toml:11:16: error: virtual_server \"web\": one server too many on eth0: the data plane holds at most 4096 real and sorry servers per interface, across its services (MAX_REALS)",
+        ],
+    );
+}
+
+#[test]
+fn the_example_virtual_server_block_is_valid() {
+    // The block is commented out so the example runs no load balancer; uncommented (one `#`
+    // off every line), it must be accepted as written.
+    let text = std::fs::read_to_string(example_path()).expect("examples/vipflip.toml");
+    let (head, block) = text
+        .split_once(EXAMPLE_LB_MARKER)
+        .expect("the load balancer block in examples/vipflip.toml");
+    let mut uncommented = head.to_owned();
+    for line in block.lines().skip(1) {
+        let line = line
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("an uncommented line in the load balancer block: {line:?}"));
+        uncommented.push_str(line);
+        uncommented.push('\n');
+    }
+    let config = accepted(&uncommented);
+    assert_eq!(
+        config.summary(),
+        "config OK: 2 instances, 1 script, 1 sync group, 2 virtual servers"
+    );
+    let web = &config.virtual_servers[0];
+    assert_eq!((web.name.as_str(), web.port), ("web", 80));
+    assert_eq!(web.real_servers.len(), 3);
+    assert_eq!(web.quorum_weight, Some(Weight(-50)));
+}
+
+/// The line that starts the commented `[[virtual_server]]` block of the example.
+const EXAMPLE_LB_MARKER: &str = "## Load balancing";

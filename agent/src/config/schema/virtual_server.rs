@@ -1,0 +1,790 @@
+//! `[[virtual_server]]` with its `[[virtual_server.real_server]]`s and their `check`s, and
+//! the checks across services: unique names and (vip, port, protocol), the instance and its
+//! VIP, and the data plane's capacity per interface.
+
+use core::ops::Range;
+use core::time::Duration;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use toml::de::DeValue;
+use vipflip_common::{MAX_REALS, MAX_SERVICES};
+
+use super::super::reader::{Alias, Ctx, Table, suggest};
+use super::super::{
+    CheckKind, HealthCheck, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec,
+    VirtualServerSpec,
+};
+use super::{Instance, family_of, name, name_of, weight_at};
+
+const VIRTUAL_SERVER_KEYS: &[&str] = &[
+    "name",
+    "vip",
+    "port",
+    "protocol",
+    "scheduler",
+    "instance",
+    "quorum",
+    "quorum_weight",
+    "sorry_server",
+    "real_server",
+];
+/// keepalived.conf words users bring, and what vipflip calls them.
+const VIRTUAL_SERVER_ALIASES: &[Alias] = &[
+    (
+        "lb_algo",
+        "did you mean `scheduler`? (\"maglev\", \"wrr\" or \"sh\")",
+    ),
+    ("lb_kind", "vipflip does Direct Routing only: remove it"),
+    (
+        "delay_loop",
+        "set `interval` in each real server's `check = { … }`",
+    ),
+    (
+        "persistence_timeout",
+        "for client affinity use `scheduler = \"sh\"` (source hashing); established flows keep their server anyway",
+    ),
+    ("ip", "did you mean `vip`?"),
+];
+const REAL_SERVER_KEYS: &[&str] = &["address", "weight", "check"];
+const REAL_SERVER_ALIASES: &[Alias] = &[
+    ("TCP_CHECK", "use `check = { kind = \"tcp\", … }`"),
+    (
+        "HTTP_GET",
+        "use `check = { kind = \"http\", path = \"/\", … }`",
+    ),
+    (
+        "MISC_CHECK",
+        "use `check = { kind = \"script\", command = [\"/path/to/check\", …] }`",
+    ),
+    (
+        "inhibit_on_failure",
+        "a failing real server always leaves the table; `weight = 0` drains one by hand",
+    ),
+    ("ip", "did you mean `address`?"),
+];
+const CHECK_KEYS: &[&str] = &[
+    "kind",
+    "interval",
+    "timeout",
+    "rise",
+    "fall",
+    "port",
+    "path",
+    "expect_status",
+    "body",
+    "command",
+];
+const CHECK_ALIASES: &[Alias] = &[
+    ("type", "did you mean `kind`?"),
+    ("connect_timeout", "did you mean `timeout`?"),
+    ("connect_port", "did you mean `port`?"),
+    ("delay_loop", "did you mean `interval`?"),
+    ("url", "did you mean `path`?"),
+    ("status_code", "did you mean `expect_status`?"),
+    (
+        "misc_path",
+        "did you mean `command`? (an array: program, then arguments)",
+    ),
+    (
+        "retry",
+        "did you mean `fall`? (failures in a row that take the server out)",
+    ),
+];
+/// The keys each kind of check reads besides the common ones.
+const CHECK_KIND_KEYS: &[(&str, &[&str])] = &[
+    ("tcp", &["port"]),
+    ("http", &["port", "path", "expect_status", "body"]),
+    ("script", &["command"]),
+];
+
+/// What the checks across services need, kept even for a service with errors.
+pub(super) struct VirtualServer {
+    pub(super) spec: VirtualServerSpec,
+    context: String,
+    name: Option<(String, Range<usize>)>,
+    /// The span of a valid `vip`.
+    vip: Option<Range<usize>>,
+    /// The span of a valid `port`.
+    port: Option<Range<usize>>,
+    /// The span of `instance`, if it is a string.
+    instance: Option<Range<usize>>,
+    /// Where each real server and the sorry server are written, in file order, for the
+    /// per-interface capacity.
+    servers: Vec<Range<usize>>,
+    span: Range<usize>,
+}
+
+pub(super) fn virtual_server(
+    ctx: &mut Ctx<'_>,
+    mut t: Table<'_, '_>,
+    index: usize,
+) -> VirtualServer {
+    let name = name(ctx, &mut t, "virtual_server", index);
+    t.check_keys(ctx, VIRTUAL_SERVER_KEYS, VIRTUAL_SERVER_ALIASES);
+
+    let vip = vip(ctx, &t);
+    let vip_addr = vip.as_ref().map(|(a, _)| *a);
+    if t.get("port").is_none() {
+        t.missing(
+            ctx,
+            "port",
+            "the service's port, 1..=65535, or 0 for every port",
+        );
+    }
+    let port = t
+        .int(
+            ctx,
+            "port",
+            0..=65535,
+            "must be in 0..=65535 (0 = every port of the VIP)",
+        )
+        .and_then(|(p, span)| Some((u16::try_from(p).ok()?, span)));
+    let protocol = match t.str(ctx, "protocol", "\"tcp\" or \"udp\"") {
+        Some(("tcp", _)) | None => LbProtocol::Tcp,
+        Some(("udp", _)) => LbProtocol::Udp,
+        Some((_, span)) => {
+            t.invalid_at(ctx, "protocol", &span, "expected \"tcp\" or \"udp\"");
+            LbProtocol::Tcp
+        }
+    };
+    let scheduler = match t.str(ctx, "scheduler", "\"maglev\", \"wrr\" or \"sh\"") {
+        Some(("maglev", _)) | None => LbScheduler::Maglev,
+        Some(("wrr", _)) => LbScheduler::Wrr,
+        Some(("sh", _)) => LbScheduler::Sh,
+        Some((_, span)) => {
+            t.invalid_at(
+                ctx,
+                "scheduler",
+                &span,
+                "expected \"maglev\" (consistent hashing, the default), \"wrr\" (weighted round robin) or \"sh\" (source hashing)",
+            );
+            LbScheduler::Maglev
+        }
+    };
+    if t.get("instance").is_none() {
+        t.missing(
+            ctx,
+            "instance",
+            "the [[instance]] whose mastership turns the service on",
+        );
+    }
+    let instance = t.str(ctx, "instance", "the name of an [[instance]]");
+    let quorum_weight = weight_at(ctx, &t, "quorum_weight");
+    let sorry_server = t
+        .str(ctx, "sorry_server", "an IP address")
+        .and_then(|(text, span)| {
+            let addr = server_address(ctx, &t, "sorry_server", &span, text, vip_addr)?;
+            Some((addr, span))
+        });
+
+    let mut spec = VirtualServerSpec {
+        name: name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),
+        vip: vip_addr.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        port: port.as_ref().map_or(0, |(p, _)| *p),
+        protocol,
+        scheduler,
+        instance: instance
+            .as_ref()
+            .map(|(n, _)| (*n).to_owned())
+            .unwrap_or_default(),
+        quorum: 1,
+        quorum_weight,
+        sorry_server: sorry_server.as_ref().map(|(a, _)| *a),
+        real_servers: Vec::new(),
+    };
+    let mut servers = real_servers(ctx, &t, vip_addr, port.as_ref().map(|(p, _)| *p), &mut spec);
+    quorum(ctx, &t, servers.len(), &mut spec);
+    servers.extend(sorry_server.map(|(_, span)| span));
+
+    VirtualServer {
+        spec,
+        context: t.context.clone(),
+        name,
+        vip: vip.map(|(_, span)| span),
+        port: port.map(|(_, span)| span),
+        instance: instance.map(|(_, span)| span),
+        servers,
+        span: t.span.clone(),
+    }
+}
+
+/// `vip`: required, an address without prefix.
+fn vip(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<(IpAddr, Range<usize>)> {
+    if t.get("vip").is_none() {
+        t.missing(
+            ctx,
+            "vip",
+            "one of the instance's virtual IPs, e.g. \"192.0.2.100\"",
+        );
+        return None;
+    }
+    let (text, span) = t.str(ctx, "vip", "an IP address like \"192.0.2.100\"")?;
+    match text.parse::<IpAddr>() {
+        Ok(addr) => Some((addr, span)),
+        Err(_) if text.contains('/') => {
+            t.invalid_at(
+                ctx,
+                "vip",
+                &span,
+                "expected an address without prefix, like \"192.0.2.100\" (the prefix belongs to the instance's virtual_ips)",
+            );
+            None
+        }
+        Err(_) => {
+            t.invalid_at(
+                ctx,
+                "vip",
+                &span,
+                "expected an IP address like \"192.0.2.100\" or \"2001:db8::100\"",
+            );
+            None
+        }
+    }
+}
+
+/// A real or sorry server's address: of the VIP's family, not the VIP, unicast.
+fn server_address(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    label: &str,
+    span: &Range<usize>,
+    text: &str,
+    vip: Option<IpAddr>,
+) -> Option<IpAddr> {
+    let Ok(addr) = text.parse::<IpAddr>() else {
+        t.invalid_at(
+            ctx,
+            label,
+            span,
+            "expected an IP address like \"192.0.2.21\" or \"2001:db8::21\"",
+        );
+        return None;
+    };
+    if addr.is_unspecified()
+        || addr.is_loopback()
+        || addr.is_multicast()
+        || addr == IpAddr::from([255, 255, 255, 255])
+    {
+        t.invalid_at(
+            ctx,
+            label,
+            span,
+            "not usable as a server (unspecified, loopback, multicast or broadcast)",
+        );
+        return None;
+    }
+    let Some(vip) = vip else {
+        return Some(addr);
+    };
+    if family_of(addr) != family_of(vip) {
+        t.invalid_at(
+            ctx,
+            label,
+            span,
+            format_args!(
+                "{} address for an {} VIP; Direct Routing forwards the packet unchanged, so servers must be of the VIP's family",
+                name_of(family_of(addr)),
+                name_of(family_of(vip))
+            ),
+        );
+        return None;
+    }
+    if addr == vip {
+        t.invalid_at(
+            ctx,
+            label,
+            span,
+            "is the VIP itself; a server is another host, with the VIP on its loopback",
+        );
+        return None;
+    }
+    Some(addr)
+}
+
+/// `real_server`: at least one; returns where each is written.
+fn real_servers(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    vip: Option<IpAddr>,
+    port: Option<u16>,
+    spec: &mut VirtualServerSpec,
+) -> Vec<Range<usize>> {
+    let Some(value) = t.get("real_server") else {
+        t.missing(
+            ctx,
+            "real_server",
+            "at least one [[virtual_server.real_server]] with its address",
+        );
+        return Vec::new();
+    };
+    let tables = t.tables(
+        ctx,
+        "real_server",
+        "tables: write each as [[virtual_server.real_server]]",
+    );
+    if matches!(value.get_ref(), DeValue::Array(a) if a.is_empty()) {
+        t.invalid(
+            ctx,
+            "real_server",
+            value,
+            "a virtual server needs at least one real server",
+        );
+    }
+    let mut seen: Vec<(IpAddr, String)> = Vec::new();
+    let mut spans = Vec::new();
+    for r in tables {
+        r.check_keys(ctx, REAL_SERVER_KEYS, REAL_SERVER_ALIASES);
+        spans.push(r.span.clone());
+        let label = r.label("address");
+        let address = if r.get("address").is_none() {
+            r.missing(ctx, "address", "the real server's IP address");
+            None
+        } else {
+            r.str(ctx, "address", "an IP address")
+                .and_then(|(text, span)| {
+                    let addr = server_address(ctx, &r, &label, &span, text, vip)?;
+                    if let Some((_, first)) = seen.iter().find(|(a, _)| *a == addr) {
+                        r.invalid_at(
+                            ctx,
+                            &label,
+                            &span,
+                            format_args!("listed twice (also {first})"),
+                        );
+                        return None;
+                    }
+                    seen.push((addr, label.clone()));
+                    Some(addr)
+                })
+        };
+        let weight = r
+            .int(
+                ctx,
+                "weight",
+                0..=65535,
+                "must be in 0..=65535 (0 drains: no new flows, existing ones kept)",
+            )
+            .and_then(|(w, _)| u16::try_from(w).ok())
+            .unwrap_or(1);
+        let check = health_check(ctx, &r, port);
+        if let Some(address) = address {
+            spec.real_servers.push(RealServerSpec {
+                address,
+                weight,
+                check,
+            });
+        }
+    }
+    spans
+}
+
+/// `quorum`: 0..=the number of real servers, default 1.
+fn quorum(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, servers: usize, spec: &mut VirtualServerSpec) {
+    let Some((n, span)) = t.int(
+        ctx,
+        "quorum",
+        0..=i64::from(u32::MAX),
+        "must be an integer, 0 or more (healthy real servers needed)",
+    ) else {
+        return;
+    };
+    spec.quorum = u32::try_from(n).unwrap_or(1);
+    let max = i64::try_from(servers).unwrap_or(i64::MAX);
+    if servers > 0 && n > max {
+        t.invalid_at(
+            ctx,
+            "quorum",
+            &span,
+            format_args!(
+                "more than the {servers} real server{}: quorum could never be reached (0..={servers})",
+                if servers == 1 { "" } else { "s" }
+            ),
+        );
+    }
+}
+
+/// `check = { kind, … }` of a real server; `service_port` is `None` when invalid (reported).
+fn health_check(
+    ctx: &mut Ctx<'_>,
+    r: &Table<'_, '_>,
+    service_port: Option<u16>,
+) -> Option<HealthCheck> {
+    let c = r.table(
+        ctx,
+        "check",
+        "{ kind = \"tcp\", interval = \"1s\", timeout = \"500ms\" }",
+    )?;
+    c.check_keys(ctx, CHECK_KEYS, CHECK_ALIASES);
+    if c.get("kind").is_none() {
+        c.missing(ctx, "kind", "\"tcp\", \"http\" or \"script\"");
+    }
+    let kind = c
+        .str(ctx, "kind", "\"tcp\", \"http\" or \"script\"")
+        .and_then(|(kind, span)| {
+            if let Some((kind, _)) = CHECK_KIND_KEYS.iter().find(|(k, _)| *k == kind) {
+                Some(*kind)
+            } else {
+                c.invalid_at(
+                    ctx,
+                    &c.label("kind"),
+                    &span,
+                    "expected \"tcp\" (connect), \"http\" (GET, status and optional body regex) or \"script\" (exit status)",
+                );
+                None
+            }
+        });
+    if let Some(kind) = kind {
+        for key in c.map.keys() {
+            let key_name: &str = key.get_ref();
+            let applies = ["kind", "interval", "timeout", "rise", "fall"].contains(&key_name)
+                || CHECK_KIND_KEYS
+                    .iter()
+                    .any(|(k, keys)| *k == kind && keys.contains(&key_name));
+            let known = CHECK_KEYS.contains(&key_name);
+            if known && !applies {
+                let users: Vec<String> = CHECK_KIND_KEYS
+                    .iter()
+                    .filter(|(_, keys)| keys.contains(&key_name))
+                    .map(|(k, _)| format!("\"{k}\""))
+                    .collect();
+                ctx.error(
+                    &key.span(),
+                    format!(
+                        "{}`{}` does not apply to kind = \"{kind}\" (only to kind = {})",
+                        c.context,
+                        c.label(key_name),
+                        users.join(" or ")
+                    ),
+                );
+            }
+        }
+    }
+
+    let positive = |ctx: &mut Ctx<'_>, key: &str| -> Option<(Duration, Range<usize>)> {
+        let (d, span) = c.duration(ctx, key)?;
+        if d.is_zero() {
+            c.invalid_at(ctx, &c.label(key), &span, "must be more than 0");
+            return None;
+        }
+        Some((d, span))
+    };
+    let interval = positive(ctx, "interval").map_or(Duration::from_secs(1), |(d, _)| d);
+    let timeout = match positive(ctx, "timeout") {
+        Some((d, span)) if d > interval => {
+            c.invalid_at(
+                ctx,
+                &c.label("timeout"),
+                &span,
+                format_args!(
+                    "must not exceed the interval ({}): a check ends before the next one starts",
+                    humantime::format_duration(interval)
+                ),
+            );
+            interval
+        }
+        Some((d, _)) => d,
+        None => interval.min(Duration::from_millis(500)),
+    };
+    let count = |ctx: &mut Ctx<'_>, key: &str| -> u32 {
+        c.int(ctx, key, 1..=255, "must be in 1..=255 (results in a row)")
+            .and_then(|(n, _)| u32::try_from(n).ok())
+            .unwrap_or(1)
+    };
+    let rise = count(ctx, "rise");
+    let fall = count(ctx, "fall");
+
+    let kind = match kind? {
+        "tcp" => CheckKind::Tcp {
+            port: check_port(ctx, &c, service_port),
+        },
+        "http" => http(ctx, &c, service_port),
+        _ => CheckKind::Script {
+            command: command(ctx, &c),
+        },
+    };
+    Some(HealthCheck {
+        kind,
+        interval,
+        timeout,
+        rise,
+        fall,
+    })
+}
+
+/// `port` of a tcp or http check: the service's by default, required for a port-0 service.
+fn check_port(ctx: &mut Ctx<'_>, c: &Table<'_, '_>, service_port: Option<u16>) -> u16 {
+    if c.get("port").is_none() {
+        if service_port == Some(0) {
+            c.missing(
+                ctx,
+                "port",
+                "the port to check: the service has port = 0 (every port)",
+            );
+        }
+        return service_port.unwrap_or(0);
+    }
+    c.int(ctx, "port", 1..=65535, "must be in 1..=65535")
+        .and_then(|(p, _)| u16::try_from(p).ok())
+        .unwrap_or(0)
+}
+
+fn http(ctx: &mut Ctx<'_>, c: &Table<'_, '_>, service_port: Option<u16>) -> CheckKind {
+    let port = check_port(ctx, c, service_port);
+    let mut path = "/".to_owned();
+    if let Some((p, span)) = c.str(ctx, "path", "a path like \"/health\"") {
+        if p.starts_with('/') && !p.contains(char::is_whitespace) {
+            p.clone_into(&mut path);
+        } else {
+            c.invalid_at(
+                ctx,
+                &c.label("path"),
+                &span,
+                "must start with \"/\" and hold no whitespace, like \"/health\"",
+            );
+        }
+    }
+    let expect_status = c
+        .int(
+            ctx,
+            "expect_status",
+            100..=599,
+            "must be an HTTP status code in 100..=599",
+        )
+        .and_then(|(s, _)| u16::try_from(s).ok())
+        .unwrap_or(200);
+    let body = c
+        .str(ctx, "body", "a regular expression the body must match")
+        .and_then(|(re, span)| match regex::Regex::new(re) {
+            Ok(re) => Some(HttpBodyMatch(re)),
+            Err(e) => {
+                c.invalid_at(
+                    ctx,
+                    &c.label("body"),
+                    &span,
+                    format_args!("not a valid regular expression: {}", regex_error(&e)),
+                );
+                None
+            }
+        });
+    CheckKind::Http {
+        port,
+        path,
+        expect_status,
+        body,
+    }
+}
+
+/// The regex crate's error on one line: its syntax errors draw the pattern over several.
+fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    last.trim().trim_start_matches("error: ").to_owned()
+}
+
+/// `command` of a script check: an array, program first, absolute (no shell, no `$PATH`).
+fn command(ctx: &mut Ctx<'_>, c: &Table<'_, '_>) -> Vec<String> {
+    let Some(value) = c.get("command") else {
+        c.missing(
+            ctx,
+            "command",
+            "the program and its arguments, e.g. [\"/usr/lib/vipflip/check-db\", \"192.0.2.21\"]",
+        );
+        return Vec::new();
+    };
+    let items = c.strings(ctx, "command", "strings: the program, then its arguments");
+    if items.is_empty() && matches!(value.get_ref(), DeValue::Array(_)) {
+        c.invalid(
+            ctx,
+            "command",
+            value,
+            "must name a program, e.g. [\"/usr/lib/vipflip/check-db\", \"192.0.2.21\"]",
+        );
+    }
+    if let Some(first) = items.first()
+        && !first.text.starts_with('/')
+    {
+        c.invalid_at(
+            ctx,
+            &first.label,
+            &first.span,
+            "the program must be an absolute path (checks run without a shell or $PATH)",
+        );
+    }
+    items.into_iter().map(|i| i.text.to_owned()).collect()
+}
+
+/// Duplicate names and (vip, port, protocol), the instance and its VIP, and the data
+/// plane's capacity per interface (`MAX_SERVICES` services, `MAX_REALS` real and sorry
+/// servers: the maps are per interface).
+pub(super) fn check(ctx: &mut Ctx<'_>, services: &[VirtualServer], instances: &[Instance]) {
+    let mut names: HashMap<&str, &Range<usize>> = HashMap::new();
+    let mut keys: HashMap<(IpAddr, u16, LbProtocol), &VirtualServer> = HashMap::new();
+    // Per interface: services and servers so far, and whether each limit was reported.
+    let mut capacity: HashMap<&str, (u32, u32, bool, bool)> = HashMap::new();
+    for vs in services {
+        if let Some((name, span)) = &vs.name {
+            if let Some(first) = names.get(name.as_str()) {
+                let line = ctx.line(first);
+                ctx.error(
+                    span,
+                    format!(
+                        "{}name \"{name}\" is already used by the virtual_server at line {line}; virtual_server names must be unique",
+                        vs.context
+                    ),
+                );
+            } else {
+                names.insert(name, span);
+            }
+        }
+        if let (Some(_), Some(port_span)) = (&vs.vip, &vs.port) {
+            let key = (vs.spec.vip, vs.spec.port, vs.spec.protocol);
+            if let Some(first) = keys.get(&key) {
+                let snippet = ctx.snippet(port_span);
+                let line = ctx.line(&first.span);
+                ctx.error(
+                    port_span,
+                    format!(
+                        "{}port = {snippet}: {} is already served by virtual_server \"{}\" (line {line}); one virtual_server per (vip, port, protocol)",
+                        vs.context,
+                        service_text(&vs.spec),
+                        first.spec.name
+                    ),
+                );
+            } else {
+                keys.insert(key, vs);
+            }
+        }
+        let Some(inst) = instance_of(ctx, vs, instances) else {
+            continue;
+        };
+        if let Some(vip_span) = &vs.vip
+            && !inst
+                .spec
+                .virtual_ips
+                .iter()
+                .any(|n| n.addr() == vs.spec.vip)
+        {
+            not_a_vip(ctx, vs, vip_span, inst, instances);
+        }
+        if inst.spec.interface.is_empty() {
+            continue;
+        }
+        let (n_services, n_servers, services_full, servers_full) =
+            capacity.entry(&inst.spec.interface).or_default();
+        *n_services += 1;
+        if *n_services > MAX_SERVICES && !*services_full {
+            *services_full = true;
+            let span = vs.name.as_ref().map_or(&vs.span, |(_, s)| s);
+            ctx.error(
+                span,
+                format!(
+                    "{}one virtual_server too many on {}: the data plane holds at most {MAX_SERVICES} services per interface (MAX_SERVICES)",
+                    vs.context, inst.spec.interface
+                ),
+            );
+        }
+        for span in &vs.servers {
+            *n_servers += 1;
+            if *n_servers > MAX_REALS && !*servers_full {
+                *servers_full = true;
+                ctx.error(
+                    span,
+                    format!(
+                        "{}one server too many on {}: the data plane holds at most {MAX_REALS} real and sorry servers per interface, across its services (MAX_REALS)",
+                        vs.context, inst.spec.interface
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `192.0.2.100:80/tcp`, `[2001:db8::1]:0/udp`.
+fn service_text(spec: &VirtualServerSpec) -> String {
+    let proto = match spec.protocol {
+        LbProtocol::Tcp => "tcp",
+        LbProtocol::Udp => "udp",
+    };
+    match spec.vip {
+        IpAddr::V4(a) => format!("{a}:{}/{proto}", spec.port),
+        IpAddr::V6(a) => format!("[{a}]:{}/{proto}", spec.port),
+    }
+}
+
+/// The service's instance, or `None` after reporting an unknown name.
+fn instance_of<'i>(
+    ctx: &mut Ctx<'_>,
+    vs: &VirtualServer,
+    instances: &'i [Instance],
+) -> Option<&'i Instance> {
+    let span = vs.instance.as_ref()?;
+    let name = &vs.spec.instance;
+    if let Some(inst) = instances.iter().find(|i| i.spec.name == *name) {
+        return Some(inst);
+    }
+    let known = instances
+        .iter()
+        .map(|i| i.spec.name.as_str())
+        .filter(|n| !n.is_empty());
+    let hint = match suggest(name, known.clone()) {
+        Some(best) => format!("did you mean \"{best}\"?"),
+        None if instances.is_empty() => "no [[instance]] is defined".to_owned(),
+        None => format!(
+            "defined instances: {}",
+            known.collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let snippet = ctx.snippet(span);
+    ctx.error(
+        span,
+        format!(
+            "{}instance = {snippet}: no [[instance]] named \"{name}\"; {hint}",
+            vs.context
+        ),
+    );
+    None
+}
+
+fn not_a_vip(
+    ctx: &mut Ctx<'_>,
+    vs: &VirtualServer,
+    span: &Range<usize>,
+    inst: &Instance,
+    instances: &[Instance],
+) {
+    let vip = vs.spec.vip;
+    let has: Vec<String> = inst
+        .spec
+        .virtual_ips
+        .iter()
+        .map(|n| n.addr().to_string())
+        .collect();
+    let owner = instances
+        .iter()
+        .find(|i| i.spec.virtual_ips.iter().any(|n| n.addr() == vip));
+    let hint = match owner {
+        Some(other) => format!(
+            "{vip} belongs to instance \"{}\": set instance = \"{}\"",
+            other.spec.name, other.spec.name
+        ),
+        None => format!("add {vip} to its virtual_ips, or use one of them"),
+    };
+    let snippet = ctx.snippet(span);
+    ctx.error(
+        span,
+        format!(
+            "{}vip = {snippet}: not a virtual IP of instance \"{}\" (it has {}); {hint}",
+            vs.context,
+            inst.spec.name,
+            if has.is_empty() {
+                "none".to_owned()
+            } else {
+                has.join(", ")
+            }
+        ),
+    );
+}
