@@ -179,7 +179,7 @@ pub const IPPROTO_UDP: u8 = 17;
 /// ICMP destination unreachable / fragmentation needed (RFC 792, RFC 1191).
 pub const ICMP_DEST_UNREACH: u8 = 3;
 pub const ICMP_FRAG_NEEDED: u8 = 4;
-/// ICMPv6 packet too big (RFC 4443 §3.2).
+/// `ICMPv6` packet too big (RFC 4443 §3.2).
 pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
 
 /// Key of the `SERVICES` map: one virtual service. A service on port 0 takes every port of
@@ -458,7 +458,7 @@ pub enum Outcome {
     /// Traffic to a virtual service with no real server to take it (none healthy, no sorry
     /// server): dropped.
     LbNoServer,
-    /// ICMP fragmentation needed / ICMPv6 packet too big about a service's flow, sent to the
+    /// ICMP fragmentation needed / `ICMPv6` packet too big about a service's flow, sent to the
     /// real server of that flow (its path MTU discovery needs it; RFC 1191, RFC 8201).
     LbIcmpForward,
     /// Traffic to a VIP with services that the balancer cannot place (an IPv4 fragment or

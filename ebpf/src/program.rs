@@ -328,6 +328,10 @@ fn send(
     Some((u32::try_from(ret).unwrap_or(xdp_action::XDP_ABORTED), false))
 }
 
+/// IPv4 flags/fragment offset word (RFC 791 §3.1): More Fragments, and the offset.
+const IPV4_MORE_FRAGMENTS: u16 = 0x2000;
+const IPV4_FRAGMENT_OFFSET: u16 = 0x1fff;
+
 /// What the load balancer makes of a frame to a VIP this host owns.
 enum Lb {
     /// No service covers it (or it is not TCP/UDP/PMTU ICMP): the local stack takes it.
@@ -372,8 +376,8 @@ fn lb_ipv4(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
     let protocol = header[9];
     let fragment = u16::from_be_bytes([header[6], header[7]]);
     // More Fragments set, or a non-zero offset: the rest of the datagram has no ports.
-    let whole = fragment & 0x3fff == 0;
-    let first = fragment & 0x1fff == 0;
+    let whole = fragment & (IPV4_MORE_FRAGMENTS | IPV4_FRAGMENT_OFFSET) == 0;
+    let first = fragment & IPV4_FRAGMENT_OFFSET == 0;
     let l4 = l3 + IPV4_MIN_HLEN;
     if protocol == IPPROTO_TCP || protocol == IPPROTO_UDP {
         // The ports, to find the service, whenever the datagram carries them (even behind
@@ -426,7 +430,7 @@ fn lb_ipv4(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
 }
 
 /// IPv6 to an owned VIP: a TCP/UDP flow (no extension headers: `ipv6` passed those), or an
-/// ICMPv6 "packet too big" about one.
+/// `ICMPv6` "packet too big" about one.
 #[inline(always)]
 fn lb_ipv6(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
     // Read again, as one block (see `lb_ipv4`).

@@ -114,7 +114,7 @@ pub enum DataplaneError {
         key: String,
         op: &'static str,
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
 }
 
@@ -624,7 +624,7 @@ impl Dataplane {
             map,
             key,
             op,
-            source,
+            source: Box::new(source),
         }
     }
 
