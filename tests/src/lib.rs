@@ -6,11 +6,12 @@
 //! `198.51.100.0/24` and `2001:db8::/32`.
 //!
 //! [`agent`] runs and reads a vipflip agent on a lab router, [`scene`] a lab of them with the
-//! client's prober, and [`interop`] the cases vipflip shares a VRRP group with keepalived or
-//! FRR.
+//! client's prober, [`interop`] the cases vipflip shares a VRRP group with keepalived or
+//! FRR, and [`lb`] directors balancing a service over real servers.
 
 pub mod agent;
 pub mod interop;
+pub mod lb;
 pub mod scene;
 
 use std::{
