@@ -195,6 +195,10 @@ pub enum ControlError {
 
 impl StatusReport {
     /// The human form printed by `vipflip status`.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one writeln per status line, in display order"
+    )]
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();

@@ -1,5 +1,7 @@
 //! The event loop and the carrying-out of VRRP actions.
 
+mod lb;
+
 use std::{
     collections::BTreeMap,
     ffi::CString,
@@ -137,6 +139,8 @@ struct Daemon {
     stopping: Option<Instant>,
     /// A second signal: leave without waiting for handoffs.
     force_exit: bool,
+    /// The virtual servers: balancer, health checks, neighbour resolver.
+    lb: lb::LbRuntime,
 }
 
 enum Event {
@@ -146,6 +150,8 @@ enum Event {
     ),
     Control(Request, oneshot::Sender<Response>),
     Observation(Observation),
+    Health(crate::lb::check::HealthReport),
+    Neighbour(lb::NeighbourReport),
     Scrape(oneshot::Sender<String>),
     /// SIGHUP.
     Reload,
@@ -207,12 +213,15 @@ impl Daemon {
             control_task,
             stopping: None,
             force_exit: false,
+            lb: lb::LbRuntime::new(),
         };
         let mut reopened = Vec::new();
         for spec in specs {
             daemon.add_instance(spec, &mut reopened).await?;
         }
         daemon.regroup();
+        // Tables first: a VIP that becomes Local finds its services ready.
+        daemon.configure_lb().await;
         for index in 0..daemon.instances.len() {
             daemon.start_instance(index).await?;
         }
@@ -457,6 +466,8 @@ impl Daemon {
                     _ = sighup.recv() => Event::Reload,
                     Some((request, reply)) = self.control_rx.recv() => Event::Control(request, reply),
                     Some(observation) = self.observations.recv() => Event::Observation(observation),
+                    Some(report) = self.lb.health.recv() => Event::Health(report),
+                    Some(report) = self.lb.neighbours.recv() => Event::Neighbour(report),
                     Some(reply) = self.scrapes.recv() => Event::Scrape(reply),
                     (result, index, _) = async { adverts.expect("guarded").await }, if adverts.is_some() => {
                         Event::Advert(index, result)
@@ -472,6 +483,8 @@ impl Daemon {
                 }
                 Event::Advert(socket, result) => self.advert(socket, result).await,
                 Event::Observation(observation) => self.observe(&observation).await,
+                Event::Health(report) => self.health_report(report).await,
+                Event::Neighbour(report) => self.neighbour_report(report).await,
                 Event::Scrape(reply) => {
                     let _ = reply.send(self.render_metrics());
                 }
@@ -1051,9 +1064,7 @@ impl Daemon {
                 let up = match t.what {
                     track::Tracked::Interface(_)
                     | track::Tracked::Script(_)
-                    | track::Tracked::Quorum(_) => {
-                        t.seen.map(|v| v != 0)
-                    }
+                    | track::Tracked::Quorum(_) => t.seen.map(|v| v != 0),
                     track::Tracked::File(_) => None,
                 };
                 let contribution = match t.effect {
@@ -1064,6 +1075,8 @@ impl Daemon {
                     .set_tracker(name, &t.what.to_string(), up, contribution);
             }
         }
+        self.metrics
+            .set_virtual_servers(self.lb.balancer.services());
         self.metrics.set_notify(self.notifier.stats());
         self.metrics.render()
     }
@@ -1139,7 +1152,7 @@ impl Daemon {
             router_id: self.router_id.clone(),
             pid: std::process::id(),
             instances,
-            virtual_servers: Vec::new(),
+            virtual_servers: self.lb_status(),
         }
     }
 
@@ -1232,6 +1245,7 @@ impl Daemon {
             }
         }
         self.start_new_instances(&mut report).await;
+        self.configure_lb().await;
         drop(old);
         let message = report.to_string();
         if report.failed.is_empty() {
@@ -1515,11 +1529,11 @@ fn overlaps(a: &InstanceSpec, b: &InstanceSpec) -> bool {
 fn remember(observed: &mut Vec<Observation>, observation: &Observation) {
     let same_object = |o: &Observation| match (o, observation) {
         (Observation::Link { name: a, .. }, Observation::Link { name: b, .. })
-        | (Observation::Script { name: a, .. }, Observation::Script { name: b, .. }) => a == b,
-        (Observation::File { path: a, .. }, Observation::File { path: b, .. }) => a == b,
-        (Observation::Quorum { service: a, .. }, Observation::Quorum { service: b, .. }) => {
+        | (Observation::Script { name: a, .. }, Observation::Script { name: b, .. })
+        | (Observation::Quorum { service: a, .. }, Observation::Quorum { service: b, .. }) => {
             a == b
         }
+        (Observation::File { path: a, .. }, Observation::File { path: b, .. }) => a == b,
         _ => false,
     };
     match observed.iter_mut().find(|o| same_object(o)) {
@@ -1551,6 +1565,7 @@ fn updatable_in_place(old: &InstanceSpec, new: &InstanceSpec) -> bool {
     rest.track_interfaces.clone_from(&old.track_interfaces);
     rest.track_scripts.clone_from(&old.track_scripts);
     rest.track_files.clone_from(&old.track_files);
+    rest.track_quorums.clone_from(&old.track_quorums);
     rest.notify = old.notify.clone();
     rest.garp = old.garp;
     rest.forward_window = old.forward_window;

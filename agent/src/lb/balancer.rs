@@ -247,7 +247,7 @@ impl Balancer {
                 real.checked = rs.check.is_some();
                 if !real.checked {
                     real.healthy = true;
-                    real.detail = "not checked".to_owned();
+                    "not checked".clone_into(&mut real.detail);
                 }
                 reals.push(real);
             }
@@ -259,7 +259,7 @@ impl Balancer {
                     let mut sorry = self.real(&iface, &spec.name, address, true, known)?;
                     sorry.healthy = true;
                     sorry.checked = false;
-                    sorry.detail = "sorry server".to_owned();
+                    "sorry server".clone_into(&mut sorry.detail);
                     Some(sorry)
                 }
                 None => None,
@@ -476,19 +476,19 @@ impl Balancer {
             .service_slots
             .entry(iface.to_owned())
             .or_insert_with(|| vec![None; MAX_SERVICES as usize]);
-        let at =
-            match slots.iter().position(|s| *s == Some(key)) {
-                Some(at) => at,
-                None => {
-                    let free = slots.iter().position(Option::is_none).ok_or_else(|| {
-                        SlotError::Services {
-                            iface: iface.to_owned(),
-                        }
+        let at = if let Some(at) = slots.iter().position(|s| *s == Some(key)) {
+            at
+        } else {
+            let free =
+                slots
+                    .iter()
+                    .position(Option::is_none)
+                    .ok_or_else(|| SlotError::Services {
+                        iface: iface.to_owned(),
                     })?;
-                    slots[free] = Some(key);
-                    free
-                }
-            };
+            slots[free] = Some(key);
+            free
+        };
         Ok(u16::try_from(at).expect("MAX_SERVICES fits u16"))
     }
 
@@ -754,7 +754,7 @@ mod tests {
         let shares = table_shares(&lb, &changes);
         // Weights 1:1:2 of 65537 slots, within 1%.
         for (last, want) in [(21, 0.25), (22, 0.25), (23, 0.5)] {
-            let got = shares[&last] as f64 / 65537.0;
+            let got = f64::from(u32::try_from(shares[&last]).unwrap()) / 65537.0;
             assert!((got - want).abs() < 0.01, "{last}: {got}");
         }
         assert!(changes.quorum.is_empty());
@@ -901,10 +901,14 @@ mod tests {
             r#"vipflip_virtual_server_healthy{virtual_server="web"} 1"#,
             r#"vipflip_virtual_server_quorum_met{virtual_server="web"} 0"#,
         ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
         }
         // A reload that removes the service removes its series.
-        lb.configure(&[], &instances(), &BTreeMap::new()).expect("slots");
+        lb.configure(&[], &instances(), &BTreeMap::new())
+            .expect("slots");
         metrics.set_virtual_servers(lb.services());
         assert!(!metrics.render().contains("virtual_server=\"web\""));
     }

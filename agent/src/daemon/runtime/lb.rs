@@ -1,0 +1,410 @@
+//! The load balancer's part of the daemon: the [`Balancer`] fed by the health checks and
+//! the neighbour resolver, its map writes carried out on the interfaces' data planes, and
+//! its quorum changes handed to the instances' trackers.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{net::UdpSocket, sync::mpsc, task::JoinHandle};
+
+use super::Daemon;
+use crate::{
+    config::{Config, LbProtocol, LbScheduler},
+    control::{RealServerStatus, VirtualServerStatus},
+    io::netlink::Netlink,
+    lb::{
+        balancer::{Balancer, Changes, LbWrite, Link, Real},
+        check::{self, CheckHandles, CheckTarget, HealthReport},
+    },
+    track::Observation,
+    vrrp::StateKind,
+};
+
+/// How often the resolver re-reads the neighbour table once every real server's MAC is
+/// known (a real server replaced behind the same address gets a new MAC).
+const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(1);
+/// While some MAC is unknown: how often to poke and look again.
+const NEIGHBOUR_RETRY: Duration = Duration::from_millis(100);
+/// The port the resolver's pokes go to (discard, RFC 863): sending any datagram makes the
+/// kernel resolve the address; what happens to the datagram does not matter.
+const DISCARD_PORT: u16 = 9;
+
+/// The MAC of a real server's address changed (or became known / unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NeighbourReport {
+    pub iface: String,
+    pub address: IpAddr,
+    pub mac: Option<[u8; 6]>,
+}
+
+/// The balancer and the tasks that feed it.
+pub(super) struct LbRuntime {
+    pub balancer: Balancer,
+    pub health: mpsc::Receiver<HealthReport>,
+    pub neighbours: mpsc::Receiver<NeighbourReport>,
+    checks: Option<CheckHandles>,
+    targets: Vec<(String, IpAddr, String)>,
+    resolver: Option<JoinHandle<()>>,
+    resolving: Vec<(String, IpAddr)>,
+}
+
+impl LbRuntime {
+    pub fn new() -> Self {
+        let generation_base = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| u32::try_from(d.as_secs() & 0x7fff_ffff).unwrap_or(1));
+        let (_, health) = mpsc::channel(1);
+        let (_, neighbours) = mpsc::channel(1);
+        Self {
+            balancer: Balancer::new(generation_base),
+            health,
+            neighbours,
+            checks: None,
+            targets: Vec::new(),
+            resolver: None,
+            resolving: Vec::new(),
+        }
+    }
+}
+
+impl Drop for LbRuntime {
+    fn drop(&mut self) {
+        if let Some(resolver) = &self.resolver {
+            resolver.abort();
+        }
+    }
+}
+
+/// Every real server's check in `config`.
+fn check_targets(config: &Config) -> Vec<CheckTarget> {
+    config
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| {
+            vs.real_servers.iter().filter_map(|rs| {
+                Some(CheckTarget {
+                    service: vs.name.clone(),
+                    address: rs.address,
+                    check: rs.check.clone()?,
+                })
+            })
+        })
+        .collect()
+}
+
+impl Daemon {
+    /// Makes the balancer's services those of the configuration in force (at start, before
+    /// any instance starts, and after each reload) and (re)starts the checks and the resolver
+    /// when what they watch changed.
+    pub(super) async fn configure_lb(&mut self) {
+        let mut existing = BTreeMap::new();
+        for (iface, plane) in &self.planes {
+            match plane.services() {
+                Ok(entries) => {
+                    existing.insert(
+                        iface.clone(),
+                        entries.into_iter().map(|(k, e)| (k, e.index)).collect(),
+                    );
+                }
+                Err(err) => log::warn!("{iface}: reading SERVICES: {err}"),
+            }
+        }
+        let changes = match self.lb.balancer.configure(
+            &self.config.virtual_servers,
+            &self.config.instances,
+            &existing,
+        ) {
+            Ok(changes) => changes,
+            Err(err) => {
+                log::error!("virtual servers: {err}; they keep their previous tables");
+                return;
+            }
+        };
+        self.apply_lb(changes).await;
+        let ifaces: Vec<String> = self
+            .lb
+            .balancer
+            .services()
+            .iter()
+            .map(|s| s.interface.clone())
+            .filter(|iface| self.planes.contains_key(iface))
+            .collect();
+        for iface in ifaces {
+            match self.netlink.link(&iface).await {
+                Ok(info) => {
+                    let link = Link {
+                        ifindex: info.index,
+                        mac: info.mac.map_or([0; 6], |m| m.0),
+                    };
+                    let changes = self.lb.balancer.link(&iface, link);
+                    self.apply_lb(changes).await;
+                }
+                Err(err) => log::error!("virtual servers on {iface}: {err}"),
+            }
+        }
+        let targets = check_targets(&self.config);
+        let described: Vec<(String, IpAddr, String)> = targets
+            .iter()
+            .map(|t| (t.service.clone(), t.address, format!("{:?}", t.check)))
+            .collect();
+        if described != self.lb.targets || self.lb.checks.is_none() {
+            let (tx, rx) = mpsc::channel(256);
+            // Dropping the old handles stops the old checks first.
+            self.lb.checks = None;
+            self.lb.checks = Some(check::spawn_checks(
+                targets,
+                tx,
+                check::MAX_CONCURRENT_CHECKS,
+            ));
+            self.lb.health = rx;
+            self.lb.targets = described;
+        }
+        let wanted = self.lb.balancer.neighbours();
+        if wanted != self.lb.resolving || self.lb.resolver.is_none() {
+            if let Some(old) = self.lb.resolver.take() {
+                old.abort();
+            }
+            let (tx, rx) = mpsc::channel(256);
+            self.lb.resolver = Some(tokio::spawn(resolve(
+                Arc::clone(&self.netlink),
+                wanted.clone(),
+                tx,
+            )));
+            self.lb.neighbours = rx;
+            self.lb.resolving = wanted;
+        }
+    }
+
+    pub(super) async fn health_report(&mut self, report: HealthReport) {
+        log::info!(
+            "virtual server {}: real server {} {} ({})",
+            report.service,
+            report.address,
+            if report.healthy { "up" } else { "down" },
+            report.detail
+        );
+        let changes = self.lb.balancer.health(
+            &report.service,
+            report.address,
+            report.healthy,
+            &report.detail,
+        );
+        self.apply_lb(changes).await;
+    }
+
+    pub(super) async fn neighbour_report(&mut self, report: NeighbourReport) {
+        match report.mac {
+            Some(mac) => log::info!(
+                "{}: real server {} is at {}",
+                report.iface,
+                report.address,
+                crate::wire::MacAddr(mac)
+            ),
+            None => log::warn!(
+                "{}: real server {} no longer resolves",
+                report.iface,
+                report.address
+            ),
+        }
+        let changes = self
+            .lb
+            .balancer
+            .neighbour(&report.iface, report.address, report.mac);
+        self.apply_lb(changes).await;
+    }
+
+    /// The virtual servers for `vipflip status`.
+    pub(super) fn lb_status(&self) -> Vec<VirtualServerStatus> {
+        self.lb
+            .balancer
+            .services()
+            .iter()
+            .map(|s| {
+                let spec = &s.spec;
+                let port = if spec.port == 0 {
+                    "*".to_owned()
+                } else {
+                    spec.port.to_string()
+                };
+                let vip = match spec.vip {
+                    IpAddr::V4(a) => a.to_string(),
+                    IpAddr::V6(a) => format!("[{a}]"),
+                };
+                let protocol = match spec.protocol {
+                    LbProtocol::Tcp => "tcp",
+                    LbProtocol::Udp => "udp",
+                };
+                let scheduler = match spec.scheduler {
+                    LbScheduler::Maglev => "maglev",
+                    LbScheduler::Wrr => "wrr",
+                    LbScheduler::Sh => "sh",
+                };
+                let active = self
+                    .instances
+                    .iter()
+                    .any(|r| r.spec.name == spec.instance && r.vrrp.state() == StateKind::Master);
+                let real = |r: &Real, sorry: bool| RealServerStatus {
+                    address: r.address,
+                    weight: r.weight,
+                    sorry,
+                    state: if r.mac.is_none() {
+                        "unresolved"
+                    } else if !r.healthy {
+                        "down"
+                    } else if r.weight == 0 && !sorry {
+                        "drained"
+                    } else {
+                        "up"
+                    }
+                    .to_owned(),
+                    detail: r.detail.clone(),
+                    mac: r.mac.map(|m| crate::wire::MacAddr(m).to_string()),
+                    table_slots: r.table_slots,
+                };
+                VirtualServerStatus {
+                    name: spec.name.clone(),
+                    service: format!("{vip}:{port}/{protocol}"),
+                    scheduler: scheduler.to_owned(),
+                    instance: spec.instance.clone(),
+                    active,
+                    healthy: u32::try_from(s.healthy()).unwrap_or(u32::MAX),
+                    quorum: spec.quorum,
+                    table_len: s.table_len,
+                    using_sorry: s.using_sorry,
+                    real_servers: s
+                        .reals
+                        .iter()
+                        .map(|r| real(r, false))
+                        .chain(s.sorry.iter().map(|r| real(r, true)))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Carries out the balancer's writes in order, then tells the trackers of quorum changes.
+    async fn apply_lb(&mut self, changes: Changes) {
+        for write in changes.writes {
+            let (iface, result) = match write {
+                LbWrite::Real {
+                    iface,
+                    index,
+                    entry,
+                } => {
+                    let result = self
+                        .planes
+                        .get_mut(&iface)
+                        .map(|p| p.set_real(index, entry));
+                    (iface, result)
+                }
+                LbWrite::Service {
+                    iface,
+                    key,
+                    index,
+                    scheduler,
+                    table,
+                    len,
+                } => {
+                    let result = self.planes.get_mut(&iface).map(|p| {
+                        p.set_service(key, index, scheduler, &table, len)
+                            .map(|_| ())
+                    });
+                    (iface, result)
+                }
+                LbWrite::RemoveService { iface, key } => {
+                    let result = self.planes.get_mut(&iface).map(|p| p.remove_service(key));
+                    (iface, result)
+                }
+            };
+            match result {
+                Some(Ok(())) | None => {}
+                Some(Err(err)) => log::error!("{iface}: load balancer: {err}"),
+            }
+        }
+        for change in changes.quorum {
+            log::info!(
+                "virtual server {}: quorum {}",
+                change.service,
+                if change.met { "met" } else { "lost" }
+            );
+            self.observe(&Observation::Quorum {
+                service: change.service,
+                met: change.met,
+            })
+            .await;
+        }
+    }
+}
+
+/// Keeps the MAC of every (interface, address) known: reports each change, pokes addresses
+/// the neighbour table does not hold so the kernel resolves them.
+async fn resolve(
+    netlink: Arc<Netlink>,
+    wanted: Vec<(String, IpAddr)>,
+    tx: mpsc::Sender<NeighbourReport>,
+) {
+    let mut known: Vec<Option<Option<[u8; 6]>>> = vec![None; wanted.len()];
+    let v4 = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        .await
+        .ok();
+    let v6 = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+        .await
+        .ok();
+    loop {
+        let mut unresolved = false;
+        let mut tables: BTreeMap<&str, Vec<(IpAddr, [u8; 6])>> = BTreeMap::new();
+        for (iface, _) in &wanted {
+            if !tables.contains_key(iface.as_str()) {
+                let table = match netlink.neighbour_table(iface).await {
+                    Ok(table) => table.into_iter().map(|(ip, mac)| (ip, mac.0)).collect(),
+                    Err(err) => {
+                        log::debug!("{iface}: neighbours: {err}");
+                        Vec::new()
+                    }
+                };
+                tables.insert(iface, table);
+            }
+        }
+        for (i, (iface, address)) in wanted.iter().enumerate() {
+            let mac = tables[iface.as_str()]
+                .iter()
+                .find_map(|(ip, mac)| (ip == address).then_some(*mac));
+            if mac.is_none() {
+                unresolved = true;
+                let socket = if address.is_ipv4() { &v4 } else { &v6 };
+                if let Some(socket) = socket {
+                    let _ = socket
+                        .send_to(&[], SocketAddr::new(*address, DISCARD_PORT))
+                        .await;
+                }
+            }
+            if known[i] != Some(mac) {
+                // The first look reports only a known MAC: unknown is where everyone starts.
+                let first = known[i].is_none();
+                known[i] = Some(mac);
+                if (!first || mac.is_some())
+                    && tx
+                        .send(NeighbourReport {
+                            iface: iface.clone(),
+                            address: *address,
+                            mac,
+                        })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(if unresolved {
+            NEIGHBOUR_RETRY
+        } else {
+            NEIGHBOUR_REFRESH
+        })
+        .await;
+    }
+}
