@@ -91,5 +91,124 @@ fn real_servers_accept_vip_traffic_but_never_answer_arp_for_it() {
             run.summary()
         );
     }
-    let _ = (HTTP_PORT, now_us(), lb::chi_square(&[1], &[1.0]));
+}
+
+// ---------------------------------------------------------------------------------------
+// The directors
+
+/// `VI_1`'s priority on d1 and d2: d1 is master while it runs.
+const PRIORITIES: [u8; 2] = [200, 100];
+
+/// An HTTP check of `GET /` every `interval`.
+fn http_check(interval: &str, timeout: &str, rise: u32, fall: u32) -> String {
+    format!(
+        "{{ kind = \"http\", interval = \"{interval}\", timeout = \"{timeout}\", rise = {rise}, \
+         fall = {fall}, path = \"/\", expect_status = 200 }}"
+    )
+}
+
+/// A TCP connect check every 500 ms.
+fn tcp_check() -> String {
+    "{ kind = \"tcp\", interval = \"500ms\", timeout = \"200ms\", rise = 1, fall = 2 }".to_owned()
+}
+
+/// `[[virtual_server]]` `name` on `VIP:port/protocol` by `scheduler` over the scene's first
+/// `weights.len()` real servers, each with `check`.
+fn service(
+    scene: &LbScene,
+    name: &str,
+    port: u16,
+    protocol: &str,
+    scheduler: &str,
+    extra: &str,
+    weights: &[u16],
+    check: &str,
+) -> String {
+    let reals: Vec<(String, u16, String)> = weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (scene.real_addr(i), *w, check.to_owned()))
+        .collect();
+    lb::virtual_server(name, VIP, port, protocol, scheduler, extra, &reals)
+}
+
+/// Runs vipflip on both directors with `services`, and waits until d1 is master, d2 backup,
+/// and every real server of every service is up on both (so both hold the same tables).
+fn start(scene: &mut LbScene, services: &str) {
+    scene.start_directors(|lab, dir, d| {
+        lb::director_config(lab, dir, d, PRIORITIES[d], VIP, services)
+    });
+    scene.await_master(0, SETTLE);
+    scene.await_that(
+        "every real server up on both directors, the services active on d1 only",
+        SETTLE,
+        |s| {
+            (0..2).all(|d| {
+                let vss = s.virtual_servers(d);
+                !vss.is_empty()
+                    && vss.iter().all(|v| {
+                        v.active == (d == 0)
+                            && v.reals.iter().filter(|r| !r.sorry).all(|r| r.state == "up")
+                    })
+            })
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Spread
+
+/// Maglev with weights 1, 1, 2: 3000 requests from fresh source ports spread 25/25/50 %
+/// (Pearson's chi-square below the 99.9 % critical value for 2 degrees of freedom), and none
+/// fails.
+#[test]
+fn requests_spread_by_weight() {
+    let Some(_serial) = root_serial("requests_spread_by_weight") else {
+        return;
+    };
+    let mut scene = LbScene::new(TOOLS, 3, VIP);
+    let web = service(
+        &scene,
+        "web",
+        HTTP_PORT,
+        "tcp",
+        "maglev",
+        "",
+        &[1, 1, 2],
+        &http_check("500ms", "200ms", 1, 2),
+    );
+    start(&mut scene, &web);
+
+    // The table itself: each server's share of the slots is its weight's, within 1 %.
+    let vs = scene.vs(0, "web").expect("d1 shows web");
+    let shares: Vec<f64> = vs
+        .reals
+        .iter()
+        .map(|r| ratio(r.table_slots, vs.table_len))
+        .collect();
+    println!("table shares on d1: {shares:.4?} of {} slots", vs.table_len);
+    for (share, want) in shares.iter().zip([0.25, 0.25, 0.5]) {
+        assert!((share - want).abs() < 0.01, "table shares {shares:?}");
+    }
+
+    let run = scene.http_load(VIP, &["--requests", "3000", "--parallel", "8"]);
+    let by = run.by_server();
+    let observed: Vec<u64> = ["rs1", "rs2", "rs3"]
+        .iter()
+        .map(|n| by.get(*n).copied().unwrap_or(0))
+        .collect();
+    let chi2 = lb::chi_square(&observed, &[0.25, 0.25, 0.5]);
+    println!(
+        "spread of {} requests by weight 1:1:2: {observed:?}, chi-square {chi2:.2} (bound 13.82)",
+        run.requests.len()
+    );
+    assert!(run.errors().is_empty(), "errors: {}", run.summary());
+    assert_eq!(observed.iter().sum::<u64>(), 3000, "{}", run.summary());
+    // χ²(2 dof) at 99.9 %: a correct balancer fails this once in a thousand runs.
+    assert!(chi2 < 13.82, "chi-square {chi2:.2}: {}", run.summary());
+}
+
+#[expect(clippy::cast_precision_loss, reason = "slot counts below 2^20")]
+fn ratio(part: u64, whole: u64) -> f64 {
+    part as f64 / whole.max(1) as f64
 }
