@@ -491,6 +491,8 @@ impl Running {
 pub struct Request {
     pub start_us: u64,
     pub end_us: u64,
+    /// The client's port (0 if it never connected).
+    pub port: u16,
     /// The real server that answered, or why none did.
     pub outcome: Result<String, String>,
 }
@@ -506,13 +508,14 @@ impl HttpRun {
         let requests = text
             .lines()
             .filter_map(|line| {
-                let words: Vec<&str> = line.splitn(5, ' ').collect();
-                let ["R", start, end, kind, what] = words[..] else {
+                let words: Vec<&str> = line.splitn(6, ' ').collect();
+                let ["R", start, end, port, kind, what] = words[..] else {
                     return None;
                 };
                 Some(Request {
                     start_us: start.parse().ok()?,
                     end_us: end.parse().ok()?,
+                    port: port.parse().ok()?,
                     outcome: if kind == "ok" {
                         Ok(what.to_owned())
                     } else {

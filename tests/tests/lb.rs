@@ -212,3 +212,149 @@ fn requests_spread_by_weight() {
 fn ratio(part: u64, whole: u64) -> f64 {
     part as f64 / whole.max(1) as f64
 }
+
+// ---------------------------------------------------------------------------------------
+// Health checks
+
+/// A real server whose HTTP server stops is taken out of the table within its check's
+/// interval × fall (+ timeout): clients see errors only until then, and only the other two
+/// servers afterwards. Started again, it is back within interval × rise and takes requests
+/// again, with no error.
+#[test]
+fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
+    let Some(_serial) =
+        root_serial("a_failed_real_server_leaves_within_interval_times_fall_and_comes_back")
+    else {
+        return;
+    };
+    const INTERVAL_MS: u64 = 200;
+    const TIMEOUT_MS: u64 = 100;
+    const RISE: u64 = 2;
+    const FALL: u64 = 2;
+    /// Status polling, the table write, a loaded machine.
+    const SLACK_MS: u64 = 300;
+    /// How long after the removal a request that started before it may still fail.
+    const LATE_MS: u64 = 100;
+    let mut scene = LbScene::new(TOOLS, 3, VIP);
+    let web = service(
+        &scene,
+        "web",
+        HTTP_PORT,
+        "tcp",
+        "maglev",
+        "",
+        &[1, 1, 1],
+        &http_check(
+            &format!("{INTERVAL_MS}ms"),
+            &format!("{TIMEOUT_MS}ms"),
+            2,
+            2,
+        ),
+    );
+    start(&mut scene, &web);
+    let rs3 = scene.real_addr(2);
+    let state = |s: &LbScene, d: usize| s.real_state(d, "web", &rs3).unwrap_or_default();
+
+    // About 3,500 requests: each on a client port not used before in the run. A reused
+    // 5-tuple can meet a flow the director still remembers from before a table change, which
+    // is another matter than the removal measured here (see `reused`).
+    let load = scene.start_http_load(
+        VIP,
+        &[
+            "--duration-ms",
+            "10000",
+            "--parallel",
+            "2",
+            "--pause-ms",
+            "4",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let stopped = now_us();
+    scene.stop_http(2);
+    scene.await_that("rs3 down on d1", Duration::from_secs(5), |s| {
+        state(s, 0) == "down"
+    });
+    let removed = now_us();
+    scene.await_that("rs3 down on d2 too", Duration::from_secs(5), |s| {
+        state(s, 1) == "down"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let restarted = now_us();
+    scene.start_http(2);
+    scene.await_that("rs3 up again on d1", Duration::from_secs(5), |s| {
+        state(s, 0) == "up"
+    });
+    let back = now_us();
+    let run = load.finish_http();
+    let last = run.requests.last().map_or(0, |r| r.start_us);
+    assert!(
+        last > back + 1_000_000,
+        "the load ended too soon after rs3 came back to see it: the harness is too slow here"
+    );
+
+    let removal_ms = (removed - stopped) / 1000;
+    let return_ms = (back - restarted) / 1000;
+    let window = run.between(stopped, removed + LATE_MS * 1000);
+    let during = run.between(removed + LATE_MS * 1000, restarted);
+    let after = run.between(back + LATE_MS * 1000, u64::MAX);
+    println!(
+        "rs3 removed {removal_ms} ms after its HTTP server stopped (bound {} ms + {SLACK_MS} ms), \
+         back {return_ms} ms after it restarted; {} client errors in between",
+        INTERVAL_MS * FALL + TIMEOUT_MS,
+        window.errors().len()
+    );
+    println!("  before the stop: {}", run.between(0, stopped).summary());
+    println!("  until removal:   {}", window.summary());
+    println!("  while removed:   {}", during.summary());
+    println!("  after return:    {}", after.summary());
+    assert!(
+        removal_ms <= INTERVAL_MS * FALL + TIMEOUT_MS + SLACK_MS,
+        "rs3 removed after {removal_ms} ms"
+    );
+    assert!(
+        return_ms <= INTERVAL_MS * RISE + TIMEOUT_MS + SLACK_MS,
+        "rs3 back after {return_ms} ms"
+    );
+    // Errors only between the stop and the removal: the requests that were sent to rs3.
+    let stray: Vec<_> = run
+        .errors()
+        .into_iter()
+        .filter(|r| r.start_us + 50_000 < stopped || r.start_us >= removed + LATE_MS * 1000)
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "{} errors outside the removal window (stopped at {stopped}, removed at {removed}), \
+         {} of them on a client port used earlier in the run: {stray:?}",
+        stray.len(),
+        stray.iter().filter(|r| reused(&run, r)).count()
+    );
+    assert!(
+        !window.errors().is_empty(),
+        "no request failed while rs3 was dead and in the table: did it get none?"
+    );
+    let by = during.by_server();
+    assert!(
+        !by.contains_key("rs3")
+            && by.get("rs1").is_some_and(|n| *n > 10)
+            && by.get("rs2").is_some_and(|n| *n > 10),
+        "while rs3 is out: {}",
+        during.summary()
+    );
+    assert!(
+        after.by_server().get("rs3").is_some_and(|n| *n > 10),
+        "after rs3 returned: {}",
+        after.summary()
+    );
+}
+
+/// Whether `request`'s client port served an earlier request of `run`: the same 5-tuple
+/// again, whose flow the director may still remember (per CPU) from before a table change.
+/// On veth a flow's frames reach XDP on whichever CPU sent them, so two CPUs can hold
+/// different memories of one 5-tuple, or one none, and split a connection between two real
+/// servers: the second one resets it.
+fn reused(run: &lb::HttpRun, request: &lb::Request) -> bool {
+    run.requests
+        .iter()
+        .any(|r| r.port == request.port && r.start_us < request.start_us)
+}

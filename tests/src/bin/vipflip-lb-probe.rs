@@ -11,8 +11,8 @@
 //! - `http-load --target A --port P [--requests N | --duration-ms D] [--parallel C]
 //!   [--timeout-ms T] [--pause-ms X]`: N requests (or as many as fit in D ms) of `GET /
 //!   HTTP/1.0`, each on a fresh connection (a fresh source port), C at a time. One line per
-//!   request: `R START_US END_US ok NAME` or `R START_US END_US err REASON`, then `S sent=N
-//!   ok=N err=N`.
+//!   request: `R START_US END_US PORT ok NAME` or `R START_US END_US PORT err REASON` (PORT
+//!   the client's, 0 if it never connected), then `S sent=N ok=N err=N`.
 //! - `streams --target A --port P --count K [--interval-ms I] --duration-ms D
 //!   [--timeout-ms T]`: opens K connections to an echo service (`E I LOCAL_PORT NAME` for
 //!   each), prints `READY`, then on each exchanges one line every I ms for D ms. A reply
@@ -131,8 +131,8 @@ fn http_serve(args: &[String]) -> Result<(), String> {
                 body.len()
             );
             let _ = conn.write_all(reply.as_bytes());
+            // Closing first, as HTTP/1.0 servers do (the TIME_WAIT is the server's).
             let _ = conn.shutdown(std::net::Shutdown::Write);
-            // Wait for the client's end, so it closes first and keeps the TIME_WAIT.
             let _ = conn.read(&mut buf);
         });
     }
@@ -166,9 +166,11 @@ fn echo_serve(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// One HTTP request on a fresh connection: the server's name, or why not.
-fn request(to: SocketAddr, timeout: Duration) -> Result<String, String> {
+/// One HTTP request on a fresh connection: the server's name, or why not; and the client's
+/// port (0 when the connection never came up).
+fn request(to: SocketAddr, timeout: Duration, port: &mut u16) -> Result<String, String> {
     let mut conn = TcpStream::connect_timeout(&to, timeout).map_err(|e| short(&e, "connect"))?;
+    *port = conn.local_addr().map_or(0, |a| a.port());
     conn.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     conn.write_all(format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", to.ip()).as_bytes())
@@ -230,10 +232,11 @@ fn http_load(args: &[String]) -> Result<(), String> {
                         return;
                     }
                     let start = now_us();
-                    let outcome = request(to, timeout);
+                    let mut port = 0;
+                    let outcome = request(to, timeout, &mut port);
                     let line = match outcome {
-                        Ok(name) => format!("R {start} {} ok {name}", now_us()),
-                        Err(why) => format!("R {start} {} err {why}", now_us()),
+                        Ok(name) => format!("R {start} {} {port} ok {name}", now_us()),
+                        Err(why) => format!("R {start} {} {port} err {why}", now_us()),
                     };
                     results
                         .lock()
