@@ -10,6 +10,10 @@ use ipnet::IpNet;
 use super::parse::{Loc, Source, Stmt, Word, join};
 use super::{ImportError, Report, ReportKind};
 
+mod virtual_server;
+
+pub(super) use virtual_server::{CheckKindOut, CheckOut, VirtualServerOut};
+
 /// A time in microseconds (keepalived's timer resolution).
 pub(super) type Micros = u64;
 
@@ -23,6 +27,7 @@ pub(super) struct Output {
     pub(super) instances: Vec<InstanceOut>,
     pub(super) scripts: Vec<ScriptOut>,
     pub(super) sync_groups: Vec<GroupOut>,
+    pub(super) virtual_servers: Vec<VirtualServerOut>,
     pub(super) reports: Vec<Located>,
 }
 
@@ -41,6 +46,7 @@ pub(super) enum Section {
     Instance(usize),
     Script(usize),
     SyncGroup(usize),
+    VirtualServer(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +201,8 @@ enum TrackKind {
 
 const NO_EQUIVALENT: &str = "vipflip has no equivalent; not carried";
 const NO_MAIL: &str = "vipflip sends no e-mail; use notify programs or global.notify_fifo";
-const LVS: &str = "LVS virtual servers are not supported yet (load balancing comes later); nothing in this block was carried";
+const SERVER_GROUP: &str =
+    "vipflip has no virtual_server_group: write one virtual_server per address and port";
 
 impl<'s> Conv<'s> {
     fn at(&self, loc: Loc) -> String {
@@ -265,6 +272,7 @@ impl<'s> Conv<'s> {
         let mut files: HashMap<String, TrackFileDef> = HashMap::new();
         let mut instances = Vec::new();
         let mut groups = Vec::new();
+        let mut services = Vec::new();
         for stmt in &source.stmts {
             match stmt.keyword() {
                 "global_defs" => self.global_defs(stmt, &mut globals),
@@ -285,8 +293,9 @@ impl<'s> Conv<'s> {
                         groups.push(g);
                     }
                 }
-                "virtual_server" | "virtual_server_group" => {
-                    self.lost(stmt.loc(), Section::Header, stmt.text(), LVS);
+                "virtual_server" => services.push(stmt),
+                "virtual_server_group" => {
+                    self.lost(stmt.loc(), Section::Header, stmt.text(), SERVER_GROUP);
                 }
                 _ => self.lost(stmt.loc(), Section::Header, stmt.text(), NO_EQUIVALENT),
             }
@@ -333,6 +342,10 @@ impl<'s> Conv<'s> {
         }
         for g in groups {
             self.group(&g);
+        }
+        // After the instances: a service follows the instance that owns its VIP.
+        for stmt in services {
+            self.virtual_server(stmt);
         }
     }
 

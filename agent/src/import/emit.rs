@@ -6,7 +6,10 @@ use core::fmt::Write as _;
 use std::path::Path;
 
 use super::ReportKind;
-use super::convert::{Garp, GroupOut, InstanceOut, Micros, Notify, Output, ScriptOut, Section};
+use super::convert::{
+    CheckKindOut, CheckOut, Garp, GroupOut, InstanceOut, Micros, Notify, Output, ScriptOut,
+    Section, VirtualServerOut,
+};
 
 pub(super) fn emit(out: &Output, source: &Path) -> String {
     let mut s = String::new();
@@ -54,6 +57,11 @@ pub(super) fn emit(out: &Output, source: &Path) -> String {
         s.push_str("\n[[sync_group]]\n");
         comments(&mut s, out, Section::SyncGroup(i));
         sync_group(&mut s, group);
+    }
+    for (i, vs) in out.virtual_servers.iter().enumerate() {
+        s.push_str("\n[[virtual_server]]\n");
+        comments(&mut s, out, Section::VirtualServer(i));
+        virtual_server(&mut s, vs);
     }
     s
 }
@@ -184,6 +192,70 @@ fn sync_group(s: &mut String, g: &GroupOut) {
     let _ = writeln!(s, "name = {}", quote(&g.name));
     let _ = writeln!(s, "instances = {}", strings(&g.instances));
     notify(s, &g.notify);
+}
+
+fn virtual_server(s: &mut String, vs: &VirtualServerOut) {
+    let _ = writeln!(s, "name = {}", quote(&vs.name));
+    let _ = writeln!(s, "vip = {}", quote(&vs.vip.to_string()));
+    let _ = writeln!(s, "port = {}", vs.port);
+    let _ = writeln!(s, "protocol = {}", quote(vs.protocol));
+    let _ = writeln!(s, "scheduler = {}", quote(vs.scheduler));
+    let _ = writeln!(s, "instance = {}", quote(&vs.instance));
+    if let Some(q) = vs.quorum {
+        let _ = writeln!(s, "quorum = {q}");
+    }
+    if let Some(sorry) = vs.sorry_server {
+        let _ = writeln!(s, "sorry_server = {}", quote(&sorry.to_string()));
+    }
+    for rs in &vs.real_servers {
+        s.push_str("\n[[virtual_server.real_server]]\n");
+        let _ = writeln!(s, "address = {}", quote(&rs.address.to_string()));
+        let _ = writeln!(s, "weight = {}", rs.weight);
+        if let Some(check) = &rs.check {
+            let _ = writeln!(s, "check = {}", self::check(check));
+        }
+    }
+}
+
+/// `{ kind = "tcp", interval = "6s", timeout = "3s", fall = 2 }`.
+fn check(c: &CheckOut) -> String {
+    let mut parts = Vec::new();
+    let port = match &c.kind {
+        CheckKindOut::Tcp { port } => {
+            parts.push("kind = \"tcp\"".to_owned());
+            *port
+        }
+        CheckKindOut::Http { port, .. } => {
+            parts.push("kind = \"http\"".to_owned());
+            *port
+        }
+        CheckKindOut::Script { command } => {
+            parts.push("kind = \"script\"".to_owned());
+            parts.push(format!("command = {}", strings(command)));
+            None
+        }
+    };
+    parts.push(format!("interval = {}", duration(c.interval)));
+    parts.push(format!("timeout = {}", duration(c.timeout)));
+    if c.fall != 1 {
+        parts.push(format!("fall = {}", c.fall));
+    }
+    if let Some(port) = port {
+        parts.push(format!("port = {port}"));
+    }
+    if let CheckKindOut::Http {
+        path, status, body, ..
+    } = &c.kind
+    {
+        parts.push(format!("path = {}", quote(path)));
+        if let Some(status) = status {
+            parts.push(format!("expect_status = {status}"));
+        }
+        if let Some(body) = body {
+            parts.push(format!("body = {}", quote(body)));
+        }
+    }
+    format!("{{ {} }}", parts.join(", "))
 }
 
 /// A duration string vipflip reads: `"1s"`, `"100ms"`, `"1500us"`.

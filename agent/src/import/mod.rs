@@ -32,6 +32,29 @@
 //! - A `vrrp_script` no instance tracks is left out (keepalived does not run it either).
 //! - The VRRP version: the instance's `version`, else `global_defs` `vrrp_version`, else
 //!   keepalived's default: 2 for IPv4, 3 for IPv6. Always written out.
+//!
+//! # LVS virtual servers
+//! - A `virtual_server IP [PORT]` becomes a `[[virtual_server]]` named `IP:PORT/proto` when
+//!   its `lb_kind` (`lvs_method`) is `DR` and a converted `vrrp_instance` has its IP among its
+//!   `virtual_ipaddress` (that instance becomes its `instance`). NAT and TUN (and keepalived's
+//!   default, NAT, when `lb_kind` is absent), SCTP, `fwmark` and `group` services, and services
+//!   whose VIP no instance owns are reported and skipped whole; so is `virtual_server_group`.
+//! - `lb_algo`: `rr` and `wrr` → `wrr` (for `rr` every non-zero weight becomes 1: LVS `rr`
+//!   ignores weights), `sh` → `sh`, `mh` → `maglev`; the connection-counting schedulers
+//!   (`lc`, `wlc`, …) have no equivalent in a data plane that keeps no counts → `maglev`, with
+//!   a note. `persistence_timeout` → `sh` (client affinity without a timeout), with a note.
+//! - An absent `protocol` is UDP, as keepalived 2.2.7 does (it warns).
+//! - `quorum`: keepalived sums live weights, vipflip counts healthy servers: with equal
+//!   weights `w` it becomes `ceil(quorum / w)`, at most the number of servers (noted).
+//!   `quorum_up`/`quorum_down`, `notify_up`/`notify_down` are not carried.
+//! - Checks: the first `TCP_CHECK`, `HTTP_GET` (first `url`: `path`, one `status_code`,
+//!   `regex` → `body`) or `MISC_CHECK` (`misc_path` split as a `vrrp_script`'s `script`) of a
+//!   real server. `delay_loop` (inherited from the service, default 60 s) → `interval`;
+//!   `connect_timeout` (default 5 s) or `misc_timeout` → `timeout`, at most the interval;
+//!   `retry` (default 1, 0 for `MISC_CHECK`) → `fall = retry + 1`; `connect_port` → `port`.
+//!   Other checkers (`SSL_GET`, `DNS_CHECK`, …) are reported; the server is carried without one.
+//! - Real server and sorry server ports: Direct Routing keeps the packet's port, so LVS
+//!   ignores them, and so does the import (noted when they differ from the service's).
 
 mod convert;
 mod emit;

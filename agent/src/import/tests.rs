@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use core::time::Duration;
+
 use super::{Import, import_keepalived, import_keepalived_command};
-use crate::config::Config;
+use crate::config::{CheckKind, Config, HealthCheck, LbScheduler};
 
 /// Fixture paths as the tests pass them: relative to the crate (cargo runs tests there), so
 /// messages and goldens do not depend on the checkout's location.
@@ -249,7 +251,7 @@ fn unsupported() {
             ),
             &at(
                 "unsupported.conf",
-                "41: warning: virtual_server 192.0.2.95 80: LVS virtual servers are not supported yet (load balancing comes later); nothing in this block was carried",
+                "44: warning: virtual_server 192.0.2.95 80: lb_kind TUN: vipflip balances by Direct Routing only (the packet is forwarded unchanged to the real server's MAC). Nothing in this block was carried",
             ),
         ],
     );
@@ -388,5 +390,104 @@ fn invalid_values_all_reported() {
             "errors/invalid.conf:5: error: virtual_ipaddress `192.0.2.1/33`: expected an address or address/prefix",
             "errors/invalid.conf:1: error: vrrp_instance VI_1: no `virtual_router_id`",
         ],
+    );
+}
+
+#[test]
+fn lvs_direct_routing() {
+    check(
+        "lvs-dr.conf",
+        "lvs-dr.toml",
+        &[
+            &at(
+                "lvs-dr.conf",
+                "7: note: state MASTER: an initial state only, in keepalived too; vipflip starts as backup and the highest priority becomes master (255 at once)",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "23: note: quorum 2: keepalived sums the weights of live servers, vipflip counts healthy servers: quorum = 1 of 3",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "31: note: delay_before_retry: vipflip checks again after the interval, not sooner: a failing server goes down after fall × interval",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "56: note: lb_algo rr: round robin ignores weights: wrr with weight 1 for every real server (0 still drains)",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "59: note: persistence_timeout: vipflip has no persistence timeout; scheduler = \"sh\" (source hashing) keeps each client on one server instead of \"wrr\"",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "63: note: TCP_CHECK: its timeout is longer than its delay_loop; vipflip ends a check before the next one: timeout = the interval",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "75: warning: virtual_server 192.0.2.100 443: lb_kind NAT: vipflip balances by Direct Routing only (the packet is forwarded unchanged to the real server's MAC). Nothing in this block was carried",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "88: note: lb_algo lc: the XDP data plane keeps no connection counts, so least-connection and the other kernel schedulers have no equivalent: maglev (consistent hashing by weight) instead",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "91: note: inhibit_on_failure: keepalived keeps a failed server with weight 0; vipflip takes it out of the table (a drained server, weight = 0, keeps its established flows)",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "100: warning: virtual_server_group WEB: vipflip has no virtual_server_group: write one virtual_server per address and port",
+            ),
+            &at(
+                "lvs-dr.conf",
+                "104: warning: virtual_server 198.51.100.7 80: no vrrp_instance has 198.51.100.7 in its virtual_ipaddress; a vipflip virtual_server follows the instance that owns its VIP. Nothing in this block was carried",
+            ),
+        ],
+    );
+    // What the data plane gets, as vipflip reads the TOML.
+    let import = import("lvs-dr.conf");
+    let (config, _) = Config::parse(&import.toml, "lvs-dr.toml").expect("accepted");
+    let services: Vec<(&str, &str, LbScheduler, usize)> = config
+        .virtual_servers
+        .iter()
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.instance.as_str(),
+                v.scheduler,
+                v.real_servers.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        services,
+        [
+            ("192.0.2.100:80/tcp", "VI_1", LbScheduler::Wrr, 3),
+            ("192.0.2.101:53/udp", "VI_1", LbScheduler::Sh, 2),
+            ("192.0.2.101:8080/tcp", "VI_1", LbScheduler::Maglev, 1),
+        ]
+    );
+    let web = &config.virtual_servers[0];
+    assert_eq!(web.quorum, 1);
+    assert_eq!(web.sorry_server, Some("192.0.2.30".parse().unwrap()));
+    assert_eq!(
+        web.real_servers[0].check,
+        Some(HealthCheck {
+            kind: CheckKind::Tcp { port: 80 },
+            interval: Duration::from_secs(6),
+            timeout: Duration::from_secs(3),
+            rise: 1,
+            fall: 3,
+        })
+    );
+    assert_eq!(
+        web.real_servers[2].check.as_ref().map(|c| &c.kind),
+        Some(&CheckKind::Script {
+            command: vec![
+                "/usr/local/bin/check_web".to_owned(),
+                "192.0.2.23".to_owned()
+            ]
+        })
     );
 }
