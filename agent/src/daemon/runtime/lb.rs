@@ -134,6 +134,15 @@ impl Daemon {
             .filter(|iface| self.planes.contains_key(iface))
             .collect();
         for iface in ifaces {
+            // What the neighbour table already knows goes in before the link, so the first
+            // tables written (a restart re-opening live maps included) send to every server
+            // already resolved instead of dropping until the resolver's first round.
+            if let Ok(table) = self.netlink.neighbour_table(&iface).await {
+                for (address, mac) in table {
+                    let changes = self.lb.balancer.neighbour(&iface, address, Some(mac.0));
+                    self.apply_lb(changes).await;
+                }
+            }
             match self.netlink.link(&iface).await {
                 Ok(info) => {
                     let link = Link {
