@@ -411,6 +411,34 @@ impl LbScene {
             .map(|r| r.state)
     }
 
+    /// `vipflip maps` for director `d`'s pins (what its XDP program holds and counted).
+    pub fn maps(&self, d: usize) -> String {
+        let pins = self.lab.bpffs.path().join(format!("d{}", d + 1));
+        let out = self
+            .director(d)
+            .ns
+            .command(agent::vipflip().to_str().expect("utf-8 path"))
+            .args(["maps", "--pin-dir", pins.to_str().expect("utf-8 path")])
+            .output()
+            .expect("run vipflip maps");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Frames director `d`'s XDP program sent to a real server (`lb_forward_tx` and
+    /// `lb_forward_redirect`).
+    pub fn lb_forwarded(&self, d: usize) -> u64 {
+        self.maps(d)
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let name = words.next()?;
+                name.starts_with("lb_forward_")
+                    .then(|| words.next()?.parse::<u64>().ok())
+                    .flatten()
+            })
+            .sum()
+    }
+
     /// Every director's status, the end of its log, and its XDP counters, for failure
     /// messages.
     pub fn describe(&self) -> String {

@@ -5,10 +5,10 @@
 //! streams survive a director failover because both directors build the same Maglev table.
 //! Needs root.
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use vipflip_integration_tests::{
-    lb::{self, HTTP_PORT, LbScene, Tools, now_us},
+    lb::{self, ECHO_PORT, HTTP_PORT, LbScene, Tools, now_us},
     root_serial,
 };
 
@@ -357,4 +357,119 @@ fn reused(run: &lb::HttpRun, request: &lb::Request) -> bool {
     run.requests
         .iter()
         .any(|r| r.port == request.port && r.start_us < request.start_us)
+}
+
+// ---------------------------------------------------------------------------------------
+// Director failover
+
+/// How the master director goes away.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// Its link goes down: the director is gone, its XDP program with it.
+    LinkDown,
+    /// Its agent is killed: no priority 0, no cleanup; its pinned XDP program keeps
+    /// forwarding until the client follows the backup's gratuitous ARP.
+    Kill,
+    /// Its agent is stopped (SIGTERM): it hands off with a priority-0 advert.
+    Term,
+}
+
+/// 20 long-lived TCP streams through d1, each exchanging a line every 10 ms; d1 goes away
+/// (`stop`) and d2 takes over: every stream survives (no reset, no error, exchanges go on
+/// after the failover) on the real server it started on, since d2 builds the same Maglev
+/// table and needs no state from d1. Prints the longest pause the streams saw.
+fn streams_survive(test: &str, stop: Stop) {
+    let Some(_serial) = root_serial(test) else {
+        return;
+    };
+    const STREAMS: u32 = 20;
+    const RUN_MS: u32 = 8000;
+    let mut scene = LbScene::new(TOOLS, 3, VIP);
+    let echo = service(
+        &scene,
+        "echo",
+        ECHO_PORT,
+        "tcp",
+        "maglev",
+        "",
+        &[1, 1, 1],
+        &tcp_check(),
+    );
+    start(&mut scene, &echo);
+
+    let streams = scene.start_streams(VIP, STREAMS, RUN_MS);
+    let established = streams.established.clone();
+    let servers: BTreeSet<&str> = established.iter().map(|(_, s)| s.as_str()).collect();
+    assert!(
+        servers.len() >= 2,
+        "all {STREAMS} streams on {servers:?}: nothing to tell the directors' tables apart"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let before = scene.lb_forwarded(1);
+    let stopped = now_us();
+    match stop {
+        Stop::LinkDown => {
+            let d1 = scene.director(0);
+            d1.ns.ip(&["link", "set", &d1.iface, "down"]);
+        }
+        Stop::Kill => scene.agents[0].signal(libc::SIGKILL),
+        Stop::Term => scene.agents[0].signal(libc::SIGTERM),
+    }
+    scene.await_that("d2 master of VI_1", Duration::from_secs(5), |s| {
+        s.agents[1].state("VI_1").as_deref() == Some("Master")
+    });
+    let took_ms = (now_us() - stopped) / 1000;
+    let reports = streams.finish();
+    let forwarded = scene.lb_forwarded(1) - before;
+
+    let mut gaps: Vec<u64> = reports.iter().map(|r| r.max_gap_us / 1000).collect();
+    gaps.sort_unstable();
+    println!(
+        "{stop:?}: d2 master {took_ms} ms after d1 stopped; {} streams on {:?}; longest pause \
+         per stream: min {} ms, median {} ms, max {} ms; d2 forwarded {forwarded} frames",
+        reports.len(),
+        servers,
+        gaps.first().copied().unwrap_or(0),
+        gaps.get(gaps.len() / 2).copied().unwrap_or(0),
+        gaps.last().copied().unwrap_or(0),
+    );
+    assert_eq!(reports.len(), established.len(), "{reports:?}");
+    let end = stopped + 2_000_000;
+    for (r, (port, server)) in reports.iter().zip(&established) {
+        let fine = r.error == "-"
+            && r.port == *port
+            && r.first == *server
+            && r.last == *server
+            && r.changes == 0
+            && r.last_reply_us > end;
+        assert!(
+            fine,
+            "{stop:?}: stream from port {port} on {server} did not carry on there: {r:?} \
+             (stopped at {stopped}){}",
+            scene.describe()
+        );
+    }
+    assert!(
+        forwarded > 0,
+        "d2 forwarded nothing after the failover: the client still goes through d1{}",
+        scene.describe()
+    );
+}
+
+#[test]
+fn streams_survive_the_directors_link_going_down() {
+    streams_survive(
+        "streams_survive_the_directors_link_going_down",
+        Stop::LinkDown,
+    );
+}
+
+#[test]
+fn streams_survive_the_directors_agent_killed() {
+    streams_survive("streams_survive_the_directors_agent_killed", Stop::Kill);
+}
+
+#[test]
+fn streams_survive_a_graceful_handoff() {
+    streams_survive("streams_survive_a_graceful_handoff", Stop::Term);
 }
