@@ -473,3 +473,107 @@ fn streams_survive_the_directors_agent_killed() {
 fn streams_survive_a_graceful_handoff() {
     streams_survive("streams_survive_a_graceful_handoff", Stop::Term);
 }
+
+// ---------------------------------------------------------------------------------------
+// UDP, and the sorry server
+
+/// A UDP service: 60 flows (client ports), 20 datagrams each, every one answered, each flow
+/// by one real server throughout, and the flows spread over all three.
+#[test]
+fn udp_flows_stay_on_one_real_server_each() {
+    let Some(_serial) = root_serial("udp_flows_stay_on_one_real_server_each") else {
+        return;
+    };
+    let mut scene = LbScene::new(TOOLS, 3, VIP);
+    // The responders have no TCP side: the check connects to the echo service next to them.
+    let check = format!(
+        "{{ kind = \"tcp\", port = {ECHO_PORT}, interval = \"500ms\", timeout = \"200ms\" }}"
+    );
+    let udp = service(
+        &scene,
+        "udp",
+        lb::UDP_PORT,
+        "udp",
+        "maglev",
+        "",
+        &[1, 1, 1],
+        &check,
+    );
+    start(&mut scene, &udp);
+    let flows = scene.udp_flows(VIP, 60, 20);
+    let mut spread: BTreeSet<&str> = BTreeSet::new();
+    for flow in &flows {
+        assert!(
+            flow.answered == 20 && flow.by.len() == 1,
+            "flow from port {}: {flow:?}{}",
+            flow.port,
+            scene.describe()
+        );
+        spread.extend(flow.by.keys().map(String::as_str));
+    }
+    assert_eq!(flows.len(), 60);
+    println!("60 UDP flows, each on one real server, over {spread:?}");
+    assert_eq!(spread.len(), 3, "{flows:?}");
+}
+
+/// When every real server has failed, the sorry server takes the requests; when one comes
+/// back, it takes them again.
+#[test]
+fn the_sorry_server_takes_over_when_every_real_server_fails() {
+    let Some(_serial) = root_serial("the_sorry_server_takes_over_when_every_real_server_fails")
+    else {
+        return;
+    };
+    // rs4 is the sorry server: a real server (the VIP on lo) outside the service's list.
+    let mut scene = LbScene::new(TOOLS, 4, VIP);
+    let sorry = format!("sorry_server = \"{}\"", scene.real_addr(3));
+    let web = service(
+        &scene,
+        "web",
+        HTTP_PORT,
+        "tcp",
+        "maglev",
+        &sorry,
+        &[1, 1, 1],
+        &http_check("200ms", "100ms", 1, 2),
+    );
+    start(&mut scene, &web);
+    let before = scene.http_load(VIP, &["--requests", "300", "--parallel", "4"]);
+    assert!(
+        before.errors().is_empty() && !before.by_server().contains_key("rs4"),
+        "with every real server up: {}",
+        before.summary()
+    );
+
+    for i in 0..3 {
+        scene.stop_http(i);
+    }
+    scene.await_that("d1 uses the sorry server", Duration::from_secs(5), |s| {
+        s.vs(0, "web")
+            .is_some_and(|v| v.using_sorry && v.healthy == 0)
+    });
+    let sorry_run = scene.http_load(VIP, &["--requests", "300", "--parallel", "4"]);
+    println!("every real server down: {}", sorry_run.summary());
+    assert_eq!(
+        sorry_run.by_server().get("rs4").copied(),
+        Some(300),
+        "{}{}",
+        sorry_run.summary(),
+        scene.describe()
+    );
+
+    scene.start_http(0);
+    scene.await_that("d1 back on rs1", Duration::from_secs(5), |s| {
+        s.vs(0, "web")
+            .is_some_and(|v| !v.using_sorry && v.healthy == 1)
+    });
+    let back = scene.http_load(VIP, &["--requests", "300", "--parallel", "4"]);
+    println!("rs1 back: {}", back.summary());
+    assert_eq!(
+        back.by_server().get("rs1").copied(),
+        Some(300),
+        "{}{}",
+        back.summary(),
+        scene.describe()
+    );
+}
