@@ -112,14 +112,13 @@ fn tcp_check() -> String {
     "{ kind = \"tcp\", interval = \"500ms\", timeout = \"200ms\", rise = 1, fall = 2 }".to_owned()
 }
 
-/// `[[virtual_server]]` `name` on `VIP:port/protocol` by `scheduler` over the scene's first
+/// `[[virtual_server]]` `name` on `VIP:port/protocol` by Maglev over the scene's first
 /// `weights.len()` real servers, each with `check`.
 fn service(
     scene: &LbScene,
     name: &str,
     port: u16,
     protocol: &str,
-    scheduler: &str,
     extra: &str,
     weights: &[u16],
     check: &str,
@@ -129,7 +128,7 @@ fn service(
         .enumerate()
         .map(|(i, w)| (scene.real_addr(i), *w, check.to_owned()))
         .collect();
-    lb::virtual_server(name, VIP, port, protocol, scheduler, extra, &reals)
+    lb::virtual_server(name, VIP, port, protocol, "maglev", extra, &reals)
 }
 
 /// Runs vipflip on both directors with `services`, and waits until d1 is master, d2 backup,
@@ -172,7 +171,6 @@ fn requests_spread_by_weight() {
         "web",
         HTTP_PORT,
         "tcp",
-        "maglev",
         "",
         &[1, 1, 2],
         &http_check("500ms", "200ms", 1, 2),
@@ -216,39 +214,41 @@ fn ratio(part: u64, whole: u64) -> f64 {
 // ---------------------------------------------------------------------------------------
 // Health checks
 
+/// The health check of the removal test: every 200 ms, 100 ms to answer, 2 to rise or fall.
+const INTERVAL_MS: u64 = 200;
+const TIMEOUT_MS: u64 = 100;
+const RISE: u64 = 2;
+const FALL: u64 = 2;
+/// On top of a check's bounds: status polling, the table write, a loaded machine.
+const SLACK_MS: u64 = 300;
+/// How long after the removal a request that started before it may still fail.
+const LATE_MS: u64 = 100;
+
 /// A real server whose HTTP server stops is taken out of the table within its check's
 /// interval × fall (+ timeout): clients see errors only until then, and only the other two
 /// servers afterwards. Started again, it is back within interval × rise and takes requests
 /// again, with no error.
 #[test]
+#[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
 fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
     let Some(_serial) =
         root_serial("a_failed_real_server_leaves_within_interval_times_fall_and_comes_back")
     else {
         return;
     };
-    const INTERVAL_MS: u64 = 200;
-    const TIMEOUT_MS: u64 = 100;
-    const RISE: u64 = 2;
-    const FALL: u64 = 2;
-    /// Status polling, the table write, a loaded machine.
-    const SLACK_MS: u64 = 300;
-    /// How long after the removal a request that started before it may still fail.
-    const LATE_MS: u64 = 100;
     let mut scene = LbScene::new(TOOLS, 3, VIP);
     let web = service(
         &scene,
         "web",
         HTTP_PORT,
         "tcp",
-        "maglev",
         "",
         &[1, 1, 1],
         &http_check(
             &format!("{INTERVAL_MS}ms"),
             &format!("{TIMEOUT_MS}ms"),
-            2,
-            2,
+            u32::try_from(RISE).expect("small"),
+            u32::try_from(FALL).expect("small"),
         ),
     );
     start(&mut scene, &web);
@@ -374,6 +374,10 @@ enum Stop {
     Term,
 }
 
+/// Long-lived streams in the failover tests, and how long they run.
+const STREAMS: u32 = 20;
+const RUN_MS: u32 = 8000;
+
 /// 20 long-lived TCP streams through d1, each exchanging a line every 10 ms; d1 goes away
 /// (`stop`) and d2 takes over: every stream survives (no reset, no error, exchanges go on
 /// after the failover) on the real server it started on, since d2 builds the same Maglev
@@ -382,15 +386,12 @@ fn streams_survive(test: &str, stop: Stop) {
     let Some(_serial) = root_serial(test) else {
         return;
     };
-    const STREAMS: u32 = 20;
-    const RUN_MS: u32 = 8000;
     let mut scene = LbScene::new(TOOLS, 3, VIP);
     let echo = service(
         &scene,
         "echo",
         ECHO_PORT,
         "tcp",
-        "maglev",
         "",
         &[1, 1, 1],
         &tcp_check(),
@@ -489,16 +490,7 @@ fn udp_flows_stay_on_one_real_server_each() {
     let check = format!(
         "{{ kind = \"tcp\", port = {ECHO_PORT}, interval = \"500ms\", timeout = \"200ms\" }}"
     );
-    let udp = service(
-        &scene,
-        "udp",
-        lb::UDP_PORT,
-        "udp",
-        "maglev",
-        "",
-        &[1, 1, 1],
-        &check,
-    );
+    let udp = service(&scene, "udp", lb::UDP_PORT, "udp", "", &[1, 1, 1], &check);
     start(&mut scene, &udp);
     let flows = scene.udp_flows(VIP, 60, 20);
     let mut spread: BTreeSet<&str> = BTreeSet::new();
@@ -532,7 +524,6 @@ fn the_sorry_server_takes_over_when_every_real_server_fails() {
         "web",
         HTTP_PORT,
         "tcp",
-        "maglev",
         &sorry,
         &[1, 1, 1],
         &http_check("200ms", "100ms", 1, 2),
