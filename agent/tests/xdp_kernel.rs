@@ -1037,9 +1037,9 @@ fn service4(protocol: u8, port: u16) -> ServiceKey {
     ServiceKey::new(VipKey::ipv4(V4_VIP_LOCAL), protocol, port)
 }
 
-/// Pins the calling thread to the CPU it is on: `FLOWS` and `LB_CURSORS` are per-CPU and
-/// `BPF_PROG_TEST_RUN` runs the program on the caller's CPU, so a test that moved between
-/// CPUs would see another CPU's flows.
+/// Pins the calling thread to the CPU it is on: `LB_CURSORS` (the WRR positions) is per-CPU
+/// and `BPF_PROG_TEST_RUN` runs the program on the caller's CPU, so a test that moved between
+/// CPUs would see another CPU's cursor.
 fn stay_on_this_cpu() {
     // SAFETY: plain syscalls on a zeroed, properly sized `cpu_set_t` owned by this frame.
     unsafe {

@@ -170,7 +170,7 @@ pub const LB_TABLE_SIZE: u32 = 65_537;
 /// Entries of the `LB_TABLES` array: two per service (the live one and the one being
 /// written), index = `service.index * 2 + service.table`.
 pub const LB_TABLES: u32 = MAX_SERVICES * 2;
-/// Capacity of the per-CPU `FLOWS` LRU: established flows remembered per CPU.
+/// Capacity of the `FLOWS` LRU (shared by all CPUs, each evicting from its own list).
 pub const MAX_FLOWS: u32 = 65_536;
 
 /// IP protocol numbers the load balancer serves.
@@ -280,7 +280,7 @@ pub struct RealEntry {
     pub _pad: [u8; 3],
 }
 
-/// Key of the per-CPU `FLOWS` LRU: a flow as the client sends it.
+/// Key of the `FLOWS` LRU: a flow as the client sends it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -296,7 +296,7 @@ pub struct FlowKey {
     pub dst: [u8; 16],
 }
 
-/// Value of the per-CPU `FLOWS` LRU.
+/// Value of the `FLOWS` LRU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowEntry {

@@ -2,7 +2,7 @@
 //! (under `/sys/fs/bpf/vipflip/<ifname>/`); the program only reads config and bumps counters.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use vipflip_common::{
@@ -51,11 +51,20 @@ pub static LB_TABLES: Array<LbTable, { LB_TABLE_COUNT as usize }> = Array::new()
 #[btf_map]
 pub static REALS: Array<RealEntry, { MAX_REALS as usize }> = Array::new();
 
-/// Established flows (client 5-tuple -> real server and its generation), per CPU: a flow
-/// stays on its real server while that one stays alive, whatever the table says now.
+/// Established flows (client 5-tuple -> real server and its generation): a flow stays on its
+/// real server while that one stays alive, whatever the table says now.
+///
+/// One table for all CPUs, with per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`: each CPU evicts
+/// from its own list, so inserts do not contend on one lock). Not a per-CPU map: where the
+/// frames of one flow are not steered to one CPU (veth, RPS off, a NIC hashing on addresses
+/// only), per-CPU tables disagree once a client port is reused, and a flow's SYN and its
+/// data reach different real servers (seen in the namespace tests as resets).
 #[btf_map]
-pub static FLOWS: LruPerCpuHashMap<FlowKey, FlowEntry, { MAX_FLOWS as usize }> =
-    LruPerCpuHashMap::new();
+pub static FLOWS: LruHashMap<FlowKey, FlowEntry, { MAX_FLOWS as usize }, BPF_F_NO_COMMON_LRU> =
+    LruHashMap::new();
+
+/// `BPF_F_NO_COMMON_LRU` (include/uapi/linux/bpf.h): an LRU list per CPU.
+const BPF_F_NO_COMMON_LRU: usize = 1 << 1;
 
 /// Weighted round robin: the next position in each service's sequence, per CPU, by
 /// `ServiceEntry::index`.

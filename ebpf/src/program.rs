@@ -574,7 +574,7 @@ fn balance(
 /// drained server (weight 0: out of the table, still alive) keeps its flows this way.
 #[inline(always)]
 fn remembered(key: &FlowKey) -> Option<RealEntry> {
-    // SAFETY: copied out at once; this CPU's own slot of a per-CPU map.
+    // SAFETY: copied out at once; a concurrent update gives the old or the new entry.
     let flow = unsafe { FLOWS.get(key) }.copied()?;
     let real = REALS.get(flow.real).copied()?;
     (real.generation == flow.generation && real.flags & REAL_ALIVE != 0).then_some(real)

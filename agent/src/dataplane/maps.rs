@@ -197,7 +197,7 @@ where
         MapName::Vips | MapName::Vrids | MapName::Peers | MapName::Services => Map::HashMap(data),
         MapName::Stats | MapName::VridStats | MapName::LbCursors => Map::PerCpuArray(data),
         MapName::VipFilter | MapName::LbTables | MapName::Reals => Map::Array(data),
-        MapName::Flows => Map::PerCpuLruHashMap(data),
+        MapName::Flows => Map::LruHashMap(data),
     };
     T::try_from(map).map_err(|source| DataplaneError::Map {
         iface: iface.to_owned(),

@@ -21,7 +21,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -165,7 +165,7 @@ pub struct Dataplane {
     services: HashMap<MapData, ServiceKey, ServiceEntry>,
     lb_tables: Array<MapData, LbTable>,
     reals: Array<MapData, RealEntry>,
-    flows: PerCpuHashMap<MapData, FlowKey, FlowEntry>,
+    flows: HashMap<MapData, FlowKey, FlowEntry>,
     /// The keys in `VIPS`, so that `set_vip` on a known VIP (the flip) is one map update and
     /// `remove_vip` can recompute the filter word it clears.
     known_vips: HashSet<VipKey>,
@@ -586,7 +586,7 @@ impl Dataplane {
         Ok(out)
     }
 
-    /// Flows remembered in `FLOWS` (any CPU). Walks the keys: one syscall per flow, for
+    /// Flows remembered in `FLOWS`. Walks the keys: one syscall per flow, for
     /// operators (`vipflip maps`), not for a loop.
     pub fn flow_count(&self) -> Result<usize, DataplaneError> {
         let mut count = 0;
