@@ -1347,6 +1347,36 @@ fn flows_stick_through_table_changes() {
     );
 }
 
+/// A TCP segment from the client with SYN set (and ACK clear): a connection opening.
+fn syn4(client_port: u16) -> Vec<u8> {
+    let mut frame = tcp4(client_port, V4_VIP_LOCAL, 80);
+    // Ethernet (14) + IPv4 (20) + TCP flags at 13.
+    frame[14 + 20 + 13] = 0x02;
+    frame
+}
+
+#[test]
+fn a_syn_follows_the_table_not_a_remembered_flow() {
+    if !root_or_skip("a_syn_follows_the_table_not_a_remembered_flow") {
+        return;
+    }
+    let mut lb = Lb::new("syn");
+    let key = service4(IPPROTO_TCP, 80);
+    lb.maglev(key, 0, &table(1));
+    lb.forwarded("an earlier connection from port 40001", syn4(40001), 1);
+    lb.forwarded("its data", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    lb.maglev(key, 0, &table(2));
+    lb.forwarded(
+        "the earlier connection's data stays",
+        tcp4(40001, V4_VIP_LOCAL, 80),
+        1,
+    );
+    // The client reuses port 40001 for a new connection: the table decides, and the
+    // remembered flow now names the new choice.
+    lb.forwarded("a new connection on the reused port", syn4(40001), 2);
+    lb.forwarded("its data follows it", tcp4(40001, V4_VIP_LOCAL, 80), 2);
+}
+
 #[test]
 fn a_drained_server_keeps_its_flows_only() {
     if !root_or_skip("a_drained_server_keeps_its_flows_only") {

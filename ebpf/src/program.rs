@@ -339,12 +339,27 @@ enum Lb {
     /// A service covers it, but the balancer cannot place it (IPv4 options or fragment,
     /// truncated L4 header): the local stack takes it.
     Unsupported,
-    /// A flow of `service`; `icmp`: an ICMP error about that flow, sent where the flow goes.
+    /// A flow of `service`; `icmp`: an ICMP error about that flow, sent where the flow goes;
+    /// `syn`: a TCP SYN opening a connection.
     Flow {
         service: ServiceEntry,
         key: FlowKey,
         icmp: bool,
+        syn: bool,
     },
+}
+
+/// TCP header flags (RFC 9293 §3.1), byte 13 of the header.
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// Whether the TCP header at `l4` opens a connection: SYN without ACK.
+#[inline(always)]
+fn is_syn(frame: &Frame, protocol: u8, l4: usize) -> bool {
+    protocol == IPPROTO_TCP
+        && frame
+            .read::<[u8; 14]>(l4)
+            .is_some_and(|t| t[13] & (TCP_SYN | TCP_ACK) == TCP_SYN)
 }
 
 /// Traffic to a VIP this host owns: balanced when a service covers it, else delivered.
@@ -361,7 +376,12 @@ fn local(ctx: &XdpContext, frame: &Frame, l3: usize, vip: &VipKey) -> Decision {
     match lb {
         Lb::NotOurs => Decision::pass(Outcome::VipLocal),
         Lb::Unsupported => Decision::pass(Outcome::LbPassUnsupported),
-        Lb::Flow { service, key, icmp } => balance(ctx, frame, &service, &key, icmp),
+        Lb::Flow {
+            service,
+            key,
+            icmp,
+            syn,
+        } => balance(ctx, frame, &service, &key, icmp, syn),
     }
 }
 
@@ -399,6 +419,7 @@ fn lb_ipv4(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
             service,
             key: flow_key(FAMILY_IPV4, protocol, src, vip.addr, ports),
             icmp: false,
+            syn: is_syn(frame, protocol, l4),
         };
     }
     if protocol != IPPROTO_ICMP || ihl != 5 || !whole {
@@ -453,6 +474,7 @@ fn lb_ipv6(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
             service,
             key: flow_key(FAMILY_IPV6, next_header, src, vip.addr, ports),
             icmp: false,
+            syn: is_syn(frame, next_header, l4),
         };
     }
     if next_header != IPPROTO_ICMPV6 {
@@ -499,6 +521,7 @@ fn icmp_flow(vip: &VipKey, protocol: u8, client: [u8; 16], inner_ports: [u8; 4])
         service,
         key: flow_key(vip.family, protocol, client, vip.addr, ports),
         icmp: true,
+        syn: false,
     }
 }
 
@@ -540,6 +563,11 @@ fn find_service(vip: &VipKey, protocol: u8, port: Option<[u8; 2]>) -> Option<Ser
 /// Sends a flow's frame to its real server: the one `FLOWS` remembers while it is still the
 /// same server (generation) and alive, else the scheduler's choice, remembered for the next
 /// frames. ICMP errors follow the flow but never create one.
+///
+/// A TCP SYN always takes the scheduler's choice (and replaces what `FLOWS` held, as
+/// katran does): an entry for its 5-tuple is left from an earlier connection whose client
+/// port is now reused, and following it would place the new connection off the table, on
+/// a server the other director would not pick after a failover (or on a drained one).
 #[inline(always)]
 fn balance(
     ctx: &XdpContext,
@@ -547,8 +575,10 @@ fn balance(
     service: &ServiceEntry,
     key: &FlowKey,
     icmp: bool,
+    syn: bool,
 ) -> Decision {
-    let Some(real) = remembered(key).or_else(|| schedule(service, key, !icmp)) else {
+    let known = if syn { None } else { remembered(key) };
+    let Some(real) = known.or_else(|| schedule(service, key, !icmp)) else {
         return Decision {
             action: xdp_action::XDP_DROP,
             outcome: Outcome::LbNoServer,
