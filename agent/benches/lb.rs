@@ -38,8 +38,8 @@ use vipflip::{
     lb::table::{self, Backend},
 };
 use vipflip_common::{
-    IPPROTO_TCP, IPPROTO_UDP, LB_TABLE_SIZE, LbTable, REAL_ALIVE, RealEntry, Scheduler,
-    ServiceKey, VipKey, XDP_PASS, XDP_TX,
+    IPPROTO_TCP, IPPROTO_UDP, LB_TABLE_SIZE, LbTable, REAL_ALIVE, RealEntry, Scheduler, ServiceKey,
+    VipKey, XDP_PASS, XDP_TX,
 };
 
 /// The service VIP (an owned VIP: `Local`).
@@ -53,6 +53,11 @@ const DEAD_REAL: u16 = SERVERS + 1;
 const UDP_PORT: u16 = 7777;
 /// Frames per `BPF_F_TEST_XDP_LIVE_FRAMES` batch (the kernel's default).
 const LIVE_BATCH: u32 = 64;
+/// Frames per live-frames call. Each call sets up a fresh page pool (pages initialised from
+/// `data_in`), but within a call pages are recycled with whatever was written into them:
+/// the kernel's forwarding decrements the TTL in place. At most 8192 frames over at least
+/// `LIVE_BATCH` pages keeps a TTL of 255 far from expiring (`ip_in_hdr_errors` checks it).
+const LIVE_REPEAT: u32 = 8192;
 
 struct Scale {
     /// Repeats per `BPF_PROG_TEST_RUN` (per-packet part).
@@ -86,7 +91,10 @@ fn main() {
             single_runs: 5001,
             forward_for: Duration::from_secs(3),
             forward_rounds: 5,
-            live_repeat: 100_000,
+            live_repeat: std::env::var("LB_LIVE_REPEAT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(LIVE_REPEAT),
             rebuild_runs: 21,
         }
     } else {
@@ -248,7 +256,11 @@ fn real(n: u16, generation: u32, flags: u8) -> RealEntry {
 fn syn(port: u16, client_port: u16) -> Vec<u8> {
     let mut segment = tcp(client_port, port, b"");
     segment[13] = 0x02;
-    eth(None, 0x0800, &ipv4(V4_CLIENT, VIP, IPPROTO_TCP, 64, &segment))
+    eth(
+        None,
+        0x0800,
+        &ipv4(V4_CLIENT, VIP, IPPROTO_TCP, 64, &segment),
+    )
 }
 
 /// A 60-byte UDP frame from the client to `dst:port`.
@@ -256,7 +268,13 @@ fn udp4(dst: [u8; 4], port: u16, client_port: u16) -> Vec<u8> {
     eth(
         None,
         0x0800,
-        &ipv4(V4_CLIENT, dst, IPPROTO_UDP, 64, &udp(client_port, port, &[0; 18])),
+        &ipv4(
+            V4_CLIENT,
+            dst,
+            IPPROTO_UDP,
+            255,
+            &udp(client_port, port, &[0; 18]),
+        ),
     )
 }
 
@@ -265,7 +283,7 @@ fn service(protocol: u8, port: u16) -> ServiceKey {
 }
 
 /// `count` real servers at REALS 1..=count, weights 1 to 4 in turn. Their addresses are
-/// only hashed, never reached: 2001:db8::1:<n>, documentation space with room for them all.
+/// only hashed, never reached: `2001:db8::1:<n>`, documentation space with room for them all.
 fn backends(count: u16) -> Vec<Backend> {
     (1..=count)
         .map(|n| Backend {
@@ -298,10 +316,16 @@ struct Topology {
     r0_mac: [u8; 6],
 }
 
-/// What one generation period delivered.
+/// What one generation period delivered, in packets per second.
 struct Delivered {
-    offered_pps: f64,
-    received_pps: f64,
+    /// Sent by the generator, per second of wall time.
+    offered: f64,
+    /// Counted at the real server, per second of wall time.
+    received: f64,
+    /// Counted at the real server, per second inside the live-frames loops (the time the
+    /// kernel reports, which covers the softirq work each batch triggers on this CPU),
+    /// without each call's set-up and tear-down.
+    received_busy: f64,
 }
 
 fn forwarding(scale: &Scale, pins: &Pins) {
@@ -369,12 +393,7 @@ fn forwarding(scale: &Scale, pins: &Pins) {
         });
         configure_director(&mut director, &topo);
         balanced.push(generate(
-            &topo,
-            generator,
-            &lb_frame,
-            scale,
-            &gen_plane,
-            count,
+            &topo, generator, &lb_frame, scale, &gen_plane, count,
         ));
         assert!(
             director.stats().unwrap().lb_forward_redirect > 0,
@@ -387,25 +406,50 @@ fn forwarding(scale: &Scale, pins: &Pins) {
         rs_plane.stats().unwrap().vip_drop > 0,
         "nothing reached the real server"
     );
-    let report = |name: &str, runs: &[Delivered]| -> f64 {
-        let received = median(runs.iter().map(|d| d.received_pps).collect());
-        let offered = median(runs.iter().map(|d| d.offered_pps).collect());
+    let hdr_errors = ip_in_hdr_errors(&topo.director);
+    let report = |name: &str, runs: &[Delivered]| -> (f64, f64) {
+        let received = median(runs.iter().map(|d| d.received).collect());
+        let offered = median(runs.iter().map(|d| d.offered).collect());
+        let busy = median(runs.iter().map(|d| d.received_busy).collect());
         println!(
             "forward path={name} rounds={} seconds_per_round={:.1} offered_pps={offered:.0} \
-             received_pps={received:.0}",
+             received_pps={received:.0} received_busy_pps={busy:.0}",
             runs.len(),
             scale.forward_for.as_secs_f64()
         );
-        received
+        (received, busy)
     };
     let kernel = report("kernel_ip_forward", &kernel);
+    // Frames the director refused as malformed or out of TTL over the whole run (0 expected).
+    println!("forward director_ip_in_hdr_errors={hdr_errors}");
     let ours = report("vipflip_lb_redirect", &balanced);
-    println!("forward ratio_vipflip_to_kernel={:.2}", ours / kernel);
+    println!(
+        "forward ratio_vipflip_to_kernel received={:.2} received_busy={:.2}",
+        ours.0 / kernel.0,
+        ours.1 / kernel.1
+    );
+}
+
+/// `Ip: InHdrErrors` of `ns` (bad headers, and TTL expired on forwarding).
+fn ip_in_hdr_errors(ns: &Netns) -> u64 {
+    let snmp = ns.exec(&["cat", "/proc/net/snmp"]);
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+    let (Some(names), Some(values)) = (ip.next(), ip.next()) else {
+        panic!("no Ip lines in /proc/net/snmp: {snmp}");
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "InHdrErrors")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or_else(|| panic!("no InHdrErrors in /proc/net/snmp: {snmp}"))
 }
 
 /// The service on the director: UDP VIP:7777 on one real server, r0, reached through d1.
 fn configure_director(plane: &mut Dataplane, topo: &Topology) {
-    plane.set_vip(ip4(VIP), Ownership::Local { vrid: 51 }).unwrap();
+    plane
+        .set_vip(ip4(VIP), Ownership::Local { vrid: 51 })
+        .unwrap();
     plane
         .set_real(
             1,
@@ -449,11 +493,12 @@ fn generate(
         .collect();
     let sent_before = gen_plane.stats().unwrap().vip_forward_tx;
     let received_before = received();
-    let elapsed = topo.generator.run(|| {
+    let (elapsed, busy) = topo.generator.run(|| {
         stay_on_this_cpu();
         let start = Instant::now();
+        let mut busy = Duration::ZERO;
         while start.elapsed() < scale.forward_for {
-            generator
+            let result = generator
                 .test_run(TestRunOptions {
                     data_in: Some(frame),
                     ctx_in: Some(&ctx),
@@ -462,21 +507,20 @@ fn generate(
                     ..TestRunOptions::default()
                 })
                 .expect("BPF_PROG_TEST_RUN with live frames");
+            // The kernel reports the mean per frame.
+            busy += result.duration * scale.live_repeat;
         }
-        start.elapsed()
+        (start.elapsed(), busy)
     });
     // What is still in a veth ring gets through within a few NAPI polls.
     std::thread::sleep(Duration::from_millis(100));
     let sent = gen_plane.stats().unwrap().vip_forward_tx - sent_before;
     let got = received() - received_before;
-    let seconds = elapsed.as_secs_f64();
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "packet counts far below 2^52"
-    )]
+    #[expect(clippy::cast_precision_loss, reason = "packet counts far below 2^52")]
     Delivered {
-        offered_pps: sent as f64 / seconds,
-        received_pps: got as f64 / seconds,
+        offered: sent as f64 / elapsed.as_secs_f64(),
+        received: got as f64 / elapsed.as_secs_f64(),
+        received_busy: got as f64 / busy.as_secs_f64(),
     }
 }
 
@@ -626,13 +670,16 @@ fn sh(program: &str, args: &[&str]) -> String {
 
 // Part 3: table rebuild.
 
+/// A table builder of `vipflip::lb::table`.
+type Build = fn(&[Backend], &mut LbTable) -> u32;
+
 fn rebuild(scale: &Scale, pins: &Pins) {
     let iface = "rebuild";
     drop(dataplane::load(iface, Some(&pins.root.join(iface))).expect("load with pins"));
     let mut plane = Dataplane::open_pinned(iface, &pins.root).expect("open the pinned maps");
     let backends = backends(SERVERS);
     let mut table = table::new_table();
-    let builders: [(&str, Scheduler, fn(&[Backend], &mut LbTable) -> u32); 2] = [
+    let builders: [(&str, Scheduler, Build); 2] = [
         ("maglev", Scheduler::Maglev, table::maglev),
         ("wrr", Scheduler::Wrr, table::wrr),
     ];
@@ -655,15 +702,15 @@ fn rebuild(scale: &Scale, pins: &Pins) {
              build_median_us={:.0} build_min_us={:.0} write_median_us={:.0} \
              write_bytes={}",
             scale.rebuild_runs,
-            median_us(builds.clone()),
+            median_us(&builds),
             builds.iter().min().unwrap().as_secs_f64() * 1e6,
-            median_us(writes),
+            median_us(&writes),
             size_of::<LbTable>(),
         );
     }
 }
 
-fn median_us(samples: Vec<Duration>) -> f64 {
+fn median_us(samples: &[Duration]) -> f64 {
     median(samples.iter().map(|d| d.as_secs_f64() * 1e6).collect())
 }
 
@@ -706,7 +753,10 @@ struct Pins {
 
 impl Pins {
     fn new() -> Self {
-        let root = PathBuf::from(format!("/sys/fs/bpf/vipflip-lb-bench-{}", std::process::id()));
+        let root = PathBuf::from(format!(
+            "/sys/fs/bpf/vipflip-lb-bench-{}",
+            std::process::id()
+        ));
         remove(&root);
         std::fs::create_dir_all(&root)
             .unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));

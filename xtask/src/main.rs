@@ -89,6 +89,9 @@ enum BenchKind {
     Xdp,
     /// Failover as a client sees it, vipflip next to keepalived, on the lab topology.
     Failover,
+    /// Load balancing: the service path per packet, forwarding through a director on veth
+    /// next to the kernel's, and the table rebuild for 1,000 real servers.
+    Lb,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +143,12 @@ fn main() -> anyhow::Result<()> {
         } => {
             setup::run()?;
             bench::failover(&root)
+        }
+        Task::Bench {
+            which: BenchKind::Lb,
+        } => {
+            setup::run()?;
+            bench::lb(&root)
         }
         Task::Fuzz { seconds, sim_runs } => {
             setup::run()?;
