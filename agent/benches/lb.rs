@@ -48,8 +48,6 @@ const VIP: [u8; 4] = [192, 0, 2, 100];
 const REAL_ADDR: [u8; 4] = [198, 51, 100, 21];
 /// Real servers in the per-packet part's table, and in the rebuild part.
 const SERVERS: u16 = 1000;
-/// A `REALS` slot that is not alive: a flow remembered for it is scheduled again every time.
-const DEAD_REAL: u16 = SERVERS + 1;
 const UDP_PORT: u16 = 7777;
 /// Frames per `BPF_F_TEST_XDP_LIVE_FRAMES` batch (the kernel's default).
 const LIVE_BATCH: u32 = 64;
@@ -135,25 +133,16 @@ fn per_packet(scale: &Scale, pins: &Pins) {
     for n in 1..=SERVERS {
         plane.set_real(n, real(n, 1, REAL_ALIVE)).unwrap();
     }
-    plane.set_real(DEAD_REAL, real(DEAD_REAL, 1, 0)).unwrap();
     let backends = backends(SERVERS);
     let mut maglev = table::new_table();
     let len = table::maglev(&backends, &mut maglev);
     plane
         .set_service(service(IPPROTO_TCP, 80), 0, Scheduler::Maglev, &maglev, len)
         .unwrap();
-    let dead = filled(DEAD_REAL);
+    let mut wrr = table::new_table();
+    let wrr_len = table::wrr(&backends, &mut wrr);
     plane
-        .set_service(
-            service(IPPROTO_TCP, 81),
-            1,
-            Scheduler::Maglev,
-            &dead,
-            LB_TABLE_SIZE,
-        )
-        .unwrap();
-    plane
-        .set_service(service(IPPROTO_TCP, 82), 2, Scheduler::Wrr, &dead, 1000)
+        .set_service(service(IPPROTO_TCP, 82), 1, Scheduler::Wrr, &wrr, wrr_len)
         .unwrap();
 
     let mut pass_ebpf = Ebpf::load(dataplane::EBPF_OBJECT).expect("load the object");
@@ -171,25 +160,28 @@ fn per_packet(scale: &Scale, pins: &Pins) {
             udp4([198, 51, 100, 9], UDP_PORT, 40000),
             XDP_PASS,
         ),
-        // One flow, remembered in FLOWS after the first run: every later run is a hit.
-        ("service_established", syn(80, 40000), XDP_TX),
-        // FLOWS holds the flow, but for a real without REAL_ALIVE: every run looks it up,
-        // reads REALS, schedules again through the Maglev table and rewrites the FLOWS entry.
-        ("service_rescheduled_maglev", syn(81, 40000), XDP_TX),
+        // A data segment (ACK) of one flow, remembered in FLOWS after the first run: every
+        // later run is a FLOWS hit.
+        ("service_established", segment(80, 40000, 0x10), XDP_TX),
+        // The same SYN every run: a SYN is always placed by the table (a reused client port
+        // must not follow an old connection's entry), so each run schedules (flow hash into
+        // the Maglev table) and writes the flow's FLOWS entry: a new connection's work, the
+        // insert replacing the key's entry rather than adding one.
+        ("service_new_syn_maglev", segment(80, 40000, 0x02), XDP_TX),
         // The same through the WRR cursor (a per-CPU array) instead of the flow hash.
-        ("service_rescheduled_wrr", syn(82, 40000), XDP_TX),
+        ("service_new_syn_wrr", segment(82, 40000, 0x02), XDP_TX),
     ];
     for (name, frame, verdict) in &paths {
         let (ours, base) = alternate(program, pass, frame, *verdict, scale);
         print_path(name, ours, base);
     }
-    // Genuinely new flows: a distinct client port per run, one run each (repeat 1), so each
-    // is a FLOWS miss, a schedule and an insert. The kernel times one run with two clock
+    // Genuinely new flows: a SYN from a distinct client port per run, one run each
+    // (repeat 1), so each is a schedule and the insert of a new FLOWS key. The kernel times one run with two clock
     // reads around it, which both sides pay; compare the difference rather than the ratio.
     let mut ours = Vec::new();
     let mut base = Vec::new();
     for port in 0..scale.single_runs {
-        let frame = syn(80, 10_000 + port);
+        let frame = segment(80, 10_000 + port, 0x02);
         base.push(run_ns(pass, &frame, 1, XDP_PASS));
         ours.push(run_ns(program, &frame, 1, XDP_TX));
     }
@@ -252,10 +244,10 @@ fn real(n: u16, generation: u32, flags: u8) -> RealEntry {
     }
 }
 
-/// A TCP SYN from the client to `VIP:port`.
-fn syn(port: u16, client_port: u16) -> Vec<u8> {
+/// A TCP segment with `flags` from the client to `VIP:port`.
+fn segment(port: u16, client_port: u16, flags: u8) -> Vec<u8> {
     let mut segment = tcp(client_port, port, b"");
-    segment[13] = 0x02;
+    segment[13] = flags;
     eth(
         None,
         0x0800,

@@ -42,16 +42,18 @@ pub fn lb(root: &Path) -> anyhow::Result<()> {
         "\n## Per packet (`BPF_PROG_TEST_RUN`)\n\n\
          Kernel-reported mean per run over 1,000,000 repeats of one frame, median of 7 rounds,\n\
          each round running the minimal `pass` program and then the path, so the ratio\n\
-         compares the two at the same moment. Paths (TCP SYN to a service VIP:port whose table\n\
+         compares the two at the same moment. Paths (TCP to a service VIP:port whose table\n\
          holds 1,000 real servers, all on the ingress interface: `XDP_TX`):\n\n\
-         - `service_established`: the flow is in `FLOWS` (a hit after the first run).\n\
-         - `service_rescheduled_maglev` / `_wrr`: `FLOWS` holds the flow for a real that is\n  \
-           not alive, so every run looks it up, reads `REALS`, schedules afresh (flow hash into\n  \
-           the Maglev table, or the per-CPU WRR cursor) and rewrites the `FLOWS` entry: the\n  \
-           work of a new flow plus one `REALS` read, measured with repeats.\n\
-         - `service_new_flow_single_run`: genuinely new flows (a distinct client port each,\n  \
-           `repeat` = 1, median of the runs); the kernel's two clock reads are inside such a\n  \
-           figure on both sides, so `excess_ns` (ours minus `pass`) is the cost, not the ratio.\n\
+         - `service_established`: a data segment (ACK) of a flow in `FLOWS` (a hit after the\n  \
+           first run).\n\
+         - `service_new_syn_maglev` / `_wrr`: the same SYN every run. A SYN is always placed\n  \
+           by the table, so each run schedules (flow hash into the Maglev table, or the\n  \
+           per-CPU WRR cursor) and writes the flow's `FLOWS` entry: a new connection's\n  \
+           work, except that the insert replaces an existing key rather than adding one.\n\
+         - `service_new_flow_single_run`: SYNs of genuinely new flows (a distinct client port\n  \
+           each, `repeat` = 1, median of the runs: a new `FLOWS` key each); the kernel's two\n  \
+           clock reads are inside such a figure on both sides, so `excess_ns` (ours minus\n  \
+           `pass`) is the cost, not the ratio.\n\
          - `non_vip_ipv4`: traffic to no VIP, for reference.\n\n",
     );
     code_block(&mut md, &part("lb "));
