@@ -278,6 +278,18 @@ impl LbScene {
         real.udp = None;
     }
 
+    /// Limits the client's ephemeral ports to `range` (`"40000 40999"`), so that a few
+    /// thousand connections reuse their 5-tuples.
+    pub fn client_port_range(&self, range: &str) {
+        self.client().sysctl("net.ipv4.ip_local_port_range", range);
+    }
+
+    /// The effect of tracker `tracker` (`quorum of web`) on `VI_1` on director `d` now
+    /// (see [`tracker_effect`]).
+    pub fn tracker_effect(&self, d: usize, tracker: &str) -> Option<String> {
+        tracker_effect(&self.agents[d].status(), tracker)
+    }
+
     /// `http-load` from the client to `vip`: `args` as the tool takes them after the target
     /// (`--requests 3000 --parallel 8`). Runs to its end.
     pub fn http_load(&self, vip: &str, args: &[&str]) -> HttpRun {
@@ -741,6 +753,14 @@ fn json_value(chunk: &str, key: &str) -> Option<String> {
     let at = chunk.find(&key)? + key.len();
     let value = chunk[at..].lines().next()?.trim().trim_end_matches(',');
     Some(value.trim_matches('"').to_owned())
+}
+
+/// What tracker `tracker` (`quorum of web`) does to its instance now (`-150`, `none`,
+/// `fault`) in a `vipflip status --json` document: the first instance that shows it (the
+/// scene runs one, `VI_1`).
+pub fn tracker_effect(status: &str, tracker: &str) -> Option<String> {
+    let at = status.find(&format!("\"tracker\": \"{tracker}\""))?;
+    json_value(&status[at..], "effect")
 }
 
 /// The virtual servers of a `vipflip status --json` document, read by hand like the

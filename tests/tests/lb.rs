@@ -1,11 +1,16 @@
 //! The Direct Routing load balancer as a client sees it: two directors running vipflip
 //! (`VI_1`, VIP `192.0.2.100`), three real servers with the VIP on `lo` (`arp_ignore=1`,
 //! `arp_announce=2`) answering clients directly, and a client on one bridge. Requests spread
-//! by weight; a failed real server leaves within its check's interval × fall; long-lived
-//! streams survive a director failover because both directors build the same Maglev table.
-//! Needs root.
+//! by weight; a failed real server leaves within its check's interval × fall, with no error
+//! outside that window even when client ports are reused; losing a service's quorum lowers
+//! the master's priority until the backup takes over; a reload to weight 0 drains a real
+//! server, keeping its streams; long-lived streams survive a director failover because both
+//! directors build the same Maglev table. Needs root.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use vipflip_integration_tests::{
     lb::{self, ECHO_PORT, HTTP_PORT, LbScene, Tools, now_us},
@@ -134,8 +139,13 @@ fn service(
 /// Runs vipflip on both directors with `services`, and waits until d1 is master, d2 backup,
 /// and every real server of every service is up on both (so both hold the same tables).
 fn start(scene: &mut LbScene, services: &str) {
+    start_each(scene, [services, services]);
+}
+
+/// [`start`] with `services[d]` on director `d`.
+fn start_each(scene: &mut LbScene, services: [&str; 2]) {
     scene.start_directors(|lab, dir, d| {
-        lb::director_config(lab, dir, d, PRIORITIES[d], VIP, services)
+        lb::director_config(lab, dir, d, PRIORITIES[d], VIP, services[d])
     });
     scene.await_master(0, SETTLE);
     scene.await_that(
@@ -229,14 +239,78 @@ const LATE_MS: u64 = 100;
 /// servers afterwards. Started again, it is back within interval × rise and takes requests
 /// again, with no error.
 #[test]
-#[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
 fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
     let Some(_serial) =
         root_serial("a_failed_real_server_leaves_within_interval_times_fall_and_comes_back")
     else {
         return;
     };
+    // About 3,500 requests: each on a client port not used before in the run (see the next
+    // test for reused ones).
+    removal_and_return(
+        None,
+        &[
+            "--duration-ms",
+            "10000",
+            "--parallel",
+            "2",
+            "--pause-ms",
+            "4",
+        ],
+    );
+}
+
+/// The removal and return above under heavy load (about 10,000 requests a second) from the
+/// client ports 40000-40999 (`connect` takes the even ones), so that 5-tuples come back again
+/// and again: some first served by rs1 or rs2 while rs3 was out and then, once it is back,
+/// placed on rs3 by the table while the directors still remember them elsewhere.
+/// A SYN follows the current table and `FLOWS` is one table for every CPU, so no reused
+/// 5-tuple is split between two real servers: no error outside the removal window.
+#[test]
+fn reused_client_ports_meet_no_reset_through_a_removal_and_return() {
+    let Some(_serial) =
+        root_serial("reused_client_ports_meet_no_reset_through_a_removal_and_return")
+    else {
+        return;
+    };
+    let run = removal_and_return(
+        Some("40000 40999"),
+        &["--duration-ms", "10000", "--parallel", "4"],
+    );
+    // For each request, the server of the previous one on its client port.
+    let mut previous: BTreeMap<u16, &str> = BTreeMap::new();
+    let (mut reused_ports, mut moved_to_rs3) = (0, 0);
+    for r in run.requests.iter().filter(|r| r.port != 0) {
+        let server = r.outcome.as_deref().unwrap_or("-");
+        if let Some(before) = previous.insert(r.port, server) {
+            reused_ports += 1;
+            // Before rs3 stopped, a 5-tuple the table gives rs3 went to rs3 every time.
+            if server == "rs3" && matches!(before, "rs1" | "rs2") {
+                moved_to_rs3 += 1;
+            }
+        }
+    }
+    println!(
+        "{} requests from client ports 40000-40999: {reused_ports} on a port used before, \
+         {moved_to_rs3} of them on rs3 after its return, their port's previous request \
+         answered by rs1 or rs2",
+        run.requests.len()
+    );
+    assert!(
+        moved_to_rs3 >= 100,
+        "too few reused 5-tuples moved to rs3 to tell: {moved_to_rs3}"
+    );
+}
+
+/// The removal test's timeline: three real servers of `web` with the HTTP check below;
+/// `http-load` with `load` (and the client's ports limited to `port_range`) while rs3's HTTP
+/// server stops for about two seconds and starts again. Asserts the removal's and return's
+/// bounds, errors only in the removal window, rs3 out while it is and back afterwards.
+fn removal_and_return(port_range: Option<&str>, load: &[&str]) -> lb::HttpRun {
     let mut scene = LbScene::new(TOOLS, 3, VIP);
+    if let Some(range) = port_range {
+        scene.client_port_range(range);
+    }
     let web = service(
         &scene,
         "web",
@@ -255,20 +329,7 @@ fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
     let rs3 = scene.real_addr(2);
     let state = |s: &LbScene, d: usize| s.real_state(d, "web", &rs3).unwrap_or_default();
 
-    // About 3,500 requests: each on a client port not used before in the run. A reused
-    // 5-tuple can meet a flow the director still remembers from before a table change, which
-    // is another matter than the removal measured here (see `reused`).
-    let load = scene.start_http_load(
-        VIP,
-        &[
-            "--duration-ms",
-            "10000",
-            "--parallel",
-            "2",
-            "--pause-ms",
-            "4",
-        ],
-    );
+    let load = scene.start_http_load(VIP, load);
     std::thread::sleep(Duration::from_secs(2));
     let stopped = now_us();
     scene.stop_http(2);
@@ -324,10 +385,11 @@ fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
         .collect();
     assert!(
         stray.is_empty(),
-        "{} errors outside the removal window (stopped at {stopped}, removed at {removed}), \
-         {} of them on a client port used earlier in the run: {stray:?}",
+        "{} errors outside the removal window (stopped at {stopped}, removed at {removed}, \
+         back at {back}), {} of them on a client port used earlier in the run: {stray:?}{}",
         stray.len(),
-        stray.iter().filter(|r| reused(&run, r)).count()
+        stray.iter().filter(|r| reused(&run, r)).count(),
+        scene.describe()
     );
     assert!(
         !window.errors().is_empty(),
@@ -346,17 +408,271 @@ fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
         "after rs3 returned: {}",
         after.summary()
     );
+    run
 }
 
 /// Whether `request`'s client port served an earlier request of `run`: the same 5-tuple
-/// again, whose flow the director may still remember (per CPU) from before a table change.
-/// On veth a flow's frames reach XDP on whichever CPU sent them, so two CPUs can hold
-/// different memories of one 5-tuple, or one none, and split a connection between two real
-/// servers: the second one resets it.
+/// again, whose flow the directors may still remember from before a table change.
 fn reused(run: &lb::HttpRun, request: &lb::Request) -> bool {
     run.requests
         .iter()
         .any(|r| r.port == request.port && r.start_us < request.start_us)
+}
+
+// ---------------------------------------------------------------------------------------
+// Quorum
+
+/// `VI_1`'s advert interval (`lb::director_config`).
+const ADVERT_MS: u64 = 100;
+/// What losing `web`'s quorum does to `VI_1` on d1 and d2: d1 falls from 200 to 50, below d2
+/// even when d2 has lost it too (100 - 20 = 80). Each director has its own stake in the
+/// service; one rule on both, as in keepalived, would move nothing.
+const QUORUM_WEIGHTS: [i32; 2] = [-150, -20];
+
+/// `web` over three real servers with a quorum of three: when rs3's HTTP server stops, d1 loses
+/// the quorum within the check's interval × fall (+ timeout), and its effective priority
+/// drops to 50; d2 (80 after its own loss) becomes master within one master-down interval
+/// (3 adverts + skew) more and serves the clients from rs1 and rs2. When rs3 is back, the
+/// quorum is met again and d1 (200) preempts d2.
+#[test]
+#[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
+fn losing_quorum_lowers_the_masters_priority_and_the_backup_takes_over() {
+    let Some(_serial) =
+        root_serial("losing_quorum_lowers_the_masters_priority_and_the_backup_takes_over")
+    else {
+        return;
+    };
+    let mut scene = LbScene::new(TOOLS, 3, VIP);
+    let check = http_check(
+        &format!("{INTERVAL_MS}ms"),
+        &format!("{TIMEOUT_MS}ms"),
+        u32::try_from(RISE).expect("small"),
+        u32::try_from(FALL).expect("small"),
+    );
+    let web = QUORUM_WEIGHTS.map(|w| {
+        service(
+            &scene,
+            "web",
+            HTTP_PORT,
+            "tcp",
+            &format!("quorum = 3\nquorum_weight = {w}"),
+            &[1, 1, 1],
+            &check,
+        )
+    });
+    start_each(&mut scene, [&web[0], &web[1]]);
+    let priority =
+        |s: &LbScene, d: usize| s.agents[d].inst("VI_1").map_or(0, |i| i.effective_priority);
+    for (d, base) in PRIORITIES.into_iter().enumerate() {
+        assert_eq!(
+            scene.tracker_effect(d, "quorum of web").as_deref(),
+            Some("none"),
+            "d{}: quorum met, no effect{}",
+            d + 1,
+            scene.describe()
+        );
+        assert_eq!(priority(&scene, d), u64::from(base));
+    }
+    let before = scene.http_load(VIP, &["--requests", "300", "--parallel", "4"]);
+    assert!(
+        before.errors().is_empty() && before.by_server().len() == 3,
+        "with quorum: {}",
+        before.summary()
+    );
+
+    // rs3 stops: quorum lost on both, d1 below d2.
+    let stopped = now_us();
+    scene.stop_http(2);
+    let fall_ms = INTERVAL_MS * FALL + TIMEOUT_MS;
+    // RFC 5798 §6.1: Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time, the skew
+    // below one interval.
+    let master_down_ms = 4 * ADVERT_MS;
+    scene.await_that(
+        "d2 master of VI_1 once d1 lost the quorum",
+        Duration::from_millis(fall_ms + master_down_ms + 5000),
+        |s| s.agents[1].state("VI_1").as_deref() == Some("Master"),
+    );
+    let took_over_ms = (now_us() - stopped) / 1000;
+    scene.await_master(1, Duration::from_secs(2));
+    let lowered: Vec<u64> = (0..2).map(|d| priority(&scene, d)).collect();
+    let effects: Vec<Option<String>> = (0..2)
+        .map(|d| scene.tracker_effect(d, "quorum of web"))
+        .collect();
+    println!(
+        "d2 master {took_over_ms} ms after rs3 stopped (bound {fall_ms} + {master_down_ms} + \
+         {SLACK_MS} ms); effective priorities {lowered:?}, quorum effects {effects:?}"
+    );
+    assert_eq!(lowered, [50, 80], "{}", scene.describe());
+    assert_eq!(
+        effects,
+        [Some("-150".to_owned()), Some("-20".to_owned())],
+        "{}",
+        scene.describe()
+    );
+    assert!(
+        took_over_ms <= fall_ms + master_down_ms + SLACK_MS,
+        "d2 took over {took_over_ms} ms after rs3 stopped"
+    );
+
+    // d2 serves the clients now: from rs1 and rs2, with d1's balancer idle.
+    scene.await_that("web active on d2, not on d1", Duration::from_secs(2), |s| {
+        s.vs(1, "web").is_some_and(|v| v.active && v.healthy == 2)
+            && s.vs(0, "web").is_some_and(|v| !v.active)
+    });
+    let (d1_before, d2_before) = (scene.lb_forwarded(0), scene.lb_forwarded(1));
+    let served = scene.http_load(VIP, &["--requests", "300", "--parallel", "4"]);
+    let (d1_sent, d2_sent) = (
+        scene.lb_forwarded(0) - d1_before,
+        scene.lb_forwarded(1) - d2_before,
+    );
+    println!(
+        "through d2: {}; frames balanced by d1 {d1_sent}, by d2 {d2_sent}",
+        served.summary()
+    );
+    let by = served.by_server();
+    assert!(
+        served.errors().is_empty() && by.len() == 2 && !by.contains_key("rs3"),
+        "through d2: {}",
+        served.summary()
+    );
+    assert!(
+        d1_sent == 0 && d2_sent >= 300,
+        "d1 balanced {d1_sent} frames, d2 {d2_sent}{}",
+        scene.describe()
+    );
+
+    // rs3 back: quorum met again, d1 preempts.
+    let restarted = now_us();
+    scene.start_http(2);
+    let rise_ms = INTERVAL_MS * RISE + TIMEOUT_MS;
+    scene.await_that(
+        "d1 master of VI_1 again",
+        Duration::from_millis(rise_ms + master_down_ms + 5000),
+        |s| s.agents[0].state("VI_1").as_deref() == Some("Master"),
+    );
+    let back_ms = (now_us() - restarted) / 1000;
+    scene.await_master(0, Duration::from_secs(2));
+    let restored: Vec<u64> = (0..2).map(|d| priority(&scene, d)).collect();
+    println!(
+        "d1 master again {back_ms} ms after rs3 restarted (bound {rise_ms} + {master_down_ms} + \
+         {SLACK_MS} ms); effective priorities {restored:?}"
+    );
+    assert_eq!(restored, [200, 100], "{}", scene.describe());
+    assert_eq!(
+        scene.tracker_effect(0, "quorum of web").as_deref(),
+        Some("none")
+    );
+    assert!(
+        back_ms <= rise_ms + master_down_ms + SLACK_MS,
+        "d1 master again {back_ms} ms after rs3 restarted"
+    );
+    scene.await_that("web active on d1 again", Duration::from_secs(2), |s| {
+        s.vs(0, "web").is_some_and(|v| v.active && v.healthy == 3)
+    });
+    let after = scene.http_load(VIP, &["--requests", "300", "--parallel", "4"]);
+    assert!(
+        after.errors().is_empty() && after.by_server().len() == 3,
+        "d1 again: {}",
+        after.summary()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Drain
+
+/// `web` (HTTP) and `echo` (streams) over rs1..rs3; 20 streams run when a reload sets rs2's
+/// weight to 0 on both directors. Drained, rs2 keeps its streams (they go on exchanging on
+/// it, with no error), takes no new request (those go to rs1 and rs3, none failing), and
+/// `vipflip status` shows it `drained` with no table slot.
+#[test]
+fn a_reload_to_weight_zero_drains_a_real_server_keeping_its_streams() {
+    let Some(_serial) =
+        root_serial("a_reload_to_weight_zero_drains_a_real_server_keeping_its_streams")
+    else {
+        return;
+    };
+    let mut scene = LbScene::new(TOOLS, 3, VIP);
+    let services = |weights: &[u16]| {
+        service(
+            &scene,
+            "web",
+            HTTP_PORT,
+            "tcp",
+            "",
+            weights,
+            &http_check("200ms", "100ms", 1, 2),
+        ) + &service(&scene, "echo", ECHO_PORT, "tcp", "", weights, &tcp_check())
+    };
+    let (full, drained) = (services(&[1, 1, 1]), services(&[1, 0, 1]));
+    start(&mut scene, &full);
+    let rs2 = scene.real_addr(1);
+
+    let streams = scene.start_streams(VIP, STREAMS, 6000);
+    let established = streams.established.clone();
+    assert!(
+        established.iter().any(|(_, s)| s == "rs2") && established.iter().any(|(_, s)| s != "rs2"),
+        "the streams do not tell rs2 apart: {established:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let reloaded = now_us();
+    for (d, priority) in PRIORITIES.into_iter().enumerate() {
+        scene.agents[d].sighup_with(&lb::director_config(
+            &scene.lab, &scene.dir, d, priority, VIP, &drained,
+        ));
+    }
+    scene.await_that(
+        "rs2 drained in web and echo on both directors",
+        Duration::from_secs(5),
+        |s| {
+            (0..2).all(|d| {
+                let vss = s.virtual_servers(d);
+                vss.len() == 2
+                    && vss.iter().all(|v| {
+                        v.reals.iter().all(|r| {
+                            (r.address == rs2) == (r.state == "drained" && r.table_slots == 0)
+                                && (r.address == rs2 || r.state == "up")
+                        })
+                    })
+            })
+        },
+    );
+    let drained_ms = (now_us() - reloaded) / 1000;
+    let run = scene.http_load(VIP, &["--requests", "600", "--parallel", "4"]);
+    let reports = streams.finish();
+    println!(
+        "rs2 drained on both directors {drained_ms} ms after the SIGHUPs; new requests: {}",
+        run.summary()
+    );
+    let by = run.by_server();
+    assert!(
+        run.errors().is_empty()
+            && !by.contains_key("rs2")
+            && by.get("rs1").is_some_and(|n| *n > 100)
+            && by.get("rs3").is_some_and(|n| *n > 100),
+        "after the drain: {}",
+        run.summary()
+    );
+    assert_eq!(reports.len(), established.len(), "{reports:?}");
+    let end = reloaded + 3_000_000;
+    for (r, (port, server)) in reports.iter().zip(&established) {
+        let fine = r.error == "-"
+            && r.port == *port
+            && r.first == *server
+            && r.last == *server
+            && r.changes == 0
+            && r.last_reply_us > end;
+        assert!(
+            fine,
+            "stream from port {port} on {server} did not carry on there: {r:?} (reloaded at \
+             {reloaded}){}",
+            scene.describe()
+        );
+    }
+    let on_rs2 = established.iter().filter(|(_, s)| s == "rs2").count();
+    println!(
+        "{} streams ({on_rs2} on rs2) ran on to their end on their real server",
+        reports.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
