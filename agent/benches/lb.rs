@@ -20,6 +20,11 @@
 )]
 mod frames;
 
+#[path = "../tests/cpu/mod.rs"]
+mod cpu;
+
+use cpu::stay_on_this_cpu;
+
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::AsRawFd as _,
@@ -715,27 +720,6 @@ fn median(mut samples: Vec<f64>) -> f64 {
 
 fn ip4(octets: [u8; 4]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(octets))
-}
-
-/// Pins the calling thread to the CPU it is on.
-fn stay_on_this_cpu() {
-    // SAFETY: plain syscalls on a zeroed, properly sized `cpu_set_t` owned by this frame.
-    unsafe {
-        let cpu = libc::sched_getcpu();
-        assert!(
-            cpu >= 0,
-            "sched_getcpu: {}",
-            std::io::Error::last_os_error()
-        );
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(usize::try_from(cpu).unwrap(), &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
-            0,
-            "sched_setaffinity: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 /// This run's pins on the host's bpffs, removed on drop (removing a link pin detaches).

@@ -24,6 +24,10 @@ use vipflip_common::{
 };
 
 mod frames;
+
+mod cpu;
+
+use cpu::stay_on_this_cpu;
 use frames::*;
 
 /// Loopback: the ingress interface `BPF_PROG_TEST_RUN` gives an XDP program by default.
@@ -1035,29 +1039,6 @@ fn tcp6(client_port: u16, vip: [u8; 16], port: u16) -> Vec<u8> {
 
 fn service4(protocol: u8, port: u16) -> ServiceKey {
     ServiceKey::new(VipKey::ipv4(V4_VIP_LOCAL), protocol, port)
-}
-
-/// Pins the calling thread to the CPU it is on: `LB_CURSORS` (the WRR positions) is per-CPU
-/// and `BPF_PROG_TEST_RUN` runs the program on the caller's CPU, so a test that moved between
-/// CPUs would see another CPU's cursor.
-fn stay_on_this_cpu() {
-    // SAFETY: plain syscalls on a zeroed, properly sized `cpu_set_t` owned by this frame.
-    unsafe {
-        let cpu = libc::sched_getcpu();
-        assert!(
-            cpu >= 0,
-            "sched_getcpu: {}",
-            std::io::Error::last_os_error()
-        );
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(usize::try_from(cpu).unwrap(), &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
-            0,
-            "sched_setaffinity: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 /// A bpffs directory for one test's pins, removed on drop.
