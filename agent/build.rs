@@ -31,6 +31,16 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("vipflip-ebpf manifest has no parent directory"))?;
+    // aya-build watches the eBPF crate's own directory only; the map types it shares with us
+    // live in vipflip-common, and an object built from stale types would disagree with the
+    // agent about every map's layout.
+    let common = metadata
+        .packages
+        .iter()
+        .find(|p| p.name.as_str() == "vipflip-common")
+        .and_then(|p| p.manifest_path.parent())
+        .ok_or_else(|| anyhow!("package vipflip-common not found in the workspace"))?;
+    println!("cargo:rerun-if-changed={common}");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: ebpf.name.as_str(),

@@ -5,6 +5,11 @@
 //! hashes keys byte for byte, and bpftool prints the BTF of these types as named fields.
 //! Addresses are kept in network byte order as byte arrays (`addr: [u8; 16]`), so neither side
 //! ever has to think about host endianness for them.
+//!
+//! Keys made of bytes are `align(4)` (their sizes are multiples of 4, so this adds no
+//! padding): with byte alignment, LLVM zeroes and copies them on the BPF stack with calls to
+//! a `memset` subprogram and byte-by-byte moves, which doubled the cost of the XDP
+//! program's non-VIP path (measured: 13 → 26 ns per packet).
 #![no_std]
 
 /// Address family tag used in map keys: IPv4.
@@ -52,7 +57,7 @@ pub const fn vip_filter_bit(key: &VipKey) -> u32 {
 }
 
 /// Key of the `VIPS` map: one virtual IP address.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VipKey {
     /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
@@ -64,24 +69,35 @@ pub struct VipKey {
 
 impl VipKey {
     pub const fn ipv4(addr: [u8; 4]) -> Self {
-        let mut a = [0; 16];
-        a[0] = addr[0];
-        a[1] = addr[1];
-        a[2] = addr[2];
-        a[3] = addr[3];
-        Self {
-            family: FAMILY_IPV4,
-            _pad: [0; 3],
-            addr: a,
-        }
+        Self::from_words(FAMILY_IPV4, [u32::from_ne_bytes(addr), 0, 0, 0])
     }
 
     pub const fn ipv6(addr: [u8; 16]) -> Self {
-        Self {
-            family: FAMILY_IPV6,
-            _pad: [0; 3],
-            addr,
-        }
+        Self::from_words(
+            FAMILY_IPV6,
+            [
+                u32::from_ne_bytes([addr[0], addr[1], addr[2], addr[3]]),
+                u32::from_ne_bytes([addr[4], addr[5], addr[6], addr[7]]),
+                u32::from_ne_bytes([addr[8], addr[9], addr[10], addr[11]]),
+                u32::from_ne_bytes([addr[12], addr[13], addr[14], addr[15]]),
+            ],
+        )
+    }
+
+    /// Built as five whole words: the BPF backend zeroes a byte run at an odd offset (the
+    /// `_pad`, a zeroed address tail) with a call to a `memset` subprogram, which on the XDP
+    /// program's non-VIP path (this key is built for every IP packet) doubled its cost.
+    const fn from_words(family: u8, addr: [u32; 4]) -> Self {
+        let words = [
+            u32::from_ne_bytes([family, 0, 0, 0]),
+            addr[0],
+            addr[1],
+            addr[2],
+            addr[3],
+        ];
+        // SAFETY: `VipKey` is `repr(C, align(4))`, 20 bytes of plain integers (asserted
+        // below), so five `u32`s in memory order are exactly its bytes.
+        unsafe { core::mem::transmute::<[u32; 5], Self>(words) }
     }
 }
 
@@ -184,7 +200,7 @@ pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
 
 /// Key of the `SERVICES` map: one virtual service. A service on port 0 takes every port of
 /// its VIP and protocol; the program looks up the exact port first, then port 0.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
     /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
@@ -281,7 +297,7 @@ pub struct RealEntry {
 }
 
 /// Key of the `FLOWS` LRU: a flow as the client sends it.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub family: u8,
@@ -380,7 +396,7 @@ pub struct VridEntry {
 }
 
 /// Key of the `PEERS` map: one allowed advert source for one virtual router.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PeerKey {
     pub family: u8,
@@ -656,7 +672,7 @@ mod tests {
         assert_eq!(offset_of!(VipKey, _pad), 1);
         assert_eq!(offset_of!(VipKey, addr), 4);
         assert_eq!(size_of::<VipKey>(), 1 + 3 + 16);
-        assert_eq!(align_of::<VipKey>(), 1);
+        assert_eq!(align_of::<VipKey>(), 4);
     }
 
     #[test]
