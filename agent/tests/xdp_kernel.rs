@@ -18,9 +18,9 @@ use aya::{
 use vipflip::dataplane::{self, Dataplane, Ownership};
 use vipflip_common::{
     FAMILY_IPV4, FAMILY_IPV6, FlowKey, IPPROTO_TCP, IPPROTO_UDP, LB_TABLE_SIZE, LbTable, Outcome,
-    PeerKey, REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, Stats, VipEntry, VipKey,
-    VridEntry, VridKey, VridStats, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, flow_hash,
-    vip_filter_bit, vrid_stats_index,
+    PeerKey, REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, Stats, VIP_SERVICES,
+    VipEntry, VipKey, VridEntry, VridKey, VridStats, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX,
+    flow_hash, vip_filter_bit, vrid_stats_index,
 };
 
 mod frames;
@@ -1070,7 +1070,7 @@ impl Drop for Pins {
 struct Lb {
     harness: Harness,
     plane: Dataplane,
-    _pins: Pins,
+    pins: Pins,
 }
 
 impl Lb {
@@ -1085,7 +1085,7 @@ impl Lb {
         Self {
             harness,
             plane,
-            _pins: pins,
+            pins,
         }
     }
 
@@ -1191,6 +1191,65 @@ fn a_service_hit_goes_to_its_real_with_only_the_macs_changed() {
     // The same flow again is a FLOWS hit, not a new flow.
     lb.forwarded("IPv4 TCP again", tcp4(40000, V4_VIP_LOCAL, 80), 1);
     assert_eq!(lb.plane.flow_count().unwrap(), 5);
+}
+
+/// The `VIPS` entry of `vip` as the program reads it.
+fn vips_entry(lb: &Lb, vip: [u8; 4]) -> VipEntry {
+    let data = MapData::from_pin(lb.pins.root.join("test").join("VIPS")).expect("VIPS pin");
+    let vips: HashMap<MapData, VipKey, VipEntry> =
+        HashMap::try_from(aya::maps::Map::HashMap(data)).expect("VIPS");
+    vips.get(&VipKey::ipv4(vip), 0).expect("VIPS entry")
+}
+
+#[test]
+fn an_owned_vip_is_flagged_while_it_has_services_through_every_flip() {
+    if !root_or_skip("an_owned_vip_is_flagged_while_it_has_services_through_every_flip") {
+        return;
+    }
+    let mut lb = Lb::new("flag");
+    let vip = IpAddr::from(V4_VIP_LOCAL);
+    assert_eq!(vips_entry(&lb, V4_VIP_LOCAL).flags & VIP_SERVICES, 0);
+    let (http, dns) = (service4(IPPROTO_TCP, 80), service4(IPPROTO_UDP, 53));
+    lb.maglev(http, 0, &table(1));
+    lb.maglev(dns, 1, &table(2));
+    assert_eq!(
+        vips_entry(&lb, V4_VIP_LOCAL).flags & VIP_SERVICES,
+        VIP_SERVICES
+    );
+    // A flip to backup and back (what the election writes) keeps the flag, in one update each.
+    lb.plane.set_vip(vip, Ownership::Drop { vrid: 51 }).unwrap();
+    assert_eq!(
+        vips_entry(&lb, V4_VIP_LOCAL).flags & VIP_SERVICES,
+        VIP_SERVICES
+    );
+    lb.plane
+        .set_vip(vip, Ownership::Local { vrid: 51 })
+        .unwrap();
+    lb.forwarded("balanced after the flips", tcp4(40000, V4_VIP_LOCAL, 80), 1);
+    // The flag stays while one service is left, and goes with the last.
+    lb.plane.remove_service(http).unwrap();
+    assert_eq!(
+        vips_entry(&lb, V4_VIP_LOCAL).flags & VIP_SERVICES,
+        VIP_SERVICES
+    );
+    lb.plane.remove_service(dns).unwrap();
+    assert_eq!(vips_entry(&lb, V4_VIP_LOCAL).flags & VIP_SERVICES, 0);
+    lb.untouched(
+        "no service left: delivered",
+        tcp4(40000, V4_VIP_LOCAL, 80),
+        XDP_PASS,
+        Outcome::VipLocal,
+    );
+    // A re-opened data plane learns which VIPs have services from `SERVICES`.
+    lb.maglev(http, 0, &table(1));
+    let mut reopened = Dataplane::open_pinned("test", &lb.pins.root).expect("re-open");
+    reopened
+        .set_vip(vip, Ownership::Local { vrid: 51 })
+        .unwrap();
+    assert_eq!(
+        vips_entry(&lb, V4_VIP_LOCAL).flags & VIP_SERVICES,
+        VIP_SERVICES
+    );
 }
 
 #[test]

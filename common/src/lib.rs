@@ -125,6 +125,11 @@ impl VipAction {
     }
 }
 
+/// [`VipEntry::flags`] bit: `SERVICES` has a service on this VIP. Only then does the program
+/// look for one when the VIP is owned (`Local`): an owned VIP without services costs no
+/// `SERVICES` lookups (two, exact port then port 0, when they miss).
+pub const VIP_SERVICES: u8 = 1;
+
 /// Value of the `VIPS` map. Flipping ownership of a VIP is one update of this value.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +138,9 @@ pub struct VipEntry {
     pub action: u8,
     /// The VRID that owns this VIP (for operators reading the map; the program ignores it).
     pub vrid: u8,
-    pub _pad: [u8; 2],
+    /// [`VIP_SERVICES`]: set by the agent's data plane, not by the election.
+    pub flags: u8,
+    pub _pad: [u8; 1],
     /// `Forward` only: the interface to send on.
     pub ifindex: u32,
     /// `Forward` only: the new destination MAC (the current owner's).
@@ -155,7 +162,8 @@ impl VipEntry {
         Self {
             action: VipAction::Forward as u8,
             vrid,
-            _pad: [0; 2],
+            flags: 0,
+            _pad: [0; 1],
             ifindex,
             dst_mac,
             src_mac,
@@ -166,7 +174,8 @@ impl VipEntry {
         Self {
             action: action as u8,
             vrid,
-            _pad: [0; 2],
+            flags: 0,
+            _pad: [0; 1],
             ifindex: 0,
             dst_mac: [0; 6],
             src_mac: [0; 6],
@@ -821,7 +830,8 @@ mod tests {
             VipEntry {
                 action: 1,
                 vrid: 5,
-                _pad: [0; 2],
+                flags: 0,
+                _pad: [0; 1],
                 ifindex: 0,
                 dst_mac: [0; 6],
                 src_mac: [0; 6]

@@ -5,9 +5,9 @@ use aya_log_ebpf::error;
 use vipflip_common::{
     FAMILY_IPV4, FAMILY_IPV6, FlowEntry, FlowKey, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
     ICMPV6_PACKET_TOO_BIG, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, LB_TABLE_SIZE, Outcome, PeerKey,
-    REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE, VRRP_HEADER_LEN,
-    VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction, VipEntry, VipKey, VridKey,
-    flow_hash, vip_filter_bit, vrid_stats_index,
+    REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE, VIP_SERVICES,
+    VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction, VipEntry,
+    VipKey, VridKey, flow_hash, vip_filter_bit, vrid_stats_index,
 };
 
 use crate::{
@@ -265,7 +265,8 @@ fn vip(ctx: &XdpContext, frame: &Frame, l3: usize, key: VipKey) -> Decision {
     };
     match VipAction::from_u8(entry.action) {
         // Only the master balances: a backup's services wait in `SERVICES` for its turn.
-        Some(VipAction::Local) => local(ctx, frame, l3, &key),
+        Some(VipAction::Local) if entry.flags & VIP_SERVICES != 0 => local(ctx, frame, l3, &key),
+        Some(VipAction::Local) => Decision::pass(Outcome::VipLocal),
         Some(VipAction::Drop) => Decision {
             action: xdp_action::XDP_DROP,
             outcome: Outcome::VipDrop,

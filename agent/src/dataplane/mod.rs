@@ -31,9 +31,9 @@ use aya_obj::programs::XdpAttachType;
 pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{
-    FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey, RealEntry,
-    Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VipEntry, VipKey, VridEntry,
-    VridKey, VridStats, vip_filter_bit,
+    FAMILY_IPV6, FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey,
+    RealEntry, Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VIP_SERVICES,
+    VipEntry, VipKey, VridEntry, VridKey, VridStats, vip_filter_bit,
 };
 
 /// The compiled XDP object, built by `build.rs` through aya-build.
@@ -169,6 +169,9 @@ pub struct Dataplane {
     /// The keys in `VIPS`, so that `set_vip` on a known VIP (the flip) is one map update and
     /// `remove_vip` can recompute the filter word it clears.
     known_vips: HashSet<VipKey>,
+    /// How many `SERVICES` entries each VIP has: a VIP with any gets `VIP_SERVICES` in its
+    /// `VIPS` entry, whoever writes it (the flip included, still one update).
+    service_vips: std::collections::HashMap<VipKey, usize>,
 }
 
 impl Dataplane {
@@ -221,6 +224,7 @@ impl Dataplane {
             reals: maps::typed(iface, MapName::Reals, open(MapName::Reals)?)?,
             flows: maps::typed(iface, MapName::Flows, open(MapName::Flows)?)?,
             known_vips: HashSet::new(),
+            service_vips: std::collections::HashMap::new(),
             dir,
         };
         plane.rebuild_vip_filter()?;
@@ -231,6 +235,10 @@ impl Dataplane {
     /// remembers those VIPs.
     fn rebuild_vip_filter(&mut self) -> Result<(), DataplaneError> {
         self.known_vips = self.vips.keys().filter_map(Result::ok).collect();
+        self.service_vips.clear();
+        for key in self.services.keys().filter_map(Result::ok) {
+            *self.service_vips.entry(service_vip(&key)).or_insert(0) += 1;
+        }
         let mut words = vec![0u64; VIP_FILTER_WORDS as usize];
         for key in &self.known_vips {
             let bit = vip_filter_bit(key);
@@ -319,8 +327,32 @@ impl Dataplane {
             let (index, word) = self.filter_word_for(&key);
             self.write_filter_word(index, word)?;
         }
+        let mut entry = ownership.entry();
+        if self.service_vips.contains_key(&key) {
+            entry.flags |= VIP_SERVICES;
+        }
         self.vips
-            .insert(key, ownership.entry(), 0)
+            .insert(key, entry, 0)
+            .map_err(|source| self.map_error(MapName::Vips, "update", source))
+    }
+
+    /// Sets or clears `VIP_SERVICES` in the `VIPS` entry of `vip` (if it has one) as
+    /// `service_vips` says.
+    fn sync_vip_flag(&mut self, vip: VipKey) -> Result<(), DataplaneError> {
+        let Ok(mut entry) = self.vips.get(&vip, 0) else {
+            return Ok(()); // no entry yet: `set_vip` will set the flag
+        };
+        let flags = if self.service_vips.contains_key(&vip) {
+            entry.flags | VIP_SERVICES
+        } else {
+            entry.flags & !VIP_SERVICES
+        };
+        if flags == entry.flags {
+            return Ok(());
+        }
+        entry.flags = flags;
+        self.vips
+            .insert(vip, entry, 0)
             .map_err(|source| self.map_error(MapName::Vips, "update", source))
     }
 
@@ -561,6 +593,11 @@ impl Dataplane {
         self.services
             .insert(key, entry, 0)
             .map_err(|source| self.entry_error(MapName::Services, name, "update", source))?;
+        if current.is_none() {
+            let vip = service_vip(&key);
+            *self.service_vips.entry(vip).or_insert(0) += 1;
+            self.sync_vip_flag(vip)?;
+        }
         Ok(entry)
     }
 
@@ -568,12 +605,25 @@ impl Dataplane {
     /// services are not an error. Its flows age out of the `FLOWS` LRU.
     pub fn remove_service(&mut self, key: ServiceKey) -> Result<(), DataplaneError> {
         match self.services.remove(&key) {
-            Ok(()) => Ok(()),
-            Err(source) if absent(&source) => Ok(()),
+            Ok(()) => {}
+            Err(source) if absent(&source) => return Ok(()),
             Err(source) => {
-                Err(self.entry_error(MapName::Services, service_name(&key), "delete", source))
+                return Err(self.entry_error(
+                    MapName::Services,
+                    service_name(&key),
+                    "delete",
+                    source,
+                ));
             }
         }
+        let vip = service_vip(&key);
+        if let Some(count) = self.service_vips.get_mut(&vip) {
+            *count -= 1;
+            if *count == 0 {
+                self.service_vips.remove(&vip);
+            }
+        }
+        self.sync_vip_flag(vip)
     }
 
     /// Every virtual service and its entry, sorted by key.
@@ -883,6 +933,16 @@ fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
         Err(no_such())
     } else {
         Ok(index)
+    }
+}
+
+/// The `VIPS` key of a service's VIP.
+fn service_vip(key: &ServiceKey) -> VipKey {
+    if key.family == FAMILY_IPV6 {
+        VipKey::ipv6(key.addr)
+    } else {
+        let a = &key.addr;
+        VipKey::ipv4([a[0], a[1], a[2], a[3]])
     }
 }
 
