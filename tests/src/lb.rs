@@ -90,7 +90,8 @@ impl Drop for LbScene {
 }
 
 /// What director `d` (0-based) runs: `[global]`, instance `VI_1` (VRID 51, 100 ms adverts,
-/// `vip/24`, quick GARP) at `priority`, then `services` (`[[virtual_server]]` tables).
+/// `vip/24`, or `vip/64` for an IPv6 `vip`, quick GARP) at `priority`, then `services`
+/// (`[[virtual_server]]` tables).
 pub fn director_config(
     lab: &Lab,
     dir: &std::path::Path,
@@ -108,7 +109,7 @@ pub fn director_config(
             51,
             priority,
             "100ms",
-            &format!("{vip}/24")
+            &format!("{vip}/{}", if vip.contains(':') { 64 } else { 24 })
         ) + QUICK_GARP,
     )
 }
@@ -221,6 +222,11 @@ impl LbScene {
     /// Real server `i`'s own address.
     pub fn real_addr(&self, i: usize) -> String {
         self.real_host(i).ipv4.to_string()
+    }
+
+    /// Real server `i`'s own IPv6 address (`2001:db8::3`…).
+    pub fn real_addr6(&self, i: usize) -> String {
+        self.real_host(i).ipv6.to_string()
     }
 
     pub fn client(&self) -> &Netns {

@@ -5,7 +5,8 @@
 //! outside that window even when client ports are reused; losing a service's quorum lowers
 //! the master's priority until the backup takes over; a reload to weight 0 drains a real
 //! server, keeping its streams; long-lived streams survive a director failover because both
-//! directors build the same Maglev table. Needs root.
+//! directors build the same Maglev table; an IPv6 service spreads and keeps its streams
+//! through a failover the same way. Needs root.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -144,8 +145,13 @@ fn start(scene: &mut LbScene, services: &str) {
 
 /// [`start`] with `services[d]` on director `d`.
 fn start_each(scene: &mut LbScene, services: [&str; 2]) {
+    start_on(scene, VIP, services);
+}
+
+/// [`start_each`] with `vip` as `VI_1`'s address (IPv4 or IPv6).
+fn start_on(scene: &mut LbScene, vip: &str, services: [&str; 2]) {
     scene.start_directors(|lab, dir, d| {
-        lb::director_config(lab, dir, d, PRIORITIES[d], VIP, services[d])
+        lb::director_config(lab, dir, d, PRIORITIES[d], vip, services[d])
     });
     scene.await_master(0, SETTLE);
     scene.await_that(
@@ -789,6 +795,186 @@ fn streams_survive_the_directors_agent_killed() {
 #[test]
 fn streams_survive_a_graceful_handoff() {
     streams_survive("streams_survive_a_graceful_handoff", Stop::Term);
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6
+
+/// The IPv6 VIP of `VI_1` (version 3) in the IPv6 test, on `lo` of every real server as a
+/// /128.
+const VIP6: &str = "2001:db8::100";
+
+/// An IPv6 instance (`2001:db8::100/64`) with two services on its VIP, by Maglev over three
+/// real servers of equal weight checked on their own IPv6 addresses (`2001:db8::3`…): HTTP
+/// on port 80 (an HTTP check) and echo on port 7000 (a TCP check). 600 requests from the
+/// client spread over all three, each at least 20 %, none failing; then 12 long-lived
+/// streams survive d1's link going down, each on the real server it started on, d2
+/// forwarding them.
+#[test]
+fn an_ipv6_service_spreads_and_survives_a_director_failover() {
+    let Some(_serial) = root_serial("an_ipv6_service_spreads_and_survives_a_director_failover")
+    else {
+        return;
+    };
+    let scene = ipv6_scene();
+    // Spread: equal weights, each server at least 20 % of 600 requests, no error.
+    let run = scene.http_load(VIP6, &["--requests", "600", "--parallel", "4"]);
+    let by = run.by_server();
+    let observed: Vec<u64> = ["rs1", "rs2", "rs3"]
+        .iter()
+        .map(|n| by.get(*n).copied().unwrap_or(0))
+        .collect();
+    println!(
+        "IPv6: {} requests to [{VIP6}]:{HTTP_PORT} answered {observed:?}",
+        run.requests.len()
+    );
+    assert!(
+        run.errors().is_empty(),
+        "errors: {}{}",
+        run.summary(),
+        scene.describe()
+    );
+    assert_eq!(observed.iter().sum::<u64>(), 600, "{}", run.summary());
+    assert!(
+        observed.iter().all(|&n| n >= 120),
+        "uneven: {}{}",
+        run.summary(),
+        scene.describe()
+    );
+    // The checks still pass with d1 master for a while (they come from d1's own address).
+    for vs in scene.virtual_servers(0) {
+        assert!(
+            vs.healthy == 3 && vs.active,
+            "d1: {vs:?}{}",
+            scene.describe()
+        );
+    }
+    assert!(
+        scene.lb_forwarded(0) >= 600,
+        "d1 forwarded fewer frames than requests:\n{}",
+        scene.maps(0)
+    );
+
+    ipv6_streams_survive_d1s_link_going_down(&scene);
+}
+
+/// The scene of the IPv6 test: its two services started, both directors showing every real
+/// server up, d1 master.
+fn ipv6_scene() -> LbScene {
+    let mut scene = LbScene::new(TOOLS, 3, VIP6);
+    let reals = |check: &str| -> Vec<(String, u16, String)> {
+        (0..3)
+            .map(|i| (scene.real_addr6(i), 1, check.to_owned()))
+            .collect()
+    };
+    let services = lb::virtual_server(
+        "web6",
+        VIP6,
+        HTTP_PORT,
+        "tcp",
+        "maglev",
+        "",
+        &reals(&http_check("500ms", "200ms", 1, 2)),
+    ) + &lb::virtual_server(
+        "echo6",
+        VIP6,
+        ECHO_PORT,
+        "tcp",
+        "maglev",
+        "",
+        &reals(&tcp_check()),
+    );
+    // The daemon adds the VIP as an ordinary (preferred) /64 address next to the director's
+    // own, and the kernel then picks the newest of two equally long matches, the VIP, as the
+    // source of the health checks: a real server, which holds the VIP on `lo`, answers itself
+    // and every check times out a moment after a director becomes master. A label of its own
+    // keeps the VIP out of source selection (RFC 6724 rule 6), as an operator would.
+    for d in 0..2 {
+        let label = [
+            "addrlabel",
+            "add",
+            "prefix",
+            &format!("{VIP6}/128"),
+            "label",
+            "100",
+        ];
+        scene.director(d).ns.ip(&label);
+    }
+    start_on(&mut scene, VIP6, [&services, &services]);
+    for d in 0..2 {
+        for vs in scene.virtual_servers(d) {
+            let addresses: Vec<&str> = vs.reals.iter().map(|r| r.address.as_str()).collect();
+            println!(
+                "d{}: {} active={} healthy={} table_len={} reals {addresses:?}",
+                d + 1,
+                vs.name,
+                vs.active,
+                vs.healthy,
+                vs.table_len
+            );
+            assert_eq!(vs.healthy, 3, "d{}: {vs:?}", d + 1);
+        }
+    }
+
+    scene
+}
+
+/// 12 long-lived streams to the IPv6 echo service survive d1's link going down, each on the
+/// real server it started on, d2 forwarding them with every real server still up.
+fn ipv6_streams_survive_d1s_link_going_down(scene: &LbScene) {
+    let streams = scene.start_streams(VIP6, 12, RUN_MS);
+    let established = streams.established.clone();
+    let servers: BTreeSet<&str> = established.iter().map(|(_, s)| s.as_str()).collect();
+    assert!(
+        servers.len() >= 2,
+        "all streams on {servers:?}: nothing to tell the directors' tables apart"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let before = scene.lb_forwarded(1);
+    let stopped = now_us();
+    let d1 = scene.director(0);
+    d1.ns.ip(&["link", "set", &d1.iface, "down"]);
+    scene.await_that("d2 master of VI_1", Duration::from_secs(5), |s| {
+        s.agents[1].state("VI_1").as_deref() == Some("Master")
+    });
+    let took_ms = (now_us() - stopped) / 1000;
+    let reports = streams.finish();
+    let forwarded = scene.lb_forwarded(1) - before;
+    let max_gap = reports.iter().map(|r| r.max_gap_us / 1000).max();
+    println!(
+        "IPv6 failover: d2 master {took_ms} ms after d1's link went down; {} streams on \
+         {servers:?}; longest pause {max_gap:?} ms; d2 forwarded {forwarded} frames",
+        reports.len()
+    );
+    assert_eq!(reports.len(), established.len(), "{reports:?}");
+    let end = stopped + 2_000_000;
+    for (r, (port, server)) in reports.iter().zip(&established) {
+        let fine = r.error == "-"
+            && r.port == *port
+            && r.first == *server
+            && r.last == *server
+            && r.changes == 0
+            && r.last_reply_us > end;
+        assert!(
+            fine,
+            "IPv6: stream from port {port} on {server} did not carry on there: {r:?} \
+             (stopped at {stopped}){}",
+            scene.describe()
+        );
+    }
+    for vs in scene.virtual_servers(1) {
+        assert!(
+            vs.healthy == 3 && vs.active,
+            "d2: {vs:?}{}",
+            scene.describe()
+        );
+    }
+    assert!(
+        forwarded > 0,
+        "d2 forwarded nothing after the failover:\n{}{}",
+        scene.maps(1),
+        scene.describe()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
