@@ -17,6 +17,7 @@ use rtnetlink::{
         AddressFamily,
         address::{
             AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+            CacheInfo,
         },
         link::{LinkAttribute, LinkFlags, LinkMessage},
         neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState},
@@ -25,6 +26,9 @@ use rtnetlink::{
 use tokio::task::JoinHandle;
 
 use crate::wire::MacAddr;
+
+/// `INFINITY_LIFE_TIME` (include/net/addrconf.h): an address lifetime that never ends.
+const INFINITY_LIFE_TIME: u32 = u32::MAX;
 
 /// Why a netlink operation failed, naming the interface and the operation.
 #[derive(Debug, thiserror::Error)]
@@ -191,13 +195,24 @@ impl Netlink {
     /// added with `IFA_F_NODAD`, as keepalived adds its VIPs: a VIP moves between routers,
     /// and duplicate address detection would hold it tentative (unusable) for a second or
     /// more after every failover.
+    ///
+    /// They are also added deprecated (preferred lifetime 0, valid forever): still accepted
+    /// as a destination and answered for in neighbour discovery, but never picked as the
+    /// source of this host's own connections. Otherwise a VIP in the prefix of the
+    /// interface's own address wins source selection (RFC 6724 rule 8 ties go to the newest
+    /// address), and everything the master starts (health checks of real servers that hold
+    /// the VIP on their loopback, whose answers then never leave them) comes from the VIP.
+    /// IPv4 VIPs are secondary addresses, which source selection passes over already.
     pub async fn add_address(&self, iface: &str, addr: IfAddr) -> Result<(), NetlinkError> {
         let index = self.link_message(iface).await?.header.index;
         let mut req = self.handle.address().add(index, addr.addr, addr.prefix_len);
         if addr.addr.is_ipv6() {
-            req.message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            let attributes = &mut req.message_mut().attributes;
+            attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            let mut lifetimes = CacheInfo::default();
+            lifetimes.ifa_preferred = 0;
+            lifetimes.ifa_valid = INFINITY_LIFE_TIME;
+            attributes.push(AddressAttribute::CacheInfo(lifetimes));
         }
         match req.execute().await {
             Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
