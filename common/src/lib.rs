@@ -231,6 +231,16 @@ impl ServiceKey {
             addr: vip.addr,
         }
     }
+
+    /// The `VIPS` key of this service's VIP.
+    pub const fn vip(&self) -> VipKey {
+        if self.family == FAMILY_IPV6 {
+            VipKey::ipv6(self.addr)
+        } else {
+            let a = &self.addr;
+            VipKey::ipv4([a[0], a[1], a[2], a[3]])
+        }
+    }
 }
 
 /// How a service picks the real server of a new flow ([`ServiceEntry::scheduler`]).
@@ -722,6 +732,13 @@ mod tests {
         assert_eq!(size_of::<Stats>(), STATS_COUNTERS as usize * 8);
         for (i, outcome) in Outcome::ALL.iter().enumerate() {
             assert_eq!(*outcome as usize, i, "{} out of order", outcome.name());
+        }
+    }
+
+    #[test]
+    fn a_service_key_gives_back_its_vip() {
+        for vip in [VipKey::ipv4([192, 0, 2, 100]), VipKey::ipv6([0x20; 16])] {
+            assert_eq!(ServiceKey::new(vip, IPPROTO_TCP, 80).vip(), vip);
         }
     }
 

@@ -146,7 +146,8 @@ impl fmt::Display for Mac {
     }
 }
 
-pub(super) fn vip_key(addr: IpAddr) -> VipKey {
+/// The `VIPS` key of an address.
+pub fn vip_key(addr: IpAddr) -> VipKey {
     match addr {
         IpAddr::V4(a) => VipKey::ipv4(a.octets()),
         IpAddr::V6(a) => VipKey::ipv6(a.octets()),

@@ -28,12 +28,12 @@ use aya::{
     },
 };
 use aya_obj::programs::XdpAttachType;
-pub use maps::{Mac, MapName, Ownership};
+pub use maps::{Mac, MapName, Ownership, vip_key};
 use thiserror::Error;
 use vipflip_common::{
-    FAMILY_IPV6, FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey,
-    RealEntry, Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VIP_SERVICES,
-    VipEntry, VipKey, VridEntry, VridKey, VridStats, vip_filter_bit,
+    FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey, RealEntry,
+    Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VIP_SERVICES, VipEntry, VipKey,
+    VridEntry, VridKey, VridStats, vip_filter_bit,
 };
 
 /// The compiled XDP object, built by `build.rs` through aya-build.
@@ -237,7 +237,7 @@ impl Dataplane {
         self.known_vips = self.vips.keys().filter_map(Result::ok).collect();
         self.service_vips.clear();
         for key in self.services.keys().filter_map(Result::ok) {
-            *self.service_vips.entry(service_vip(&key)).or_insert(0) += 1;
+            *self.service_vips.entry(key.vip()).or_insert(0) += 1;
         }
         let mut words = vec![0u64; VIP_FILTER_WORDS as usize];
         for key in &self.known_vips {
@@ -594,7 +594,7 @@ impl Dataplane {
             .insert(key, entry, 0)
             .map_err(|source| self.entry_error(MapName::Services, name, "update", source))?;
         if current.is_none() {
-            let vip = service_vip(&key);
+            let vip = key.vip();
             *self.service_vips.entry(vip).or_insert(0) += 1;
             self.sync_vip_flag(vip)?;
         }
@@ -616,7 +616,7 @@ impl Dataplane {
                 ));
             }
         }
-        let vip = service_vip(&key);
+        let vip = key.vip();
         if let Some(count) = self.service_vips.get_mut(&vip) {
             *count -= 1;
             if *count == 0 {
@@ -933,16 +933,6 @@ fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
         Err(no_such())
     } else {
         Ok(index)
-    }
-}
-
-/// The `VIPS` key of a service's VIP.
-fn service_vip(key: &ServiceKey) -> VipKey {
-    if key.family == FAMILY_IPV6 {
-        VipKey::ipv6(key.addr)
-    } else {
-        let a = &key.addr;
-        VipKey::ipv4([a[0], a[1], a[2], a[3]])
     }
 }
 

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use vipflip_common::{
     IPPROTO_TCP, IPPROTO_UDP, LbTable, MAX_REALS, MAX_SERVICES, REAL_ALIVE, RealEntry, Scheduler,
-    ServiceKey, VipKey,
+    ServiceKey,
 };
 
 use super::table::{self, Backend};
@@ -560,10 +560,7 @@ impl Balancer {
 
 /// The `SERVICES` key of a virtual server.
 pub fn service_key(spec: &VirtualServerSpec) -> ServiceKey {
-    let vip = match spec.vip {
-        IpAddr::V4(a) => VipKey::ipv4(a.octets()),
-        IpAddr::V6(a) => VipKey::ipv6(a.octets()),
-    };
+    let vip = crate::dataplane::vip_key(spec.vip);
     let protocol = match spec.protocol {
         LbProtocol::Tcp => IPPROTO_TCP,
         LbProtocol::Udp => IPPROTO_UDP,
@@ -917,7 +914,11 @@ mod tests {
     fn a_reopened_data_plane_keeps_each_service_in_its_slot() {
         let spec = service(&[(21, 1)], None);
         let key = service_key(&spec);
-        let other = ServiceKey::new(VipKey::ipv4([192, 0, 2, 100]), IPPROTO_UDP, 53);
+        let other = ServiceKey::new(
+            vipflip_common::VipKey::ipv4([192, 0, 2, 100]),
+            IPPROTO_UDP,
+            53,
+        );
         let existing = BTreeMap::from([(IFACE.to_owned(), vec![(other, 0), (key, 5)])]);
         let mut lb = Balancer::new(1);
         let changes = lb
