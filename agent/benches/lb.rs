@@ -722,20 +722,18 @@ fn ip4(octets: [u8; 4]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(octets))
 }
 
-/// This run's pins on the host's bpffs, removed on drop (removing a link pin detaches).
+/// This run's pins, on a bpffs of its own: the process gets a private mount namespace with a
+/// fresh bpffs on /sys/fs/bpf, so what the machine has mounted is neither needed nor touched.
+/// Removed on drop (removing a link pin detaches).
 struct Pins {
     root: PathBuf,
 }
 
 impl Pins {
     fn new() -> Self {
-        let root = PathBuf::from(format!(
-            "/sys/fs/bpf/vipflip-lb-bench-{}",
-            std::process::id()
-        ));
-        remove(&root);
-        std::fs::create_dir_all(&root)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));
+        let root = PathBuf::from("/sys/fs/bpf/vipflip-lb-bench");
+        vipflip_bpffs::fresh_bpffs_on_sys_fs_bpf(&root)
+            .unwrap_or_else(|e| panic!("a bpffs for the pins: {e}"));
         Self { root }
     }
 }

@@ -233,15 +233,11 @@ fn fill_maps(ebpf: &mut Ebpf) {
         .unwrap();
 }
 
-/// A private bpffs for the flip measurement's pins.
+/// The flip measurement's pins, on a bpffs of its own: the process gets a private mount
+/// namespace with a fresh bpffs on /sys/fs/bpf, gone when it exits.
 fn tempdir_on_bpffs() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vipflip-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create bench pin dir");
-    let status = std::process::Command::new("mount")
-        .args(["-t", "bpf", "bpf"])
-        .arg(&dir)
-        .status()
-        .expect("mount");
-    assert!(status.success(), "mounting bpffs on {}", dir.display());
-    dir
+    let root = std::path::PathBuf::from("/sys/fs/bpf/vipflip-bench");
+    vipflip_bpffs::fresh_bpffs_on_sys_fs_bpf(&root)
+        .unwrap_or_else(|e| panic!("a bpffs for the pins: {e}"));
+    root
 }

@@ -1041,27 +1041,19 @@ fn service4(protocol: u8, port: u16) -> ServiceKey {
     ServiceKey::new(VipKey::ipv4(V4_VIP_LOCAL), protocol, port)
 }
 
-/// A bpffs directory for one test's pins, removed on drop.
+/// A directory for one test's pins on a bpffs of the test's own: the test thread gets a
+/// private mount namespace with a fresh bpffs on /sys/fs/bpf (what the machine has mounted
+/// is neither needed nor touched), gone with the thread.
 struct Pins {
     root: PathBuf,
 }
 
 impl Pins {
     fn new(test: &str) -> Self {
-        let root = PathBuf::from(format!(
-            "/sys/fs/bpf/vipflip-kernel-test-{}-{test}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root)
-            .unwrap_or_else(|e| panic!("{test}: creating {}: {e}", root.display()));
+        let root = PathBuf::from(format!("/sys/fs/bpf/vipflip-kernel-test-{test}"));
+        vipflip_bpffs::fresh_bpffs_on_sys_fs_bpf(&root)
+            .unwrap_or_else(|e| panic!("{test}: a bpffs for the pins: {e}"));
         Self { root }
-    }
-}
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

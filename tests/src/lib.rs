@@ -180,24 +180,32 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     b.ip(&["link", "set", b_if, "up"]);
 }
 
-/// A private bpffs mounted in the host mount namespace, so pins outlive any `ip netns exec`
-/// (which gives each command a fresh /sys). Unmounted and removed on drop.
+/// A bpffs for one test's pins, mounted on a new temp directory (not under /sys, so pins
+/// outlive each `ip netns exec`, which gives its command a fresh /sys). [`BpfFs::new`] mounts
+/// it in a private mount namespace of the calling thread: the test, and the threads and
+/// processes it starts afterwards (agents included), see it; the machine does not, and what
+/// the machine has mounted does not matter. Unmounted and removed on drop.
 pub struct BpfFs {
     path: PathBuf,
 }
 
 impl BpfFs {
     pub fn new() -> Self {
+        vipflip_bpffs::private_mount_namespace()
+            .unwrap_or_else(|e| panic!("a private mount namespace for the test: {e}"));
         Self::at(std::env::temp_dir().join(unique("vipflip-bpffs-")))
     }
 
-    /// A bpffs mounted at `path` (created if needed).
+    /// A bpffs mounted at `path` in the caller's mount namespace, through the routine the
+    /// daemon uses (the lab: a later run must find it to clean up after a crash).
     pub fn at(path: PathBuf) -> Self {
-        std::fs::create_dir_all(&path).expect("create bpffs mount point");
-        sh(
-            "mount",
-            &["-t", "bpf", "bpf", path.to_str().expect("utf-8 temp dir")],
-        );
+        match vipflip_bpffs::ensure(&path) {
+            Ok(vipflip_bpffs::Prepared::Mounted { .. }) => {}
+            Ok(vipflip_bpffs::Prepared::AlreadyOnBpffs) => {
+                panic!("{} is already on a bpffs: a stale lab?", path.display())
+            }
+            Err(e) => panic!("a bpffs for the pins: {e}"),
+        }
         Self { path }
     }
 
@@ -214,7 +222,7 @@ impl Default for BpfFs {
 
 impl Drop for BpfFs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
+        let _ = vipflip_bpffs::unmount(&self.path);
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }

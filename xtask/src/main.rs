@@ -261,7 +261,7 @@ fn build_and_load(root: &Path, iface: &str, mode: XdpMode, pin_dir: &Path) -> an
     let pin_dir = pin_dir
         .to_str()
         .context("the pin directory must be valid UTF-8")?;
-    setup::ensure_bpffs(Path::new(pin_dir))?;
+    // `vipflip load` mounts a bpffs where the pins go when there is none (vipflip-bpffs).
     run(
         root,
         bin.to_str().context("target path is not UTF-8")?,

@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: installs only what is missing, saying what it does. Idempotent.
 
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
@@ -163,29 +163,6 @@ pub fn ensure_cargo_fuzz() -> anyhow::Result<()> {
     }
     println!("setup: installing cargo-fuzz (for `cargo xtask fuzz`)");
     step("cargo", &["install", "cargo-fuzz", "--locked"], &[])
-}
-
-/// Makes sure a bpffs is mounted where `pin_dir` lives (mounting `/sys/fs/bpf` if needed).
-pub fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
-    let mounts = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
-    let covered = mounts.lines().any(|line| {
-        let mut fields = line.split_whitespace();
-        let (_, Some(point), Some(fstype)) = (fields.next(), fields.next(), fields.next()) else {
-            return false;
-        };
-        fstype == "bpf" && pin_dir.starts_with(point)
-    });
-    if covered {
-        return Ok(());
-    }
-    if !pin_dir.starts_with("/sys/fs/bpf") {
-        bail!(
-            "no bpffs is mounted at or above {}: mount one (mount -t bpf bpf DIR)",
-            pin_dir.display()
-        );
-    }
-    println!("setup: mounting bpffs on /sys/fs/bpf");
-    step("mount", &["-t", "bpf", "bpf", "/sys/fs/bpf"], &[])
 }
 
 fn step(program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {

@@ -4,7 +4,6 @@ mod lb;
 
 use std::{
     collections::BTreeMap,
-    ffi::CString,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
     sync::Arc,
@@ -47,9 +46,6 @@ use crate::{
 
 /// How long an exiting daemon waits for notify scripts still running (STOP scripts).
 const NOTIFY_AT_EXIT_LIMIT: Duration = Duration::from_secs(5);
-
-/// `statfs` magic of bpffs (`BPF_FS_MAGIC`, include/uapi/linux/magic.h).
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// The socket already open for `wanted` (instances on one interface and family share one),
 /// or a new one.
@@ -163,7 +159,13 @@ impl Daemon {
     async fn start(config: Config, options: &RunOptions) -> anyhow::Result<Self> {
         let netlink = Arc::new(Netlink::new().context("opening rtnetlink")?);
         let pin_dir = config.global.pin_dir.clone();
-        ensure_bpffs(&pin_dir)?;
+        // Inside `ip netns exec` /sys is a fresh sysfs, and many hosts never mount a bpffs:
+        // mount one first, as iproute2 and bpftool do.
+        if let vipflip_bpffs::Prepared::Mounted { at } = vipflip_bpffs::ensure(&pin_dir)
+            .with_context(|| format!("global.pin_dir {}", pin_dir.display()))?
+        {
+            log::info!("mounted a bpffs on {} for the pins", at.display());
+        }
         let xdp_mode = match config.global.xdp_mode {
             XdpMode::Auto => XdpModeChoice::Auto,
             XdpMode::Driver => XdpModeChoice::Driver,
@@ -1622,15 +1624,6 @@ impl std::fmt::Display for Reloaded {
     }
 }
 
-/// `f_type` is `i64` on `x86_64` but narrower elsewhere.
-#[cfg_attr(
-    target_arch = "x86_64",
-    expect(clippy::useless_conversion, reason = "i64 on this target only")
-)]
-fn fs_type(stat: &libc::statfs) -> i64 {
-    i64::from(stat.f_type)
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -1693,49 +1686,6 @@ fn spawn_control_server(
             });
         }
     }))
-}
-
-/// Makes sure `pin_dir` is on a bpffs, mounting one there as bpftool does when it is not
-/// (inside `ip netns exec`, /sys is fresh and /sys/fs/bpf is not mounted).
-fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(pin_dir)
-        .with_context(|| format!("creating the pin directory {}", pin_dir.display()))?;
-    let path = CString::new(pin_dir.as_os_str().as_encoded_bytes())
-        .with_context(|| format!("pin directory {} contains a NUL byte", pin_dir.display()))?;
-    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer for the call.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(path.as_ptr(), &raw mut stat) } != 0 {
-        bail!(
-            "statfs {}: {}",
-            pin_dir.display(),
-            std::io::Error::last_os_error()
-        );
-    }
-    if fs_type(&stat) == BPF_FS_MAGIC {
-        return Ok(());
-    }
-    let fstype = c"bpf";
-    // SAFETY: every pointer is a valid NUL-terminated string; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            path.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        bail!(
-            "{} is not on a bpf filesystem and mounting one there failed ({}); \
-             mount it yourself: mount -t bpf bpf {}",
-            pin_dir.display(),
-            std::io::Error::last_os_error(),
-            pin_dir.display()
-        );
-    }
-    log::info!("mounted bpffs on {}", pin_dir.display());
-    Ok(())
 }
 
 #[cfg(test)]

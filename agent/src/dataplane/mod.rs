@@ -95,6 +95,12 @@ pub enum DataplaneError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("{iface}: {source}")]
+    Bpffs {
+        iface: String,
+        #[source]
+        source: vipflip_bpffs::Error,
+    },
     #[error("{iface}: pin {path}: {source}")]
     Pin {
         iface: String,
@@ -708,6 +714,21 @@ impl Dataplane {
     }
 }
 
+/// Makes sure `dir` exists on a bpffs, mounting one where there is none (see `vipflip_bpffs`).
+fn on_bpffs(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
+    match vipflip_bpffs::ensure(dir) {
+        Ok(vipflip_bpffs::Prepared::AlreadyOnBpffs) => Ok(()),
+        Ok(vipflip_bpffs::Prepared::Mounted { at }) => {
+            log::info!("mounted a bpffs on {} for the pins", at.display());
+            Ok(())
+        }
+        Err(source) => Err(DataplaneError::Bpffs {
+            iface: iface.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// Loads the embedded program (not attached). With `pin_dir`, every map is pinned there, or
 /// re-used from there when a pin already exists.
 ///
@@ -727,7 +748,7 @@ pub fn load(iface: &str, pin_dir: Option<&Path>) -> Result<Ebpf, DataplaneError>
         })
         .unwrap_or_default();
     if let Some(dir) = pin_dir {
-        fs::create_dir_all(dir).map_err(|source| pin_error(iface, dir, source))?;
+        on_bpffs(iface, dir)?;
     }
     for (map, path) in &paths {
         loader.map_pin_path(map.as_str(), path.as_path());
@@ -806,7 +827,7 @@ pub fn attach_pass(iface: &str, pin_root: &Path) -> Result<(), DataplaneError> {
     if link_path.exists() {
         return Ok(());
     }
-    fs::create_dir_all(&dir).map_err(|source| pin_error(iface, &dir, source))?;
+    on_bpffs(iface, &dir)?;
     let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| DataplaneError::Load {
         iface: iface.to_owned(),
         source: Box::new(source),
