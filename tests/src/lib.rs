@@ -21,30 +21,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// True when running as root. Otherwise says that `test` is skipped, or panics under
-/// `CI=true`: CI runs as root and must run every test.
-pub fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    present_or_skip(
-        test,
-        root,
-        "needs root, and CI must run it as root",
-        "needs root (network namespaces, XDP)",
-    )
-}
-
-/// True when what `test` needs is `present`. Otherwise says that `test` is skipped (`why`), or
-/// panics with `missing` under `CI=true`: CI must run every test.
-pub fn present_or_skip(test: &str, present: bool, missing: &str, why: &str) -> bool {
-    if present {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{test}: {missing}");
-    eprintln!("SKIPPED {test}: {why}");
-    false
-}
-
 /// A name unique to this process and call: namespaces and interfaces of parallel tests (and
 /// of parallel test runs) never collide. Interface names stay within 15 bytes.
 pub fn unique(prefix: &str) -> String {
@@ -474,12 +450,6 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     // A test that panicked while holding it poisons it; the next one may still run.
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// [`root_or_skip`], then [`serial`]: the guard to hold for the whole test, or `None` when the
-/// test is skipped.
-pub fn root_serial(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    root_or_skip(test).then(serial)
 }
 
 /// A child process, killed (SIGKILL) and reaped on drop: agents, probers and responders of a

@@ -10,9 +10,9 @@ use std::{
 use vipflip_integration_tests::{
     Lab,
     agent::{self, QUICK_GARP, vipflip},
-    answered_by, root_serial,
+    answered_by,
     scene::{MDI_US, Prober, Scene, test_dir},
-    summary_number as field,
+    serial, summary_number as field,
 };
 
 const PROBE: Prober = Prober(env!("CARGO_BIN_EXE_vipflip-probe"));
@@ -113,11 +113,9 @@ fn r1_has_xdp(scene: &Scene) -> bool {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn election_then_hard_failover_within_master_down_interval() {
-    let Some(_serial) = root_serial("election_then_hard_failover_within_master_down_interval")
-    else {
-        return;
-    };
+    let _serial = serial();
     let scene = scene(&[200, 100]);
     assert!(
         scene.lab.client.ns.ping_once(VIP),
@@ -145,12 +143,9 @@ fn election_then_hard_failover_within_master_down_interval() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_killed_master_agent_is_replaced_within_master_down_interval() {
-    let Some(_serial) =
-        root_serial("a_killed_master_agent_is_replaced_within_master_down_interval")
-    else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = scene(&[200, 100]);
     // SIGKILL: no priority 0, no cleanup. r1's host keeps its XDP entry and the VIP, so the
     // client is served throughout; r2 must still take over on time.
@@ -172,10 +167,9 @@ fn a_killed_master_agent_is_replaced_within_master_down_interval() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn keep_dataplane_leaves_the_xdp_program_in_place() {
-    let Some(_serial) = root_serial("keep_dataplane_leaves_the_xdp_program_in_place") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = scene(&[200]);
     scene.agents[0].signal(libc::SIGTERM);
     assert!(
@@ -223,10 +217,9 @@ fn keep_dataplane_leaves_the_xdp_program_in_place() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn planned_handoff_loses_no_probe() {
-    let Some(_serial) = root_serial("planned_handoff_loses_no_probe") else {
-        return;
-    };
+    let _serial = serial();
     let scene = scene(&[200, 100]);
     assert!(
         scene.lab.client.ns.ping_once(VIP),
@@ -253,10 +246,9 @@ fn planned_handoff_loses_no_probe() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sigterm_hands_off_without_losing_a_probe() {
-    let Some(_serial) = root_serial("sigterm_hands_off_without_losing_a_probe") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = scene_with(
         &[200, 100],
         &Setup {
@@ -291,10 +283,9 @@ fn sigterm_hands_off_without_losing_a_probe() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
-    let Some(_serial) = root_serial("spoofed_adverts_are_dropped_in_xdp_and_change_nothing") else {
-        return;
-    };
+    let _serial = serial();
     let allowed = |_: &Lab, _| "allowed_peers = [\"192.0.2.1\", \"192.0.2.2\"]".to_owned();
     let scene = scene_with(
         &[200, 100],
@@ -360,10 +351,9 @@ fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_restarted_agent_keeps_the_traffic_flowing() {
-    let Some(_serial) = root_serial("a_restarted_agent_keeps_the_traffic_flowing") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = scene(&[200, 100]);
     let probe = scene.start_probe(VIP, 3000);
     std::thread::sleep(Duration::from_secs(1));
@@ -392,12 +382,9 @@ fn a_restarted_agent_keeps_the_traffic_flowing() {
 /// The client's ARP entry for the VIP is pinned to the old master (as a host that ignores
 /// gratuitous ARP would keep it): after a handoff the old master forwards on the wire.
 #[test]
+#[ignore = "needs root"]
 fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
-    let Some(_serial) =
-        root_serial("a_client_with_a_stale_arp_entry_is_served_through_the_old_master")
-    else {
-        return;
-    };
+    let _serial = serial();
     let scene = scene(&[200, 100]);
     let client = &scene.lab.client;
     let mac = scene
@@ -443,10 +430,9 @@ fn a_client_with_a_stale_arp_entry_is_served_through_the_old_master() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ipv6_vip_fails_over() {
-    let Some(_serial) = root_serial("ipv6_vip_fails_over") else {
-        return;
-    };
+    let _serial = serial();
     let vip = "2001:db8::100";
     let scene = scene_with(
         &[200, 100],
@@ -463,10 +449,9 @@ fn ipv6_vip_fails_over() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn unicast_peers_elect_and_fail_over() {
-    let Some(_serial) = root_serial("unicast_peers_elect_and_fail_over") else {
-        return;
-    };
+    let _serial = serial();
     let peers = |lab: &Lab, router: usize| {
         let other = &lab.routers[1 - router];
         format!("unicast_peers = [\"{}\"]", other.ipv4)
@@ -482,12 +467,9 @@ fn unicast_peers_elect_and_fail_over() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs() {
-    let Some(_serial) =
-        root_serial("an_instance_on_a_missing_interface_is_in_fault_and_the_rest_runs")
-    else {
-        return;
-    };
+    let _serial = serial();
     let missing = |_: &Lab, _| {
         "\n[[instance]]\nname = \"VI_GONE\"\ninterface = \"vfnothere0\"\nvrid = 52\nvirtual_ips = [\"192.0.2.150/24\"]\n".to_owned()
     };

@@ -23,7 +23,7 @@ use vipflip::{
         vrrp::Packet,
     },
 };
-use vipflip_integration_tests::{Netns, root_or_skip, unique, veth};
+use vipflip_integration_tests::{Netns, unique, veth};
 
 const A_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const B_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -185,10 +185,8 @@ fn round_trip(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ipv4_multicast_advert_arrives_with_ttl_ifindex_checksum_and_mac() {
-    if !root_or_skip("ipv4_multicast_advert_arrives_with_ttl_ifindex_checksum_and_mac") {
-        return;
-    }
     round_trip(
         Family::Ipv4,
         Delivery::Multicast,
@@ -199,10 +197,8 @@ fn ipv4_multicast_advert_arrives_with_ttl_ifindex_checksum_and_mac() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ipv4_unicast_advert_in_the_rfc9568_form() {
-    if !root_or_skip("ipv4_unicast_advert_in_the_rfc9568_form") {
-        return;
-    }
     round_trip(
         Family::Ipv4,
         Delivery::Unicast,
@@ -213,10 +209,8 @@ fn ipv4_unicast_advert_in_the_rfc9568_form() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ipv6_multicast_advert_arrives_from_the_link_local_address() {
-    if !root_or_skip("ipv6_multicast_advert_arrives_from_the_link_local_address") {
-        return;
-    }
     round_trip(
         Family::Ipv6,
         Delivery::Multicast,
@@ -227,10 +221,8 @@ fn ipv6_multicast_advert_arrives_from_the_link_local_address() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ipv6_unicast_advert_arrives() {
-    if !root_or_skip("ipv6_unicast_advert_arrives") {
-        return;
-    }
     round_trip(
         Family::Ipv6,
         Delivery::Unicast,
@@ -270,10 +262,8 @@ fn send_plain(pair: &Pair, ttl: Option<u32>, corrupt: bool) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ttl_64_advert_is_reported_with_its_ttl() {
-    if !root_or_skip("ttl_64_advert_is_reported_with_its_ttl") {
-        return;
-    }
     let pair = Pair::new();
     let (rx, _ready) = receive_one(&pair.b, &pair.b_if, Family::Ipv4, Delivery::Multicast);
     send_plain(&pair, None, false);
@@ -293,10 +283,8 @@ fn ttl_64_advert_is_reported_with_its_ttl() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bad_checksum_is_reported() {
-    if !root_or_skip("bad_checksum_is_reported") {
-        return;
-    }
     let pair = Pair::new();
     let (rx, _ready) = receive_one(&pair.b, &pair.b_if, Family::Ipv4, Delivery::Multicast);
     send_plain(&pair, Some(255), true);

@@ -2,7 +2,7 @@
 
 use std::process::Stdio;
 
-use vipflip_integration_tests::{KillOnDrop, Lab, root_or_skip};
+use vipflip_integration_tests::{KillOnDrop, Lab};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
 
@@ -43,10 +43,8 @@ fn probe(lab: &Lab, target: &str, duration_ms: u32) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_host_reaches_every_other_and_the_prober_counts_answers() {
-    if !root_or_skip("every_host_reaches_every_other_and_the_prober_counts_answers") {
-        return;
-    }
     let lab = Lab::new(2);
     for router in &lab.routers {
         assert!(
@@ -106,10 +104,8 @@ fn namespaces(prefix: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_lab_runs_a_scripted_failover_and_handoff_then_cleans_up() {
-    if !root_or_skip("the_lab_runs_a_scripted_failover_and_handoff_then_cleans_up") {
-        return;
-    }
     let _serial = vipflip_integration_tests::serial();
     let text = run_lab(&[
         "--prefix",
@@ -133,10 +129,8 @@ fn the_lab_runs_a_scripted_failover_and_handoff_then_cleans_up() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_lab_mixes_keepalived_and_vipflip() {
-    if !root_or_skip("the_lab_mixes_keepalived_and_vipflip") {
-        return;
-    }
     let _serial = vipflip_integration_tests::serial();
     let text = run_lab(&[
         "--prefix",
@@ -160,10 +154,8 @@ fn the_lab_mixes_keepalived_and_vipflip() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn down_removes_what_a_crashed_lab_left() {
-    if !root_or_skip("down_removes_what_a_crashed_lab_left") {
-        return;
-    }
     // What a crash leaves: namespaces under the prefix.
     for name in ["vflabd-sw", "vflabd-r1"] {
         let status = std::process::Command::new("ip")

@@ -15,7 +15,7 @@ use std::{
 
 use vipflip_integration_tests::{
     lb::{self, ECHO_PORT, HTTP_PORT, LbScene, Tools, now_us},
-    root_serial,
+    serial,
 };
 
 const TOOLS: Tools = Tools {
@@ -34,11 +34,9 @@ const SETTLE: Duration = Duration::from_secs(15);
 /// a real server's MAC (a static neighbour entry) is answered by that real server, from the
 /// VIP, and no real server answers ARP for the VIP.
 #[test]
+#[ignore = "needs root"]
 fn real_servers_accept_vip_traffic_but_never_answer_arp_for_it() {
-    let Some(_serial) = root_serial("real_servers_accept_vip_traffic_but_never_answer_arp_for_it")
-    else {
-        return;
-    };
+    let _serial = serial();
     let scene = LbScene::new(TOOLS, 3, VIP);
     let client = &scene.lab.client;
 
@@ -177,10 +175,9 @@ fn start_on(scene: &mut LbScene, vip: &str, services: [&str; 2]) {
 /// (Pearson's chi-square below the 99.9 % critical value for 2 degrees of freedom), and none
 /// fails.
 #[test]
+#[ignore = "needs root"]
 fn requests_spread_by_weight() {
-    let Some(_serial) = root_serial("requests_spread_by_weight") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = LbScene::new(TOOLS, 3, VIP);
     let web = service(
         &scene,
@@ -245,12 +242,9 @@ const LATE_MS: u64 = 100;
 /// servers afterwards. Started again, it is back within interval × rise and takes requests
 /// again, with no error.
 #[test]
+#[ignore = "needs root"]
 fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
-    let Some(_serial) =
-        root_serial("a_failed_real_server_leaves_within_interval_times_fall_and_comes_back")
-    else {
-        return;
-    };
+    let _serial = serial();
     // About 3,500 requests: each on a client port not used before in the run (see the next
     // test for reused ones).
     removal_and_return(
@@ -273,12 +267,9 @@ fn a_failed_real_server_leaves_within_interval_times_fall_and_comes_back() {
 /// A SYN follows the current table and `FLOWS` is one table for every CPU, so no reused
 /// 5-tuple is split between two real servers: no error outside the removal window.
 #[test]
+#[ignore = "needs root"]
 fn reused_client_ports_meet_no_reset_through_a_removal_and_return() {
-    let Some(_serial) =
-        root_serial("reused_client_ports_meet_no_reset_through_a_removal_and_return")
-    else {
-        return;
-    };
+    let _serial = serial();
     let run = removal_and_return(
         Some("40000 40999"),
         &["--duration-ms", "10000", "--parallel", "4"],
@@ -441,13 +432,10 @@ const QUORUM_WEIGHTS: [i32; 2] = [-150, -20];
 /// (3 adverts + skew) more and serves the clients from rs1 and rs2. When rs3 is back, the
 /// quorum is met again and d1 (200) preempts d2.
 #[test]
+#[ignore = "needs root"]
 #[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
 fn losing_quorum_lowers_the_masters_priority_and_the_backup_takes_over() {
-    let Some(_serial) =
-        root_serial("losing_quorum_lowers_the_masters_priority_and_the_backup_takes_over")
-    else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = LbScene::new(TOOLS, 3, VIP);
     let check = http_check(
         &format!("{INTERVAL_MS}ms"),
@@ -591,12 +579,9 @@ fn losing_quorum_lowers_the_masters_priority_and_the_backup_takes_over() {
 /// it, with no error), takes no new request (those go to rs1 and rs3, none failing), and
 /// `vipflip status` shows it `drained` with no table slot.
 #[test]
+#[ignore = "needs root"]
 fn a_reload_to_weight_zero_drains_a_real_server_keeping_its_streams() {
-    let Some(_serial) =
-        root_serial("a_reload_to_weight_zero_drains_a_real_server_keeping_its_streams")
-    else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = LbScene::new(TOOLS, 3, VIP);
     let services = |weights: &[u16]| {
         service(
@@ -704,10 +689,8 @@ const RUN_MS: u32 = 8000;
 /// (`stop`) and d2 takes over: every stream survives (no reset, no error, exchanges go on
 /// after the failover) on the real server it started on, since d2 builds the same Maglev
 /// table and needs no state from d1. Prints the longest pause the streams saw.
-fn streams_survive(test: &str, stop: Stop) {
-    let Some(_serial) = root_serial(test) else {
-        return;
-    };
+fn streams_survive(stop: Stop) {
+    let _serial = serial();
     let mut scene = LbScene::new(TOOLS, 3, VIP);
     let echo = service(
         &scene,
@@ -780,21 +763,21 @@ fn streams_survive(test: &str, stop: Stop) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn streams_survive_the_directors_link_going_down() {
-    streams_survive(
-        "streams_survive_the_directors_link_going_down",
-        Stop::LinkDown,
-    );
+    streams_survive(Stop::LinkDown);
 }
 
 #[test]
+#[ignore = "needs root"]
 fn streams_survive_the_directors_agent_killed() {
-    streams_survive("streams_survive_the_directors_agent_killed", Stop::Kill);
+    streams_survive(Stop::Kill);
 }
 
 #[test]
+#[ignore = "needs root"]
 fn streams_survive_a_graceful_handoff() {
-    streams_survive("streams_survive_a_graceful_handoff", Stop::Term);
+    streams_survive(Stop::Term);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -811,11 +794,9 @@ const VIP6: &str = "2001:db8::100";
 /// streams survive d1's link going down, each on the real server it started on, d2
 /// forwarding them.
 #[test]
+#[ignore = "needs root"]
 fn an_ipv6_service_spreads_and_survives_a_director_failover() {
-    let Some(_serial) = root_serial("an_ipv6_service_spreads_and_survives_a_director_failover")
-    else {
-        return;
-    };
+    let _serial = serial();
     let scene = ipv6_scene();
     // Spread: equal weights, each server at least 20 % of 600 requests, no error.
     let run = scene.http_load(VIP6, &["--requests", "600", "--parallel", "4"]);
@@ -972,10 +953,9 @@ fn ipv6_streams_survive_d1s_link_going_down(scene: &LbScene) {
 /// A UDP service: 60 flows (client ports), 20 datagrams each, every one answered, each flow
 /// by one real server throughout, and the flows spread over all three.
 #[test]
+#[ignore = "needs root"]
 fn udp_flows_stay_on_one_real_server_each() {
-    let Some(_serial) = root_serial("udp_flows_stay_on_one_real_server_each") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = LbScene::new(TOOLS, 3, VIP);
     // The responders have no TCP side: the check connects to the echo service next to them.
     let check = format!(
@@ -1002,11 +982,9 @@ fn udp_flows_stay_on_one_real_server_each() {
 /// When every real server has failed, the sorry server takes the requests; when one comes
 /// back, it takes them again.
 #[test]
+#[ignore = "needs root"]
 fn the_sorry_server_takes_over_when_every_real_server_fails() {
-    let Some(_serial) = root_serial("the_sorry_server_takes_over_when_every_real_server_fails")
-    else {
-        return;
-    };
+    let _serial = serial();
     // rs4 is the sorry server: a real server (the VIP on lo) outside the service's list.
     let mut scene = LbScene::new(TOOLS, 4, VIP);
     let sorry = format!("sorry_server = \"{}\"", scene.real_addr(3));

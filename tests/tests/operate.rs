@@ -17,9 +17,9 @@ use std::{
 use vipflip_integration_tests::{
     KillOnDrop as Proc, Lab, Netns,
     agent::{self, Agent, QUICK_GARP},
-    answered_by, root_serial,
+    answered_by,
     scene::{MDI_US, Prober, Scene, test_dir},
-    summary_number as field, unique, wait_for,
+    serial, summary_number as field, unique, wait_for,
 };
 
 const PROBE: Prober = Prober(env!("CARGO_BIN_EXE_vipflip-probe"));
@@ -164,11 +164,9 @@ fn add_tracked_link(ns: &Netns, name: &str) {
 // Tracking
 
 #[test]
+#[ignore = "needs root"]
 fn failing_track_script_lowers_priority_and_backup_takes_over() {
-    let Some(_serial) = root_serial("failing_track_script_lowers_priority_and_backup_takes_over")
-    else {
-        return;
-    };
+    let _serial = serial();
     let dir = fresh_dir();
     let flag = dir.join("fail-flag");
     let extra = |_: &Lab, _: &Path, router: usize| {
@@ -254,10 +252,9 @@ fn tracked_link_scene(weight: i16) -> Scene {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn tracked_interface_down_lowers_priority() {
-    let Some(_serial) = root_serial("tracked_interface_down_lowers_priority") else {
-        return;
-    };
+    let _serial = serial();
     let scene = tracked_link_scene(-100);
     scene.await_master(0, SETTLE);
     assert_eq!(r1_priority(&scene), 150);
@@ -278,10 +275,9 @@ fn tracked_interface_down_lowers_priority() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn tracked_interface_weight_zero_faults() {
-    let Some(_serial) = root_serial("tracked_interface_weight_zero_faults") else {
-        return;
-    };
+    let _serial = serial();
     let scene = tracked_link_scene(0);
     scene.await_master(0, SETTLE);
 
@@ -322,10 +318,9 @@ fn assert_quick_takeover(scene: &Scene, vip: &str, summary: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn own_interface_down_is_fault() {
-    let Some(_serial) = root_serial("own_interface_down_is_fault") else {
-        return;
-    };
+    let _serial = serial();
     let scene = plain(&[150, 100]);
 
     // As daemon.rs cuts a link: r1's own interface goes down.
@@ -353,10 +348,9 @@ fn own_interface_down_is_fault() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn track_file_changes_priority() {
-    let Some(_serial) = root_serial("track_file_changes_priority") else {
-        return;
-    };
+    let _serial = serial();
     let dir = fresh_dir();
     let file = dir.join("prio");
     std::fs::write(&file, "0\n").expect("write the track file");
@@ -416,10 +410,9 @@ fn sync_group_scene() -> Scene {
 const SYNC_GROUP: &str = "\n[[sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n";
 
 #[test]
+#[ignore = "needs root"]
 fn sync_group_moves_together() {
-    let Some(_serial) = root_serial("sync_group_moves_together") else {
-        return;
-    };
+    let _serial = serial();
     let scene = sync_group_scene();
     let all_on = |master: usize| {
         let backup = 1 - master;
@@ -529,10 +522,9 @@ fn lines_of(lines: &[String], prefix: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn notify_scripts_and_fifo_get_the_right_lines_in_order() {
-    let Some(_serial) = root_serial("notify_scripts_and_fifo_get_the_right_lines_in_order") else {
-        return;
-    };
+    let _serial = serial();
     let dir = fresh_dir();
     let fifo_path = dir.join("r1.fifo");
     let fifo = FifoReader::new(&fifo_path);
@@ -699,10 +691,9 @@ fn longest_gap_ms(times: &[f64]) -> f64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn hanging_track_script_does_not_delay_adverts() {
-    let Some(_serial) = root_serial("hanging_track_script_does_not_delay_adverts") else {
-        return;
-    };
+    let _serial = serial();
     let dir = fresh_dir();
     let hang = dir.join("hang.sh");
     let started = dir.join("notify-started");
@@ -796,10 +787,9 @@ fn hanging_track_script_does_not_delay_adverts() {
 // Reloading
 
 #[test]
+#[ignore = "needs root"]
 fn sighup_with_unchanged_config_changes_nothing() {
-    let Some(_serial) = root_serial("sighup_with_unchanged_config_changes_nothing") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = plain(&[150, 100]);
     let before = vi1_transitions(&scene);
 
@@ -842,10 +832,9 @@ fn sighup_with_unchanged_config_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sighup_with_invalid_config_keeps_the_old_one() {
-    let Some(_serial) = root_serial("sighup_with_invalid_config_keeps_the_old_one") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = plain(&[150, 100]);
     let transitions = scene.inst(0, "VI_1").transitions;
     let good = scene.agents[0].config_text();
@@ -890,10 +879,9 @@ fn sighup_with_invalid_config_keeps_the_old_one() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sighup_adds_and_removes_instances() {
-    let Some(_serial) = root_serial("sighup_adds_and_removes_instances") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = plain(&[150, 100]);
     let before = vi1_transitions(&scene);
     let originals: Vec<String> = scene.agents.iter().map(Agent::config_text).collect();
@@ -976,10 +964,9 @@ fn sighup_adds_and_removes_instances() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_instance_brought_back_while_it_hands_off_runs_once() {
-    let Some(_serial) = root_serial("an_instance_brought_back_while_it_hands_off_runs_once") else {
-        return;
-    };
+    let _serial = serial();
     let scene = plain(&[150, 100]);
     let originals: Vec<String> = scene.agents.iter().map(Agent::config_text).collect();
     let with_vi2: Vec<String> = [(0, 150), (1, 100)]
@@ -1026,11 +1013,9 @@ fn an_instance_brought_back_while_it_hands_off_runs_once() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_instance_restarted_by_reload_keeps_what_its_trackers_saw() {
-    let Some(_serial) = root_serial("an_instance_restarted_by_reload_keeps_what_its_trackers_saw")
-    else {
-        return;
-    };
+    let _serial = serial();
     let scene = tracked_link_scene(-100);
     scene.await_master(0, SETTLE);
     scene.link(0, TRACKED, false);
@@ -1058,10 +1043,9 @@ fn an_instance_restarted_by_reload_keeps_what_its_trackers_saw() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn leaving_a_sync_group_by_reload_clears_the_group_fault() {
-    let Some(_serial) = root_serial("leaving_a_sync_group_by_reload_clears_the_group_fault") else {
-        return;
-    };
+    let _serial = serial();
     let scene = sync_group_scene();
     scene.await_states(&[(0, "VI_1", "Master"), (0, "VI_2", "Master")], SETTLE);
     scene.link(0, TRACKED, false);
@@ -1076,10 +1060,9 @@ fn leaving_a_sync_group_by_reload_clears_the_group_fault() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sighup_priority_change_moves_the_master() {
-    let Some(_serial) = root_serial("sighup_priority_change_moves_the_master") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = plain(&[150, 100]);
     let transitions = scene.inst(0, "VI_1").transitions;
     let good = scene.agents[0].config_text();
@@ -1115,10 +1098,9 @@ fn sighup_priority_change_moves_the_master() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reload_command_reports_the_result() {
-    let Some(_serial) = root_serial("reload_command_reports_the_result") else {
-        return;
-    };
+    let _serial = serial();
     let mut scene = plain(&[150]);
     let config = scene.agents[0].config.clone();
     let good = scene.agents[0].config_text();
@@ -1213,10 +1195,9 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn metrics_scrape_during_failover() {
-    let Some(_serial) = root_serial("metrics_scrape_during_failover") else {
-        return;
-    };
+    let _serial = serial();
     let extra = |_: &Lab, _: &Path, router: usize| Extra {
         global: if router == 0 {
             format!("metrics_listen = \"{METRICS}\"")

@@ -12,7 +12,7 @@ use std::{
 use aya::programs::{TestRun, TestRunOptions};
 use vipflip::dataplane::{self, Dataplane, Ownership};
 use vipflip_common::{FAMILY_IPV4, Outcome, XDP_DROP, XDP_PASS};
-use vipflip_integration_tests::{BpfFs, Netns, root_or_skip, unique, veth, vipflip_bin, wait_for};
+use vipflip_integration_tests::{BpfFs, Netns, unique, veth, vipflip_bin, wait_for};
 
 const VIP: &str = "192.0.2.100";
 
@@ -27,11 +27,9 @@ fn frame_to_vip() -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root"]
 #[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
 fn pins_survive_the_loader_and_a_flip_changes_the_verdict() {
-    if !root_or_skip("pins_survive_the_loader_and_a_flip_changes_the_verdict") {
-        return;
-    }
     let router = Netns::new("vft-r");
     let client = Netns::new("vft-c");
     let (r_if, c_if) = (unique("vfr"), unique("vfc"));
@@ -166,10 +164,8 @@ fn pins_survive_the_loader_and_a_flip_changes_the_verdict() {
 /// which answers the client directly. Only the forward can make the ping succeed: r1 does
 /// not hold the VIP at all.
 #[test]
+#[ignore = "needs root"]
 fn forward_sends_vip_traffic_to_the_owner_on_the_wire() {
-    if !root_or_skip("forward_sends_vip_traffic_to_the_owner_on_the_wire") {
-        return;
-    }
     let switch = Netns::new("vft-s");
     let (r1, r2, client) = (
         Netns::new("vft-1"),
@@ -281,11 +277,9 @@ fn advert_from(src: [u8; 4]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root"]
 #[expect(clippy::too_many_lines, reason = "one timeline, read top to bottom")]
 fn vrid_filters_and_allow_lists_follow_the_api() {
-    if !root_or_skip("vrid_filters_and_allow_lists_follow_the_api") {
-        return;
-    }
     let router = Netns::new("vft-r");
     let peer = Netns::new("vft-p");
     let (r_if, p_if) = (unique("vfr"), unique("vfp"));

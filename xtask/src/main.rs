@@ -5,6 +5,7 @@
 
 mod bench;
 mod setup;
+mod tests;
 
 use std::{
     path::{Path, PathBuf},
@@ -59,7 +60,13 @@ enum Task {
         pin_dir: PathBuf,
     },
     /// Every check and test: fmt, clippy (eBPF crate included), unit, kernel and namespace tests.
-    Test,
+    /// As root every test runs and any skip fails the run; without root the tests that need it
+    /// are counted first and the run stops unless `--allow-skips`.
+    Test {
+        /// Without root: run what can run and report the rest as skipped (exit 0 if it passes).
+        #[arg(long)]
+        allow_skips: bool,
+    },
     /// Benchmarks; each writes its table to bench/results/.
     Bench {
         #[arg(value_enum)]
@@ -128,9 +135,9 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             build_and_load(&root, &iface, xdp_mode, &pin_dir)
         }
-        Task::Test => {
+        Task::Test { allow_skips } => {
             setup::run()?;
-            test(&root)
+            test(&root, allow_skips)
         }
         Task::Bench {
             which: BenchKind::Xdp,
@@ -304,7 +311,23 @@ fn build_and_load(root: &Path, iface: &str, mode: XdpMode, pin_dir: &Path) -> an
     Ok(())
 }
 
-fn test(root: &Path) -> anyhow::Result<()> {
+fn test(root: &Path, allow_skips: bool) -> anyhow::Result<()> {
+    let as_root = setup::is_root();
+    let needs_root = if as_root {
+        None
+    } else {
+        // Say it before anything runs: a skipped test must never read as a pass.
+        let needs_root = tests::count_needing_root(root)?;
+        println!(
+            "{} tests and {} benchmark smoke runs need root (network namespaces, XDP, \
+             BPF_PROG_TEST_RUN); as this user they would be skipped",
+            needs_root.tests, needs_root.benches
+        );
+        if !allow_skips {
+            bail!("run `cargo xtask test` as root, or pass --allow-skips to run only the rest");
+        }
+        Some(needs_root)
+    };
     run(root, "cargo", &["fmt", "--all", "--check"], &[])?;
     run(
         root,
@@ -340,13 +363,28 @@ fn test(root: &Path) -> anyhow::Result<()> {
         ],
         &[],
     )?;
-    // --all-targets also runs the benchmarks once in their quick smoke mode.
-    run(
-        root,
-        "cargo",
-        &["test", "--workspace", "--all-targets"],
-        &[],
-    )
+    let totals = match needs_root {
+        // --all-targets also runs the benchmarks once in their quick smoke mode; the tests
+        // that need root are `#[ignore = "needs root"]`, so root includes them.
+        None => tests::run(
+            root,
+            &["--workspace", "--all-targets", "--", "--include-ignored"],
+        )?,
+        // Without root: everything but the benchmarks, which need root throughout.
+        Some(needs_root) => {
+            let mut totals = tests::run(root, &["--workspace", "--lib", "--bins", "--tests"])?;
+            totals.skipped += needs_root.benches;
+            totals
+        }
+    };
+    println!("{totals}");
+    if as_root && totals.skipped > 0 {
+        bail!(
+            "{} tests were skipped although this run has root: every test must run",
+            totals.skipped
+        );
+    }
+    Ok(())
 }
 
 fn fuzz(root: &Path, seconds: u64, sim_runs: u64) -> anyhow::Result<()> {
