@@ -16,6 +16,7 @@ pub mod dataplane;
 pub mod import;
 pub mod io;
 pub mod lb;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod track;

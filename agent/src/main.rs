@@ -150,17 +150,10 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // `log` records (the library's modules use `log`) reach the subscriber through the
-    // tracing-log bridge that `init` installs.
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    vipflip::logging::init(match format {
+        LogFormat::Text => vipflip::logging::LogFormat::Text,
+        LogFormat::Json => vipflip::logging::LogFormat::Json,
+    });
 }
 
 /// The control socket and pin directory a `status` / `handoff` means.

@@ -57,6 +57,7 @@ pub struct InstanceStatus {
     pub effective_priority: u64,
     pub transitions: u64,
     pub xdp_adverts_dropped: u64,
+    pub adverts_received: u64,
 }
 
 /// The scalar after `"key": ` in a pretty-printed JSON object, without quotes.
@@ -85,6 +86,7 @@ fn parse_status(status: &str) -> Vec<InstanceStatus> {
                 effective_priority: number("effective_priority")?,
                 transitions: number("transitions")?,
                 xdp_adverts_dropped: number("xdp_adverts_dropped")?,
+                adverts_received: number("adverts_received")?,
             })
         })
         .collect()

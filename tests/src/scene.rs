@@ -38,15 +38,25 @@ pub fn tail(text: &str, n: usize) -> String {
 pub struct Prober(pub &'static str);
 
 impl Prober {
-    /// A responder on UDP port 7777 in `ns` that answers as `name`.
+    /// A responder on UDP port 7777 in `ns` that answers as `name`, bound when this returns
+    /// (it says so on stdout once its socket is bound).
     pub fn serve(self, ns: &Netns, name: &str) -> KillOnDrop {
-        let child = ns
-            .command(self.0)
-            .args(["serve", "--port", "7777", "--name", name])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn vipflip-probe serve");
-        KillOnDrop(child)
+        let mut child = KillOnDrop(
+            ns.command(self.0)
+                .args(["serve", "--port", "7777", "--name", name])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn vipflip-probe serve"),
+        );
+        let stdout = child.0.stdout.take().expect("the responder's stdout");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("read the responder's readiness line");
+        assert!(
+            line.starts_with("serving on port 7777"),
+            "the responder {name} did not start: {line:?}"
+        );
+        child
     }
 
     /// Starts probing `target` port 7777 from `ns` every millisecond for `duration_ms`.

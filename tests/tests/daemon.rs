@@ -12,7 +12,7 @@ use vipflip_integration_tests::{
     agent::{self, QUICK_GARP, vipflip},
     answered_by,
     scene::{MDI_US, Prober, Scene, test_dir},
-    serial, summary_number as field,
+    serial, summary_number as field, wait_for,
 };
 
 const PROBE: Prober = Prober(env!("CARGO_BIN_EXE_vipflip-probe"));
@@ -324,7 +324,17 @@ fn spoofed_adverts_are_dropped_in_xdp_and_change_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The forger has sent them all: wait until XDP has counted every one as dropped (they
+    // never reach the daemon), then nothing may have changed.
+    for (router, was) in before.iter().enumerate() {
+        assert!(
+            wait_for(Duration::from_secs(2), || {
+                scene.inst(router, "VI_1").xdp_adverts_dropped >= was.xdp_adverts_dropped + 40
+            }),
+            "XDP did not drop the 40 forged adverts: {}",
+            scene.agents[router].status()
+        );
+    }
     scene.await_master(0, Duration::from_secs(1));
     for (router, was) in before.iter().enumerate() {
         let now = scene.inst(router, "VI_1");

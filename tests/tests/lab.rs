@@ -1,20 +1,11 @@
 //! The lab topology and the prober work on their own, before any VRRP runs on them.
 
-use std::process::Stdio;
-
-use vipflip_integration_tests::{KillOnDrop, Lab};
+use vipflip_integration_tests::{KillOnDrop, Lab, scene::Prober};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_vipflip-probe");
 
 fn responder(lab: &Lab, router: usize, name: &str) -> KillOnDrop {
-    let child = lab.routers[router]
-        .ns
-        .command(PROBE)
-        .args(["serve", "--port", "7777", "--name", name])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn vipflip-probe serve");
-    KillOnDrop(child)
+    Prober(PROBE).serve(&lab.routers[router].ns, name)
 }
 
 fn probe(lab: &Lab, target: &str, duration_ms: u32) -> String {
@@ -58,9 +49,8 @@ fn every_host_reaches_every_other_and_the_prober_counts_answers() {
             router.ipv6
         );
     }
+    // Bound when this returns: it says so once its socket is.
     let _r1 = responder(&lab, 0, "r1");
-    // Let the responder bind before the first probe.
-    std::thread::sleep(std::time::Duration::from_millis(200));
     let summary = probe(&lab, &lab.routers[0].ipv4.to_string(), 300);
     assert_eq!(
         summary,

@@ -871,8 +871,16 @@ fn sighup_with_invalid_config_keeps_the_old_one() {
     }
 
     // The good file again: a reload that changes nothing.
+    let logged = scene.agents[0].log().len();
     scene.agents[0].sighup_with(&good);
-    std::thread::sleep(Duration::from_millis(300));
+    scene.await_that("r1's reload of the good file logged", CHANGE, |s| {
+        s.agents[0].log_since(logged).contains("reloaded: ")
+    });
+    let reloaded = scene.agents[0].log_since(logged);
+    assert!(
+        !reloaded.contains("restarted: ") && !reloaded.contains("updated in place: "),
+        "a reload of the same file changed something:\n{reloaded}"
+    );
     assert!(scene.agents[0].running(), "{}", scene.agents[0].log());
     scene.await_master(0, CHANGE);
     assert_eq!(scene.inst(0, "VI_1").transitions, transitions);
@@ -1034,7 +1042,15 @@ fn an_instance_restarted_by_reload_keeps_what_its_trackers_saw() {
     scene.await_that("the restarted VI_1 at effective priority 50", CHANGE, |s| {
         r1_priority(s) == 50
     });
-    std::thread::sleep(Duration::from_secs(1));
+    // Then it must stay backup: wait until it has heard r2 for longer than its
+    // Master_Down_Interval (a restarted instance that ignored r2 would have taken over by
+    // then), and look.
+    let heard = scene.inst(0, "VI_1").adverts_received;
+    scene.await_that(
+        "the restarted VI_1 hearing 5 adverts from r2",
+        CHANGE,
+        |s| s.inst(0, "VI_1").adverts_received >= heard + 5,
+    );
     scene.await_states(&[(0, "VI_1", "Backup"), (1, "VI_1", "Master")], CHANGE);
 
     // And it still follows the link: up again, r1 preempts.

@@ -24,6 +24,7 @@
 
 use std::{
     collections::BTreeMap,
+    io::Write as _,
     net::{SocketAddr, UdpSocket},
     time::{Duration, Instant},
 };
@@ -67,6 +68,13 @@ fn serve(args: &[String]) -> Result<(), String> {
     // Bound to the wildcard: the VIP comes and goes on this host while the server runs.
     let socket = UdpSocket::bind(("::", u16::try_from(port).map_err(|e| e.to_string())?))
         .map_err(|e| format!("bind port {port}: {e}"))?;
+    // The readiness signal: whoever started us may probe from now on.
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "serving on port {port}")
+            .and_then(|()| stdout.flush())
+            .map_err(|e| format!("stdout: {e}"))?;
+    }
     let mut buf = [0u8; 64];
     loop {
         let (len, from) = socket
@@ -252,7 +260,7 @@ fn checksum(bytes: &[u8]) -> u16 {
 
 /// `probe --live`: unbounded, with a rolling window instead of a record of every probe.
 fn live(args: &[String]) -> Result<(), String> {
-    use std::{collections::VecDeque, io::Write as _};
+    use std::collections::VecDeque;
     /// A probe unanswered after this many milliseconds counts as lost.
     const SETTLE: u64 = 500;
     let target: std::net::IpAddr = flag(args, "--target")

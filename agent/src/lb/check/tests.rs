@@ -34,6 +34,8 @@ enum Reply {
 struct Server {
     address: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
+    /// Connections accepted and not yet answered.
+    waiting: Arc<AtomicUsize>,
     max_waiting: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -48,6 +50,7 @@ impl Server {
         let respond = Arc::new(respond);
         let task = tokio::spawn({
             let requests = Arc::clone(&requests);
+            let waiting = Arc::clone(&waiting);
             let max_waiting = Arc::clone(&max_waiting);
             async move {
                 // Owned by this task, so aborting it closes every connection too.
@@ -90,6 +93,7 @@ impl Server {
         Self {
             address,
             requests,
+            waiting,
             max_waiting,
             task,
         }
@@ -362,11 +366,25 @@ async fn script_exit_status_decides_and_a_timeout_kills() {
     );
     // Killed at the timeout, so it never gets to leave its marker.
     let marker = dir.path().join("survived");
-    let slow = format!("sleep 0.6\ntouch {}", marker.display());
+    let pidfile = dir.path().join("slow.pid");
+    let slow = format!(
+        "echo $$ > {}\nsleep 0.6\ntouch {}",
+        pidfile.display(),
+        marker.display()
+    );
     assert_eq!(
         run("slow", &slow, 200).await,
         Err("timed out after 200ms, killed".into())
     );
+    // The check has killed and reaped it: its shell is gone, so the marker can never come.
+    let pid: libc::pid_t = std::fs::read_to_string(&pidfile)
+        .expect("the slow script wrote its pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "the slow script (pid {pid}) outlived its timeout");
     let empty = check(CheckKind::Script { command: vec![] }, 100);
     assert_eq!(
         words(check_once(V4, &empty).await),
@@ -383,7 +401,6 @@ async fn script_exit_status_decides_and_a_timeout_kills() {
         words.ends_with("/nope: No such file or directory"),
         "{words}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!marker.exists(), "the slow script ran on after its timeout");
 }
 
@@ -511,10 +528,32 @@ async fn dropping_the_handles_stops_the_checks() {
     );
     next(&mut rx).await;
     drop(handles);
-    // The task held the only sender: the channel closes once the task is gone.
-    let closed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
-    assert_eq!(closed.expect("closed within 10 s"), None);
-    let after = server.requests().len();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(server.requests().len(), after, "checks after the drop");
+    // The task held the only sender: the channel closes once the task is gone. Reports
+    // already queued come first.
+    let mut reports = 1;
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while rx.recv().await.is_some() {
+            reports += 1;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the checks still run 10 s after the drop");
+    // A request of our own behind whatever the checks sent: once it is answered and the
+    // server holds no connection, every check's request has been counted.
+    let mut barrier = TcpStream::connect(server.address).await.expect("connect");
+    barrier
+        .write_all(b"GET /barrier HTTP/1.1\r\n\r\n")
+        .await
+        .expect("send");
+    let mut answer = Vec::new();
+    barrier.read_to_end(&mut answer).await.expect("answer");
+    while server.waiting.load(Ordering::SeqCst) > 0 {
+        tokio::task::yield_now().await;
+    }
+    let checks = server.requests().len() - 1;
+    // One request per report, and at most one more in flight when the task was dropped.
+    assert!(
+        (reports..=reports + 1).contains(&checks),
+        "{checks} checks for {reports} reports: checks went on after the drop"
+    );
 }
