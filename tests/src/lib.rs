@@ -116,17 +116,36 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Kill what still runs inside, then remove the namespace (and its interfaces).
-        let _ = Command::new("ip")
+impl Netns {
+    /// The processes running inside, by pid.
+    pub fn pids(&self) -> Vec<String> {
+        Command::new("ip")
             .args(["netns", "pids", &self.name])
             .output()
             .map(|o| {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            });
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// SIGKILLs whatever runs inside and waits (up to 5 s) until it is gone.
+    pub fn kill_all(&self) {
+        for pid in self.pids() {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+        wait_for(Duration::from_secs(5), || self.pids().is_empty());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what still runs inside, then remove the namespace (and its interfaces).
+        for pid in self.pids() {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
