@@ -38,7 +38,7 @@ enum Stderr {
 }
 
 /// `vipflip run` in `ns` with stderr on `log` (or on a terminal copied there) and exactly the
-/// environment `envs` adds to a cleared one (no inherited NO_COLOR, JOURNAL_STREAM or RUST_LOG).
+/// environment `envs` adds to a cleared one (no inherited `NO_COLOR`, `JOURNAL_STREAM` or `RUST_LOG`).
 fn run(ns: &Netns, config: &Path, log: &Path, stderr: Stderr, envs: &[(&str, String)]) -> Child {
     let file = std::fs::File::create(log).expect("create the log");
     let vipflip = vipflip().to_str().expect("utf-8 path");
