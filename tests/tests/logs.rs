@@ -73,7 +73,7 @@ fn run(ns: &Netns, config: &Path, log: &Path, stderr: Stderr, envs: &[(&str, Str
         .expect("spawn vipflip run")
 }
 
-/// Runs the daemon until VI_1 is master and VI_GONE has been reported, then stops it (and
+/// Runs the daemon until `VI_1` is master and `VI_GONE` has been reported, then stops it (and
 /// waits until nothing runs in `ns`, so the next run has the control socket); what it wrote.
 fn logged(
     ns: &Netns,
