@@ -224,7 +224,15 @@ impl Drop for BpfFs {
 
 /// The `vipflip` binary: `$VIPFLIP_BIN` when set (xtask sets it), else built now with the
 /// cargo that runs the tests.
+///
+/// Found once per process (a `cargo build` takes ~100 ms even when nothing changed, and a
+/// benchmark that timed a restart would time that too).
 pub fn vipflip_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(find_vipflip_bin).clone()
+}
+
+fn find_vipflip_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("VIPFLIP_BIN") {
         return PathBuf::from(path);
     }

@@ -155,6 +155,7 @@ fn a_killed_master_agent_is_replaced_within_master_down_interval() {
     await_master_alone(&scene, 1);
     let took = killed.elapsed();
     let mdi = Duration::from_micros(MDI_US);
+    eprintln!("master's agent killed: r2 master alone after {took:?} (bound {mdi:?} + 150 ms)");
     // Polled through `vipflip status` every 10 ms: allow that and the process start-up.
     assert!(
         took <= mdi + Duration::from_millis(150),

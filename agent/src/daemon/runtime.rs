@@ -380,6 +380,7 @@ impl Daemon {
     /// unless resuming a previous run's) and starts its state machine: `Startup`, held back
     /// while a weight-0 script has no result yet.
     async fn start_instance(&mut self, index: usize) -> anyhow::Result<()> {
+        let resume_as_master = self.instances[index].resumed && self.was_master(index);
         let running = &mut self.instances[index];
         if !running.resumed
             && let Some(plane) = self.planes.get_mut(&running.spec.interface)
@@ -405,11 +406,36 @@ impl Daemon {
                 running.spec.name
             );
             running.startup_pending = true;
+        } else if resume_as_master {
+            // The hitless restart: the previous run was master and its pinned program still
+            // serves every VIP. Advertise now; waiting Master_Down_Interval as a silent backup
+            // would let the other routers' timers run out first.
+            let _ = running.vrrp.handle_command(now, Command::Resume);
         } else {
             let _ = running.vrrp.handle_command(now, Command::Startup);
         }
         self.drain(index).await;
         Ok(())
+    }
+
+    /// Whether the re-opened data plane says the previous run was this instance's master:
+    /// every VIP `Local` for its VRID. (A master in non-accept mode leaves `Drop` there, as a
+    /// backup does, so it resumes as a backup.)
+    fn was_master(&self, index: usize) -> bool {
+        let running = &self.instances[index];
+        let Some(plane) = self.planes.get(&running.spec.interface) else {
+            return false;
+        };
+        let Ok(entries) = plane.vips() else {
+            return false;
+        };
+        let vrid = running.spec.vrid.0;
+        !running.spec.virtual_ips.is_empty()
+            && running.spec.virtual_ips.iter().all(|vip| {
+                entries.iter().any(|(addr, ownership)| {
+                    *addr == vip.addr() && *ownership == Ownership::Local { vrid }
+                })
+            })
     }
 
     /// Points every instance at its `[[sync_group]]`, keeping what was notified of groups
@@ -677,15 +703,18 @@ impl Daemon {
             }
             self.apply_track_commands(index, commands);
             if starting {
+                let command = if self.instances[index].resumed && self.was_master(index) {
+                    Command::Resume
+                } else {
+                    Command::Startup
+                };
                 let running = &mut self.instances[index];
                 running.startup_pending = false;
                 log::info!(
                     "instance {}: first script results in; starting",
                     running.spec.name
                 );
-                let _ = running
-                    .vrrp
-                    .handle_command(Instant::now(), Command::Startup);
+                let _ = running.vrrp.handle_command(Instant::now(), command);
             }
             self.drain(index).await;
         }

@@ -20,6 +20,14 @@ pub struct RxMeta {
 pub enum Command {
     /// RFC 5798 §6.4.1 `Startup` event: leave Initialize.
     Startup,
+    /// `Startup` for a restarted agent whose data plane still serves this instance's
+    /// addresses (the previous run was master, and its pinned XDP program kept answering):
+    /// leave Initialize as master at once, announcing with an advert, rather than as a backup
+    /// that stays silent for `Master_Down_Interval` while the other routers' timers run out.
+    /// Not in the RFC, whose routers lose their state with their process; the election then
+    /// goes on as usual (a better master's advert sends this one back to backup, §6.4.3).
+    /// A fault still wins: a faulty instance enters Fault, as on `Startup`.
+    Resume,
     /// RFC 5798 §6.4.2/§6.4.3 `Shutdown` event: a master resigns with a priority-0 advert;
     /// every state goes to Initialize.
     Shutdown,
@@ -65,6 +73,9 @@ pub enum Cause {
     Startup,
     /// Initialize → Master on `Startup` because priority is 255 (RFC 5798 §6.4.1).
     OwnerStartup,
+    /// Initialize → Master on `Resume`: the previous run was master and its data plane still
+    /// serves the addresses.
+    Resumed,
     /// Backup → Master: no advert for `Master_Down_Interval` (RFC 5798 §6.4.2).
     MasterDownTimerExpired,
     /// Backup → Master: `Skew_Time` after the master resigned with priority 0.
@@ -95,6 +106,7 @@ impl fmt::Display for Cause {
         match self {
             Self::Startup => f.write_str("startup"),
             Self::OwnerStartup => f.write_str("startup as address owner"),
+            Self::Resumed => f.write_str("resumed the previous run's mastership"),
             Self::MasterDownTimerExpired => f.write_str("master down timer expired"),
             Self::PriorityZeroReceived => f.write_str("master resigned with priority 0"),
             Self::Preempted => f.write_str("preempted a lower-priority master"),

@@ -280,6 +280,11 @@ impl Instance {
                     self.start(now, Cause::Startup);
                 }
             }
+            Command::Resume => {
+                if matches!(self.state, State::Initialize) {
+                    self.start(now, Cause::Resumed);
+                }
+            }
             Command::Shutdown => self.shutdown(),
             Command::SetPriority(priority) => self.set_priority(priority)?,
             Command::Fault(cause) => self.fault(cause),
@@ -550,6 +555,10 @@ impl Instance {
             } else {
                 cause
             };
+            self.become_master(now, cause);
+            return;
+        }
+        if cause == Cause::Resumed {
             self.become_master(now, cause);
             return;
         }

@@ -180,7 +180,7 @@ impl Bench {
                 .command(vipflip_bin().to_str().expect("utf-8"))
                 .args(["run", "--config"])
                 .arg(self.config(router))
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn(),
@@ -342,6 +342,127 @@ fn graceful(bench: &mut Bench, sigterm: bool) -> Trial {
     }
 }
 
+/// Adverts from one router, as the client hears them: the instant each arrives.
+struct AdvertWatch {
+    arrivals: std::sync::mpsc::Receiver<std::time::Instant>,
+    stop: Arc<AtomicBool>,
+}
+
+impl AdvertWatch {
+    /// Listens in the client's namespace for VRRP adverts (IP protocol 112) from `source`.
+    fn start(bench: &Bench, source: std::net::Ipv4Addr) -> Self {
+        let (tx, arrivals) = std::sync::mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::clone(&stop);
+        let iface = std::ffi::CString::new(bench.lab.client.iface.clone()).expect("no NUL");
+        drop(bench.lab.client.ns.spawn(move || {
+            // SAFETY: plain socket(2); the fd is owned below.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, 112) };
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            // SAFETY: `fd` was just opened and is owned by nothing else.
+            let socket =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            // Adverts go to 224.0.0.18: the client must join it to be handed them.
+            // SAFETY: `iface` is NUL-terminated.
+            let ifindex = unsafe { libc::if_nametoindex(iface.as_ptr()) };
+            let group = libc::ip_mreqn {
+                imr_multiaddr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes([224, 0, 0, 18]),
+                },
+                imr_address: libc::in_addr { s_addr: 0 },
+                imr_ifindex: i32::try_from(ifindex).expect("ifindex"),
+            };
+            // SAFETY: a valid ip_mreqn for IP_ADD_MEMBERSHIP, with its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    (&raw const group).cast(),
+                    u32::try_from(std::mem::size_of::<libc::ip_mreqn>()).expect("small"),
+                )
+            };
+            assert_eq!(
+                rc,
+                0,
+                "join 224.0.0.18: {}",
+                std::io::Error::last_os_error()
+            );
+            let timeout = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 50_000,
+            };
+            // SAFETY: a valid timeval for SO_RCVTIMEO, with its size.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&raw const timeout).cast(),
+                    u32::try_from(std::mem::size_of::<libc::timeval>()).expect("small"),
+                );
+            }
+            let mut buf = [0u8; 256];
+            while !running.load(Ordering::Relaxed) {
+                // SAFETY: `buf` is valid for its length; the socket is open.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                let at = std::time::Instant::now();
+                // Raw IPv4 sockets hand over the IP header: the source is bytes 12..16.
+                if n >= 20 && buf[12..16] == source.octets() && tx.send(at).is_err() {
+                    break;
+                }
+            }
+            drop(socket);
+        }));
+        Self { arrivals, stop }
+    }
+
+    /// Forgets what arrived so far.
+    fn drain(&self) {
+        while self.arrivals.try_recv().is_ok() {}
+    }
+
+    /// The first arrival from now on, within `timeout`.
+    fn next(&self, timeout: Duration) -> Option<std::time::Instant> {
+        self.arrivals.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for AdvertWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A restart of the master's agent: SIGKILL (its pinned XDP program keeps serving), then a new
+/// `vipflip run`. `restart_ms` = from the new process's spawn (through `ip netns exec`) to its
+/// first advert heard on the wire; the backup must not take over meanwhile.
+struct Restart {
+    restart_us: u64,
+    backup_took_over: bool,
+}
+
+fn restart(bench: &mut Bench, watch: &AdvertWatch) -> Restart {
+    let before = bench.transitions(1);
+    if let Some(mut agent) = bench.agents[0].take() {
+        let _ = agent.0.kill();
+        let _ = agent.0.wait();
+    }
+    watch.drain();
+    let spawned = std::time::Instant::now();
+    bench.start(0);
+    let first = watch
+        .next(Duration::from_secs(10))
+        .expect("the restarted agent never sent an advert");
+    // Settle: r1 serving again, and a few intervals for a late takeover by r2 to show.
+    std::thread::sleep(bench.interval * 5);
+    let _ = bench.wait_served_by(0, Duration::from_secs(10));
+    Restart {
+        restart_us: u64::try_from(first.duration_since(spawned).as_micros()).unwrap_or(u64::MAX),
+        backup_took_over: bench.transitions(1) > before,
+    }
+}
+
 /// Background load on the routers: a UDP flood of non-VIP traffic from the client and a CPU
 /// hog on every core.
 struct Load {
@@ -455,6 +576,7 @@ fn resources(bench: &Bench, span: Duration) -> (u64, f64) {
 struct Stats {
     median: u64,
     p95: u64,
+    p99: u64,
     max: u64,
 }
 
@@ -465,6 +587,7 @@ fn stats(values: &[u64]) -> Stats {
     Stats {
         median: at(50),
         p95: at(95),
+        p99: at(99),
         max: *v.last().unwrap_or(&0),
     }
 }
@@ -499,7 +622,11 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|t| t.parse().ok())
         .unwrap_or(if smoke { 1 } else { 10 });
-    let intervals: Vec<Duration> = if smoke {
+    // `--only-restart`: just the restart measurement (a quick look while working on it).
+    let only_restart = args.iter().any(|a| a == "--only-restart");
+    let intervals: Vec<Duration> = if only_restart {
+        vec![]
+    } else if smoke {
         vec![Duration::from_millis(100)]
     } else {
         vec![
@@ -603,13 +730,50 @@ fn main() {
             }
         }
     }
+    // Restarts of the master's agent at 100 ms adverts: hitless only if the new process
+    // advertises before the backup's Master_Down_Interval (361 ms after the last advert).
+    let restarts = if smoke { 3 } else { 20 };
+    let mut bench = Bench::new(Agent::Vipflip, Duration::from_millis(100), 1);
+    assert!(
+        bench.wait_served_by(0, Duration::from_secs(10)),
+        "r1 never served the VIP before the restarts"
+    );
+    let watch = AdvertWatch::start(&bench, bench.lab.routers[0].ipv4);
+    let restart_trials: Vec<Restart> = (0..restarts).map(|_| restart(&mut bench, &watch)).collect();
+    drop(watch);
+    drop(bench);
+    let ms: Vec<u64> = restart_trials.iter().map(|t| t.restart_us / 1000).collect();
+    let r = stats(&ms);
+    let takeovers = restart_trials.iter().filter(|t| t.backup_took_over).count();
+    let _ = writeln!(
+        table,
+        "\n| restart (SIGKILL, start again; 100 ms adverts) | restart_ms median / p99 / max | backup took over |"
+    );
+    let _ = writeln!(table, "|---|---|---|");
+    let _ = writeln!(
+        table,
+        "| vipflip, {restarts} restarts | {} / {} / {} ms | {takeovers} of {restarts} |",
+        r.median, r.p99, r.max
+    );
+    for (i, t) in restart_trials.iter().enumerate() {
+        let _ = writeln!(
+            raw,
+            "100ms\tvipflip\trestart\ttrial {i}\trestart_us {}\tbackup_took_over {}",
+            t.restart_us, t.backup_took_over
+        );
+    }
     // Resources at 10 ms adverts, 1 and 50 instances, measured on the master (r1) for 10 s.
     let _ = writeln!(
         table,
         "\n| resources (10 ms adverts, master) | vipflip RSS / CPU | keepalived RSS / CPU | ratio (CPU) |"
     );
     let _ = writeln!(table, "|---|---|---|---|");
-    for instances in if smoke { vec![1] } else { vec![1, 50] } {
+    let resource_rows = match (only_restart, smoke) {
+        (true, _) => vec![],
+        (false, true) => vec![1],
+        (false, false) => vec![1, 50],
+    };
+    for instances in resource_rows {
         let mut row = Vec::new();
         for agent in [Agent::Vipflip, Agent::Keepalived] {
             let bench = Bench::new(agent, Duration::from_millis(10), instances);

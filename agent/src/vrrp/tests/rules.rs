@@ -251,6 +251,74 @@ fn startup_owner_goes_master_at_once() {
     assert_eq!(instance.timer(Timer::MasterDown), None);
 }
 
+#[test]
+fn resume_goes_master_at_once_and_announces() {
+    let mut instance = Instance::new(config(1, 2, 100)).expect("valid");
+    instance
+        .handle_command(at(secs(5)), Command::Resume)
+        .expect("resume");
+    assert_eq!(instance.state(), StateKind::Master);
+    let actions = drain(&mut instance);
+    assert_eq!(
+        actions[0],
+        Action::BecomeMaster {
+            cause: Cause::Resumed,
+            accept: false
+        }
+    );
+    // The advert goes out now, not after Master_Down_Interval.
+    assert_eq!(sent_priorities(&actions), vec![100]);
+    assert_eq!(actions[2], Action::SendGratuitous { addrs: vips(1) });
+    assert_eq!(instance.timer(Timer::Adver), Some(at(secs(6))));
+    assert_eq!(instance.timer(Timer::MasterDown), None);
+    // A second Resume (or Startup) is a no-op.
+    instance
+        .handle_command(at(secs(5)), Command::Resume)
+        .expect("resume");
+    instance
+        .handle_command(at(secs(5)), Command::Startup)
+        .expect("startup");
+    assert_eq!(instance.poll_action(), None);
+}
+
+#[test]
+fn a_resumed_master_yields_to_a_better_master_as_any_master() {
+    let mut instance = Instance::new(config(1, 2, 100)).expect("valid");
+    instance
+        .handle_command(at(secs(5)), Command::Resume)
+        .expect("resume");
+    drain(&mut instance);
+    instance
+        .handle_advert(at(ms(5_010)), rx(3), &advert(1, 200, secs(1)))
+        .expect("accepted");
+    assert_eq!(instance.state(), StateKind::Backup);
+    assert!(matches!(
+        drain(&mut instance).last(),
+        Some(Action::BecomeBackup {
+            cause: Cause::HigherPriorityAdvert,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn resume_with_a_fault_enters_fault() {
+    let mut instance = Instance::new(config(1, 2, 100)).expect("valid");
+    instance
+        .handle_command(at(secs(0)), Command::Fault(FaultCause::LinkDown))
+        .expect("fault");
+    instance
+        .handle_command(at(secs(1)), Command::Resume)
+        .expect("resume");
+    assert_eq!(instance.state(), StateKind::Fault);
+    assert_eq!(
+        drain(&mut instance),
+        vec![Action::EnterFault {
+            cause: Cause::Fault(FaultCause::LinkDown)
+        }]
+    );
+}
+
 // --- §6.4.2 Backup ------------------------------------------------------------------------
 
 #[test]
