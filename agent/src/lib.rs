@@ -20,5 +20,8 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod track;
-pub mod vrrp;
-pub mod wire;
+
+/// The `vipflip-vrrp` crate: the state machine, apart so Cargo keeps I/O out of it.
+pub use vipflip_vrrp as vrrp;
+/// The `vipflip-wire` crate: the packet formats.
+pub use vipflip_wire as wire;

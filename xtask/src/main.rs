@@ -395,7 +395,7 @@ fn fuzz(root: &Path, seconds: u64, sim_runs: u64) -> anyhow::Result<()> {
         &[
             "test",
             "--package",
-            "vipflip",
+            "vipflip-vrrp",
             "--release",
             "--lib",
             "random",

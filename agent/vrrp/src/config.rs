@@ -3,7 +3,7 @@
 use core::time::Duration;
 use std::net::IpAddr;
 
-use crate::wire::{Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
+use vipflip_wire::{Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
 
 use super::timer::master_down_interval;
 

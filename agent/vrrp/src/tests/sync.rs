@@ -2,7 +2,7 @@
 
 use super::sim::Sim;
 use super::{at, config, ms, ns, secs};
-use crate::vrrp::{Action, Cause, Command, FaultCause, Instance, StateKind, SyncGroup};
+use crate::{Action, Cause, Command, FaultCause, Instance, StateKind, SyncGroup};
 
 fn pair(priority: u8) -> Vec<Instance> {
     [1, 2]

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::wire::vrrp::{Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
+use crate::vrrp::{Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
 
 static V2: &[u8] = include_bytes!("../fixtures/keepalived-v2-ipv4.bin");
 static V3_V4: &[u8] = include_bytes!("../fixtures/keepalived-v3-ipv4-rfc5798.bin");

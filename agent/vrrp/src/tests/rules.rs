@@ -5,12 +5,12 @@ use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{addr, advert, at, config, drain, mac, ms, ns, rx, secs, sent_priorities, vips};
-use crate::vrrp::{
+use crate::{
     Action, BackupTraffic, Cause, Command, CommandError, ConfigError, Discard, DiscardKind,
     FaultCause, Instance, InstanceConfig, RxMeta, StateKind, Timer, master_down_interval,
     skew_time,
 };
-use crate::wire::{Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
+use vipflip_wire::{Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
 
 fn started(config: InstanceConfig) -> Instance {
     let mut instance = Instance::new(config).expect("valid config");
@@ -41,7 +41,7 @@ fn v2_config(n: u8, priority: u8) -> InstanceConfig {
     config
 }
 
-fn v2_advert(priority: u8, interval: Duration) -> crate::wire::AdvertRepr {
+fn v2_advert(priority: u8, interval: Duration) -> vipflip_wire::AdvertRepr {
     let mut advert = advert(1, priority, interval);
     advert.version = VrrpVersion::V2;
     advert
@@ -637,7 +637,7 @@ fn owner_priority_and_handoff_are_fixed() {
 
 // --- acceptance: one negative test each ------------------------------------------------------
 
-fn rejected(advert: &crate::wire::AdvertRepr, from: RxMeta) -> Discard {
+fn rejected(advert: &vipflip_wire::AdvertRepr, from: RxMeta) -> Discard {
     let mut instance = backup();
     let before = instance.timer(Timer::MasterDown);
     let discard = instance

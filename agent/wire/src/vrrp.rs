@@ -19,7 +19,7 @@
 //! interval of 0 (RFC 9568 erratum 8301; for v2 an interval of 0 s is equally meaningless), and
 //! v2 authentication types other than 0 and 1. Whether a well-formed advert is *acceptable*
 //! (VRID configured here, owner, interval mismatch in v2, auth data match) is the state
-//! machine's call in [`crate::vrrp`].
+//! machine's call in the `vipflip-vrrp` crate.
 //!
 //! # Panics
 //! These never panic, whatever the bytes and whatever the [`AdvertRepr`]:

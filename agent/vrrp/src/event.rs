@@ -3,7 +3,7 @@
 use core::fmt;
 use std::net::IpAddr;
 
-use crate::wire::{AdvertRepr, MacAddr, Priority, VirtualAddrs};
+use vipflip_wire::{AdvertRepr, MacAddr, Priority, VirtualAddrs};
 
 /// What the receive path knows about an advert besides its contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::wire::{Priority, VrId, VrrpVersion};
+use vipflip_wire::{Priority, VrId, VrrpVersion};
 
 /// Why a well-formed advert was discarded by the state machine (RFC 5798 §7.1 and RFC 3768
 /// §7.1 checks that need the instance's configuration or state). Each is counted.

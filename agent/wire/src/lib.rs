@@ -2,7 +2,7 @@
 //!
 //! Parsing decides only whether bytes are *well-formed* (length, TTL, version, type, checksum);
 //! whether a well-formed advert is *acceptable now* (VRID, owner, interval) is the state
-//! machine's business in [`crate::vrrp`].
+//! machine's business in the `vipflip-vrrp` crate.
 //!
 //! Each format follows smoltcp's shape: a `Packet<T: AsRef<[u8]>>` view with a private
 //! `mod field` of byte ranges, `new_unchecked` / `new_checked`, getters, and setters when the

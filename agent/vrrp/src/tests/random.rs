@@ -18,8 +18,8 @@ use core::time::Duration;
 
 use super::config;
 use super::sim::Sim;
-use crate::vrrp::{Command, StateKind, master_down_interval};
-use crate::wire::{Priority, VrrpVersion};
+use crate::{Command, StateKind, master_down_interval};
+use vipflip_wire::{Priority, VrrpVersion};
 
 /// `SplitMix64`: tiny, seedable, good enough to pick test events.
 pub struct Rng(u64);

@@ -13,8 +13,8 @@ use core::time::Duration;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::vrrp::{Action, Command, Instance, InstanceConfig, MacAddr, RxMeta, SyncGroup};
-use crate::wire::AdvertRepr;
+use crate::{Action, Command, Instance, InstanceConfig, MacAddr, RxMeta, SyncGroup};
+use vipflip_wire::AdvertRepr;
 
 use super::{addr, base, mac};
 

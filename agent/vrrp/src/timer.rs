@@ -12,7 +12,7 @@
 
 use core::time::Duration;
 
-use crate::wire::{Priority, VrrpVersion};
+use vipflip_wire::{Priority, VrrpVersion};
 
 /// The deadlines an instance can be waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,8 +7,8 @@ use core::time::Duration;
 
 use super::sim::Sim;
 use super::{config, mac, ms, ns, secs};
-use crate::vrrp::{Action, BackupTraffic, Cause, Command, DiscardKind, StateKind};
-use crate::wire::VrrpVersion;
+use crate::{Action, BackupTraffic, Cause, Command, DiscardKind, StateKind};
+use vipflip_wire::VrrpVersion;
 
 /// Three routers on VRID 1: 192.0.2.1 at 200, 192.0.2.2 at 150, 192.0.2.3 at 100.
 fn three_routers() -> Sim {

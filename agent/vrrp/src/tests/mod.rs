@@ -5,7 +5,6 @@
 //! - `scenarios`: timelines on that LAN asserting exact times;
 //! - `random`: seeded randomised runs checking the election invariants.
 
-mod architecture;
 mod random;
 mod rules;
 mod scenarios;
@@ -17,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::wire::{AdvertRepr, Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
+use vipflip_wire::{AdvertRepr, Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
 
 use super::{Action, Instance, InstanceConfig, MacAddr, RxMeta};
 

@@ -27,11 +27,11 @@
 //!
 //! # Architecture invariant
 //!
-//! This module does no I/O: it never imports tokio, aya or libc, never opens a socket and
-//! never reads the clock (`Instant::now` appears nowhere outside its tests). Time is what the
-//! caller passes in as `now`, which is what lets the simulation tests run hours of virtual
-//! time in milliseconds. The unit test `tests::architecture::no_io_in_the_state_machine`
-//! enforces this.
+//! This crate does no I/O: it never opens a socket and never reads the clock (`Instant::now`
+//! appears nowhere outside its tests). Time is what the caller passes in as `now`, which is
+//! what lets the simulation tests run hours of virtual time in milliseconds. Its
+//! `Cargo.toml` is the enforcement: it depends on `vipflip-wire` and `thiserror` only, so
+//! tokio, aya and libc cannot be imported here.
 //!
 //! # Choices the RFCs leave open
 //!
@@ -58,7 +58,7 @@
 //! # Layering
 //!
 //! Whether bytes are a *well-formed* advert (TTL, checksum, version, count, interval ≠ 0) is
-//! decided in [`crate::wire`]; whether a well-formed advert is *acceptable now* (VRID, family,
+//! decided in [`vipflip_wire`]; whether a well-formed advert is *acceptable now* (VRID, family,
 //! v2 interval and authentication, address owner) is decided here and counted by
 //! [`Discard`] reason.
 
@@ -70,7 +70,7 @@ mod sync_group;
 mod timer;
 
 /// Re-exported for callers building [`RxMeta`] and reading [`Action::ForwardTo`].
-pub use crate::wire::MacAddr;
+pub use vipflip_wire::MacAddr;
 pub use config::{ConfigError, InstanceConfig};
 pub use event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, RxMeta};
 pub use instance::{Instance, StateKind};

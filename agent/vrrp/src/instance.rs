@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::wire::{AdvertRepr, Auth, MacAddr, Priority, VirtualAddrs, VrrpVersion};
+use vipflip_wire::{AdvertRepr, Auth, MacAddr, Priority, VirtualAddrs, VrrpVersion};
 
 use super::config::{ConfigError, InstanceConfig, OWNER_PRIORITY};
 use super::event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, RxMeta};
