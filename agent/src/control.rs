@@ -137,15 +137,24 @@ pub struct TrackerStatus {
     pub effect: String,
 }
 
-/// Sends `request` to the daemon at `socket` and waits for its answer.
+/// Sends `request` to the daemon at `socket` and waits for its answer (at most 10 s).
 pub fn call(socket: &Path, request: &Request) -> Result<Response, ControlError> {
+    call_within(socket, request, Duration::from_secs(10))
+}
+
+/// [`call`], waiting at most `timeout` for the answer.
+pub fn call_within(
+    socket: &Path,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Response, ControlError> {
     let not_running = |source| ControlError::NotRunning {
         socket: socket.display().to_string(),
         source,
     };
     let mut stream = UnixStream::connect(socket).map_err(not_running)?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(timeout))
         .map_err(ControlError::Io)?;
     let mut line = serde_json::to_string(request).map_err(ControlError::Encode)?;
     line.push('\n');

@@ -68,8 +68,8 @@ enum Command {
         #[arg(long)]
         iface: String,
         /// auto tries native (driver) XDP first, then generic (skb).
-        #[arg(long, value_enum, default_value_t = XdpModeChoice::Auto)]
-        xdp_mode: XdpModeChoice,
+        #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+        xdp_mode: XdpModeArg,
         /// Root of the pins; the interface's pins go in `<pin-dir>/<iface>/`.
         #[arg(long, default_value = DEFAULT_PIN_ROOT)]
         pin_dir: PathBuf,
@@ -118,6 +118,24 @@ struct DaemonTarget {
     /// Find the control socket (and pin directory) in this configuration.
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+/// `--xdp-mode`: the CLI's own enum, mapped to the data plane's.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum XdpModeArg {
+    Auto,
+    Driver,
+    Skb,
+}
+
+impl From<XdpModeArg> for XdpModeChoice {
+    fn from(mode: XdpModeArg) -> Self {
+        match mode {
+            XdpModeArg::Auto => Self::Auto,
+            XdpModeArg::Driver => Self::Driver,
+            XdpModeArg::Skb => Self::Skb,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -220,7 +238,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             hold,
         } => {
             require_root("load")?;
-            let (plane, outcome) = Dataplane::attach(&iface, &pin_dir, xdp_mode)
+            let (plane, outcome) = Dataplane::attach(&iface, &pin_dir, xdp_mode.into())
                 .with_context(|| format!("loading vipflip on {iface}"))?;
             match outcome {
                 AttachOutcome::Attached(mode) => {

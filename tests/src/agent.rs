@@ -58,6 +58,7 @@ pub struct InstanceStatus {
     pub transitions: u64,
     pub xdp_adverts_dropped: u64,
     pub adverts_received: u64,
+    pub time_in_state_ms: u64,
 }
 
 /// The scalar after `"key": ` in a pretty-printed JSON object, without quotes.
@@ -87,6 +88,7 @@ fn parse_status(status: &str) -> Vec<InstanceStatus> {
                 transitions: number("transitions")?,
                 xdp_adverts_dropped: number("xdp_adverts_dropped")?,
                 adverts_received: number("adverts_received")?,
+                time_in_state_ms: number("time_in_state_ms")?,
             })
         })
         .collect()

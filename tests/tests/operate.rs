@@ -637,7 +637,7 @@ fn assert_script_calls(notified: &Path, fifo_lines: &[String], scene: &Scene) {
 // ---------------------------------------------------------------------------------------
 // Slow scripts must not slow the daemon
 
-/// A `tcpdump` of VRRP adverts in a namespace, written to a file.
+/// A `tcpdump` in a namespace (of VRRP adverts, unless told otherwise), written to a file.
 struct Capture {
     proc: Proc,
     out: PathBuf,
@@ -645,12 +645,16 @@ struct Capture {
 
 impl Capture {
     fn start(ns: &Netns, iface: &str, dir: &Path) -> Self {
+        Self::start_filtered(ns, iface, dir, "ip proto 112")
+    }
+
+    fn start_filtered(ns: &Netns, iface: &str, dir: &Path, filter: &str) -> Self {
         let name = unique("tcpdump-");
         let out = dir.join(format!("{name}.txt"));
         let err = dir.join(format!("{name}.err"));
         let proc = Proc(
             ns.command("tcpdump")
-                .args(["-i", iface, "-n", "-tt", "-l", "ip proto 112"])
+                .args(["-i", iface, "-n", "-tt", "-l", filter])
                 .stdout(File::create(&out).expect("create the capture file"))
                 .stderr(File::create(&err).expect("create the capture log"))
                 .spawn()
@@ -668,17 +672,41 @@ impl Capture {
     }
 
     /// Stops the capture; the send times (s) of adverts from `src`.
-    fn finish(mut self, src: &str) -> Vec<f64> {
-        let _ = self.proc.0.kill();
-        let _ = self.proc.0.wait();
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines()
+    fn finish(self, src: &str) -> Vec<f64> {
+        self.lines()
+            .iter()
             .filter_map(|line| {
                 let mut words = line.split_whitespace();
                 let time: f64 = words.next()?.parse().ok()?;
                 (words.next()? == "IP" && words.next()? == src).then_some(time)
             })
             .collect()
+    }
+
+    /// Waits until `more` adverts from `src` have been captured beyond those already there,
+    /// then stops; the send times (s) of every advert from `src`.
+    fn finish_after_more(self, src: &str, more: usize) -> Vec<f64> {
+        let count = |text: &str| {
+            text.lines()
+                .filter(|l| l.split_whitespace().nth(2) == Some(src))
+                .count()
+        };
+        let now = count(&self.text());
+        let arrived = wait_for(Duration::from_secs(5), || count(&self.text()) >= now + more);
+        assert!(arrived, "fewer than {more} adverts from {src} in 5 s");
+        self.finish(src)
+    }
+
+    /// Stops the capture; what it printed, a line a packet (`<epoch seconds> <packet>`).
+    fn lines(mut self) -> Vec<String> {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        self.text().lines().map(str::to_owned).collect()
+    }
+
+    /// What it has printed so far (it writes line by line).
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 }
 
@@ -1298,5 +1326,175 @@ fn metrics_scrape_during_failover() {
         "vipflip_xdp_packets_total",
         &["outcome=\"vrrp_accepted\""],
         "r1's XDP program accepted no advert of r2's after the handoff",
+    );
+}
+
+// Side effects in the order decided
+
+/// The two VIPs of the owner test.
+const OWNER_VIPS: [&str; 2] = ["192.0.2.100", "192.0.2.101"];
+
+/// An address owner (priority 255) goes Fault → Master at once each time its link comes back,
+/// so its address removals (on fault) and re-adds (on master) follow each other closely: its
+/// link flapped 300 times, then 50 SIGHUPs in a row. Its effects queue applies them in the
+/// order decided, so at the end it holds every VIP address, `VIPS` says `local`, and a
+/// gratuitous ARP went out after its last transition.
+#[test]
+#[ignore = "needs root"]
+fn an_owner_whose_link_flaps_ends_with_its_addresses_and_an_announcement() {
+    let _serial = serial();
+    let lab = Lab::new(1);
+    let dir = fresh_dir();
+    let mut scene = Scene::start(lab, dir.clone(), PROBE, |lab, dir, router| {
+        format!(
+            "{}\n[[instance]]\nname = \"VI_1\"\ninterface = \"{iface}\"\nvrid = 51\npriority = 255\n\
+             advert_interval = \"100ms\"\nvirtual_ips = [\"{}/24\", \"{}/24\"]\n{QUICK_GARP}",
+            agent::global(&format!("r{}", router + 1), lab.bpffs.path(), dir),
+            OWNER_VIPS[0],
+            OWNER_VIPS[1],
+            iface = lab.routers[router].iface,
+        )
+    });
+    scene.await_master(0, SETTLE);
+    let client = &scene.lab.client;
+    let capture = Capture::start_filtered(&client.ns, &client.iface, &dir, "arp");
+    let iface = scene.iface(0).to_owned();
+    let flaps = Instant::now();
+    for _ in 0..300 {
+        scene.link(0, &iface, false);
+        scene.link(0, &iface, true);
+    }
+    eprintln!("300 flaps of r1's link in {:?}", flaps.elapsed());
+    // 50 reloads in a row, each sent once the previous one is done (signals sent together
+    // would coalesce into one).
+    let reloads = |s: &Scene| s.agents[0].log().matches("reloaded: ").count();
+    let before = reloads(&scene);
+    for n in 1..=50 {
+        scene.agents[0].signal(libc::SIGHUP);
+        scene.await_that(&format!("r1's reload {n}"), CHANGE, |s| {
+            reloads(s) >= before + n
+        });
+    }
+    // Settled: master again, and every removal a fault queued has been carried out (each
+    // says so in the log); the re-add after the last one was queued behind it.
+    let faults = |s: &Scene| s.agents[0].log().matches("VI_1: -> Fault (").count();
+    let removals = |s: &Scene| s.agents[0].log().matches(": addresses removed in ").count();
+    scene.await_that("r1 master with every queued removal done", CHANGE, |s| {
+        s.agents[0].state("VI_1").as_deref() == Some("Master") && removals(s) == faults(s)
+    });
+    assert!(scene.agents[0].running(), "{}", scene.agents[0].log());
+    let log = scene.agents[0].log();
+    eprintln!(
+        "r1: {} faults, {} masters, {} removals, {} reloads",
+        faults(&scene),
+        log.matches("VI_1: -> MASTER (").count(),
+        removals(&scene),
+        reloads(&scene)
+    );
+    assert!(faults(&scene) > 0, "no flap was seen:\n{log}");
+    for vip in OWNER_VIPS {
+        assert_eq!(
+            serves(&scene, 0, vip),
+            (true, true),
+            "r1 does not serve {vip} (XDP local, address) after the flaps{}",
+            scene.describe()
+        );
+    }
+    // A gratuitous ARP for each VIP after the last transition.
+    let in_state = scene.inst(0, "VI_1").time_in_state_ms;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    #[expect(clippy::cast_precision_loss, reason = "milliseconds, far below 2^52")]
+    let last_transition = now - in_state as f64 / 1000.0;
+    // The status rounds to milliseconds: 2 ms of slack. Read as tcpdump writes (line-buffered).
+    let after_last = |vip: &str| -> Vec<String> {
+        // `who-has V (ff:ff:ff:ff:ff:ff) tell V`: a gratuitous request (the target MAC is
+        // printed when it is not zero).
+        let (asks, tells) = (format!("who-has {vip} "), format!("tell {vip},"));
+        capture
+            .text()
+            .lines()
+            .filter(|l| l.contains(&asks) && l.contains(&tells))
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .is_some_and(|t| t >= last_transition - 0.002)
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let announced = wait_for(Duration::from_secs(2), || {
+        OWNER_VIPS.iter().all(|vip| !after_last(vip).is_empty())
+    });
+    let text = capture.text();
+    assert!(
+        announced,
+        "no gratuitous ARP for every VIP after the last transition ({last_transition:.3}); \
+         the last ARP lines seen: {:?}",
+        text.lines().rev().take(4).collect::<Vec<_>>()
+    );
+}
+
+/// A reload that adds an interface attaches the XDP program there (load and verifier: tens of
+/// ms or more). That happens off the loop that sends adverts: r1's 10 ms adverts go on, no
+/// two more than 15 ms apart on the wire, while it does.
+#[test]
+#[ignore = "needs root"]
+fn a_reload_that_adds_an_interface_keeps_the_adverts_on_time() {
+    let _serial = serial();
+    let lab = Lab::new(1);
+    let dir = fresh_dir();
+    let vi1 = |lab: &Lab, dir: &Path, router: usize| {
+        format!(
+            "{}\n{}",
+            agent::global(&format!("r{}", router + 1), lab.bpffs.path(), dir),
+            agent::instance(
+                "VI_1",
+                &lab.routers[router].iface,
+                51,
+                150,
+                "10ms",
+                "192.0.2.100/24"
+            ),
+        )
+    };
+    let scene = Scene::start(lab, dir.clone(), PROBE, vi1);
+    scene.await_master(0, SETTLE);
+    // A second link on r1, not yet in its configuration.
+    let far = Netns::new("vfre");
+    let far_if = unique("vfrf");
+    vipflip_integration_tests::veth(scene.ns(0), "eth1", &far, &far_if);
+    scene
+        .ns(0)
+        .ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"]);
+
+    let client = &scene.lab.client;
+    let capture = Capture::start(&client.ns, &client.iface, &dir);
+    let logged = scene.agents[0].log().len();
+    let text = format!(
+        "{}\n{}",
+        scene.agents[0].config_text(),
+        agent::instance("VI_2", "eth1", 52, 150, "1s", "198.51.100.100/24")
+    );
+    scene.agents[0].sighup_with(&text);
+    scene.await_that("r1's reload adding eth1", CHANGE, |s| {
+        let log = s.agents[0].log_since(logged);
+        log.contains("reloaded: ") && log.contains("eth1: XDP attached")
+    });
+    // And 20 adverts more after it, as the capture sees them.
+    let reloaded = capture.finish_after_more("192.0.2.1", 20);
+    let gap = longest_gap_ms(&reloaded);
+    eprintln!(
+        "reload adding eth1: {} adverts from r1 around it, longest gap {gap:.1} ms\n{}",
+        reloaded.len(),
+        scene.agents[0].log_since(logged)
+    );
+    assert!(
+        gap <= 15.0,
+        "r1's 10 ms adverts were {gap:.1} ms apart while a reload attached XDP to eth1{}",
+        scene.describe()
     );
 }

@@ -147,15 +147,8 @@ impl fmt::Display for Mac {
 }
 
 /// The `VIPS` key of an address.
-pub fn vip_key(addr: IpAddr) -> VipKey {
-    match addr {
-        IpAddr::V4(a) => VipKey::ipv4(a.octets()),
-        IpAddr::V6(a) => VipKey::ipv6(a.octets()),
-    }
-}
-
 pub(super) fn peer_key(vrid: u8, addr: IpAddr) -> PeerKey {
-    let VipKey { family, addr, .. } = vip_key(addr);
+    let VipKey { family, addr, .. } = VipKey::from_ip(addr);
     PeerKey {
         family,
         vrid,
@@ -234,7 +227,7 @@ mod tests {
     #[test]
     fn keys_keep_network_order_and_family() {
         let v4: IpAddr = "192.0.2.100".parse().unwrap();
-        let key = vip_key(v4);
+        let key = VipKey::from_ip(v4);
         assert_eq!(
             (key.family, &key.addr[..4], &key.addr[4..]),
             (FAMILY_IPV4, &[192, 0, 2, 100][..], &[0; 12][..])

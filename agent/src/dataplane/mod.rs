@@ -28,7 +28,7 @@ use aya::{
     },
 };
 use aya_obj::programs::XdpAttachType;
-pub use maps::{Mac, MapName, Ownership, vip_key};
+pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{
     FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey, RealEntry,
@@ -49,7 +49,7 @@ pub const PASS_PROGRAM_NAME: &str = "pass";
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/vipflip";
 
 /// How to attach: `auto` tries native (driver) XDP first, then generic (skb) XDP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XdpModeChoice {
     #[default]
     Auto,
@@ -327,7 +327,7 @@ impl Dataplane {
     /// A VIP not seen before first gets its `VIP_FILTER` bit (so the program looks it up at
     /// all); that is set-up, not the flip.
     pub fn set_vip(&mut self, vip: IpAddr, ownership: Ownership) -> Result<(), DataplaneError> {
-        let key = maps::vip_key(vip);
+        let key = VipKey::from_ip(vip);
         if !self.known_vips.contains(&key) {
             self.known_vips.insert(key);
             let (index, word) = self.filter_word_for(&key);
@@ -364,7 +364,7 @@ impl Dataplane {
 
     /// Forgets `vip`: its traffic is passed untouched again. Absent VIPs are not an error.
     pub fn remove_vip(&mut self, vip: IpAddr) -> Result<(), DataplaneError> {
-        let key = maps::vip_key(vip);
+        let key = VipKey::from_ip(vip);
         match self.vips.remove(&key) {
             Ok(()) => {}
             Err(source) if absent(&source) => {}

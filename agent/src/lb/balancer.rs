@@ -560,7 +560,7 @@ impl Balancer {
 
 /// The `SERVICES` key of a virtual server.
 pub fn service_key(spec: &VirtualServerSpec) -> ServiceKey {
-    let vip = crate::dataplane::vip_key(spec.vip);
+    let vip = vipflip_common::VipKey::from_ip(spec.vip);
     let protocol = match spec.protocol {
         LbProtocol::Tcp => IPPROTO_TCP,
         LbProtocol::Udp => IPPROTO_UDP,

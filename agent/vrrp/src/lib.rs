@@ -69,14 +69,14 @@ mod stats;
 mod sync_group;
 mod timer;
 
-/// Re-exported for callers building [`RxMeta`] and reading [`Action::ForwardTo`].
-pub use vipflip_wire::MacAddr;
 pub use config::{ConfigError, InstanceConfig};
 pub use event::{Action, BackupTraffic, Cause, Command, CommandError, FaultCause, RxMeta};
 pub use instance::{Instance, StateKind};
 pub use stats::{Discard, DiscardKind, Stats};
 pub use sync_group::SyncGroup;
 pub use timer::{Timer, master_down_interval, skew_time};
+/// Re-exported for callers building [`RxMeta`] and reading [`Action::ForwardTo`].
+pub use vipflip_wire::MacAddr;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,133 @@
+//! The control socket: a thin adapter that reads one JSON request a connection, hands it to
+//! the loop and writes back the answer; and the loop's side of it.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::UnixListener,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{
+    control::{self as control_protocol, Request, Response},
+    vrrp::Command,
+};
+
+use super::Daemon;
+
+impl Daemon {
+    pub(super) async fn control(&mut self, request: Request) -> Response {
+        match request {
+            Request::Status => Response::Status(self.status()),
+            Request::Reload => match self.reload().await {
+                Ok(message) => Response::Ok { message },
+                Err(message) => {
+                    log::error!("{message}");
+                    Response::Error { message }
+                }
+            },
+            Request::Handoff { instance } => {
+                let Some(index) = self.instances.iter().position(|r| r.spec.name == instance)
+                else {
+                    let known: Vec<&str> = self
+                        .instances
+                        .iter()
+                        .map(|r| r.spec.name.as_str())
+                        .collect();
+                    return Response::Error {
+                        message: format!(
+                            "no instance {instance:?} (instances: {})",
+                            known.join(", ")
+                        ),
+                    };
+                };
+                match self.instances[index]
+                    .vrrp
+                    .handle_command(Instant::now(), Command::GracefulHandoff)
+                {
+                    Ok(()) => {
+                        self.drain(index).await;
+                        Response::Ok {
+                            message: format!(
+                                "instance {instance}: handing off; still serving until the new master is heard"
+                            ),
+                        }
+                    }
+                    Err(err) => Response::Error {
+                        message: format!("instance {instance}: {err}"),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Serves the control socket: one JSON request per connection, answered by the loop.
+/// How long a daemon starting on an existing control socket waits for an answer from it
+/// before it takes the socket for a dead daemon's.
+const STALE_CHECK_LIMIT: Duration = Duration::from_secs(1);
+
+pub(super) fn spawn_control_server(
+    path: &Path,
+    requests: mpsc::Sender<(Request, oneshot::Sender<Response>)>,
+) -> anyhow::Result<JoinHandle<()>> {
+    if path.exists() {
+        // A live daemon answers; a stale file from a crash does not and is replaced. A
+        // connection alone proves nothing: a daemon killed a moment ago may still have its
+        // listening socket, which the kernel releases just after the process has left its
+        // namespaces, so ask for a status and wait for the answer.
+        if control_protocol::call_within(path, &Request::Status, STALE_CHECK_LIMIT).is_ok() {
+            bail!(
+                "another vipflip daemon answers on {}; give this one its own control_socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {} to root", path.display()))?;
+    }
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let response = match control_protocol::decode_request(&line) {
+                    Ok(request) => {
+                        let (reply, answer) = oneshot::channel();
+                        if requests.send((request, reply)).await.is_err() {
+                            return;
+                        }
+                        answer.await.unwrap_or(Response::Error {
+                            message: "the daemon is stopping".into(),
+                        })
+                    }
+                    Err(message) => Response::Error { message },
+                };
+                let _ = write
+                    .write_all(control_protocol::encode_response(&response).as_bytes())
+                    .await;
+            });
+        }
+    }))
+}

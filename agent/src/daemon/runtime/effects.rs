@@ -1,0 +1,338 @@
+//! The side effects of a transition: the `VIPS` flip, the VIP addresses, gratuitous ARP /
+//! unsolicited NA.
+//!
+//! The flip is one map update, done on the loop. Everything that leaves the process through
+//! the kernel's other doors (netlink for the addresses, a packet socket for the
+//! announcements) goes through the instance's [`Effects`]: a queue drained by a task of the
+//! instance's own, so the effects take place in the order they were decided, whatever each
+//! one costs. A removal decided before a re-add lands before it; an announcement decided
+//! after an add goes out once the address is there; and nothing on that queue delays the
+//! loop, which keeps sending adverts and handling timers, save the one bounded wait below.
+
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{
+    config::InstanceSpec,
+    dataplane::Ownership,
+    io::{
+        garp::{self, GarpSchedule, GarpSocket},
+        netlink::{IfAddr, Netlink},
+    },
+    notify::{NotifyKind, NotifyState},
+    vrrp::{BackupTraffic, Cause},
+    wire::arp::GarpForm,
+};
+
+use super::Daemon;
+
+impl Daemon {
+    /// The flip: `VIPS` first (traffic is accepted from that instant), then the addresses,
+    /// then (as the next action) the announcements.
+    pub(super) async fn become_master(&mut self, index: usize, cause: Cause, accept: bool) {
+        let name = self.instances[index].spec.name.clone();
+        let started = Instant::now();
+        let running = &mut self.instances[index];
+        running.entered_state = started;
+        running.resumed = false;
+        running.forwarding_until = None;
+        running.master = Some((
+            running.vrrp.config().primary_addr,
+            running.vrrp.priority().0,
+        ));
+        let vrid = running.spec.vrid.0;
+        // RFC 5798 §6.4.3: a non-owner master in non-accept mode must not accept
+        // packets addressed to the VIPs; the owner always does.
+        let ownership = if accept || running.spec.priority.0 == 255 {
+            Ownership::Local { vrid }
+        } else {
+            Ownership::Drop { vrid }
+        };
+        self.set_vips(index, ownership);
+        let flip = started.elapsed();
+        self.metrics.observe_flip(flip);
+        log::info!(
+            "instance {name}: -> MASTER ({cause}); VIPS flipped in {} µs",
+            flip.as_micros()
+        );
+        // Awaited, not spawned: the first advert (next action) makes the old master
+        // step down and forward to us, so the addresses must be in place by then.
+        self.add_addresses(index).await;
+        // After the addresses, as keepalived: a notify script may rely on them. Starting it
+        // never waits for it.
+        let priority = self.instances[index].vrrp.priority();
+        self.notifier
+            .state_changed(NotifyKind::Instance, &name, NotifyState::Master, priority);
+    }
+
+    /// Leaves master (or a stale resumed state) for backup: forward to the new master for the
+    /// forward window when its MAC is known, drop otherwise; withdraw the addresses.
+    pub(super) fn step_down(&mut self, index: usize, traffic: BackupTraffic) {
+        let running = &mut self.instances[index];
+        running.effects.silence();
+        let vrid = running.spec.vrid.0;
+        let window = running.spec.forward_window;
+        let ownership = match traffic {
+            BackupTraffic::Forward { mac } if mac.0 != [0; 6] && !window.is_zero() => {
+                running.forwarding_until = Some((Instant::now() + window, mac));
+                Ownership::Forward {
+                    vrid,
+                    ifindex: running.iface_index,
+                    dst_mac: mac.0,
+                    src_mac: running.iface_mac.0,
+                }
+            }
+            _ => {
+                running.forwarding_until = None;
+                Ownership::Drop { vrid }
+            }
+        };
+        self.set_vips(index, ownership);
+        self.spawn_remove_addresses(index);
+    }
+
+    /// One `VIPS` update per VIP of the instance.
+    pub(super) fn set_vips(&mut self, index: usize, ownership: Ownership) {
+        let running = &self.instances[index];
+        let Some(plane) = self.planes.get_mut(&running.spec.interface) else {
+            return;
+        };
+        for vip in &running.spec.virtual_ips {
+            if let Err(err) = plane.set_vip(vip.addr(), ownership) {
+                log::error!("instance {}: {err}", running.spec.name);
+            }
+        }
+    }
+
+    /// Adds the instance's VIPs to its interface, after whatever its queue still holds (a
+    /// removal decided earlier lands first), and waits until they are in place, at most
+    /// [`ADD_WAIT_LIMIT`]: the first advert, sent next, makes the old master forward here.
+    pub(super) async fn add_addresses(&self, index: usize) {
+        let running = &self.instances[index];
+        let (done, added) = oneshot::channel();
+        running.effects.push(Effect::AddAddresses {
+            addrs: if_addrs(&running.spec),
+            done,
+        });
+        match tokio::time::timeout(ADD_WAIT_LIMIT, added).await {
+            Ok(Ok(took)) => log::info!(
+                "instance {}: addresses added in {} µs",
+                running.spec.name,
+                took.as_micros()
+            ),
+            Ok(Err(_)) => {}
+            Err(_) => log::warn!(
+                "instance {}: the addresses are not in place after {ADD_WAIT_LIMIT:?}; \
+                 advertising anyway (they follow in order)",
+                running.spec.name
+            ),
+        }
+    }
+
+    /// Removes the instance's VIPs from its interface, in order with its other effects.
+    pub(super) fn spawn_remove_addresses(&self, index: usize) {
+        let running = &self.instances[index];
+        running.effects.push(Effect::RemoveAddresses {
+            addrs: if_addrs(&running.spec),
+        });
+    }
+
+    /// Gratuitous ARP / unsolicited NA for the VIPs, on the instance's `garp` schedule,
+    /// replacing any schedule still running.
+    pub(super) fn announce(&mut self, index: usize) {
+        let running = &self.instances[index];
+        let addrs: Vec<IpAddr> = running
+            .spec
+            .virtual_ips
+            .iter()
+            .map(ipnet::IpNet::addr)
+            .collect();
+        // RFC 9568 §6.4.2: a virtual router's NA sets the Router flag.
+        let frames =
+            match garp::announcement_frames(running.iface_mac, &addrs, GarpForm::Request, true) {
+                Ok(frames) => frames,
+                Err(err) => {
+                    log::error!("instance {}: {err}", running.spec.name);
+                    return;
+                }
+            };
+        let g = running.spec.garp;
+        let schedule = GarpSchedule {
+            repeat: u32::from(g.repeat),
+            interval: g.interval,
+            delay: (!g.delay.is_zero()).then_some(g.delay),
+            refresh: (!g.refresh.is_zero()).then_some(g.refresh),
+        };
+        running.effects.push(Effect::Announce {
+            ifindex: running.iface_index,
+            frames,
+            schedule,
+        });
+    }
+}
+
+/// How long becoming master waits for its addresses before the first advert. Adding an
+/// address is a netlink round trip (tens of µs); the bound only keeps a wedged netlink from
+/// holding up the election.
+const ADD_WAIT_LIMIT: Duration = Duration::from_millis(100);
+
+/// The VIPs of `spec` as interface addresses.
+fn if_addrs(spec: &InstanceSpec) -> Vec<IfAddr> {
+    spec.virtual_ips
+        .iter()
+        .map(|net| IfAddr {
+            addr: net.addr(),
+            prefix_len: net.prefix_len(),
+        })
+        .collect()
+}
+
+/// One side effect, as the loop decided it.
+enum Effect {
+    /// Add these addresses; say how long it took once they are in place.
+    AddAddresses {
+        addrs: Vec<IfAddr>,
+        done: oneshot::Sender<Duration>,
+    },
+    RemoveAddresses {
+        addrs: Vec<IfAddr>,
+    },
+    /// Start announcing (the previous schedule, if any, stops).
+    Announce {
+        ifindex: u32,
+        frames: Vec<Vec<u8>>,
+        schedule: GarpSchedule,
+    },
+    /// Stop announcing.
+    Silence,
+    /// Answer once everything queued before has taken effect.
+    Flush {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// An instance's side-effect queue and the task that drains it. Dropping it lets the task
+/// finish what is queued (removals included), then stop its announcements and end.
+pub(super) struct Effects {
+    queue: mpsc::UnboundedSender<Effect>,
+}
+
+impl Effects {
+    /// The queue of instance `name` on `iface`, with its task.
+    pub(super) fn spawn(name: String, iface: String, netlink: Arc<Netlink>) -> Self {
+        let (queue, effects) = mpsc::unbounded_channel();
+        tokio::spawn(
+            Worker {
+                name,
+                iface,
+                netlink,
+                announcer: None,
+            }
+            .run(effects),
+        );
+        Self { queue }
+    }
+
+    fn push(&self, effect: Effect) {
+        // The task ends only once this sender is gone.
+        let _ = self.queue.send(effect);
+    }
+
+    /// Stops the announcements, in order with the other effects.
+    pub(super) fn silence(&self) {
+        self.push(Effect::Silence);
+    }
+
+    /// Waits until everything queued so far has taken effect.
+    pub(super) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        self.push(Effect::Flush { done });
+        let _ = flushed.await;
+    }
+}
+
+/// The task behind an [`Effects`]: one effect at a time, in queue order.
+struct Worker {
+    name: String,
+    iface: String,
+    netlink: Arc<Netlink>,
+    announcer: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    async fn run(mut self, mut effects: mpsc::UnboundedReceiver<Effect>) {
+        while let Some(effect) = effects.recv().await {
+            match effect {
+                Effect::AddAddresses { addrs, done } => {
+                    let started = Instant::now();
+                    for addr in addrs {
+                        if let Err(err) = self.netlink.add_address(&self.iface, addr).await {
+                            log::error!("instance {}: {err}", self.name);
+                        }
+                    }
+                    let _ = done.send(started.elapsed());
+                }
+                Effect::RemoveAddresses { addrs } => {
+                    let started = Instant::now();
+                    for addr in addrs {
+                        if let Err(err) = self.netlink.remove_address(&self.iface, addr).await {
+                            log::error!("instance {}: {err}", self.name);
+                        }
+                    }
+                    log::info!(
+                        "instance {}: addresses removed in {} µs",
+                        self.name,
+                        started.elapsed().as_micros()
+                    );
+                }
+                Effect::Announce {
+                    ifindex,
+                    frames,
+                    schedule,
+                } => {
+                    self.silence();
+                    self.announce(ifindex, frames, schedule);
+                }
+                Effect::Silence => self.silence(),
+                Effect::Flush { done } => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        self.silence();
+    }
+
+    fn silence(&mut self) {
+        if let Some(task) = self.announcer.take() {
+            task.abort();
+        }
+    }
+
+    fn announce(&mut self, ifindex: u32, frames: Vec<Vec<u8>>, schedule: GarpSchedule) {
+        let socket = match GarpSocket::open(&self.iface, ifindex) {
+            Ok(socket) => socket,
+            Err(err) => {
+                log::error!("instance {}: {err}", self.name);
+                return;
+            }
+        };
+        let name = self.name.clone();
+        let task = garp::spawn_announcer(socket, frames, schedule);
+        self.announcer = Some(tokio::spawn(async move {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => log::warn!("instance {name}: announcements stopped: {err}"),
+                Err(err) if err.is_cancelled() => {}
+                Err(err) => log::warn!("instance {name}: announcer failed: {err}"),
+            }
+        }));
+    }
+}

@@ -1,0 +1,503 @@
+//! Reload (SIGHUP, `vipflip reload`): read the new file, diff it against the running one,
+//! then apply the difference: instances removed, updated in place, restarted or added.
+
+use std::{net::IpAddr, time::Instant};
+
+use crate::{
+    config::{Config, InstanceSpec},
+    track::{self, Observation},
+    vrrp::{Command, FaultCause, StateKind},
+    wire::Family,
+};
+
+use super::Daemon;
+
+impl Daemon {
+    /// SIGHUP / `vipflip reload`: re-reads the configuration file. An invalid file changes
+    /// nothing (every error is returned). Otherwise only the difference is applied: unchanged
+    /// instances are not touched; removed ones resign (a master hands off first, without a lost
+    /// packet); changed ones are updated in place when only priority, tracking, notify, GARP or
+    /// the forward window changed, and restarted otherwise; new ones start.
+    pub(super) async fn reload(&mut self) -> Result<String, String> {
+        if self.stopping.is_some() {
+            return Err("reload refused: the daemon is stopping".into());
+        }
+        let Some(path) = self.config_path.clone() else {
+            return Err(
+                "reload refused: this daemon was not started from a configuration file".into(),
+            );
+        };
+        let (new, warnings) = Config::load(&path).map_err(|diagnostics| {
+            let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            format!(
+                "reload refused, the running configuration is kept:\n{}",
+                errors.join("\n")
+            )
+        })?;
+        for warning in warnings {
+            log::warn!("{warning}");
+        }
+        log::info!("reloading {}", path.display());
+        let changed_globals = changed_globals(&self.config.global, &new.global);
+        if !changed_globals.is_empty() {
+            log::warn!(
+                "reload: [global] {} changed; that takes effect at the next restart",
+                changed_globals.join(", ")
+            );
+        }
+        let mut report = Reloaded::default();
+        // Removed, or changed beyond what can be updated in place: out first, so a restarted
+        // instance's VIPs and VRID filter are free for its new self.
+        let mut index = 0;
+        while index < self.instances.len() {
+            let running = &self.instances[index];
+            if running.retiring {
+                index += 1;
+                continue;
+            }
+            let name = running.spec.name.clone();
+            match new.instances.iter().find(|s| s.name == name) {
+                None => {
+                    report.removed.push(name);
+                    if self.retire(index).await {
+                        index += 1;
+                    }
+                }
+                // Unchanged, unless it could not open its VRRP socket (interface or address
+                // missing at its start): a reload is the way to start it once they exist.
+                Some(spec) if *spec == running.spec && running.socket.is_some() => {
+                    report.unchanged += 1;
+                    index += 1;
+                }
+                Some(spec) if updatable_in_place(&running.spec, spec) => {
+                    self.update_in_place(index, spec.clone()).await;
+                    report.updated.push(name);
+                    index += 1;
+                }
+                Some(_) => {
+                    report.restarted.push(name);
+                    self.remove_instance(index).await;
+                }
+            }
+        }
+        let retiring: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|r| r.retiring)
+            .map(|r| r.spec.name.clone())
+            .collect();
+        self.notifier.set_scripts(&new, &retiring);
+        // Compared as sets of watched objects: adding an instance on an interface already
+        // watched, or moving a weight, restarts nothing (a restarted script driver starts its
+        // rise/fall count afresh).
+        let respawn = track::Watched::of(&self.config) != track::Watched::of(&new);
+        let old = std::mem::replace(&mut self.config, new);
+        if respawn {
+            match track::spawn_trackers(&self.config) {
+                Ok((observations, trackers)) => {
+                    self.observations = observations;
+                    self.trackers = trackers;
+                }
+                Err(err) => log::error!("reload: restarting the trackers: {err}"),
+            }
+        }
+        self.start_new_instances(&mut report).await;
+        self.configure_lb().await;
+        drop(old);
+        let message = report.to_string();
+        if report.failed.is_empty() {
+            log::info!("reloaded: {message}");
+            Ok(message)
+        } else {
+            Err(format!("reloaded with errors: {message}"))
+        }
+    }
+
+    /// A reload changed only what can change under a running instance: the new priority and
+    /// trackers go through [`TrackState::reconfigure`], the rest is read at its next use.
+    pub(super) async fn update_in_place(&mut self, index: usize, spec: InstanceSpec) {
+        let running = &mut self.instances[index];
+        let before: Vec<track::Tracked> = running.track.trackers().cloned().collect();
+        let commands = running.track.reconfigure(&spec);
+        for gone in before
+            .iter()
+            .filter(|t| !running.track.trackers().any(|n| n == *t))
+        {
+            self.metrics
+                .forget_tracker(&running.spec.name, &gone.to_string());
+        }
+        running.spec = spec;
+        self.apply_track_commands(index, commands);
+        self.drain(index).await;
+    }
+
+    /// After a reload: starts every instance of the new file that is not running (new, or
+    /// restarted because it changed), and points every instance at its sync group.
+    pub(super) async fn start_new_instances(&mut self, report: &mut Reloaded) {
+        // An instance still handing off after an earlier reload removed it, which this file
+        // brings back or whose VRID or VIPs a new instance takes: it goes now (two instances
+        // sharing a VRID share its adverts; sharing a VIP, the retiring one's end would
+        // withdraw it from under the new one).
+        while let Some(index) = self
+            .instances
+            .iter()
+            .position(|r| r.retiring && self.config.instances.iter().any(|s| overlaps(&r.spec, s)))
+        {
+            self.remove_instance(index).await;
+        }
+        let first_new = self.instances.len();
+        let mut reopened = Vec::new();
+        for spec in self.config.instances.clone() {
+            if self
+                .instances
+                .iter()
+                .any(|r| r.spec.name == spec.name && !r.retiring)
+            {
+                continue;
+            }
+            if !report.restarted.contains(&spec.name) {
+                report.added.push(spec.name.clone());
+            }
+            if let Err(err) = self.add_instance(spec.clone(), &mut reopened).await {
+                log::error!("reload: instance {}: {err:#}", spec.name);
+                report.failed.push(format!("{}: {err:#}", spec.name));
+            }
+        }
+        self.regroup();
+        for index in first_new..self.instances.len() {
+            if let Err(err) = self.start_instance(index).await {
+                let name = &self.instances[index].spec.name;
+                log::error!("reload: instance {name}: {err:#}");
+                report.failed.push(format!("{name}: {err:#}"));
+            }
+        }
+        self.settle_groups().await;
+    }
+
+    /// After group membership changed (a reload): an instance no longer in a group drops a
+    /// fault it held only for its old group, and every group reconciles its members' faults
+    /// (a member holding its own fault may have gone).
+    pub(super) async fn settle_groups(&mut self) {
+        for index in 0..self.instances.len() {
+            let running = &mut self.instances[index];
+            if running.group.is_none() && running.vrrp.has_fault(FaultCause::SyncGroup) {
+                let _ = running
+                    .vrrp
+                    .handle_command(Instant::now(), Command::Unfault(FaultCause::SyncGroup));
+                self.drain(index).await;
+            }
+        }
+        for group in 0..self.groups.len() {
+            if let Some(index) = self.instances.iter().position(|r| r.group == Some(group)) {
+                self.drain(index).await;
+            }
+        }
+    }
+
+    /// A reload removed the instance: a master hands off and stays (retiring) until the new
+    /// master is heard and the forward window is over; anything else goes now. Returns
+    /// whether the instance is still in `self.instances`.
+    pub(super) async fn retire(&mut self, index: usize) -> bool {
+        let running = &mut self.instances[index];
+        if running.vrrp.state() == StateKind::Master
+            && running
+                .vrrp
+                .handle_command(Instant::now(), Command::GracefulHandoff)
+                .is_ok()
+        {
+            log::info!(
+                "instance {}: removed from the configuration; handing off first",
+                running.spec.name
+            );
+            running.retiring = true;
+            self.drain(index).await;
+            return true;
+        }
+        self.remove_instance(index).await;
+        false
+    }
+
+    /// Removes retiring instances whose handoff and forward window are over.
+    pub(super) async fn reap_retired(&mut self) {
+        while let Some(index) = self
+            .instances
+            .iter()
+            .position(|r| r.retiring && !r.vrrp.is_handing_off() && r.forwarding_until.is_none())
+        {
+            self.remove_instance(index).await;
+        }
+    }
+
+    /// Stops the instance (a master resigns with priority 0, RFC 5798 §6.4.3), takes its
+    /// VIPs out of the data plane and off the interface, and forgets it.
+    pub(super) async fn remove_instance(&mut self, index: usize) {
+        let _ = self.instances[index]
+            .vrrp
+            .handle_command(Instant::now(), Command::Shutdown);
+        // Out of its group first: the group must not react to this member's shutdown.
+        self.instances[index].group = None;
+        self.drain(index).await;
+        // Its effects queue finishes what it holds (the removal of its addresses), then
+        // stops its announcements, once `running` is dropped at the end.
+        let running = self.instances.remove(index);
+        let still_used = |vip: IpAddr| {
+            self.instances.iter().any(|r| {
+                r.spec.interface == running.spec.interface
+                    && r.spec.virtual_ips.iter().any(|n| n.addr() == vip)
+            })
+        };
+        let vrid_used = self.instances.iter().any(|r| {
+            r.spec.interface == running.spec.interface
+                && r.spec.vrid == running.spec.vrid
+                && r.spec.family() == running.spec.family()
+        });
+        if let Some(plane) = self.planes.get_mut(&running.spec.interface) {
+            for vip in running.spec.virtual_ips.iter().map(ipnet::IpNet::addr) {
+                if !still_used(vip)
+                    && let Err(err) = plane.remove_vip(vip)
+                {
+                    log::warn!("instance {}: {err}", running.spec.name);
+                }
+            }
+            if !vrid_used
+                && let Err(err) = plane.remove_vrid(family_tag(&running.spec), running.spec.vrid.0)
+            {
+                log::warn!("instance {}: {err}", running.spec.name);
+            }
+        }
+        self.metrics.forget_instance(&running.spec.name);
+        log::info!("instance {}: removed", running.spec.name);
+    }
+}
+
+/// Whether two instances would claim the same adverts or the same VIP: one name, one VRID
+/// of one family on one interface, or a shared virtual IP.
+pub(super) fn overlaps(a: &InstanceSpec, b: &InstanceSpec) -> bool {
+    a.name == b.name
+        || (a.interface == b.interface && a.vrid == b.vrid && a.family() == b.family())
+        || a.virtual_ips
+            .iter()
+            .any(|v| b.virtual_ips.iter().any(|w| v.addr() == w.addr()))
+}
+
+/// Keeps the latest observation of each tracked object in `observed`.
+pub(super) fn remember(observed: &mut Vec<Observation>, observation: &Observation) {
+    let same_object = |o: &Observation| match (o, observation) {
+        (Observation::Link { name: a, .. }, Observation::Link { name: b, .. })
+        | (Observation::Script { name: a, .. }, Observation::Script { name: b, .. })
+        | (Observation::Quorum { service: a, .. }, Observation::Quorum { service: b, .. }) => {
+            a == b
+        }
+        (Observation::File { path: a, .. }, Observation::File { path: b, .. }) => a == b,
+        _ => false,
+    };
+    match observed.iter_mut().find(|o| same_object(o)) {
+        Some(slot) => slot.clone_from(observation),
+        None => observed.push(observation.clone()),
+    }
+}
+
+/// The data plane's family tag of an instance's adverts.
+pub(super) fn family_tag(spec: &InstanceSpec) -> u8 {
+    if spec.family() == Family::Ipv4 {
+        vipflip_common::FAMILY_IPV4
+    } else {
+        vipflip_common::FAMILY_IPV6
+    }
+}
+
+/// Whether a reload can move `old` to `new` without restarting it: they differ only in
+/// what tracking, notify and the I/O shell read at each use. The state machine's own
+/// configuration (VRID, interval, VIPs, peers, preempt…) needs a new instance, as does
+/// becoming or ceasing to be the address owner.
+pub(super) fn updatable_in_place(old: &InstanceSpec, new: &InstanceSpec) -> bool {
+    const OWNER: u8 = 255;
+    if (old.priority.0 == OWNER) != (new.priority.0 == OWNER) {
+        return false;
+    }
+    let mut rest = new.clone();
+    rest.priority = old.priority;
+    rest.track_interfaces.clone_from(&old.track_interfaces);
+    rest.track_scripts.clone_from(&old.track_scripts);
+    rest.track_files.clone_from(&old.track_files);
+    rest.track_quorums.clone_from(&old.track_quorums);
+    rest.notify = old.notify.clone();
+    rest.garp = old.garp;
+    rest.forward_window = old.forward_window;
+    rest == *old
+}
+
+/// The `[global]` keys that differ: a reload does not apply them.
+pub(super) fn changed_globals(
+    old: &crate::config::Global,
+    new: &crate::config::Global,
+) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |key: &'static str, same: bool| {
+        if !same {
+            changed.push(key);
+        }
+    };
+    check("router_id", old.router_id == new.router_id);
+    check("pin_dir", old.pin_dir == new.pin_dir);
+    check("control_socket", old.control_socket == new.control_socket);
+    check("xdp_mode", old.xdp_mode == new.xdp_mode);
+    check("metrics_listen", old.metrics_listen == new.metrics_listen);
+    check("notify_fifo", old.notify_fifo == new.notify_fifo);
+    if changed.is_empty() && old != new {
+        changed.push("other settings");
+    }
+    changed
+}
+
+/// What a reload did, for its log line and the `vipflip reload` answer.
+#[derive(Debug, Default)]
+pub(super) struct Reloaded {
+    unchanged: usize,
+    added: Vec<String>,
+    removed: Vec<String>,
+    updated: Vec<String>,
+    restarted: Vec<String>,
+    /// Instances of the new file that could not be started, with why.
+    failed: Vec<String>,
+}
+
+impl std::fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} unchanged", self.unchanged)?;
+        for (what, names) in [
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("updated in place", &self.updated),
+            ("restarted", &self.restarted),
+            ("failed to start", &self.failed),
+        ] {
+            if !names.is_empty() {
+                write!(f, "; {what}: {}", names.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::cause_label;
+    use super::{changed_globals, overlaps, remember, updatable_in_place};
+    use crate::config::Config;
+    use crate::track::Observation;
+    use crate::vrrp::{Cause, FaultCause};
+
+    fn config(extra_instance: &str, extra_global: &str) -> Config {
+        let text = format!(
+            r#"
+            [global]
+            router_id = "r1"
+            {extra_global}
+            [[instance]]
+            name = "VI_1"
+            interface = "lo"
+            vrid = 51
+            priority = 100
+            virtual_ips = ["192.0.2.100/24"]
+            {extra_instance}
+            "#
+        );
+        Config::parse(&text, "test.toml").expect("config").0
+    }
+
+    #[test]
+    fn cause_labels_are_snake_case() {
+        assert_eq!(
+            cause_label(Cause::HigherPriorityAdvert),
+            "higher_priority_advert"
+        );
+        assert_eq!(
+            cause_label(Cause::Fault(FaultCause::LinkDown)),
+            "fault_link_down"
+        );
+        assert_eq!(
+            cause_label(Cause::Fault(FaultCause::Tracked(3))),
+            "fault_tracked_3"
+        );
+    }
+
+    #[test]
+    fn priority_tracking_and_notify_update_in_place_the_rest_restarts() {
+        let old = &config("", "").instances[0];
+        let mut raised = old.clone();
+        raised.priority = crate::wire::Priority(150);
+        assert!(updatable_in_place(old, &raised));
+        let tracked = &config(
+            r#"track_interfaces = [{ name = "lo", weight = -10 }]
+            notify = { master = "/bin/true" }
+            forward_window = "1s""#,
+            "",
+        )
+        .instances[0];
+        assert!(updatable_in_place(old, tracked));
+        let interval = &config(r#"advert_interval = "200ms""#, "").instances[0];
+        assert!(!updatable_in_place(old, interval));
+        let mut owner = old.clone();
+        owner.priority = crate::wire::Priority(255);
+        assert!(
+            !updatable_in_place(old, &owner),
+            "becoming the owner restarts"
+        );
+    }
+
+    #[test]
+    fn remember_keeps_the_last_observation_of_each_object() {
+        let mut observed = Vec::new();
+        let link = |name: &str, up| Observation::Link {
+            name: name.into(),
+            up,
+        };
+        remember(&mut observed, &link("eth0", true));
+        remember(&mut observed, &link("eth1", true));
+        remember(&mut observed, &link("eth0", false));
+        remember(
+            &mut observed,
+            &Observation::Script {
+                name: "eth0".into(),
+                ok: true,
+            },
+        );
+        assert_eq!(
+            observed,
+            [
+                link("eth0", false),
+                link("eth1", true),
+                Observation::Script {
+                    name: "eth0".into(),
+                    ok: true
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_instances_share_a_name_a_vrid_or_a_vip() {
+        let a = config("", "").instances[0].clone();
+        let mut b = a.clone();
+        b.name = "VI_2".into();
+        assert!(overlaps(&a, &b), "same VRID and VIP");
+        b.vrid = crate::wire::VrId(52);
+        assert!(overlaps(&a, &b), "same VIP");
+        b.virtual_ips = vec!["192.0.2.101/24".parse().unwrap()];
+        assert!(!overlaps(&a, &b));
+        b.name = "VI_1".into();
+        assert!(overlaps(&a, &b), "same name");
+    }
+
+    #[test]
+    fn changed_globals_are_named() {
+        let old = config("", "");
+        let new = config("", r#"metrics_listen = "127.0.0.1:9100""#);
+        assert_eq!(
+            changed_globals(&old.global, &new.global),
+            ["metrics_listen"]
+        );
+        assert!(changed_globals(&old.global, &old.global).is_empty());
+    }
+}

@@ -1,0 +1,90 @@
+//! Stopping: SIGTERM / SIGINT hand every master off, wait out the forward windows, then
+//! detach (or leave the program pinned with `--keep-dataplane`).
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    daemon::RunOptions,
+    dataplane::Dataplane,
+    vrrp::{Command, StateKind},
+};
+
+use super::Daemon;
+
+/// How long an exiting daemon waits for notify scripts still running (STOP scripts).
+const NOTIFY_AT_EXIT_LIMIT: Duration = Duration::from_secs(5);
+
+impl Daemon {
+    /// SIGTERM / SIGINT: every master hands off (priority 0, still serving until the new
+    /// master is heard); the loop ends once no instance is handing off, or after a bound.
+    pub(super) async fn begin_stop(&mut self) {
+        if self.stopping.is_some() {
+            log::warn!("second signal: leaving at once");
+            self.force_exit = true;
+            return;
+        }
+        log::info!("stopping: handing off every master instance");
+        self.stopping = Some(Instant::now());
+        for index in 0..self.instances.len() {
+            let running = &mut self.instances[index];
+            if running.vrrp.state() == StateKind::Master
+                && let Err(err) = running
+                    .vrrp
+                    .handle_command(Instant::now(), Command::GracefulHandoff)
+            {
+                log::info!("instance {}: {err}; resigning instead", running.spec.name);
+            }
+            self.drain(index).await;
+        }
+    }
+
+    /// Whether no ex-master still forwards on-wire. Detaching the data plane ends that
+    /// forwarding, so without `--keep-dataplane` a stopping daemon waits for the forward
+    /// window (hosts whose ARP caches still point here need it); with it, the pinned program
+    /// goes on forwarding after the daemon has gone.
+    pub(super) fn forwarding_done(&self, options: &RunOptions) -> bool {
+        options.keep_dataplane || self.instances.iter().all(|r| r.forwarding_until.is_none())
+    }
+
+    pub(super) fn handoffs_done(&self) -> bool {
+        self.instances.iter().all(|r| !r.vrrp.is_handing_off())
+    }
+
+    /// Resigns what is left (priority 0 from any remaining master), withdraws the addresses,
+    /// and detaches the data plane unless asked to keep it.
+    pub(super) async fn stop(&mut self, options: &RunOptions) {
+        let now = Instant::now();
+        for index in 0..self.instances.len() {
+            let _ = self.instances[index]
+                .vrrp
+                .handle_command(now, Command::Shutdown);
+            self.drain(index).await;
+        }
+        // Let the address removals queued above take effect.
+        for running in &self.instances {
+            running.effects.flush().await;
+        }
+        // STOP (and last BACKUP) scripts: the runtime ends with this function.
+        self.notifier.wait_for_scripts(NOTIFY_AT_EXIT_LIMIT).await;
+        self.control_task.abort();
+        if let Some(task) = &self.metrics_task {
+            task.abort();
+        }
+        let _ = std::fs::remove_file(&self.control_path);
+        let ifaces: Vec<String> = self.planes.keys().cloned().collect();
+        self.planes.clear();
+        if options.keep_dataplane {
+            log::info!(
+                "leaving the XDP data plane pinned under {}",
+                self.pin_dir.display()
+            );
+            return;
+        }
+        for iface in ifaces {
+            match Dataplane::detach(&iface, &self.pin_dir) {
+                Ok(()) => log::info!("{iface}: XDP detached, pins removed"),
+                Err(err) => log::warn!("{err}"),
+            }
+        }
+    }
+}
