@@ -134,6 +134,13 @@ struct Daemon {
     force_exit: bool,
     /// The virtual servers: balancer, health checks, neighbour resolver.
     lb: lb::LbRuntime,
+    /// The reload under way, if any (see `reload`).
+    reloading: Option<reload::PendingReload>,
+    /// Interfaces the reload under way re-opened from their pins.
+    reopened_by_reload: Vec<String>,
+    /// Reloads whose new interfaces are attached, from the blocking task that attached them.
+    prepared_tx: mpsc::Sender<reload::PreparedReload>,
+    prepared_rx: mpsc::Receiver<reload::PreparedReload>,
 }
 
 enum Event {
@@ -148,6 +155,8 @@ enum Event {
     Scrape(oneshot::Sender<String>),
     /// SIGHUP.
     Reload,
+    /// A reload's new interfaces are attached: apply it.
+    ReloadPrepared(reload::PreparedReload),
     Terminate,
     Deadline,
 }
@@ -186,6 +195,7 @@ impl Daemon {
                     Some(report) = self.lb.health.recv() => Event::Health(report),
                     Some(report) = self.lb.neighbours.recv() => Event::Neighbour(report),
                     Some(reply) = self.scrapes.recv() => Event::Scrape(reply),
+                    Some(prepared) = self.prepared_rx.recv() => Event::ReloadPrepared(prepared),
                     (result, index, _) = async { adverts.expect("guarded").await }, if adverts.is_some() => {
                         Event::Advert(index, result)
                     }
@@ -194,10 +204,7 @@ impl Daemon {
             };
             match event {
                 Event::Terminate => self.begin_stop().await,
-                Event::Control(request, reply) => {
-                    let response = self.control(request).await;
-                    let _ = reply.send(response);
-                }
+                Event::Control(request, reply) => self.control(request, reply).await,
                 Event::Advert(socket, result) => self.advert(socket, result).await,
                 Event::Observation(observation) => self.observe(&observation).await,
                 Event::Health(report) => self.health_report(report).await,
@@ -205,11 +212,8 @@ impl Daemon {
                 Event::Scrape(reply) => {
                     let _ = reply.send(self.render_metrics());
                 }
-                Event::Reload => {
-                    if let Err(errors) = self.reload().await {
-                        log::error!("{errors}");
-                    }
-                }
+                Event::Reload => self.request_reload(None).await,
+                Event::ReloadPrepared(prepared) => self.apply_reload(prepared).await,
                 Event::Deadline => self.deadlines().await,
             }
         }

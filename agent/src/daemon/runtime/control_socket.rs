@@ -22,57 +22,55 @@ use crate::{
 use super::Daemon;
 
 impl Daemon {
-    pub(super) async fn control(&mut self, request: Request) -> Response {
-        match request {
+    /// A control request; `reply` gets the answer (a reload's once it is applied).
+    pub(super) async fn control(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        let response = match request {
             Request::Status => Response::Status(self.status()),
-            Request::Reload => match self.reload().await {
-                Ok(message) => Response::Ok { message },
-                Err(message) => {
-                    log::error!("{message}");
-                    Response::Error { message }
-                }
-            },
-            Request::Handoff { instance } => {
-                let Some(index) = self.instances.iter().position(|r| r.spec.name == instance)
-                else {
-                    let known: Vec<&str> = self
-                        .instances
-                        .iter()
-                        .map(|r| r.spec.name.as_str())
-                        .collect();
-                    return Response::Error {
-                        message: format!(
-                            "no instance {instance:?} (instances: {})",
-                            known.join(", ")
-                        ),
-                    };
-                };
-                match self.instances[index]
-                    .vrrp
-                    .handle_command(Instant::now(), Command::GracefulHandoff)
-                {
-                    Ok(()) => {
-                        self.drain(index).await;
-                        Response::Ok {
-                            message: format!(
-                                "instance {instance}: handing off; still serving until the new master is heard"
-                            ),
-                        }
-                    }
-                    Err(err) => Response::Error {
-                        message: format!("instance {instance}: {err}"),
-                    },
+            Request::Reload => {
+                self.request_reload(Some(reply)).await;
+                return;
+            }
+            Request::Handoff { instance } => self.handoff(&instance).await,
+        };
+        let _ = reply.send(response);
+    }
+
+    /// `vipflip handoff INSTANCE`: a master hands over without a lost packet.
+    async fn handoff(&mut self, instance: &str) -> Response {
+        let Some(index) = self.instances.iter().position(|r| r.spec.name == instance) else {
+            let known: Vec<&str> = self
+                .instances
+                .iter()
+                .map(|r| r.spec.name.as_str())
+                .collect();
+            return Response::Error {
+                message: format!("no instance {instance:?} (instances: {})", known.join(", ")),
+            };
+        };
+        match self.instances[index]
+            .vrrp
+            .handle_command(Instant::now(), Command::GracefulHandoff)
+        {
+            Ok(()) => {
+                self.drain(index).await;
+                Response::Ok {
+                    message: format!(
+                        "instance {instance}: handing off; still serving until the new master is heard"
+                    ),
                 }
             }
+            Err(err) => Response::Error {
+                message: format!("instance {instance}: {err}"),
+            },
         }
     }
 }
 
-/// Serves the control socket: one JSON request per connection, answered by the loop.
 /// How long a daemon starting on an existing control socket waits for an answer from it
 /// before it takes the socket for a dead daemon's.
 const STALE_CHECK_LIMIT: Duration = Duration::from_secs(1);
 
+/// Serves the control socket: one JSON request per connection, answered by the loop.
 pub(super) fn spawn_control_server(
     path: &Path,
     requests: mpsc::Sender<(Request, oneshot::Sender<Response>)>,

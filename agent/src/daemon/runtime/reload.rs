@@ -1,10 +1,21 @@
 //! Reload (SIGHUP, `vipflip reload`): read the new file, diff it against the running one,
 //! then apply the difference: instances removed, updated in place, restarted or added.
+//!
+//! A reload runs in two steps so that nothing slow happens on the loop that sends adverts:
+//! [`Daemon::request_reload`] reads the file and, when it brings interfaces the daemon has no
+//! data plane on yet, attaches them in a blocking task (loading and verifying the XDP program
+//! takes tens of milliseconds or more); [`Daemon::apply_reload`] takes the result on the loop
+//! and applies the difference, which is quick. Reloads asked for meanwhile are merged into one
+//! more once this one is applied.
 
 use std::{net::IpAddr, time::Instant};
 
+use tokio::sync::oneshot;
+
 use crate::{
     config::{Config, InstanceSpec},
+    control::Response,
+    dataplane::{AttachOutcome, Dataplane, DataplaneError, XdpModeChoice},
     track::{self, Observation},
     vrrp::{Command, FaultCause, StateKind},
     wire::Family,
@@ -12,32 +23,166 @@ use crate::{
 
 use super::Daemon;
 
+/// Why a reload was not applied, or applied only in part.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReloadError {
+    #[error("reload refused: the daemon is stopping")]
+    Stopping,
+    #[error("reload refused: this daemon was not started from a configuration file")]
+    NoFile,
+    #[error("reload refused, the running configuration is kept:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    #[error("reloaded with errors: {0}")]
+    Failed(Box<Reloaded>),
+}
+
+/// A reload under way: its configuration read, its new interfaces being attached.
+#[derive(Default)]
+pub(super) struct PendingReload {
+    /// `vipflip reload` callers waiting for the outcome.
+    replies: Vec<oneshot::Sender<Response>>,
+    /// Another reload was asked for meanwhile: read the file again once this one is applied.
+    again: bool,
+}
+
+/// One interface's data plane, attached (or re-opened) off the loop, or why not.
+type Attached = (String, Result<(Dataplane, AttachOutcome), DataplaneError>);
+
+/// What the blocking task hands back: the configuration to apply and the data planes it
+/// attached (or re-opened from their pins) for the interfaces the daemon did not have.
+pub(super) struct PreparedReload {
+    config: Config,
+    planes: Vec<Attached>,
+}
+
 impl Daemon {
-    /// SIGHUP / `vipflip reload`: re-reads the configuration file. An invalid file changes
-    /// nothing (every error is returned). Otherwise only the difference is applied: unchanged
-    /// instances are not touched; removed ones resign (a master hands off first, without a lost
-    /// packet); changed ones are updated in place when only priority, tracking, notify, GARP or
-    /// the forward window changed, and restarted otherwise; new ones start.
-    pub(super) async fn reload(&mut self) -> Result<String, String> {
+    /// SIGHUP / `vipflip reload` (`reply` waits for the outcome): reads the configuration
+    /// file. An invalid file changes nothing (every error is reported). Otherwise the
+    /// interfaces it adds are attached off the loop, then [`Self::apply_reload`] applies the
+    /// difference.
+    pub(super) async fn request_reload(&mut self, reply: Option<oneshot::Sender<Response>>) {
+        if let Some(pending) = &mut self.reloading {
+            pending.again = true;
+            pending.replies.extend(reply);
+            return;
+        }
+        self.reloading = Some(PendingReload {
+            replies: reply.into_iter().collect(),
+            again: false,
+        });
+        let new = match self.read_config() {
+            Ok(new) => new,
+            Err(err) => {
+                self.finish_reload(Err(err)).await;
+                return;
+            }
+        };
+        let mut missing: Vec<String> = new
+            .instances
+            .iter()
+            .map(|spec| spec.interface.clone())
+            .filter(|iface| !self.planes.contains_key(iface))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        let prepared = self.prepared_tx.clone();
+        if missing.is_empty() {
+            let _ = prepared.try_send(PreparedReload {
+                config: new,
+                planes: Vec::new(),
+            });
+            return;
+        }
+        let (pin_dir, mode) = (self.pin_dir.clone(), self.xdp_mode);
+        tokio::task::spawn_blocking(move || {
+            let planes = attach_all(&missing, &pin_dir, mode);
+            let _ = prepared.blocking_send(PreparedReload {
+                config: new,
+                planes,
+            });
+        });
+    }
+
+    /// Applies a reload whose interfaces are attached (see [`Self::request_reload`]), answers
+    /// its callers, and starts the next one if more were asked for.
+    pub(super) async fn apply_reload(&mut self, prepared: PreparedReload) {
+        for (iface, attached) in prepared.planes {
+            match attached {
+                Ok((plane, outcome)) => {
+                    match outcome {
+                        AttachOutcome::Attached(mode) => {
+                            log::info!("{iface}: XDP attached in {mode} mode");
+                        }
+                        AttachOutcome::Reopened => {
+                            log::info!(
+                                "{iface}: re-opened the pinned XDP data plane (traffic kept flowing)"
+                            );
+                            self.reopened_by_reload.push(iface.clone());
+                        }
+                    }
+                    self.planes.insert(iface, plane);
+                }
+                // Its instances report the failure when they start (`plane_for`).
+                Err(err) => log::error!("{iface}: attaching XDP: {err}"),
+            }
+        }
+        // A stop that began meanwhile wins: the planes just attached are detached with the rest.
+        let outcome = if self.stopping.is_some() {
+            Err(ReloadError::Stopping)
+        } else {
+            self.reload_with(prepared.config).await
+        };
+        self.finish_reload(outcome).await;
+    }
+
+    /// Answers the callers of the reload under way with `outcome`, then starts the next one if
+    /// another was asked for meanwhile.
+    async fn finish_reload(&mut self, outcome: Result<Reloaded, ReloadError>) {
+        let pending = self.reloading.take().unwrap_or_default();
+        let response = match outcome {
+            Ok(report) => {
+                let message = report.to_string();
+                log::info!("reloaded: {message}");
+                Response::Ok { message }
+            }
+            Err(err) => {
+                log::error!("{err}");
+                Response::Error {
+                    message: err.to_string(),
+                }
+            }
+        };
+        for reply in pending.replies {
+            let _ = reply.send(response.clone());
+        }
+        if pending.again {
+            Box::pin(self.request_reload(None)).await;
+        }
+    }
+
+    /// The configuration file, read and validated; its warnings logged.
+    fn read_config(&self) -> Result<Config, ReloadError> {
         if self.stopping.is_some() {
-            return Err("reload refused: the daemon is stopping".into());
+            return Err(ReloadError::Stopping);
         }
         let Some(path) = self.config_path.clone() else {
-            return Err(
-                "reload refused: this daemon was not started from a configuration file".into(),
-            );
+            return Err(ReloadError::NoFile);
         };
         let (new, warnings) = Config::load(&path).map_err(|diagnostics| {
-            let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
-            format!(
-                "reload refused, the running configuration is kept:\n{}",
-                errors.join("\n")
-            )
+            ReloadError::Invalid(diagnostics.iter().map(ToString::to_string).collect())
         })?;
         for warning in warnings {
             log::warn!("{warning}");
         }
         log::info!("reloading {}", path.display());
+        Ok(new)
+    }
+
+    /// Applies `new`: only the difference. Unchanged instances are not touched; removed ones
+    /// resign (a master hands off first, without a lost packet); changed ones are updated in
+    /// place when only priority, tracking, notify, GARP or the forward window changed, and
+    /// restarted otherwise; new ones start.
+    async fn reload_with(&mut self, new: Config) -> Result<Reloaded, ReloadError> {
         let changed_globals = changed_globals(&self.config.global, &new.global);
         if !changed_globals.is_empty() {
             log::warn!(
@@ -104,12 +249,10 @@ impl Daemon {
         self.start_new_instances(&mut report).await;
         self.configure_lb().await;
         drop(old);
-        let message = report.to_string();
         if report.failed.is_empty() {
-            log::info!("reloaded: {message}");
-            Ok(message)
+            Ok(report)
         } else {
-            Err(format!("reloaded with errors: {message}"))
+            Err(ReloadError::Failed(Box::new(report)))
         }
     }
 
@@ -146,7 +289,8 @@ impl Daemon {
             self.remove_instance(index).await;
         }
         let first_new = self.instances.len();
-        let mut reopened = Vec::new();
+        // Interfaces this reload re-opened from their pins: their instances resume.
+        let mut reopened = std::mem::take(&mut self.reopened_by_reload);
         for spec in self.config.instances.clone() {
             if self
                 .instances
@@ -268,6 +412,21 @@ impl Daemon {
         self.metrics.forget_instance(&running.spec.name);
         log::info!("instance {}: removed", running.spec.name);
     }
+}
+
+/// Attaches (or re-opens from their pins) the data planes of `ifaces`: the blocking part of a
+/// reload, run off the loop. An interface that does not exist is left out quietly: its
+/// instances say so when they start.
+fn attach_all(
+    ifaces: &[String],
+    pin_dir: &std::path::Path,
+    mode: XdpModeChoice,
+) -> Vec<Attached> {
+    ifaces
+        .iter()
+        .map(|iface| (iface.clone(), Dataplane::attach(iface, pin_dir, mode)))
+        .filter(|(_, attached)| !matches!(attached, Err(DataplaneError::NoSuchInterface { .. })))
+        .collect()
 }
 
 /// Whether two instances would claim the same adverts or the same VIP: one name, one VRID

@@ -78,6 +78,7 @@ impl Daemon {
             None => None,
         };
         let specs = config.instances.clone();
+        let (prepared_tx, prepared_rx) = mpsc::channel(1);
         let mut daemon = Self {
             router_id: config.global.router_id.clone(),
             pin_dir,
@@ -102,6 +103,10 @@ impl Daemon {
             stopping: None,
             force_exit: false,
             lb: lb::LbRuntime::new(),
+            reloading: None,
+            reopened_by_reload: Vec::new(),
+            prepared_tx,
+            prepared_rx,
         };
         let mut reopened = Vec::new();
         for spec in specs {
