@@ -109,18 +109,9 @@ impl Daemon {
         for (iface, attached) in prepared.planes {
             match attached {
                 Ok((plane, outcome)) => {
-                    match outcome {
-                        AttachOutcome::Attached(mode) => {
-                            log::info!("{iface}: XDP attached in {mode} mode");
-                        }
-                        AttachOutcome::Reopened => {
-                            log::info!(
-                                "{iface}: re-opened the pinned XDP data plane (traffic kept flowing)"
-                            );
-                            self.reopened_by_reload.push(iface.clone());
-                        }
-                    }
-                    self.planes.insert(iface, plane);
+                    let mut reopened = std::mem::take(&mut self.reopened_by_reload);
+                    self.adopt_plane(iface, plane, outcome, &mut reopened);
+                    self.reopened_by_reload = reopened;
                 }
                 // Its instances report the failure when they start (`plane_for`).
                 Err(err) => log::error!("{iface}: attaching XDP: {err}"),
@@ -417,11 +408,7 @@ impl Daemon {
 /// Attaches (or re-opens from their pins) the data planes of `ifaces`: the blocking part of a
 /// reload, run off the loop. An interface that does not exist is left out quietly: its
 /// instances say so when they start.
-fn attach_all(
-    ifaces: &[String],
-    pin_dir: &std::path::Path,
-    mode: XdpModeChoice,
-) -> Vec<Attached> {
+fn attach_all(ifaces: &[String], pin_dir: &std::path::Path, mode: XdpModeChoice) -> Vec<Attached> {
     ifaces
         .iter()
         .map(|iface| (iface.clone(), Dataplane::attach(iface, pin_dir, mode)))

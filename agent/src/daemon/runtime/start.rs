@@ -144,20 +144,28 @@ impl Daemon {
         if !self.planes.contains_key(iface) {
             let (plane, outcome) = Dataplane::attach(iface, &self.pin_dir, self.xdp_mode)
                 .with_context(|| format!("attaching XDP to {iface}"))?;
-            match outcome {
-                AttachOutcome::Attached(mode) => {
-                    log::info!("{iface}: XDP attached in {mode} mode");
-                }
-                AttachOutcome::Reopened => {
-                    log::info!(
-                        "{iface}: re-opened the pinned XDP data plane (traffic kept flowing)"
-                    );
-                    reopened.push(iface.to_owned());
-                }
-            }
-            self.planes.insert(iface.to_owned(), plane);
+            self.adopt_plane(iface.to_owned(), plane, outcome, reopened);
         }
         Ok(Some(link))
+    }
+
+    /// Takes `iface`'s data plane as attached or re-opened (the start, or a reload's blocking
+    /// task), saying which; a re-opened one's interface goes into `reopened`.
+    pub(super) fn adopt_plane(
+        &mut self,
+        iface: String,
+        plane: Dataplane,
+        outcome: AttachOutcome,
+        reopened: &mut Vec<String>,
+    ) {
+        match outcome {
+            AttachOutcome::Attached(mode) => log::info!("{iface}: XDP attached in {mode} mode"),
+            AttachOutcome::Reopened => {
+                log::info!("{iface}: re-opened the pinned XDP data plane (traffic kept flowing)");
+                reopened.push(iface.clone());
+            }
+        }
+        self.planes.insert(iface, plane);
     }
 
     /// Sets up one `[[instance]]`: its interface's data plane, its VRRP socket (shared by the
