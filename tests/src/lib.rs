@@ -133,19 +133,21 @@ impl Netns {
 
     /// SIGKILLs whatever runs inside and waits (up to 5 s) until it is gone.
     pub fn kill_all(&self) {
+        self.kill_pids();
+        wait_for(Duration::from_secs(5), || self.pids().is_empty());
+    }
+
+    fn kill_pids(&self) {
         for pid in self.pids() {
             let _ = Command::new("kill").args(["-9", &pid]).status();
         }
-        wait_for(Duration::from_secs(5), || self.pids().is_empty());
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         // Kill what still runs inside, then remove the namespace (and its interfaces).
-        for pid in self.pids() {
-            let _ = Command::new("kill").args(["-9", &pid]).status();
-        }
+        self.kill_pids();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();

@@ -7,15 +7,10 @@ use std::{path::Path, time::Duration};
 
 use vipflip_integration_tests::{Netns, agent::Agent, scene::test_dir, veth, wait_for};
 
-/// Whether pid 1's mount namespace (the machine's) has a bpffs on /sys/fs/bpf.
+/// Whether the machine's own mount namespace (pid 1's, seen through `/proc/1/root`) has a
+/// bpffs on /sys/fs/bpf.
 fn machine_has_bpffs_on_sys_fs_bpf() -> bool {
-    std::fs::read_to_string("/proc/1/mounts")
-        .expect("reading pid 1's mounts")
-        .lines()
-        .any(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            fields.get(1) == Some(&"/sys/fs/bpf") && fields.get(2) == Some(&"bpf")
-        })
+    vipflip_bpffs::is_bpffs(Path::new("/proc/1/root/sys/fs/bpf")).unwrap_or(false)
 }
 
 #[test]

@@ -51,15 +51,10 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Whether the machine's own mount namespace (that of pid 1) has a bpffs on /sys/fs/bpf.
+/// Whether the machine's own mount namespace (pid 1's, seen through `/proc/1/root`) has a
+/// bpffs on /sys/fs/bpf.
 fn machine_has_bpffs_on_sys_fs_bpf() -> bool {
-    fs::read_to_string("/proc/1/mounts")
-        .expect("reading pid 1's mounts")
-        .lines()
-        .any(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            fields.get(1) == Some(&SYS_FS_BPF) && fields.get(2) == Some(&"bpf")
-        })
+    is_bpffs(Path::new("/proc/1/root/sys/fs/bpf")).unwrap_or(false)
 }
 
 /// Drops `CAP_SYS_ADMIN` from the calling thread's effective set, so its mounts fail as an

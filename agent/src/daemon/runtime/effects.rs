@@ -96,7 +96,7 @@ impl Daemon {
             }
         };
         self.set_vips(index, ownership);
-        self.spawn_remove_addresses(index);
+        self.queue_remove_addresses(index);
     }
 
     /// One `VIPS` update per VIP of the instance.
@@ -138,7 +138,7 @@ impl Daemon {
     }
 
     /// Removes the instance's VIPs from its interface, in order with its other effects.
-    pub(super) fn spawn_remove_addresses(&self, index: usize) {
+    pub(super) fn queue_remove_addresses(&self, index: usize) {
         let running = &self.instances[index];
         running.effects.push(Effect::RemoveAddresses {
             addrs: if_addrs(&running.spec),

@@ -289,7 +289,7 @@ impl Daemon {
                 let priority = running.vrrp.priority();
                 log::info!("instance {name}: -> {state:?} ({cause})");
                 self.set_vips(index, Ownership::Drop { vrid });
-                self.spawn_remove_addresses(index);
+                self.queue_remove_addresses(index);
                 let notified = if state == StateKind::Fault {
                     NotifyState::Fault
                 } else {
