@@ -15,6 +15,7 @@
 mod control_socket;
 mod effects;
 mod election;
+mod instances;
 mod lb;
 mod reload;
 mod report;
@@ -37,6 +38,7 @@ use tokio::{
     task::JoinHandle,
 };
 
+use self::instances::{InstanceId, Instances};
 use super::{RunOptions, SHUTDOWN_HANDOFF_LIMIT};
 use crate::{
     config::{Config, InstanceSpec},
@@ -114,7 +116,7 @@ struct Daemon {
     netlink: Arc<Netlink>,
     planes: BTreeMap<String, Dataplane>,
     sockets: Vec<VrrpSocket>,
-    instances: Vec<Running>,
+    instances: Instances,
     groups: Vec<Group>,
     observations: mpsc::Receiver<Observation>,
     trackers: TrackerHandles,

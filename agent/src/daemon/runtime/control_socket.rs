@@ -37,7 +37,7 @@ impl Daemon {
 
     /// `vipflip handoff INSTANCE`: a master hands over without a lost packet.
     async fn handoff(&mut self, instance: &str) -> Response {
-        let Some(index) = self.instances.iter().position(|r| r.spec.name == instance) else {
+        let Some(id) = self.instances.find(|r| r.spec.name == instance) else {
             let known: Vec<&str> = self
                 .instances
                 .iter()
@@ -47,12 +47,12 @@ impl Daemon {
                 message: format!("no instance {instance:?} (instances: {})", known.join(", ")),
             };
         };
-        match self.instances[index]
+        match self.instances[id]
             .vrrp
             .handle_command(Instant::now(), Command::GracefulHandoff)
         {
             Ok(()) => {
-                self.drain(index).await;
+                self.drain(id).await;
                 Response::Ok {
                     message: format!(
                         "instance {instance}: handing off; still serving until the new master is heard"

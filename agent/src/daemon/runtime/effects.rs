@@ -32,15 +32,15 @@ use crate::{
     wire::arp::GarpForm,
 };
 
-use super::Daemon;
+use super::{Daemon, InstanceId};
 
 impl Daemon {
     /// The flip: `VIPS` first (traffic is accepted from that instant), then the addresses,
     /// then (as the next action) the announcements.
-    pub(super) async fn become_master(&mut self, index: usize, cause: Cause, accept: bool) {
-        let name = self.instances[index].spec.name.clone();
+    pub(super) async fn become_master(&mut self, id: InstanceId, cause: Cause, accept: bool) {
+        let name = self.instances[id].spec.name.clone();
         let started = Instant::now();
-        let running = &mut self.instances[index];
+        let running = &mut self.instances[id];
         running.entered_state = started;
         running.resumed = false;
         running.forwarding_until = None;
@@ -56,7 +56,7 @@ impl Daemon {
         } else {
             Ownership::Drop { vrid }
         };
-        self.set_vips(index, ownership);
+        self.set_vips(id, ownership);
         let flip = started.elapsed();
         self.metrics.observe_flip(flip);
         log::info!(
@@ -65,18 +65,18 @@ impl Daemon {
         );
         // Awaited, not spawned: the first advert (next action) makes the old master
         // step down and forward to us, so the addresses must be in place by then.
-        self.add_addresses(index).await;
+        self.add_addresses(id).await;
         // After the addresses, as keepalived: a notify script may rely on them. Starting it
         // never waits for it.
-        let priority = self.instances[index].vrrp.priority();
+        let priority = self.instances[id].vrrp.priority();
         self.notifier
             .state_changed(NotifyKind::Instance, &name, NotifyState::Master, priority);
     }
 
     /// Leaves master (or a stale resumed state) for backup: forward to the new master for the
     /// forward window when its MAC is known, drop otherwise; withdraw the addresses.
-    pub(super) fn step_down(&mut self, index: usize, traffic: BackupTraffic) {
-        let running = &mut self.instances[index];
+    pub(super) fn step_down(&mut self, id: InstanceId, traffic: BackupTraffic) {
+        let running = &mut self.instances[id];
         running.effects.silence();
         let vrid = running.spec.vrid.0;
         let window = running.spec.forward_window;
@@ -95,13 +95,13 @@ impl Daemon {
                 Ownership::Drop { vrid }
             }
         };
-        self.set_vips(index, ownership);
-        self.queue_remove_addresses(index);
+        self.set_vips(id, ownership);
+        self.queue_remove_addresses(id);
     }
 
     /// One `VIPS` update per VIP of the instance.
-    pub(super) fn set_vips(&mut self, index: usize, ownership: Ownership) {
-        let running = &self.instances[index];
+    pub(super) fn set_vips(&mut self, id: InstanceId, ownership: Ownership) {
+        let running = &self.instances[id];
         let Some(plane) = self.planes.get_mut(&running.spec.interface) else {
             return;
         };
@@ -115,8 +115,8 @@ impl Daemon {
     /// Adds the instance's VIPs to its interface, after whatever its queue still holds (a
     /// removal decided earlier lands first), and waits until they are in place, at most
     /// [`ADD_WAIT_LIMIT`]: the first advert, sent next, makes the old master forward here.
-    pub(super) async fn add_addresses(&self, index: usize) {
-        let running = &self.instances[index];
+    pub(super) async fn add_addresses(&self, id: InstanceId) {
+        let running = &self.instances[id];
         let (done, added) = oneshot::channel();
         running.effects.push(Effect::AddAddresses {
             addrs: if_addrs(&running.spec),
@@ -138,8 +138,8 @@ impl Daemon {
     }
 
     /// Removes the instance's VIPs from its interface, in order with its other effects.
-    pub(super) fn queue_remove_addresses(&self, index: usize) {
-        let running = &self.instances[index];
+    pub(super) fn queue_remove_addresses(&self, id: InstanceId) {
+        let running = &self.instances[id];
         running.effects.push(Effect::RemoveAddresses {
             addrs: if_addrs(&running.spec),
         });
@@ -147,8 +147,8 @@ impl Daemon {
 
     /// Gratuitous ARP / unsolicited NA for the VIPs, on the instance's `garp` schedule,
     /// replacing any schedule still running.
-    pub(super) fn announce(&mut self, index: usize) {
-        let running = &self.instances[index];
+    pub(super) fn announce(&mut self, id: InstanceId) {
+        let running = &self.instances[id];
         let addrs: Vec<IpAddr> = running
             .spec
             .virtual_ips

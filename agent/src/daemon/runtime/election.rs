@@ -13,7 +13,7 @@ use crate::{
     wire::MacAddr,
 };
 
-use super::{Daemon, reload::remember, report::cause_label};
+use super::{Daemon, InstanceId, reload::remember, report::cause_label};
 
 impl Daemon {
     pub(super) async fn advert(
@@ -29,10 +29,9 @@ impl Daemon {
             }
         };
         let now = Instant::now();
-        let Some(index) = self
+        let Some(id) = self
             .instances
-            .iter()
-            .position(|r| r.socket == Some(socket) && r.spec.vrid == rx.advert.vrid)
+            .find(|r| r.socket == Some(socket) && r.spec.vrid == rx.advert.vrid)
         else {
             log::debug!(
                 "advert for VRID {} from {}: no instance here",
@@ -45,7 +44,7 @@ impl Daemon {
             src: rx.src,
             src_mac: MacAddr([0; 6]),
         });
-        let running = &mut self.instances[index];
+        let running = &mut self.instances[id];
         running.adverts_received += 1;
         match running.vrrp.handle_advert(now, meta, &rx.advert) {
             Ok(()) => {
@@ -63,7 +62,7 @@ impl Daemon {
                     } else {
                         BackupTraffic::Forward { mac: meta.src_mac }
                     };
-                    self.step_down(index, traffic);
+                    self.step_down(id, traffic);
                 }
             }
             Err(discard) => log::debug!(
@@ -72,44 +71,42 @@ impl Daemon {
                 rx.src
             ),
         }
-        self.drain(index).await;
+        self.drain(id).await;
     }
 
     pub(super) async fn deadlines(&mut self) {
         let now = Instant::now();
-        for index in 0..self.instances.len() {
-            let running = &mut self.instances[index];
+        for id in self.instances.ids() {
+            let running = &mut self.instances[id];
             if let Some((until, _)) = running.forwarding_until
                 && until <= now
             {
                 running.forwarding_until = None;
                 let vrid = running.spec.vrid.0;
-                self.set_vips(index, Ownership::Drop { vrid });
+                self.set_vips(id, Ownership::Drop { vrid });
                 log::info!(
                     "instance {}: forward window over; VIP traffic now dropped here",
-                    self.instances[index].spec.name
+                    self.instances[id].spec.name
                 );
             }
-            let running = &mut self.instances[index];
+            let running = &mut self.instances[id];
             if running.vrrp.poll_timeout().is_some_and(|at| at <= now) {
                 running.vrrp.handle_timeout(now);
-                self.drain(index).await;
+                self.drain(id).await;
             }
         }
     }
 
     /// Carries out every action the instance has queued, in order; for a sync-group member,
     /// every action of every member once the group has reacted ([`SyncGroup::pump`]).
-    pub(super) async fn drain(&mut self, index: usize) {
-        let Some(group) = self.instances[index].group else {
-            while let Some(action) = self.instances[index].vrrp.poll_action() {
-                self.act(index, action).await;
+    pub(super) async fn drain(&mut self, id: InstanceId) {
+        let Some(group) = self.instances[id].group else {
+            while let Some(action) = self.instances[id].vrrp.poll_action() {
+                self.act(id, action).await;
             }
             return;
         };
-        let members: Vec<usize> = (0..self.instances.len())
-            .filter(|&i| self.instances[i].group == Some(group))
-            .collect();
+        let members = self.instances.ids_where(|r| r.group == Some(group));
         let mut vrrps: Vec<&mut Instance> = self
             .instances
             .iter_mut()
@@ -163,21 +160,21 @@ impl Daemon {
     /// date; one waiting for its first script results may start.
     pub(super) async fn observe(&mut self, observation: &Observation) {
         remember(&mut self.observed, observation);
-        for index in 0..self.instances.len() {
-            let commands = self.instances[index].track.observe(observation);
-            let starting = self.instances[index].startup_pending
-                && !self.instances[index].track.awaiting_scripts();
+        for id in self.instances.ids() {
+            let commands = self.instances[id].track.observe(observation);
+            let starting =
+                self.instances[id].startup_pending && !self.instances[id].track.awaiting_scripts();
             if commands.is_empty() && !starting {
                 continue;
             }
-            self.apply_track_commands(index, commands);
+            self.apply_track_commands(id, commands);
             if starting {
-                let command = if self.instances[index].resumed && self.was_master(index) {
+                let command = if self.instances[id].resumed && self.was_master(id) {
                     Command::Resume
                 } else {
                     Command::Startup
                 };
-                let running = &mut self.instances[index];
+                let running = &mut self.instances[id];
                 running.startup_pending = false;
                 log::info!(
                     "instance {}: first script results in; starting",
@@ -185,13 +182,13 @@ impl Daemon {
                 );
                 let _ = running.vrrp.handle_command(Instant::now(), command);
             }
-            self.drain(index).await;
+            self.drain(id).await;
         }
     }
 
-    pub(super) fn apply_track_commands(&mut self, index: usize, commands: Vec<Command>) {
+    pub(super) fn apply_track_commands(&mut self, id: InstanceId, commands: Vec<Command>) {
         let now = Instant::now();
-        let running = &mut self.instances[index];
+        let running = &mut self.instances[id];
         for command in commands {
             if command == Command::Unfault(FaultCause::LinkDown) && running.socket.is_none() {
                 // No VRRP socket could be opened at start (interface or address missing):
@@ -210,8 +207,8 @@ impl Daemon {
         }
     }
 
-    pub(super) async fn act(&mut self, index: usize, action: Action) {
-        let name = self.instances[index].spec.name.clone();
+    pub(super) async fn act(&mut self, id: InstanceId, action: Action) {
+        let name = self.instances[id].spec.name.clone();
         let transition = match &action {
             Action::BecomeMaster { cause, .. } => Some((StateKind::Master, *cause)),
             Action::BecomeBackup { cause, .. } => Some((StateKind::Backup, *cause)),
@@ -225,7 +222,7 @@ impl Daemon {
         }
         match action {
             Action::SendAdvert(advert) => {
-                let running = &mut self.instances[index];
+                let running = &mut self.instances[id];
                 let Some(socket) = running.socket.map(|i| &self.sockets[i]) else {
                     return;
                 };
@@ -237,18 +234,18 @@ impl Daemon {
                 }
             }
             Action::BecomeMaster { cause, accept } => {
-                self.become_master(index, cause, accept).await;
+                self.become_master(id, cause, accept).await;
             }
-            Action::SendGratuitous { .. } => self.announce(index),
+            Action::SendGratuitous { .. } => self.announce(id),
             Action::BecomeBackup { cause, traffic } => {
-                let priority = self.instances[index].vrrp.priority();
+                let priority = self.instances[id].vrrp.priority();
                 self.notifier.state_changed(
                     NotifyKind::Instance,
                     &name,
                     NotifyState::Backup,
                     priority,
                 );
-                let running = &mut self.instances[index];
+                let running = &mut self.instances[id];
                 running.entered_state = Instant::now();
                 if running.resumed && cause == Cause::Startup {
                     // Hitless restart: whatever the previous run left in VIPS (and on the
@@ -260,15 +257,15 @@ impl Daemon {
                 }
                 running.resumed = false;
                 log::info!("instance {name}: -> BACKUP ({cause})");
-                self.step_down(index, traffic);
+                self.step_down(id, traffic);
             }
             Action::ForwardTo { mac } => {
                 let (ifindex, our_mac, vrid) = {
-                    let r = &self.instances[index];
+                    let r = &self.instances[id];
                     (r.iface_index, r.iface_mac, r.spec.vrid.0)
                 };
                 self.set_vips(
-                    index,
+                    id,
                     Ownership::Forward {
                         vrid,
                         ifindex,
@@ -279,7 +276,7 @@ impl Daemon {
                 log::info!("instance {name}: forwarding VIP traffic on-wire to {mac}");
             }
             Action::EnterFault { cause } | Action::EnterInitialize { cause } => {
-                let running = &mut self.instances[index];
+                let running = &mut self.instances[id];
                 running.entered_state = Instant::now();
                 running.resumed = false;
                 running.forwarding_until = None;
@@ -288,8 +285,8 @@ impl Daemon {
                 let state = running.vrrp.state();
                 let priority = running.vrrp.priority();
                 log::info!("instance {name}: -> {state:?} ({cause})");
-                self.set_vips(index, Ownership::Drop { vrid });
-                self.queue_remove_addresses(index);
+                self.set_vips(id, Ownership::Drop { vrid });
+                self.queue_remove_addresses(id);
                 let notified = if state == StateKind::Fault {
                     NotifyState::Fault
                 } else {

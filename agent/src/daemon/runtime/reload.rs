@@ -21,7 +21,7 @@ use crate::{
     wire::Family,
 };
 
-use super::Daemon;
+use super::{Daemon, InstanceId};
 
 /// Why a reload was not applied, or applied only in part.
 #[derive(Debug, thiserror::Error)]
@@ -184,35 +184,29 @@ impl Daemon {
         let mut report = Reloaded::default();
         // Removed, or changed beyond what can be updated in place: out first, so a restarted
         // instance's VIPs and VRID filter are free for its new self.
-        let mut index = 0;
-        while index < self.instances.len() {
-            let running = &self.instances[index];
+        for id in self.instances.ids() {
+            let running = &self.instances[id];
             if running.retiring {
-                index += 1;
                 continue;
             }
             let name = running.spec.name.clone();
             match new.instances.iter().find(|s| s.name == name) {
                 None => {
                     report.removed.push(name);
-                    if self.retire(index).await {
-                        index += 1;
-                    }
+                    self.retire(id).await;
                 }
                 // Unchanged, unless it could not open its VRRP socket (interface or address
                 // missing at its start): a reload is the way to start it once they exist.
                 Some(spec) if *spec == running.spec && running.socket.is_some() => {
                     report.unchanged += 1;
-                    index += 1;
                 }
                 Some(spec) if updatable_in_place(&running.spec, spec) => {
-                    self.update_in_place(index, spec.clone()).await;
+                    self.update_in_place(id, spec.clone()).await;
                     report.updated.push(name);
-                    index += 1;
                 }
                 Some(_) => {
                     report.restarted.push(name);
-                    self.remove_instance(index).await;
+                    self.remove_instance(id).await;
                 }
             }
         }
@@ -249,8 +243,8 @@ impl Daemon {
 
     /// A reload changed only what can change under a running instance: the new priority and
     /// trackers go through [`TrackState::reconfigure`], the rest is read at its next use.
-    pub(super) async fn update_in_place(&mut self, index: usize, spec: InstanceSpec) {
-        let running = &mut self.instances[index];
+    pub(super) async fn update_in_place(&mut self, id: InstanceId, spec: InstanceSpec) {
+        let running = &mut self.instances[id];
         let before: Vec<track::Tracked> = running.track.trackers().cloned().collect();
         let commands = running.track.reconfigure(&spec);
         for gone in before
@@ -261,8 +255,8 @@ impl Daemon {
                 .forget_tracker(&running.spec.name, &gone.to_string());
         }
         running.spec = spec;
-        self.apply_track_commands(index, commands);
-        self.drain(index).await;
+        self.apply_track_commands(id, commands);
+        self.drain(id).await;
     }
 
     /// After a reload: starts every instance of the new file that is not running (new, or
@@ -272,16 +266,15 @@ impl Daemon {
         // brings back or whose VRID or VIPs a new instance takes: it goes now (two instances
         // sharing a VRID share its adverts; sharing a VIP, the retiring one's end would
         // withdraw it from under the new one).
-        while let Some(index) = self
+        while let Some(id) = self
             .instances
-            .iter()
-            .position(|r| r.retiring && self.config.instances.iter().any(|s| overlaps(&r.spec, s)))
+            .find(|r| r.retiring && self.config.instances.iter().any(|s| overlaps(&r.spec, s)))
         {
-            self.remove_instance(index).await;
+            self.remove_instance(id).await;
         }
-        let first_new = self.instances.len();
         // Interfaces this reload re-opened from their pins: their instances resume.
         let mut reopened = std::mem::take(&mut self.reopened_by_reload);
+        let mut started = Vec::new();
         for spec in self.config.instances.clone() {
             if self
                 .instances
@@ -293,15 +286,18 @@ impl Daemon {
             if !report.restarted.contains(&spec.name) {
                 report.added.push(spec.name.clone());
             }
-            if let Err(err) = self.add_instance(spec.clone(), &mut reopened).await {
-                log::error!("reload: instance {}: {err:#}", spec.name);
-                report.failed.push(format!("{}: {err:#}", spec.name));
+            match self.add_instance(spec.clone(), &mut reopened).await {
+                Ok(id) => started.push(id),
+                Err(err) => {
+                    log::error!("reload: instance {}: {err:#}", spec.name);
+                    report.failed.push(format!("{}: {err:#}", spec.name));
+                }
             }
         }
         self.regroup();
-        for index in first_new..self.instances.len() {
-            if let Err(err) = self.start_instance(index).await {
-                let name = &self.instances[index].spec.name;
+        for id in started {
+            if let Err(err) = self.start_instance(id).await {
+                let name = &self.instances[id].spec.name;
                 log::error!("reload: instance {name}: {err:#}");
                 report.failed.push(format!("{name}: {err:#}"));
             }
@@ -313,27 +309,26 @@ impl Daemon {
     /// fault it held only for its old group, and every group reconciles its members' faults
     /// (a member holding its own fault may have gone).
     pub(super) async fn settle_groups(&mut self) {
-        for index in 0..self.instances.len() {
-            let running = &mut self.instances[index];
+        for id in self.instances.ids() {
+            let running = &mut self.instances[id];
             if running.group.is_none() && running.vrrp.has_fault(FaultCause::SyncGroup) {
                 let _ = running
                     .vrrp
                     .handle_command(Instant::now(), Command::Unfault(FaultCause::SyncGroup));
-                self.drain(index).await;
+                self.drain(id).await;
             }
         }
         for group in 0..self.groups.len() {
-            if let Some(index) = self.instances.iter().position(|r| r.group == Some(group)) {
-                self.drain(index).await;
+            if let Some(id) = self.instances.find(|r| r.group == Some(group)) {
+                self.drain(id).await;
             }
         }
     }
 
     /// A reload removed the instance: a master hands off and stays (retiring) until the new
-    /// master is heard and the forward window is over; anything else goes now. Returns
-    /// whether the instance is still in `self.instances`.
-    pub(super) async fn retire(&mut self, index: usize) -> bool {
-        let running = &mut self.instances[index];
+    /// master is heard and the forward window is over; anything else goes now.
+    pub(super) async fn retire(&mut self, id: InstanceId) {
+        let running = &mut self.instances[id];
         if running.vrrp.state() == StateKind::Master
             && running
                 .vrrp
@@ -345,36 +340,36 @@ impl Daemon {
                 running.spec.name
             );
             running.retiring = true;
-            self.drain(index).await;
-            return true;
+            self.drain(id).await;
+            return;
         }
-        self.remove_instance(index).await;
-        false
+        self.remove_instance(id).await;
     }
 
     /// Removes retiring instances whose handoff and forward window are over.
     pub(super) async fn reap_retired(&mut self) {
-        while let Some(index) = self
+        while let Some(id) = self
             .instances
-            .iter()
-            .position(|r| r.retiring && !r.vrrp.is_handing_off() && r.forwarding_until.is_none())
+            .find(|r| r.retiring && !r.vrrp.is_handing_off() && r.forwarding_until.is_none())
         {
-            self.remove_instance(index).await;
+            self.remove_instance(id).await;
         }
     }
 
     /// Stops the instance (a master resigns with priority 0, RFC 5798 §6.4.3), takes its
     /// VIPs out of the data plane and off the interface, and forgets it.
-    pub(super) async fn remove_instance(&mut self, index: usize) {
-        let _ = self.instances[index]
+    pub(super) async fn remove_instance(&mut self, id: InstanceId) {
+        let _ = self.instances[id]
             .vrrp
             .handle_command(Instant::now(), Command::Shutdown);
         // Out of its group first: the group must not react to this member's shutdown.
-        self.instances[index].group = None;
-        self.drain(index).await;
+        self.instances[id].group = None;
+        self.drain(id).await;
         // Its effects queue finishes what it holds (the removal of its addresses), then
         // stops its announcements, once `running` is dropped at the end.
-        let running = self.instances.remove(index);
+        let Some(running) = self.instances.remove(id) else {
+            return;
+        };
         let still_used = |vip: IpAddr| {
             self.instances.iter().any(|r| {
                 r.spec.interface == running.spec.interface

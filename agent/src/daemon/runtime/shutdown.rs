@@ -25,8 +25,8 @@ impl Daemon {
         }
         log::info!("stopping: handing off every master instance");
         self.stopping = Some(Instant::now());
-        for index in 0..self.instances.len() {
-            let running = &mut self.instances[index];
+        for id in self.instances.ids() {
+            let running = &mut self.instances[id];
             if running.vrrp.state() == StateKind::Master
                 && let Err(err) = running
                     .vrrp
@@ -34,7 +34,7 @@ impl Daemon {
             {
                 log::info!("instance {}: {err}; resigning instead", running.spec.name);
             }
-            self.drain(index).await;
+            self.drain(id).await;
         }
     }
 
@@ -54,11 +54,11 @@ impl Daemon {
     /// and detaches the data plane unless asked to keep it.
     pub(super) async fn stop(&mut self, options: &RunOptions) {
         let now = Instant::now();
-        for index in 0..self.instances.len() {
-            let _ = self.instances[index]
+        for id in self.instances.ids() {
+            let _ = self.instances[id]
                 .vrrp
                 .handle_command(now, Command::Shutdown);
-            self.drain(index).await;
+            self.drain(id).await;
         }
         // Let the address removals queued above take effect.
         for running in &self.instances {

@@ -30,7 +30,10 @@ use crate::{
     },
 };
 
-use super::{Daemon, Group, Running, control_socket::spawn_control_server, lb, reload::family_tag};
+use super::{
+    Daemon, Group, InstanceId, Instances, Running, control_socket::spawn_control_server, lb,
+    reload::family_tag,
+};
 
 /// The socket already open for `wanted` (instances on one interface and family share one),
 /// or a new one.
@@ -89,7 +92,7 @@ impl Daemon {
             netlink,
             planes: BTreeMap::new(),
             sockets: Vec::new(),
-            instances: Vec::new(),
+            instances: Instances::default(),
             groups: Vec::new(),
             observations,
             trackers,
@@ -115,8 +118,8 @@ impl Daemon {
         daemon.regroup();
         // Tables first: a VIP that becomes Local finds its services ready.
         daemon.configure_lb().await;
-        for index in 0..daemon.instances.len() {
-            daemon.start_instance(index).await?;
+        for id in daemon.instances.ids() {
+            daemon.start_instance(id).await?;
         }
         log::info!(
             "vipflip {} running {} instance(s); control socket {}",
@@ -177,7 +180,7 @@ impl Daemon {
         &mut self,
         spec: InstanceSpec,
         reopened: &mut Vec<String>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<InstanceId> {
         let link = self.plane_for(&spec.interface, reopened).await?;
         let family = spec.family();
         let delivery = if spec.unicast_peers.is_empty() {
@@ -253,7 +256,7 @@ impl Daemon {
             );
         }
         let (spec_name, spec_iface) = (spec.name.clone(), spec.interface.clone());
-        self.instances.push(Running {
+        let id = self.instances.insert(Running {
             iface_index: link.as_ref().map_or(0, |l| l.index),
             iface_mac: link.and_then(|l| l.mac).unwrap_or(MacAddr([0; 6])),
             resumed: reopened.contains(&spec.interface),
@@ -276,16 +279,16 @@ impl Daemon {
             group: None,
             retiring: false,
         });
-        self.apply_track_commands(self.instances.len() - 1, replayed);
-        Ok(())
+        self.apply_track_commands(id, replayed);
+        Ok(id)
     }
 
     /// Puts the instance's VIPs in the data plane (dropped until the election says otherwise,
     /// unless resuming a previous run's) and starts its state machine: `Startup`, held back
     /// while a weight-0 script has no result yet.
-    pub(super) async fn start_instance(&mut self, index: usize) -> anyhow::Result<()> {
-        let resume_as_master = self.instances[index].resumed && self.was_master(index);
-        let running = &mut self.instances[index];
+    pub(super) async fn start_instance(&mut self, id: InstanceId) -> anyhow::Result<()> {
+        let resume_as_master = self.instances[id].resumed && self.was_master(id);
+        let running = &mut self.instances[id];
         if !running.resumed
             && let Some(plane) = self.planes.get_mut(&running.spec.interface)
         {
@@ -318,15 +321,15 @@ impl Daemon {
         } else {
             let _ = running.vrrp.handle_command(now, Command::Startup);
         }
-        self.drain(index).await;
+        self.drain(id).await;
         Ok(())
     }
 
     /// Whether the re-opened data plane says the previous run was this instance's master:
     /// every VIP `Local` for its VRID. (A master in non-accept mode leaves `Drop` there, as a
     /// backup does, so it resumes as a backup.)
-    pub(super) fn was_master(&self, index: usize) -> bool {
-        let running = &self.instances[index];
+    pub(super) fn was_master(&self, id: InstanceId) -> bool {
+        let running = &self.instances[id];
         let Some(plane) = self.planes.get(&running.spec.interface) else {
             return false;
         };
