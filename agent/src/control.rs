@@ -169,9 +169,14 @@ pub fn call_within(
 }
 
 /// Reads one request line (server side).
-pub fn decode_request(line: &str) -> Result<Request, String> {
-    serde_json::from_str(line.trim()).map_err(|e| format!("not a vipflip control request: {e}"))
+pub fn decode_request(line: &str) -> Result<Request, BadRequest> {
+    serde_json::from_str(line.trim()).map_err(BadRequest)
 }
+
+/// A line on the control socket that is not a request (answered with its message).
+#[derive(Debug, thiserror::Error)]
+#[error("not a vipflip control request: {0}")]
+pub struct BadRequest(#[source] serde_json::Error);
 
 /// Encodes one response line (server side).
 pub fn encode_response(response: &Response) -> String {
@@ -338,7 +343,9 @@ mod tests {
             .unwrap(),
             r#"{"request":"handoff","instance":"VI_1"}"#
         );
-        let err = decode_request("{\"request\":\"reboot\"}").unwrap_err();
+        let err = decode_request("{\"request\":\"reboot\"}")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("not a vipflip control request: unknown variant `reboot`"),
             "{err}"

@@ -161,10 +161,25 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("vipflip: {err:#}");
+            eprintln!("vipflip: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: our error types already write their
+/// cause into their message (so a log line of one error is whole), and anyhow's `{:#}` would
+/// repeat it.
+fn describe(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn init_logging(format: LogFormat) {
@@ -223,7 +238,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 control_socket: None,
                 config_path: Some(std::fs::canonicalize(&config_path).unwrap_or(config_path)),
             };
-            runtime.block_on(vipflip::daemon::run(config, options))
+            Ok(runtime.block_on(vipflip::daemon::run(config, options))?)
         }
         Command::CheckConfig { .. } | Command::ImportKeepalived { .. } => {
             unreachable!("handled in main: these have their own exit codes")

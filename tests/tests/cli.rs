@@ -1,5 +1,6 @@
 //! The migration path through the binary: `vipflip import-keepalived` output is accepted by
-//! `vipflip check-config`, and the exit status says whether anything was lost. No root needed.
+//! `vipflip check-config`, and the exit status says whether anything was lost; errors say what
+//! failed once. No root needed.
 
 use std::{path::Path, process::Command};
 
@@ -59,4 +60,30 @@ fn an_unreadable_file_exits_1_with_its_name() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/keepalived.conf"));
+}
+
+#[test]
+fn a_command_without_a_daemon_says_so_and_names_the_cause_once() {
+    let socket = std::env::temp_dir().join(format!("vipflip-cli-{}.sock", std::process::id()));
+    let out = Command::new(vipflip_bin())
+        .args(["handoff", "--control-socket"])
+        .arg(&socket)
+        .arg("web")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "no vipflip daemon answers on {}",
+            socket.display()
+        )),
+        "{stderr}"
+    );
+    // The OS error is part of the message; the cause chain must not repeat it.
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
 }

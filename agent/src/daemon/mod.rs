@@ -12,10 +12,12 @@
 //! Every step is logged with the time it took. Slow steps (netlink, announcements) run in
 //! their own tasks, so they never delay an advert.
 
+mod error;
 mod runtime;
 
 use std::{path::PathBuf, time::Duration};
 
+pub use error::{ControlSocketError, InstanceError, InstanceErrorCause, StartError};
 pub use runtime::run;
 
 /// Options of `vipflip run` that are not in the configuration file.

@@ -30,16 +30,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use futures_util::future::select_all;
 use tokio::{
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 
 use self::instances::{InstanceId, Instances};
-use super::{RunOptions, SHUTDOWN_HANDOFF_LIMIT};
+use super::{RunOptions, SHUTDOWN_HANDOFF_LIMIT, StartError};
 use crate::{
     config::{Config, InstanceSpec},
     control::{Request, Response},
@@ -56,7 +55,7 @@ use crate::{
 };
 
 /// Runs the daemon until SIGTERM / SIGINT.
-pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
+pub async fn run(config: Config, options: RunOptions) -> Result<(), StartError> {
     let mut daemon = Daemon::start(config, &options).await?;
     let result = daemon.run_loop(&options).await;
     daemon.stop(&options).await;
@@ -164,12 +163,10 @@ enum Event {
 }
 
 impl Daemon {
-    async fn run_loop(&mut self, options: &RunOptions) -> anyhow::Result<()> {
-        let mut sigterm =
-            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut sigint =
-            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    async fn run_loop(&mut self, options: &RunOptions) -> Result<(), StartError> {
+        let mut sigterm = install(SignalKind::terminate(), "SIGTERM")?;
+        let mut sigint = install(SignalKind::interrupt(), "SIGINT")?;
+        let mut sighup = install(SignalKind::hangup(), "SIGHUP")?;
         loop {
             self.reap_retired().await;
             if let Some(since) = self.stopping
@@ -248,4 +245,11 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+fn install(kind: SignalKind, signal_name: &'static str) -> Result<Signal, StartError> {
+    signal(kind).map_err(|source| StartError::Signal {
+        signal: signal_name,
+        source,
+    })
 }

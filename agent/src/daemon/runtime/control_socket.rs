@@ -6,7 +6,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
     net::UnixListener,
@@ -20,6 +19,7 @@ use crate::{
 };
 
 use super::Daemon;
+use crate::daemon::ControlSocketError;
 
 impl Daemon {
     /// A control request; `reply` gets the answer (a reload's once it is applied).
@@ -74,29 +74,26 @@ const STALE_CHECK_LIMIT: Duration = Duration::from_secs(1);
 pub(super) fn spawn_control_server(
     path: &Path,
     requests: mpsc::Sender<(Request, oneshot::Sender<Response>)>,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> Result<JoinHandle<()>, ControlSocketError> {
     if path.exists() {
         // A live daemon answers; a stale file from a crash does not and is replaced. A
         // connection alone proves nothing: a daemon killed a moment ago may still have its
         // listening socket, which the kernel releases just after the process has left its
         // namespaces, so ask for a status and wait for the answer.
         if control_protocol::call_within(path, &Request::Status, STALE_CHECK_LIMIT).is_ok() {
-            bail!(
-                "another vipflip daemon answers on {}; give this one its own control_socket",
-                path.display()
-            );
+            return Err(ControlSocketError::InUse(path.to_owned()));
         }
-        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+        std::fs::remove_file(path).map_err(io_error("removing stale", path))?;
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
     }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).map_err(io_error("binding the control socket", path))?;
     {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting {} to root", path.display()))?;
+            .map_err(io_error("restricting to root", path))?;
     }
     Ok(tokio::spawn(async move {
         loop {
@@ -120,7 +117,9 @@ pub(super) fn spawn_control_server(
                             message: "the daemon is stopping".into(),
                         })
                     }
-                    Err(message) => Response::Error { message },
+                    Err(bad) => Response::Error {
+                        message: bad.to_string(),
+                    },
                 };
                 let _ = write
                     .write_all(control_protocol::encode_response(&response).as_bytes())
@@ -128,4 +127,9 @@ pub(super) fn spawn_control_server(
             });
         }
     }))
+}
+
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ControlSocketError {
+    let path = path.to_owned();
+    move |source| ControlSocketError::Io { what, path, source }
 }

@@ -22,6 +22,7 @@ use crate::{
 };
 
 use super::{Daemon, InstanceId};
+use crate::daemon::InstanceError;
 
 /// Why a reload was not applied, or applied only in part.
 #[derive(Debug, thiserror::Error)]
@@ -289,17 +290,16 @@ impl Daemon {
             match self.add_instance(spec.clone(), &mut reopened).await {
                 Ok(id) => started.push(id),
                 Err(err) => {
-                    log::error!("reload: instance {}: {err:#}", spec.name);
-                    report.failed.push(format!("{}: {err:#}", spec.name));
+                    log::error!("reload: {err}");
+                    report.failed.push(err);
                 }
             }
         }
         self.regroup();
         for id in started {
             if let Err(err) = self.start_instance(id).await {
-                let name = &self.instances[id].spec.name;
-                log::error!("reload: instance {name}: {err:#}");
-                report.failed.push(format!("{name}: {err:#}"));
+                log::error!("reload: {err}");
+                report.failed.push(err);
             }
         }
         self.settle_groups().await;
@@ -500,7 +500,7 @@ pub(super) struct Reloaded {
     updated: Vec<String>,
     restarted: Vec<String>,
     /// Instances of the new file that could not be started, with why.
-    failed: Vec<String>,
+    failed: Vec<InstanceError>,
 }
 
 impl std::fmt::Display for Reloaded {
@@ -511,11 +511,14 @@ impl std::fmt::Display for Reloaded {
             ("removed", &self.removed),
             ("updated in place", &self.updated),
             ("restarted", &self.restarted),
-            ("failed to start", &self.failed),
         ] {
             if !names.is_empty() {
                 write!(f, "; {what}: {}", names.join(", "))?;
             }
+        }
+        for (n, failed) in self.failed.iter().enumerate() {
+            let what = if n == 0 { "; failed to start: " } else { ", " };
+            write!(f, "{what}{failed}")?;
         }
         Ok(())
     }
@@ -640,5 +643,29 @@ mod tests {
             ["metrics_listen"]
         );
         assert!(changed_globals(&old.global, &old.global).is_empty());
+    }
+
+    #[test]
+    fn a_partial_reload_says_what_it_did_and_why_each_instance_failed() {
+        use crate::daemon::InstanceErrorCause;
+        use crate::dataplane::DataplaneError;
+        let missing = |iface: &str| InstanceErrorCause::Attach {
+            iface: iface.into(),
+            source: DataplaneError::NoSuchInterface {
+                iface: iface.into(),
+            },
+        };
+        let report = super::Reloaded {
+            unchanged: 2,
+            added: vec!["VI_3".into()],
+            failed: vec![missing("eth8").of("VI_4"), missing("eth9").of("VI_5")],
+            ..super::Reloaded::default()
+        };
+        assert_eq!(
+            super::ReloadError::Failed(Box::new(report)).to_string(),
+            "reloaded with errors: 2 unchanged; added: VI_3; failed to start: instance VI_4: \
+             attaching XDP to eth8: interface \"eth8\" does not exist, instance VI_5: attaching \
+             XDP to eth9: interface \"eth9\" does not exist"
+        );
     }
 }

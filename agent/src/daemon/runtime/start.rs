@@ -9,14 +9,14 @@ use std::{
     time::Instant,
 };
 
-use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::{
     config::{Config, InstanceSpec, XdpMode},
-    daemon::RunOptions,
+    daemon::{InstanceError, InstanceErrorCause, RunOptions, StartError},
     dataplane::{AttachOutcome, Dataplane, Ownership, XdpModeChoice},
     io::{
+        IoError,
         netlink::{LinkInfo, Netlink},
         vrrp_socket::{Delivery, SocketConfig, VrrpSocket},
     },
@@ -37,7 +37,7 @@ use super::{
 
 /// The socket already open for `wanted` (instances on one interface and family share one),
 /// or a new one.
-fn shared_socket(sockets: &mut Vec<VrrpSocket>, wanted: SocketConfig) -> anyhow::Result<usize> {
+fn shared_socket(sockets: &mut Vec<VrrpSocket>, wanted: SocketConfig) -> Result<usize, IoError> {
     if let Some(index) = sockets.iter().position(|s| s.config() == &wanted) {
         return Ok(index);
     }
@@ -45,13 +45,16 @@ fn shared_socket(sockets: &mut Vec<VrrpSocket>, wanted: SocketConfig) -> anyhow:
     Ok(sockets.len() - 1)
 }
 impl Daemon {
-    pub(super) async fn start(config: Config, options: &RunOptions) -> anyhow::Result<Self> {
-        let netlink = Arc::new(Netlink::new().context("opening rtnetlink")?);
+    pub(super) async fn start(config: Config, options: &RunOptions) -> Result<Self, StartError> {
+        let netlink = Arc::new(Netlink::new().map_err(StartError::Netlink)?);
         let pin_dir = config.global.pin_dir.clone();
         // Inside `ip netns exec` /sys is a fresh sysfs, and many hosts never mount a bpffs:
         // mount one first, as iproute2 and bpftool do.
-        if let vipflip_bpffs::Prepared::Mounted { at } = vipflip_bpffs::ensure(&pin_dir)
-            .with_context(|| format!("global.pin_dir {}", pin_dir.display()))?
+        if let vipflip_bpffs::Prepared::Mounted { at } =
+            vipflip_bpffs::ensure(&pin_dir).map_err(|source| StartError::PinDir {
+                path: pin_dir.clone(),
+                source,
+            })?
         {
             log::info!("mounted a bpffs on {} for the pins", at.display());
         }
@@ -60,9 +63,9 @@ impl Daemon {
             XdpMode::Driver => XdpModeChoice::Driver,
             XdpMode::Skb => XdpModeChoice::Skb,
         };
-        let notifier = Notifier::new(&config)?;
+        let notifier = Notifier::new(&config).map_err(StartError::Notify)?;
         let (observations, trackers) =
-            track::spawn_trackers(&config).context("starting the trackers")?;
+            track::spawn_trackers(&config).map_err(StartError::Trackers)?;
         let control_path = options
             .control_socket
             .clone()
@@ -74,7 +77,7 @@ impl Daemon {
             Some(addr) => {
                 let task = metrics::serve(addr, scrape_tx)
                     .await
-                    .context("global.metrics_listen")?;
+                    .map_err(StartError::Metrics)?;
                 log::info!("metrics on http://{addr}/metrics");
                 Some(task)
             }
@@ -136,7 +139,7 @@ impl Daemon {
         &mut self,
         iface: &str,
         reopened: &mut Vec<String>,
-    ) -> anyhow::Result<Option<LinkInfo>> {
+    ) -> Result<Option<LinkInfo>, InstanceErrorCause> {
         let link = match self.netlink.link(iface).await {
             Ok(link) => link,
             Err(err) => {
@@ -145,8 +148,13 @@ impl Daemon {
             }
         };
         if !self.planes.contains_key(iface) {
-            let (plane, outcome) = Dataplane::attach(iface, &self.pin_dir, self.xdp_mode)
-                .with_context(|| format!("attaching XDP to {iface}"))?;
+            let (plane, outcome) =
+                Dataplane::attach(iface, &self.pin_dir, self.xdp_mode).map_err(|source| {
+                    InstanceErrorCause::Attach {
+                        iface: iface.to_owned(),
+                        source,
+                    }
+                })?;
             self.adopt_plane(iface.to_owned(), plane, outcome, reopened);
         }
         Ok(Some(link))
@@ -180,43 +188,15 @@ impl Daemon {
         &mut self,
         spec: InstanceSpec,
         reopened: &mut Vec<String>,
-    ) -> anyhow::Result<InstanceId> {
-        let link = self.plane_for(&spec.interface, reopened).await?;
+    ) -> Result<InstanceId, InstanceError> {
+        let link = self
+            .plane_for(&spec.interface, reopened)
+            .await
+            .map_err(|cause| cause.of(&spec.name))?;
         let family = spec.family();
-        let delivery = if spec.unicast_peers.is_empty() {
-            Delivery::Multicast
-        } else {
-            Delivery::Unicast
-        };
-        let socket_config = link
-            .as_ref()
-            .and_then(|l| SocketConfig::for_link(l, family, delivery))
-            .map(|mut c| {
-                if let Some(src) = spec.unicast_src {
-                    c.src = src;
-                }
-                c
-            });
-        let socket = if let Some(wanted) = socket_config {
-            Some(
-                shared_socket(&mut self.sockets, wanted)
-                    .with_context(|| format!("instance {}", spec.name))?,
-            )
-        } else {
-            if link.is_some() {
-                log::error!(
-                    "instance {}: {} has no {} source address yet; instance in fault",
-                    spec.name,
-                    spec.interface,
-                    if family == Family::Ipv4 {
-                        "IPv4 primary"
-                    } else {
-                        "IPv6 link-local"
-                    }
-                );
-            }
-            None
-        };
+        let socket = self
+            .socket_for(&spec, link.as_ref())
+            .map_err(|e| InstanceErrorCause::Socket(e).of(&spec.name))?;
         let primary = socket.map_or(
             if family == Family::Ipv4 {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -226,10 +206,12 @@ impl Daemon {
             |i| self.sockets[i].config().src,
         );
         let vrrp = Instance::new(spec.vrrp_config(primary))
-            .with_context(|| format!("instance {}: VRRP configuration", spec.name))?;
+            .map_err(|e| InstanceErrorCause::Vrrp(e).of(&spec.name))?;
         if let Some(plane) = self.planes.get_mut(&spec.interface) {
             let allowed = (!spec.allowed_peers.is_empty()).then_some(spec.allowed_peers.as_slice());
-            plane.set_vrid_filter(family_tag(&spec), spec.vrid.0, allowed)?;
+            plane
+                .set_vrid_filter(family_tag(&spec), spec.vrid.0, allowed)
+                .map_err(|e| InstanceErrorCause::Dataplane(e).of(&spec.name))?;
         }
         let destinations = if spec.unicast_peers.is_empty() {
             vec![if family == Family::Ipv4 {
@@ -283,22 +265,61 @@ impl Daemon {
         Ok(id)
     }
 
+    /// The VRRP socket for `spec` on `link` (shared by the instances of one interface and
+    /// family), or `None` while the interface or its source address is missing (fault).
+    fn socket_for(
+        &mut self,
+        spec: &InstanceSpec,
+        link: Option<&LinkInfo>,
+    ) -> Result<Option<usize>, IoError> {
+        let family = spec.family();
+        let delivery = if spec.unicast_peers.is_empty() {
+            Delivery::Multicast
+        } else {
+            Delivery::Unicast
+        };
+        let wanted = link
+            .and_then(|l| SocketConfig::for_link(l, family, delivery))
+            .map(|mut c| {
+                if let Some(src) = spec.unicast_src {
+                    c.src = src;
+                }
+                c
+            });
+        if let Some(wanted) = wanted {
+            return shared_socket(&mut self.sockets, wanted).map(Some);
+        }
+        if link.is_some() {
+            log::error!(
+                "instance {}: {} has no {} source address yet; instance in fault",
+                spec.name,
+                spec.interface,
+                if family == Family::Ipv4 {
+                    "IPv4 primary"
+                } else {
+                    "IPv6 link-local"
+                }
+            );
+        }
+        Ok(None)
+    }
+
     /// Puts the instance's VIPs in the data plane (dropped until the election says otherwise,
     /// unless resuming a previous run's) and starts its state machine: `Startup`, held back
     /// while a weight-0 script has no result yet.
-    pub(super) async fn start_instance(&mut self, id: InstanceId) -> anyhow::Result<()> {
+    pub(super) async fn start_instance(&mut self, id: InstanceId) -> Result<(), InstanceError> {
         let resume_as_master = self.instances[id].resumed && self.was_master(id);
         let running = &mut self.instances[id];
         if !running.resumed
             && let Some(plane) = self.planes.get_mut(&running.spec.interface)
         {
             for vip in &running.spec.virtual_ips {
-                plane.set_vip(
-                    vip.addr(),
-                    Ownership::Drop {
-                        vrid: running.spec.vrid.0,
-                    },
-                )?;
+                let drop = Ownership::Drop {
+                    vrid: running.spec.vrid.0,
+                };
+                plane
+                    .set_vip(vip.addr(), drop)
+                    .map_err(|e| InstanceErrorCause::Dataplane(e).of(&running.spec.name))?;
             }
         }
         let now = Instant::now();
