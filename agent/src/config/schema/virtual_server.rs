@@ -15,7 +15,9 @@ use super::super::{
     CheckKind, HealthCheck, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec,
     VirtualServerSpec,
 };
-use super::{Instance, family_of, name, name_of, weight_at};
+use super::instance::{Instance, family_of, name_of};
+use super::name;
+use super::tracking::weight_at;
 
 const VIRTUAL_SERVER_KEYS: &[&str] = &[
     "name",

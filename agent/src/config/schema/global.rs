@@ -1,0 +1,73 @@
+//! `[global]`: the daemon-wide settings (router id, pin directory, control socket, metrics
+//! listener, XDP mode, notify FIFO) and their defaults.
+
+use std::path::PathBuf;
+
+use super::super::reader::{Ctx, Table};
+use super::super::{Global, Host, XdpMode};
+
+const GLOBAL_KEYS: &[&str] = &[
+    "router_id",
+    "pin_dir",
+    "control_socket",
+    "metrics_listen",
+    "xdp_mode",
+    "notify_fifo",
+];
+pub(super) fn global(ctx: &mut Ctx<'_>, root: &Table<'_, '_>, host: &impl Host) -> Global {
+    let mut g = Global {
+        router_id: host.hostname().unwrap_or_else(|| "vipflip".to_owned()),
+        pin_dir: PathBuf::from("/sys/fs/bpf/vipflip"),
+        control_socket: PathBuf::from("/run/vipflip.sock"),
+        metrics_listen: None,
+        xdp_mode: XdpMode::Auto,
+        notify_fifo: None,
+    };
+    let Some(t) = root.table(ctx, "global", "`[global]`") else {
+        return g;
+    };
+    t.check_keys(ctx, GLOBAL_KEYS, &[]);
+    if let Some((id, span)) = t.str(ctx, "router_id", "a name for this router") {
+        if id.trim().is_empty() {
+            t.invalid_at(ctx, &t.label("router_id"), &span, "must not be empty");
+        } else {
+            id.clone_into(&mut g.router_id);
+        }
+    }
+    if let Some(p) = t.abs_path(ctx, "pin_dir") {
+        g.pin_dir = p;
+    }
+    if let Some(p) = t.abs_path(ctx, "control_socket") {
+        g.control_socket = p;
+    }
+    if let Some((s, span)) = t.str(
+        ctx,
+        "metrics_listen",
+        "an address:port like \"127.0.0.1:9477\"",
+    ) {
+        match s.parse() {
+            Ok(addr) => g.metrics_listen = Some(addr),
+            Err(_) => t.invalid_at(
+                ctx,
+                &t.label("metrics_listen"),
+                &span,
+                "expected an address:port like \"127.0.0.1:9477\" or \"[::1]:9477\"",
+            ),
+        }
+    }
+    if let Some((s, span)) = t.str(ctx, "xdp_mode", "\"auto\", \"driver\" or \"skb\"") {
+        match s {
+            "auto" => g.xdp_mode = XdpMode::Auto,
+            "driver" => g.xdp_mode = XdpMode::Driver,
+            "skb" => g.xdp_mode = XdpMode::Skb,
+            _ => t.invalid_at(
+                ctx,
+                &t.label("xdp_mode"),
+                &span,
+                "expected \"auto\", \"driver\" or \"skb\"",
+            ),
+        }
+    }
+    g.notify_fifo = t.abs_path(ctx, "notify_fifo");
+    g
+}
