@@ -1,5 +1,5 @@
 //! The metrics as a scrape shows them: each series with its labels and values after the
-//! events that move it, the OpenMetrics text, and the endpoint's answers to good and bad requests.
+//! events that move it, the `OpenMetrics` text, and the endpoint's answers to good and bad requests.
 
 use std::io;
 use std::net::SocketAddr;
