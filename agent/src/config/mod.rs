@@ -28,6 +28,7 @@
 
 mod diagnostic;
 mod reader;
+mod routing;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ use std::process::ExitCode;
 use ipnet::IpNet;
 
 pub use diagnostic::{Diagnostic, Location, Severity};
+pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
 use crate::vrrp::InstanceConfig;
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
@@ -54,6 +56,10 @@ pub struct Config {
     pub sync_groups: Vec<SyncGroupSpec>,
     /// `[[virtual_server]]`: the Direct Routing load balancer's services.
     pub virtual_servers: Vec<VirtualServerSpec>,
+    /// `[routing]` (defaults when absent).
+    pub routing: RoutingSpec,
+    /// `[[announce]]`: the VIPs announced through the routing daemon, each with its gate.
+    pub announces: Vec<AnnounceSpec>,
 }
 
 /// `[global]`.

@@ -12,16 +12,19 @@ use toml::de::{DeTable, DeValue};
 
 mod global;
 mod instance;
+mod routing;
 mod script;
 mod sync_group;
 mod tracking;
 mod virtual_server;
 
-use super::reader::{Alias, Ctx, Table};
+use super::reader::{Alias, Ctx, Table, suggest};
 use super::{Config, Diagnostic, Host, Notify};
 
 const ROOT_KEYS: &[&str] = &[
     "global",
+    "routing",
+    "announce",
     "instance",
     "script",
     "sync_group",
@@ -85,6 +88,13 @@ pub(super) fn parse(
         .map(|(i, t)| virtual_server::virtual_server(&mut ctx, t, i))
         .collect();
     virtual_server::check(&mut ctx, &virtual_servers, &instances);
+    let routing = routing::routing(&mut ctx, &root);
+    let announces: Vec<_> = top_tables(&mut ctx, &root, "announce")
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| routing::announce(&mut ctx, t, i))
+        .collect();
+    let announces = routing::check_announces(&mut ctx, &announces, &instances, &virtual_servers);
 
     if ctx.has_errors() {
         return Err(ctx.finish());
@@ -95,6 +105,8 @@ pub(super) fn parse(
         scripts: scripts.into_iter().map(|s| s.spec).collect(),
         sync_groups: sync_groups.into_iter().map(|g| g.spec).collect(),
         virtual_servers: virtual_servers.into_iter().map(|v| v.spec).collect(),
+        routing,
+        announces,
     };
     Ok((config, ctx.finish()))
 }
@@ -163,4 +175,28 @@ fn notify(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Notify {
     notify.fault = n.abs_path(ctx, "fault");
     notify.stop = n.abs_path(ctx, "stop");
     notify
+}
+
+/// `{context}{label} = "{name}": no [[{kind}]] named "{name}"`, with the closest name or
+/// the ones defined.
+fn unknown_name<'n>(
+    ctx: &mut Ctx<'_>,
+    span: &Range<usize>,
+    context: &str,
+    label: &str,
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'n str> + Clone,
+) {
+    let known = known.filter(|n| !n.is_empty());
+    let hint = match suggest(name, known.clone()) {
+        Some(best) => format!("did you mean \"{best}\"?"),
+        None if known.clone().next().is_none() => format!("no [[{kind}]] is defined"),
+        None => format!("defined {kind}s: {}", known.collect::<Vec<_>>().join(", ")),
+    };
+    let snippet = ctx.snippet(span);
+    ctx.error(
+        span,
+        format!("{context}{label} = {snippet}: no [[{kind}]] named \"{name}\"; {hint}"),
+    );
 }

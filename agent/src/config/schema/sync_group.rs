@@ -5,9 +5,9 @@ use core::ops::Range;
 use std::collections::HashMap;
 
 use super::super::SyncGroupSpec;
-use super::super::reader::{Alias, Ctx, Table, suggest};
+use super::super::reader::{Alias, Ctx, Table};
 use super::instance::Instance;
-use super::{Listed, name, notify};
+use super::{Listed, name, notify, unknown_name};
 
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
 const SYNC_GROUP_ALIASES: &[Alias] = &[("group", "did you mean `instances`?")];
@@ -71,25 +71,8 @@ pub(super) fn check_sync_groups(ctx: &mut Ctx<'_>, groups: &[SyncGroup], instanc
         for (member, span, label) in &g.members {
             let snippet = ctx.snippet(span);
             if !instances.iter().any(|i| i.spec.name == *member) {
-                let known = instances
-                    .iter()
-                    .map(|i| i.spec.name.as_str())
-                    .filter(|n| !n.is_empty());
-                let hint = match suggest(member, known.clone()) {
-                    Some(best) => format!("did you mean \"{best}\"?"),
-                    None if instances.is_empty() => "no [[instance]] is defined".to_owned(),
-                    None => format!(
-                        "defined instances: {}",
-                        known.collect::<Vec<_>>().join(", ")
-                    ),
-                };
-                ctx.error(
-                    span,
-                    format!(
-                        "{}{label} = {snippet}: no [[instance]] named \"{member}\"; {hint}",
-                        g.context
-                    ),
-                );
+                let known = instances.iter().map(|i| i.spec.name.as_str());
+                unknown_name(ctx, span, &g.context, label, "instance", member, known);
                 continue;
             }
             match owner.get(member.as_str()) {

@@ -10,14 +10,14 @@ use std::net::IpAddr;
 use toml::de::DeValue;
 use vipflip_common::{MAX_REALS, MAX_SERVICES};
 
-use super::super::reader::{Alias, Ctx, Table, suggest};
+use super::super::reader::{Alias, Ctx, Table};
 use super::super::{
     CheckKind, HealthCheck, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec,
     VirtualServerSpec,
 };
 use super::instance::{Instance, family_of, name_of};
-use super::name;
 use super::tracking::weight_at;
+use super::{name, unknown_name};
 
 const VIRTUAL_SERVER_KEYS: &[&str] = &[
     "name",
@@ -728,26 +728,8 @@ fn instance_of<'i>(
     if let Some(inst) = instances.iter().find(|i| i.spec.name == *name) {
         return Some(inst);
     }
-    let known = instances
-        .iter()
-        .map(|i| i.spec.name.as_str())
-        .filter(|n| !n.is_empty());
-    let hint = match suggest(name, known.clone()) {
-        Some(best) => format!("did you mean \"{best}\"?"),
-        None if instances.is_empty() => "no [[instance]] is defined".to_owned(),
-        None => format!(
-            "defined instances: {}",
-            known.collect::<Vec<_>>().join(", ")
-        ),
-    };
-    let snippet = ctx.snippet(span);
-    ctx.error(
-        span,
-        format!(
-            "{}instance = {snippet}: no [[instance]] named \"{name}\"; {hint}",
-            vs.context
-        ),
-    );
+    let known = instances.iter().map(|i| i.spec.name.as_str());
+    unknown_name(ctx, span, &vs.context, "instance", "instance", name, known);
     None
 }
 
