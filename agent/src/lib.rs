@@ -9,6 +9,7 @@
 //! - [`daemon`]: `vipflip run`, which joins all of the above; [`control`]: its socket;
 //!   [`metrics`]: its Prometheus metrics and their HTTP endpoint.
 
+pub mod announce;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -99,6 +99,19 @@ enum Command {
         /// The keepalived configuration file.
         path: PathBuf,
     },
+    /// Print the routing daemon's configuration that announces this configuration's VIPs
+    /// over BGP: it redistributes the kernel table vipflip writes (`[routing]`,
+    /// `[[announce]]`). Paste it into frr.conf or bird.conf.
+    RoutingConfig {
+        #[arg(long)]
+        config: PathBuf,
+        /// FRR's frr.conf (zebra's import-table, bgpd, bfdd): the tested default.
+        #[arg(long, conflicts_with = "bird", required_unless_present = "bird")]
+        frr: bool,
+        /// BIRD 2's bird.conf (a kernel protocol that learns vipflip's table).
+        #[arg(long)]
+        bird: bool,
+    },
     /// Print the pinned maps in human form: VIPs and their owners, VRIDs, counters.
     Maps {
         /// Only this interface (default: every interface under the pin directory).
@@ -167,6 +180,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration at `path`, or every problem in it.
+fn load_config(
+    path: &Path,
+) -> anyhow::Result<(vipflip::config::Config, Vec<vipflip::config::Diagnostic>)> {
+    vipflip::config::Config::load(path).map_err(|diagnostics| {
+        let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} is not a valid configuration:\n{}",
+            path.display(),
+            text.join("\n")
+        )
+    })
+}
+
 /// The error and its causes on one line, each said once: our error types already write their
 /// cause into their message (so a log line of one error is whole), and anyhow's `{:#}` would
 /// repeat it.
@@ -192,14 +219,7 @@ fn init_logging(format: LogFormat) {
 /// The control socket and pin directory a `status` / `handoff` means.
 fn daemon_paths(target: &DaemonTarget) -> anyhow::Result<(PathBuf, PathBuf)> {
     if let Some(path) = &target.config {
-        let (config, _) = vipflip::config::Config::load(path).map_err(|diagnostics| {
-            let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!(
-                "{} is not a valid configuration:\n{}",
-                path.display(),
-                text.join("\n")
-            )
-        })?;
+        let (config, _) = load_config(path)?;
         return Ok((config.global.control_socket, config.global.pin_dir));
     }
     let socket = target
@@ -217,15 +237,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             ..
         } => {
             require_root("run")?;
-            let (config, warnings) =
-                vipflip::config::Config::load(&config_path).map_err(|diagnostics| {
-                    let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
-                    anyhow::anyhow!(
-                        "{} is not a valid configuration:\n{}",
-                        config_path.display(),
-                        text.join("\n")
-                    )
-                })?;
+            let (config, warnings) = load_config(&config_path)?;
             for warning in warnings {
                 log::warn!("{warning}");
             }
@@ -246,6 +258,13 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Status { target, json } => status(&target, json),
         Command::Handoff { instance, target } => handoff(&target, instance),
         Command::Reload { target } => reload(&target),
+        Command::RoutingConfig { config, frr, .. } => {
+            use vipflip::announce::routing_config::{Daemon, render};
+            let (config, _) = load_config(&config)?;
+            let daemon = if frr { Daemon::Frr } else { Daemon::Bird };
+            print!("{}", render(&config, daemon)?);
+            Ok(())
+        }
         Command::Load {
             iface,
             xdp_mode,

@@ -6,6 +6,8 @@
 use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr};
 
+pub use crate::announce::AnnounceGate;
+
 /// `[routing]`: where announced routes go, and (for `vipflip routing-config`) the BGP side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingSpec {
@@ -68,26 +70,4 @@ pub struct BfdSpec {
 pub struct AnnounceSpec {
     pub vip: IpAddr,
     pub gate: AnnounceGate,
-}
-
-/// When a VIP is announced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AnnounceGate {
-    /// While the agent runs (anycast).
-    Always,
-    /// While the instance is master (VRRP inside the rack, BGP beyond it).
-    Master { instance: String },
-    /// While the virtual server is live here and has its quorum of healthy real servers.
-    Quorum { virtual_server: String },
-}
-
-impl AnnounceGate {
-    /// The gate as written in the configuration (`"master"`), for status and metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Always => "always",
-            Self::Master { .. } => "master",
-            Self::Quorum { .. } => "quorum",
-        }
-    }
 }

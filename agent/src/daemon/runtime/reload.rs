@@ -52,7 +52,8 @@ type Attached = (String, Result<(Dataplane, AttachOutcome), DataplaneError>);
 /// What the blocking task hands back: the configuration to apply and the data planes it
 /// attached (or re-opened from their pins) for the interfaces the daemon did not have.
 pub(super) struct PreparedReload {
-    config: Config,
+    /// Boxed: the loop's events stay small.
+    config: Box<Config>,
     planes: Vec<Attached>,
 }
 
@@ -89,7 +90,7 @@ impl Daemon {
         let prepared = self.prepared_tx.clone();
         if missing.is_empty() {
             let _ = prepared.try_send(PreparedReload {
-                config: new,
+                config: Box::new(new),
                 planes: Vec::new(),
             });
             return;
@@ -98,7 +99,7 @@ impl Daemon {
         tokio::task::spawn_blocking(move || {
             let planes = attach_all(&missing, &pin_dir, mode);
             let _ = prepared.blocking_send(PreparedReload {
-                config: new,
+                config: Box::new(new),
                 planes,
             });
         });
@@ -122,7 +123,7 @@ impl Daemon {
         let outcome = if self.stopping.is_some() {
             Err(ReloadError::Stopping)
         } else {
-            self.reload_with(prepared.config).await
+            self.reload_with(*prepared.config).await
         };
         self.finish_reload(outcome).await;
     }
