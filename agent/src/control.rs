@@ -26,6 +26,9 @@ pub enum Request {
     /// Re-read the configuration file and apply the difference (as SIGHUP does); answered
     /// once applied, with every error when the new file is invalid (the old one stays).
     Reload,
+    /// Withdraw every announced route, serve what still arrives until it stops arriving,
+    /// then stop.
+    Drain,
 }
 
 /// What the daemon answers.
@@ -51,6 +54,24 @@ pub struct StatusReport {
     /// The load balancer's services.
     #[serde(default)]
     pub virtual_servers: Vec<VirtualServerStatus>,
+    /// The VIPs announced to the routing daemon (`[[announce]]`).
+    #[serde(default)]
+    pub announcements: Vec<AnnouncementStatus>,
+}
+
+/// One `[[announce]]`, for `vipflip status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnouncementStatus {
+    /// `198.51.100.10/32`.
+    pub route: String,
+    /// `always`, `master` or `quorum`.
+    pub gate: String,
+    /// Whether the host route is (being) written into the table.
+    pub announced: bool,
+    /// Why, as the gate sees it.
+    pub reason: String,
+    /// The kernel table the route goes into.
+    pub table: u32,
 }
 
 /// One `[[virtual_server]]`, for `vipflip status`.
@@ -275,6 +296,21 @@ impl StatusReport {
                 );
             }
         }
+        for a in &self.announcements {
+            let _ = writeln!(
+                out,
+                "announce {} when {}: {} in table {} ({})",
+                a.route,
+                a.gate,
+                if a.announced {
+                    "announced"
+                } else {
+                    "withdrawn"
+                },
+                a.table,
+                a.reason
+            );
+        }
         for v in &self.virtual_servers {
             let _ = writeln!(
                 out,
@@ -397,6 +433,7 @@ mod tests {
                 removing: false,
             }],
             virtual_servers: Vec::new(),
+            announcements: Vec::new(),
         };
         assert_eq!(
             report.render(),
@@ -462,10 +499,28 @@ mod tests {
                     },
                 ],
             }],
+            announcements: vec![
+                AnnouncementStatus {
+                    route: "192.0.2.100/32".into(),
+                    gate: "quorum".into(),
+                    announced: true,
+                    reason: "virtual server web has its quorum".into(),
+                    table: 200,
+                },
+                AnnouncementStatus {
+                    route: "2001:db8::100/128".into(),
+                    gate: "master".into(),
+                    announced: false,
+                    reason: "instance VI_6 is not master".into(),
+                    table: 200,
+                },
+            ],
         };
         assert_eq!(
             report.render(),
             "vipflip edge-1 (pid 42)\n\
+             announce 192.0.2.100/32 when quorum: announced in table 200 (virtual server web has its quorum)\n\
+             announce 2001:db8::100/128 when master: withdrawn in table 200 (instance VI_6 is not master)\n\
              virtual server web 192.0.2.100:80/tcp maglev (instance VI_1, active)\n\
              \x20 healthy       1 (quorum 2); table 65537 slots\n\
              \x20 real server   192.0.2.21 weight 1: up (connected), mac 02:00:00:00:01:15, 100.0% of the table\n\

@@ -99,6 +99,12 @@ enum Command {
         /// The keepalived configuration file.
         path: PathBuf,
     },
+    /// Withdraw every announced route, serve what still arrives until `[routing] drain_quiet`
+    /// passes without a VIP packet, then stop the daemon (as SIGTERM does).
+    Drain {
+        #[command(flatten)]
+        target: DaemonTarget,
+    },
     /// Print the routing daemon's configuration that announces this configuration's VIPs
     /// over BGP: it redistributes the kernel table vipflip writes (`[routing]`,
     /// `[[announce]]`). Paste it into frr.conf or bird.conf.
@@ -256,8 +262,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             unreachable!("handled in main: these have their own exit codes")
         }
         Command::Status { target, json } => status(&target, json),
-        Command::Handoff { instance, target } => handoff(&target, instance),
-        Command::Reload { target } => reload(&target),
+        Command::Handoff { instance, target } => ask(
+            &target,
+            &vipflip::control::Request::Handoff { instance },
+            "",
+        ),
+        Command::Reload { target } => {
+            ask(&target, &vipflip::control::Request::Reload, "reloaded: ")
+        }
+        Command::Drain { target } => ask(&target, &vipflip::control::Request::Drain, ""),
         Command::RoutingConfig { config, frr, .. } => {
             use vipflip::announce::routing_config::{Daemon, render};
             let (config, _) = load_config(&config)?;
@@ -358,30 +371,20 @@ fn status(target: &DaemonTarget, json: bool) -> anyhow::Result<()> {
 }
 
 /// `vipflip handoff INSTANCE`.
-fn handoff(target: &DaemonTarget, instance: String) -> anyhow::Result<()> {
+/// Sends `request` to the daemon and prints its answer, after `prefix`.
+fn ask(
+    target: &DaemonTarget,
+    request: &vipflip::control::Request,
+    prefix: &str,
+) -> anyhow::Result<()> {
     let (socket, _) = daemon_paths(target)?;
-    let request = vipflip::control::Request::Handoff { instance };
-    match vipflip::control::call(&socket, &request)? {
+    match vipflip::control::call(&socket, request)? {
         vipflip::control::Response::Ok { message } => {
-            println!("{message}");
+            println!("{prefix}{message}");
             Ok(())
         }
         vipflip::control::Response::Error { message } => bail!("{message}"),
-        vipflip::control::Response::Status(_) => {
-            bail!("unexpected status answer to a handoff")
-        }
-    }
-}
-
-fn reload(target: &DaemonTarget) -> anyhow::Result<()> {
-    let (socket, _) = daemon_paths(target)?;
-    match vipflip::control::call(&socket, &vipflip::control::Request::Reload)? {
-        vipflip::control::Response::Ok { message } => {
-            println!("reloaded: {message}");
-            Ok(())
-        }
-        vipflip::control::Response::Error { message } => bail!("{message}"),
-        vipflip::control::Response::Status(_) => bail!("unexpected status answer to a reload"),
+        vipflip::control::Response::Status(_) => bail!("unexpected status answer to {request:?}"),
     }
 }
 

@@ -28,6 +28,9 @@
 //! | `vipflip_real_server_table_slots` | gauge: slots of the live table naming it | `virtual_server`, `address` |
 //! | `vipflip_virtual_server_healthy` | gauge: real servers taking new flows | `virtual_server` |
 //! | `vipflip_virtual_server_quorum_met` | gauge, 0 or 1 | `virtual_server` |
+//! | `vipflip_announce_up` | gauge, 0 or 1 (the host route is in vipflip's table) | `vip`, `gate` (`always`, `master`, `quorum`) |
+//! | `vipflip_announce_route_writes_total` | counter: routes added or removed | |
+//! | `vipflip_announce_route_write_errors_total` | counter: route writes netlink refused | |
 //! | `vipflip_notify_fifo_lines_total` | counter | `result` (`written`, `dropped`) |
 //! | `vipflip_notify_scripts_started_total` | counter | |
 //! | `vipflip_notify_scripts_failed_total` | counter | |
@@ -87,6 +90,9 @@ pub struct Metrics {
     real_table_slots: Tracked<RealLabels, Gauge>,
     service_healthy: Tracked<ServiceLabels, Gauge>,
     service_quorum_met: Tracked<ServiceLabels, Gauge>,
+    announce_up: Tracked<AnnounceLabels, Gauge>,
+    announce_route_writes: Counter,
+    announce_route_write_errors: Counter,
     notify_fifo_lines: Tracked<ResultLabels, Counter>,
     notify_scripts_started: Counter,
     notify_scripts_failed: Counter,
@@ -195,6 +201,22 @@ impl Metrics {
                 r,
                 "virtual_server_quorum_met",
                 "Whether the virtual server has its quorum of healthy real servers",
+            ),
+            announce_up: Tracked::register(
+                r,
+                "announce_up",
+                "Whether the VIP's host route is in vipflip's routing table (announced through \
+                 the routing daemon)",
+            ),
+            announce_route_writes: registered_counter(
+                r,
+                "announce_route_writes",
+                "Host routes added to or removed from vipflip's routing table",
+            ),
+            announce_route_write_errors: registered_counter(
+                r,
+                "announce_route_write_errors",
+                "Route writes the kernel refused",
             ),
             notify_fifo_lines: Tracked::register(
                 r,
@@ -376,6 +398,26 @@ impl Metrics {
                 self.service_quorum_met.get(labels).set(i64::from(met));
             }
         }
+    }
+
+    /// The announcements, `(vip, gate, announced)`: whether each route is in the table. An
+    /// announcement a reload removed loses its series.
+    pub fn set_announcements<'a>(
+        &mut self,
+        announcements: impl Iterator<Item = (String, &'static str, bool)> + 'a,
+    ) {
+        self.announce_up.retain(|_| false);
+        for (vip, gate, announced) in announcements {
+            self.announce_up
+                .get(AnnounceLabels { vip, gate })
+                .set(i64::from(announced));
+        }
+    }
+
+    /// The route writer's counts.
+    pub fn set_route_writes(&mut self, written: u64, failed: u64) {
+        mirror(&self.announce_route_writes, written);
+        mirror(&self.announce_route_write_errors, failed);
     }
 
     /// The notifier's counts ([`Notifier::stats`](crate::notify::Notifier::stats)).
@@ -580,6 +622,12 @@ struct RealLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ServiceLabels {
     virtual_server: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AnnounceLabels {
+    vip: String,
+    gate: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -113,10 +113,21 @@ pub struct Announcer {
 
 impl Announcer {
     /// The announcements of `gates`, starting from the routes found in the table (`present`):
-    /// an `always` gate is open at once, the others wait for their first verdict.
+    /// an `always` gate is open at once, the others wait for their first verdict; a route
+    /// found for no gate is withdrawn.
     pub fn new(gates: &[(IpAddr, AnnounceGate)], present: &[IpAddr]) -> (Self, Vec<RouteChange>) {
         let mut announcer = Self::default();
-        let changes = announcer.reconfigure_from(gates, |vip| present.contains(&vip));
+        // What a previous run announced that this configuration does not: withdrawn now.
+        let mut changes: Vec<RouteChange> = present
+            .iter()
+            .filter(|vip| !gates.iter().any(|(gated, _)| gated == *vip))
+            .map(|vip| RouteChange {
+                vip: *vip,
+                announce: false,
+                reason: Reason::Removed,
+            })
+            .collect();
+        changes.extend(announcer.reconfigure_from(gates, |vip| present.contains(&vip)));
         (announcer, changes)
     }
 

@@ -73,6 +73,12 @@ fn a_route_found_in_the_table_stays_until_its_gate_says_otherwise() {
 }
 
 #[test]
+fn a_route_found_for_no_gate_is_withdrawn_at_start() {
+    let (_, changes) = Announcer::new(&[(VIP1, AnnounceGate::Always)], &[VIP1, VIP3]);
+    assert_eq!(changes, [withdraw(VIP3, Reason::Removed)]);
+}
+
+#[test]
 fn a_master_gate_follows_its_instance_only() {
     let (mut announcer, _) = Announcer::new(&[(VIP1, master("VI_1")), (VIP2, master("VI_2"))], &[]);
     assert_eq!(

@@ -30,6 +30,8 @@ pub enum StartError {
     Trackers(#[source] TrackError),
     #[error(transparent)]
     ControlSocket(#[from] ControlSocketError),
+    #[error("routing table: {0}")]
+    Routes(#[source] NetlinkError),
     #[error("global.metrics_listen: {0}")]
     Metrics(#[source] io::Error),
     #[error(transparent)]

@@ -10,8 +10,10 @@
 //! - `reload`: diff the new configuration, then apply it;
 //! - `report`: `vipflip status` and the metrics;
 //! - `shutdown`: handoffs, forward windows, detach;
-//! - `control_socket`: the control socket's adapter; `lb`: the virtual servers.
+//! - `control_socket`: the control socket's adapter; `lb`: the virtual servers;
+//!   `announce`: the VIPs announced to the routing daemon (BGP), drain.
 
+mod announce;
 mod control_socket;
 mod effects;
 mod election;
@@ -135,6 +137,8 @@ struct Daemon {
     force_exit: bool,
     /// The virtual servers: balancer, health checks, neighbour resolver.
     lb: lb::LbRuntime,
+    /// The VIPs announced to the routing daemon, and their gates.
+    announcements: announce::Announcements,
     /// The reload under way, if any (see `reload`).
     reloading: Option<reload::PendingReload>,
     /// Interfaces the reload under way re-opened from their pins.
@@ -171,7 +175,7 @@ impl Daemon {
             self.reap_retired().await;
             if let Some(since) = self.stopping
                 && (self.force_exit
-                    || (self.handoffs_done() && self.forwarding_done(options))
+                    || (self.handoffs_done() && self.forwarding_done(options) && self.quiet())
                     || since.elapsed() > SHUTDOWN_HANDOFF_LIMIT)
             {
                 return Ok(());
@@ -230,6 +234,10 @@ impl Daemon {
             {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
+        }
+        if self.watching_quiet() {
+            let poll = Instant::now() + announce::QUIET_POLL;
+            next = Some(next.map_or(poll, |n| n.min(poll)));
         }
         if self.stopping.is_some() {
             // Re-check the handoffs regularly while stopping.

@@ -27,6 +27,9 @@ use tokio::task::JoinHandle;
 
 use crate::wire::MacAddr;
 
+mod routes;
+pub use routes::RouteTable;
+
 /// `INFINITY_LIFE_TIME` (include/net/addrconf.h): an address lifetime that never ends.
 const INFINITY_LIFE_TIME: u32 = u32::MAX;
 

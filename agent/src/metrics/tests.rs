@@ -245,6 +245,30 @@ fn xdp_counters_mirror_the_maps_as_counters() {
 }
 
 #[test]
+fn announcements_are_mirrored_and_a_removed_one_goes() {
+    let mut m = Metrics::new();
+    m.set_announcements(
+        [
+            ("198.51.100.10".to_owned(), "master", true),
+            ("198.51.100.11".to_owned(), "quorum", false),
+        ]
+        .into_iter(),
+    );
+    m.set_route_writes(3, 1);
+    for line in [
+        r#"vipflip_announce_up{vip="198.51.100.10",gate="master"} 1"#,
+        r#"vipflip_announce_up{vip="198.51.100.11",gate="quorum"} 0"#,
+        "vipflip_announce_route_writes_total 3",
+        "vipflip_announce_route_write_errors_total 1",
+    ] {
+        assert_line(&m, line);
+    }
+    m.set_announcements([("198.51.100.10".to_owned(), "master", false)].into_iter());
+    assert_line(&m, r#"vipflip_announce_up{vip="198.51.100.10",gate="master"} 0"#);
+    assert_no_line_containing(&m, "198.51.100.11");
+}
+
+#[test]
 fn notify_counts_are_mirrored() {
     let mut m = Metrics::new();
     m.set_notify(NotifyStats {

@@ -31,6 +31,7 @@ impl Daemon {
                 return;
             }
             Request::Handoff { instance } => self.handoff(&instance).await,
+            Request::Drain => self.begin_drain(),
         };
         let _ = reply.send(response);
     }

@@ -75,6 +75,10 @@ impl Daemon {
     }
 
     pub(super) async fn deadlines(&mut self) {
+        if self.drained() {
+            log::info!("drained: no VIP packet for the quiet time; stopping");
+            self.begin_stop().await;
+        }
         let now = Instant::now();
         for id in self.instances.ids() {
             let running = &mut self.instances[id];
@@ -219,6 +223,7 @@ impl Daemon {
         if let Some((to, cause)) = transition {
             // The state gauge is refreshed at each scrape; the transition is an event.
             self.metrics.transition(&name, to, &cause_label(cause));
+            self.announce_instance(&name, to);
         }
         match action {
             Action::SendAdvert(advert) => {

@@ -340,6 +340,7 @@ impl Daemon {
                 change.service,
                 if change.met { "met" } else { "lost" }
             );
+            self.announce_quorum(&change.service, change.met);
             self.observe(&Observation::Quorum {
                 service: change.service,
                 met: change.met,

@@ -183,6 +183,14 @@ impl Daemon {
                 changed_globals.join(", ")
             );
         }
+        if (self.config.routing.table, self.config.routing.protocol)
+            != (new.routing.table, new.routing.protocol)
+        {
+            log::warn!(
+                "reload: [routing] table and protocol take effect at the next restart; routes stay in table {}",
+                self.config.routing.table
+            );
+        }
         let mut report = Reloaded::default();
         // Removed, or changed beyond what can be updated in place: out first, so a restarted
         // instance's VIPs and VRID filter are free for its new self.
@@ -235,6 +243,7 @@ impl Daemon {
         }
         self.start_new_instances(&mut report).await;
         self.configure_lb().await;
+        self.reconfigure_announcements();
         drop(old);
         if report.failed.is_empty() {
             Ok(report)

@@ -15,6 +15,7 @@ impl Daemon {
     /// Brings the values the metrics mirror (XDP maps, gauges, trackers, notify counts) up
     /// to date and renders them.
     pub(super) fn render_metrics(&mut self) -> String {
+        self.announcement_metrics();
         for (iface, plane) in &self.planes {
             match plane.stats() {
                 Ok(stats) => self.metrics.set_xdp(iface, &stats),
@@ -139,6 +140,7 @@ impl Daemon {
             pid: std::process::id(),
             instances,
             virtual_servers: self.lb_status(),
+            announcements: self.announcement_status(),
         }
     }
 }

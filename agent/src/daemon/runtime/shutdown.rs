@@ -1,9 +1,11 @@
-//! Stopping: SIGTERM / SIGINT hand every master off, wait out the forward windows, then
+//! Stopping: SIGTERM / SIGINT hand every master off and withdraw every announced route, wait
+//! out the forward windows and the routers' rerouting (no VIP packet for `drain_quiet`), then
 //! detach (or leave the program pinned with `--keep-dataplane`).
 
 use std::time::{Duration, Instant};
 
 use crate::{
+    announce::Leaving,
     daemon::RunOptions,
     dataplane::Dataplane,
     vrrp::{Command, StateKind},
@@ -23,8 +25,9 @@ impl Daemon {
             self.force_exit = true;
             return;
         }
-        log::info!("stopping: handing off every master instance");
+        log::info!("stopping: handing off every master instance, withdrawing every route");
         self.stopping = Some(Instant::now());
+        self.withdraw_all(Leaving::Stopping);
         for id in self.instances.ids() {
             let running = &mut self.instances[id];
             if running.vrrp.state() == StateKind::Master
@@ -60,10 +63,11 @@ impl Daemon {
                 .handle_command(now, Command::Shutdown);
             self.drain(id).await;
         }
-        // Let the address removals queued above take effect.
+        // Let the address removals and route withdrawals queued above take effect.
         for running in &self.instances {
             running.effects.flush().await;
         }
+        self.announcements.flush().await;
         // STOP (and last BACKUP) scripts: the runtime ends with this function.
         self.notifier.wait_for_scripts(NOTIFY_AT_EXIT_LIMIT).await;
         self.control_task.abort();

@@ -83,6 +83,9 @@ impl Daemon {
             }
             None => None,
         };
+        let announcements = super::announce::Announcements::start(&config, Arc::clone(&netlink))
+            .await
+            .map_err(StartError::Routes)?;
         let specs = config.instances.clone();
         let (prepared_tx, prepared_rx) = mpsc::channel(1);
         let mut daemon = Self {
@@ -109,6 +112,7 @@ impl Daemon {
             stopping: None,
             force_exit: false,
             lb: lb::LbRuntime::new(),
+            announcements,
             reloading: None,
             reopened_by_reload: Vec::new(),
             prepared_tx,

@@ -1,0 +1,115 @@
+//! Announced VIPs as host routes in vipflip's own kernel table: `VIP/32` (`/128`) `dev lo
+//! table N proto P scope link`, the shape FRR's `ip import-table` and BIRD's kernel protocol
+//! redistribute (see `announce::routing_config`). vipflip touches only routes of its table
+//! and protocol.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures_util::TryStreamExt as _;
+use rtnetlink::{
+    RouteMessageBuilder,
+    packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope},
+};
+
+use super::{Netlink, NetlinkError, errno, request};
+
+/// Where announced routes live: a table and the protocol number that marks them as ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteTable {
+    pub table: u32,
+    pub protocol: u8,
+}
+
+impl RouteTable {
+    fn message(self, vip: IpAddr, lo: u32) -> RouteMessage {
+        let protocol = RouteProtocol::from(self.protocol);
+        match vip {
+            IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(v4, 32)
+                .output_interface(lo)
+                .table_id(self.table)
+                .protocol(protocol)
+                .scope(RouteScope::Link)
+                .build(),
+            IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(v6, 128)
+                .output_interface(lo)
+                .table_id(self.table)
+                .protocol(protocol)
+                .scope(RouteScope::Link)
+                .build(),
+        }
+    }
+
+    /// Whether `msg` is one of ours: our table and protocol, a host route.
+    fn holds(self, msg: &RouteMessage) -> Option<IpAddr> {
+        let table = msg
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .unwrap_or_else(|| u32::from(msg.header.table));
+        if table != self.table || u8::from(msg.header.protocol) != self.protocol {
+            return None;
+        }
+        let dst = msg.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+            RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+            _ => None,
+        })?;
+        let host = if dst.is_ipv4() { 32 } else { 128 };
+        (msg.header.destination_prefix_length == host).then_some(dst)
+    }
+}
+
+impl Netlink {
+    /// Announces `vip`: adds (or replaces) its host route in `table`.
+    pub async fn add_route(&self, table: RouteTable, vip: IpAddr) -> Result<(), NetlinkError> {
+        let lo = self.link_message("lo").await?.header.index;
+        self.handle
+            .route()
+            .add(table.message(vip, lo))
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| request("lo", "RTM_NEWROUTE", source))
+    }
+
+    /// Withdraws `vip`: deletes its host route from `table`; a route already gone is not an
+    /// error.
+    pub async fn remove_route(&self, table: RouteTable, vip: IpAddr) -> Result<(), NetlinkError> {
+        let lo = self.link_message("lo").await?.header.index;
+        match self
+            .handle
+            .route()
+            .del(table.message(vip, lo))
+            .execute()
+            .await
+        {
+            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
+            other => other.map_err(|source| request("lo", "RTM_DELROUTE", source)),
+        }
+    }
+
+    /// The VIPs whose host routes are in `table` with its protocol (what a previous run
+    /// left, or what is announced now).
+    pub async fn routes(&self, table: RouteTable) -> Result<Vec<IpAddr>, NetlinkError> {
+        let mut found = Vec::new();
+        for query in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let mut dump = self.handle.route().get(query).execute();
+            while let Some(msg) = dump
+                .try_next()
+                .await
+                .map_err(|source| request("lo", "RTM_GETROUTE", source))?
+            {
+                found.extend(table.holds(&msg));
+            }
+        }
+        Ok(found)
+    }
+}
