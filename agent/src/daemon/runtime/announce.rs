@@ -74,7 +74,8 @@ pub(super) struct Announcements {
 
 impl Announcements {
     /// Reads what the table holds (a previous run's routes stay announced until their gates
-    /// decide) and starts the writer.
+    /// decide; routes of VIPs no longer configured go) and starts the writer. A configuration
+    /// without `[[announce]]` leaves the table untouched.
     pub(super) async fn start(
         config: &Config,
         netlink: Arc<Netlink>,
@@ -83,7 +84,12 @@ impl Announcements {
             table: config.routing.table,
             protocol: config.routing.protocol,
         };
-        let present = netlink.routes(table).await?;
+        // Without announcements the table is left alone: it may be someone else's.
+        let present = if config.announces.is_empty() {
+            Vec::new()
+        } else {
+            netlink.routes(table).await?
+        };
         if !present.is_empty() {
             log::info!(
                 "routing table {}: found {} announced by a previous run",
