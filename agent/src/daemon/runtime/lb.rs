@@ -299,7 +299,7 @@ impl Daemon {
     async fn apply_lb(&mut self, changes: Changes) {
         for write in changes.writes {
             let (iface, result) = match write {
-                LbWrite::Real {
+                LbWrite::RealShadow {
                     iface,
                     index,
                     entry,
@@ -307,7 +307,18 @@ impl Daemon {
                     let result = self
                         .planes
                         .get_mut(&iface)
-                        .map(|p| p.set_real(index, entry));
+                        .map(|p| p.write_real_shadow(index, entry));
+                    (iface, result)
+                }
+                LbWrite::RealFlip {
+                    iface,
+                    index,
+                    entry,
+                } => {
+                    let result = self
+                        .planes
+                        .get_mut(&iface)
+                        .map(|p| p.flip_real(index, entry));
                     (iface, result)
                 }
                 LbWrite::Service {
