@@ -298,51 +298,27 @@ impl Daemon {
     /// Carries out the balancer's writes in order, then tells the trackers of quorum changes.
     async fn apply_lb(&mut self, changes: Changes) {
         for write in changes.writes {
-            let (iface, result) = match write {
-                LbWrite::RealShadow {
-                    iface,
-                    index,
-                    entry,
-                } => {
-                    let result = self
-                        .planes
-                        .get_mut(&iface)
-                        .map(|p| p.write_real_shadow(index, entry));
-                    (iface, result)
-                }
-                LbWrite::RealFlip {
-                    iface,
-                    index,
-                    entry,
-                } => {
-                    let result = self
-                        .planes
-                        .get_mut(&iface)
-                        .map(|p| p.flip_real(index, entry));
-                    (iface, result)
-                }
+            let iface = iface_of(&write);
+            let Some(plane) = self.planes.get_mut(iface) else {
+                continue;
+            };
+            let result = match &write {
+                LbWrite::RealShadow { index, entry, .. } => plane.write_real_shadow(*index, *entry),
+                LbWrite::RealFlip { index, entry, .. } => plane.flip_real(*index, *entry),
                 LbWrite::Service {
-                    iface,
                     key,
                     index,
                     scheduler,
                     table,
                     len,
-                } => {
-                    let result = self.planes.get_mut(&iface).map(|p| {
-                        p.set_service(key, index, scheduler, &table, len)
-                            .map(|_| ())
-                    });
-                    (iface, result)
-                }
-                LbWrite::RemoveService { iface, key } => {
-                    let result = self.planes.get_mut(&iface).map(|p| p.remove_service(key));
-                    (iface, result)
-                }
+                    ..
+                } => plane
+                    .set_service(*key, *index, *scheduler, table, *len)
+                    .map(|_| ()),
+                LbWrite::RemoveService { key, .. } => plane.remove_service(*key),
             };
-            match result {
-                Some(Ok(())) | None => {}
-                Some(Err(err)) => log::error!("{iface}: load balancer: {err}"),
+            if let Err(err) = result {
+                log::error!("{iface}: load balancer: {err}");
             }
         }
         for change in changes.quorum {
@@ -357,6 +333,16 @@ impl Daemon {
             })
             .await;
         }
+    }
+}
+
+/// The interface whose data plane a write is for.
+fn iface_of(write: &LbWrite) -> &str {
+    match write {
+        LbWrite::RealShadow { iface, .. }
+        | LbWrite::RealFlip { iface, .. }
+        | LbWrite::Service { iface, .. }
+        | LbWrite::RemoveService { iface, .. } => iface,
     }
 }
 
