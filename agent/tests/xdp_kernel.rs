@@ -1451,6 +1451,55 @@ fn a_new_generation_reschedules() {
     );
 }
 
+/// A real server's host replaced behind its address (another MAC, same slot and generation):
+/// the new entry goes into the spare copy of its `REALS` slot, which packets do not read, and
+/// takes effect whole at the flip; the next change uses the other copy the same way.
+#[test]
+#[ignore = "needs root"]
+fn a_new_mac_takes_effect_at_the_flip_and_not_before() {
+    let mut lb = Lb::new("flip");
+    let key = service4(IPPROTO_TCP, 80);
+    lb.maglev(key, 0, &table(1));
+    lb.forwarded("flow A to real 1", tcp4(40001, V4_VIP_LOCAL, 80), 1);
+    for (step, to) in [7, 8].into_iter().enumerate() {
+        let from = if step == 0 { 1 } else { 7 };
+        let replaced = RealEntry {
+            dst_mac: real_mac(to),
+            ..real(1, 1)
+        };
+        lb.plane.write_real_shadow(1, replaced).unwrap();
+        lb.forwarded(
+            &format!("MAC {to} in the spare copy: flow A still to {from}"),
+            tcp4(40001, V4_VIP_LOCAL, 80),
+            from,
+        );
+        lb.forwarded(
+            &format!("MAC {to} in the spare copy: a new flow to {from}"),
+            tcp4(40002 + u16::try_from(step).unwrap(), V4_VIP_LOCAL, 80),
+            from,
+        );
+        assert_eq!(lb.plane.real(1).unwrap().dst_mac, real_mac(from));
+        lb.plane.flip_real(1, replaced).unwrap();
+        lb.forwarded(
+            &format!("flipped: flow A (same generation) to {to}"),
+            tcp4(40001, V4_VIP_LOCAL, 80),
+            to,
+        );
+        assert_eq!(lb.plane.real(1).unwrap(), replaced);
+    }
+    // A flip to an entry neither copy holds (its shadow write failed) changes nothing.
+    let unwritten = RealEntry {
+        dst_mac: real_mac(3),
+        ..real(1, 1)
+    };
+    assert!(lb.plane.flip_real(1, unwritten).is_err());
+    lb.forwarded(
+        "a flip without its shadow write: still 8",
+        tcp4(40001, V4_VIP_LOCAL, 80),
+        8,
+    );
+}
+
 #[test]
 #[ignore = "needs root"]
 fn no_server_drops_new_flows() {

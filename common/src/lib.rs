@@ -310,8 +310,8 @@ pub struct LbTable {
 /// real (weight 0) keeps it and so keeps its flows.
 pub const REAL_ALIVE: u8 = 1;
 
-/// Value of the `REALS` array: where to send a flow's frames (Direct Routing: only the
-/// Ethernet addresses change).
+/// Where to send a flow's frames (Direct Routing: only the Ethernet addresses change): one of
+/// the two copies in a [`RealSlot`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct RealEntry {
@@ -327,6 +327,38 @@ pub struct RealEntry {
     /// [`REAL_ALIVE`].
     pub flags: u8,
     pub _pad: [u8; 3],
+}
+
+/// Value of the `REALS` array: two copies of a real server's [`RealEntry`] and which one is
+/// live, so no packet reads a half-written entry.
+///
+/// An array update from userspace is a `memcpy` into the element while the program may be
+/// reading it on another CPU, and a `RealEntry` is 24 bytes: rewritten in place, a packet
+/// could take the new MAC with the old generation, or half of each MAC. So the agent writes
+/// the copy that is not live (the update rewrites `live` and the live copy with the bytes
+/// they already hold, so what packets read does not change), then flips `live` in a second
+/// update that changes that one byte only: a byte is never torn, so each packet reads the
+/// old copy, complete, or the new one, complete (`Dataplane::set_real`).
+///
+/// The program reads `live` once, then the copy it names (an address that depends on the
+/// value read, so no CPU fetches the copy first). That copy is written again only by the
+/// shadow write that follows the flip retiring it: at least two updates (syscalls,
+/// microseconds) after the packet read `live`, far longer than a packet takes to copy 24
+/// bytes out; the `LB_TABLES` halves rely on the same.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct RealSlot {
+    /// Which of `copies` packets read: 0 or 1 (only the low bit is used).
+    pub live: u8,
+    pub _pad: [u8; 3],
+    pub copies: [RealEntry; 2],
+}
+
+impl RealSlot {
+    /// The copy packets read now.
+    pub const fn live(&self) -> &RealEntry {
+        &self.copies[(self.live & 1) as usize]
+    }
 }
 
 /// Key of the `FLOWS` LRU: a flow as the client sends it.
@@ -664,6 +696,7 @@ const _: () = {
     assert!(core::mem::size_of::<ServiceEntry>() == 8);
     assert!(core::mem::size_of::<LbTable>() == LB_TABLE_SIZE as usize * 2);
     assert!(core::mem::size_of::<RealEntry>() == 24);
+    assert!(core::mem::size_of::<RealSlot>() == 4 + 2 * 24);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 8);
     assert!(MAX_REALS <= u16::MAX as u32 + 1);
@@ -672,8 +705,8 @@ const _: () = {
 #[cfg(feature = "user")]
 mod user {
     use super::{
-        FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, ServiceEntry, ServiceKey, Stats, VipEntry,
-        VipKey, VridEntry, VridKey, VridStats,
+        FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealSlot, ServiceEntry, ServiceKey, Stats,
+        VipEntry, VipKey, VridEntry, VridKey, VridStats,
     };
 
     /// `aya::Pod` for types that are `bytemuck::Pod`, whose derive proved at compile time what
@@ -702,6 +735,7 @@ mod user {
         ServiceEntry,
         LbTable,
         RealEntry,
+        RealSlot,
         FlowKey,
         FlowEntry,
     );
@@ -778,6 +812,7 @@ mod tests {
         assert_eq!(offset_of!(RealEntry, dst_mac), 8);
         assert_eq!(offset_of!(RealEntry, src_mac), 14);
         assert_eq!(offset_of!(RealEntry, flags), 20);
+        assert_eq!(offset_of!(RealSlot, copies), 4);
         assert_eq!(offset_of!(FlowKey, src), 8);
         assert_eq!(offset_of!(FlowKey, dst), 24);
         assert_eq!(

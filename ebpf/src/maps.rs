@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use vipflip_common::{
     FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable, MAX_FLOWS, MAX_PEERS, MAX_REALS,
-    MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey, RealEntry, ServiceEntry, ServiceKey, Stats,
+    MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats,
     VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
 };
 
@@ -47,9 +47,10 @@ pub static SERVICES: HashMap<ServiceKey, ServiceEntry, { MAX_SERVICES as usize }
 pub static LB_TABLES: Array<LbTable, { LB_TABLE_COUNT as usize }> = Array::new();
 
 /// Real servers (and sorry servers) of every service: where to send, and whether they may
-/// take flows (`REAL_ALIVE`).
+/// take flows (`REAL_ALIVE`). Two copies each and which is live: the agent writes the other
+/// one, then flips (`RealSlot`).
 #[btf_map]
-pub static REALS: Array<RealEntry, { MAX_REALS as usize }> = Array::new();
+pub static REALS: Array<RealSlot, { MAX_REALS as usize }> = Array::new();
 
 /// Established flows (client 5-tuple -> real server and its generation): a flow stays on its
 /// real server while that one stays alive, whatever the table says now.

@@ -607,8 +607,25 @@ fn balance(
 fn remembered(key: &FlowKey) -> Option<RealEntry> {
     // SAFETY: copied out at once; a concurrent update gives the old or the new entry.
     let flow = unsafe { FLOWS.get(key) }.copied()?;
-    let real = REALS.get(flow.real).copied()?;
+    let real = live_real(flow.real)?;
     (real.generation == flow.generation && real.flags & REAL_ALIVE != 0).then_some(real)
+}
+
+/// The live copy of `REALS[index]`, whole: the one its `live` byte names (see `RealSlot`).
+///
+/// The agent changes a slot in two updates: the spare copy first (`live` and the live copy
+/// rewritten with the bytes they hold), then `live` alone. So `live` is read once (volatile:
+/// the compiler may neither read it twice nor fetch a copy before it), and the copy it names
+/// is complete and stays unchanged while this packet reads it (the next write to that copy
+/// comes two updates later). No extra map lookup: the selector sits in the element the packet
+/// reads anyway, so the cost is a byte load and an offset.
+#[inline(always)]
+fn live_real(index: u32) -> Option<RealEntry> {
+    let slot = REALS.get_ptr(index)?;
+    // SAFETY: `slot` points to an element of the array map, valid for the program's run.
+    let live = unsafe { core::ptr::read_volatile(&raw const (*slot).live) } & 1;
+    // SAFETY: as above; `live` is 0 or 1, and `get` checks it against the two copies anyway.
+    unsafe { (*slot).copies.get(usize::from(live)).copied() }
 }
 
 /// A new flow's real server, by the service's scheduler over its live table; `remember`
@@ -644,7 +661,7 @@ fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<Rea
     };
     let table = LB_TABLES.get(u32::from(service.index) * 2 + u32::from(service.table & 1))?;
     let index = u32::from(*table.slots.get(slot as usize)?);
-    let real = REALS.get(index).copied()?;
+    let real = live_real(index)?;
     if remember {
         let flow = FlowEntry {
             real: index,

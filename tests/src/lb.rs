@@ -284,6 +284,21 @@ impl LbScene {
         real.udp = None;
     }
 
+    /// Real server `i`'s host replaced by another at the same address, as the link sees it:
+    /// its interface takes `mac` and announces it with a gratuitous ARP, as a host coming up
+    /// does (`arp_notify`, which also sends one when the address changes). Returns the moment
+    /// the change was started (the `ip link set address` command, after the sysctl).
+    pub fn replace_real_mac(&self, i: usize, mac: [u8; 6]) -> std::time::Instant {
+        let host = self.real_host(i);
+        host.ns
+            .sysctl(&format!("net.ipv4.conf.{}.arp_notify", host.iface), "1");
+        let mac: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let started = std::time::Instant::now();
+        host.ns
+            .ip(&["link", "set", "dev", &host.iface, "address", &mac.join(":")]);
+        started
+    }
+
     /// Limits the client's ephemeral ports to `range` (`"40000 40999"`), so that a few
     /// thousand connections reuse their 5-tuples.
     pub fn client_port_range(&self, range: &str) {

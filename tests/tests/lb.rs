@@ -6,13 +6,16 @@
 //! the master's priority until the backup takes over; a reload to weight 0 drains a real
 //! server, keeping its streams; long-lived streams survive a director failover because both
 //! directors build the same Maglev table; an IPv6 service spreads and keeps its streams
-//! through a failover the same way. Needs root.
+//! through a failover the same way; a real server's host replaced at its address is sent to
+//! at its new MAC within milliseconds. Needs root.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::Duration,
 };
 
+use aya::maps::{Array, Map, MapData};
+use vipflip_common::{MAX_REALS, RealEntry, RealSlot};
 use vipflip_integration_tests::{
     lb::{self, ECHO_PORT, HTTP_PORT, LbScene, Tools, now_us},
     serial,
@@ -945,6 +948,106 @@ fn ipv6_streams_survive_d1s_link_going_down(scene: &LbScene) {
         scene.maps(1),
         scene.describe()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Neighbours
+
+/// How soon both directors' `REALS` must name a real server's new MAC once its host announced
+/// it: the resolver follows neighbour events (it used to re-read the table every second).
+const NEW_MAC_BOUND: Duration = Duration::from_millis(300);
+
+/// rs1's host is replaced by another at its address: a new MAC, announced by gratuitous ARP
+/// as a host coming up announces itself. Both directors' `REALS` entries for rs1 name the new
+/// MAC within milliseconds (same slot, same generation: its flows stay), and requests reach
+/// the new host (frames to the old MAC would reach nobody).
+#[test]
+#[ignore = "needs root"]
+fn a_real_server_replaced_behind_its_address_is_sent_to_within_milliseconds() {
+    let _serial = serial();
+    let mut scene = LbScene::new(TOOLS, 1, VIP);
+    let web = service(&scene, "web", HTTP_PORT, "tcp", "", &[1], &tcp_check());
+    start(&mut scene, &web);
+    let before = scene.http_load(VIP, &["--requests", "20"]);
+    assert_eq!(
+        before.by_server().get("rs1").copied(),
+        Some(20),
+        "{}",
+        before.summary()
+    );
+
+    let old = scene.real_host(0).ns.mac(&scene.real_host(0).iface);
+    let new = [0x02, 0x76, 0x66, 0, 0, 0x01];
+    let reals: Vec<Array<MapData, RealSlot>> = (0..2).map(|d| reals_map(&scene, d)).collect();
+    let slots: Vec<u32> = reals
+        .iter()
+        .map(|r| slot_sending_to(r, old).expect("a REALS slot sends to rs1"))
+        .collect();
+    let was: Vec<RealEntry> = (0..2).map(|d| live(&reals[d], slots[d])).collect();
+
+    let started = scene.replace_real_mac(0, new);
+    let mut picked_up: [Option<Duration>; 2] = [None; 2];
+    while picked_up.contains(&None) && started.elapsed() < Duration::from_secs(5) {
+        for d in 0..2 {
+            if picked_up[d].is_none() && live(&reals[d], slots[d]).dst_mac == new {
+                picked_up[d] = Some(started.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    println!("rs1's new MAC in REALS after {picked_up:?} on d1, d2 (from `ip link set address`)");
+    for d in 0..2 {
+        let took = picked_up[d].unwrap_or_else(|| {
+            panic!(
+                "d{}: REALS never named the new MAC{}",
+                d + 1,
+                scene.describe()
+            )
+        });
+        assert!(took < NEW_MAC_BOUND, "d{}: {took:?}", d + 1);
+        let now = live(&reals[d], slots[d]);
+        assert_eq!(
+            now,
+            RealEntry {
+                dst_mac: new,
+                ..was[d]
+            },
+            "d{}: only the MAC changes",
+            d + 1
+        );
+    }
+
+    let after = scene.http_load(VIP, &["--requests", "50", "--parallel", "2"]);
+    assert_eq!(
+        after.by_server().get("rs1").copied(),
+        Some(50),
+        "the new host takes the requests: {}{}",
+        after.summary(),
+        scene.describe()
+    );
+}
+
+/// The `REALS` map director `d` pinned for `VI_1`'s interface (the test only reads it).
+fn reals_map(scene: &LbScene, d: usize) -> Array<MapData, RealSlot> {
+    let path = scene
+        .lab
+        .bpffs
+        .path()
+        .join(format!("d{}", d + 1))
+        .join(&scene.director(d).iface)
+        .join("REALS");
+    let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Array::try_from(Map::Array(data)).expect("REALS holds RealSlots")
+}
+
+/// The `REALS` slot whose live entry sends to `mac`.
+fn slot_sending_to(reals: &Array<MapData, RealSlot>, mac: [u8; 6]) -> Option<u32> {
+    (0..MAX_REALS).find(|&i| reals.get(&i, 0).is_ok_and(|s| s.live().dst_mac == mac))
+}
+
+/// The entry packets read in slot `i`.
+fn live(reals: &Array<MapData, RealSlot>, i: u32) -> RealEntry {
+    *reals.get(&i, 0).expect("REALS lookup").live()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{
     FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey, RealEntry,
-    Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VIP_SERVICES, VipEntry, VipKey,
-    VridEntry, VridKey, VridStats, vip_filter_bit,
+    RealSlot, Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VIP_SERVICES, VipEntry,
+    VipKey, VridEntry, VridKey, VridStats, vip_filter_bit,
 };
 
 /// The compiled XDP object, built by `build.rs` through aya-build.
@@ -170,7 +170,7 @@ pub struct Dataplane {
     vip_filter: Array<MapData, u64>,
     services: HashMap<MapData, ServiceKey, ServiceEntry>,
     lb_tables: Array<MapData, LbTable>,
-    reals: Array<MapData, RealEntry>,
+    reals: Array<MapData, RealSlot>,
     flows: HashMap<MapData, FlowKey, FlowEntry>,
     /// The keys in `VIPS`, so that `set_vip` on a known VIP (the flip) is one map update and
     /// `remove_vip` can recompute the filter word it clears.
@@ -520,23 +520,70 @@ impl Dataplane {
         Ok(maps::stats_from_array(sum))
     }
 
-    /// Writes real server slot `index` of `REALS` (one update: a packet sees the old entry or
-    /// the new one). Give a slot to another server with a new `generation`, so the flows
-    /// remembered for the previous one are scheduled afresh; clear `REAL_ALIVE` to move a dead
-    /// server's flows; keep it set (and take the server out of the tables) to drain.
+    /// Writes real server slot `index` of `REALS`: [`Dataplane::write_real_shadow`], then
+    /// [`Dataplane::flip_real`], so a packet sees the old entry or the new one, each whole.
+    /// Give a slot to another server with a new `generation`, so the flows remembered for the
+    /// previous one are scheduled afresh; clear `REAL_ALIVE` to move a dead server's flows;
+    /// keep it set (and take the server out of the tables) to drain.
     pub fn set_real(&mut self, index: u16, entry: RealEntry) -> Result<(), DataplaneError> {
-        self.check_real_index(index)?;
-        self.reals
-            .set(u32::from(index), entry, 0)
-            .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "update", source))
+        self.write_real_shadow(index, entry)?;
+        self.flip_real(index, entry)
     }
 
-    /// Real server slot `index` of `REALS`.
+    /// Writes `entry` into the copy of `REALS[index]` that packets do not read (the spare of
+    /// its [`RealSlot`]). What packets see does not change: the update rewrites the live copy
+    /// and the `live` byte with the bytes they hold. Nothing to do when the live copy is
+    /// `entry` already.
+    pub fn write_real_shadow(
+        &mut self,
+        index: u16,
+        entry: RealEntry,
+    ) -> Result<(), DataplaneError> {
+        let mut slot = self.real_slot(index)?;
+        if *slot.live() == entry {
+            return Ok(());
+        }
+        slot.copies[usize::from(spare(&slot))] = entry;
+        self.write_real_slot(index, slot)
+    }
+
+    /// Makes the copy of `REALS[index]` that holds `entry` the live one (after
+    /// [`Dataplane::write_real_shadow`]): an update that changes the `live` byte alone, the
+    /// atomic point of the change, since a byte is written whole. Idempotent. Fails, changing
+    /// nothing, when neither copy holds `entry` (its shadow write failed): a spare copy that
+    /// is not the one intended never goes live.
+    pub fn flip_real(&mut self, index: u16, entry: RealEntry) -> Result<(), DataplaneError> {
+        let mut slot = self.real_slot(index)?;
+        if *slot.live() == entry {
+            return Ok(());
+        }
+        let spare = spare(&slot);
+        if slot.copies[usize::from(spare)] != entry {
+            return Err(self.invalid(format!(
+                "{}: the spare copy does not hold the entry to make live",
+                real_name(index)
+            )));
+        }
+        slot.live = spare;
+        self.write_real_slot(index, slot)
+    }
+
+    /// The live copy of real server slot `index` of `REALS`: what packets read.
     pub fn real(&self, index: u16) -> Result<RealEntry, DataplaneError> {
+        Ok(*self.real_slot(index)?.live())
+    }
+
+    fn real_slot(&self, index: u16) -> Result<RealSlot, DataplaneError> {
         self.check_real_index(index)?;
         self.reals
             .get(&u32::from(index), 0)
             .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "lookup", source))
+    }
+
+    fn write_real_slot(&mut self, index: u16, slot: RealSlot) -> Result<(), DataplaneError> {
+        self.reals
+            .set(u32::from(index), slot, 0)
+            .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "update", source))
     }
 
     /// Installs or replaces virtual service `key` with `table` (slot -> `REALS` index), of
@@ -986,6 +1033,11 @@ fn absent(error: &aya::maps::MapError) -> bool {
 
 fn real_name(index: u16) -> String {
     format!("real {index}")
+}
+
+/// The copy of `slot` that packets do not read.
+fn spare(slot: &RealSlot) -> u8 {
+    1 - (slot.live & 1)
 }
 
 fn pin_error(iface: &str, path: &Path, source: io::Error) -> DataplaneError {

@@ -10,18 +10,22 @@ use std::{
     str::FromStr,
 };
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
 use rtnetlink::{
-    AddressMessageBuilder, Handle,
+    AddressMessageBuilder, Handle, MulticastGroup,
+    packet_core::{NetlinkMessage, NetlinkPayload},
     packet_route::{
-        AddressFamily,
+        AddressFamily, RouteNetlinkMessage,
         address::{
             AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
             CacheInfo,
         },
         link::{LinkAttribute, LinkFlags, LinkMessage},
-        neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState},
+        neighbour::{
+            NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+        },
     },
+    sys::SocketAddr,
 };
 use tokio::task::JoinHandle;
 
@@ -43,6 +47,13 @@ pub enum NetlinkError {
     #[error("{iface}: {op}: {source}")]
     Request {
         iface: String,
+        op: &'static str,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A dump of every interface's entries failed.
+    #[error("{op} dump: {source}")]
+    Dump {
         op: &'static str,
         #[source]
         source: rtnetlink::Error,
@@ -121,6 +132,72 @@ impl fmt::Display for IfAddr {
     }
 }
 
+/// A neighbour entry as the kernel reports it: a line of a dump, an `RTM_NEWNEIGH` or an
+/// `RTM_DELNEIGH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    pub ifindex: u32,
+    pub address: IpAddr,
+    pub resolution: Resolution,
+}
+
+/// What a neighbour entry says of its address's MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// A MAC to send to: `REACHABLE`, `STALE`, `DELAY` and `PROBE` (the last one known, while
+    /// the kernel confirms it), `PERMANENT`, `NOARP`.
+    Mac(MacAddr),
+    /// `FAILED`: the kernel asked and nobody answered.
+    Failed,
+    /// No MAC and no verdict: `INCOMPLETE` (being resolved), `NONE`, or the entry was
+    /// deleted (`RTM_DELNEIGH`: by hand, by a flush, or garbage-collected while unused).
+    Unknown,
+}
+
+/// What [`NeighbourEvents::next`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighbourEvent {
+    Changed(Neighbour),
+    /// The kernel dropped events (`ENOBUFS`: the socket's buffer was full): dump again.
+    Overrun,
+}
+
+/// The neighbour changes (`RTNLGRP_NEIGH`) of the namespace, from
+/// [`Netlink::subscribe_neighbours`].
+pub struct NeighbourEvents {
+    messages: BoxStream<'static, (NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+}
+
+impl fmt::Debug for NeighbourEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NeighbourEvents").finish_non_exhaustive()
+    }
+}
+
+impl NeighbourEvents {
+    /// The next change or overrun; `None` once the subscription's socket is gone (its
+    /// [`Netlink`] dropped, or the socket failed). Cancel safe (a `select!` branch): a
+    /// message taken from the socket's queue is returned before the next wait.
+    pub async fn next(&mut self) -> Option<NeighbourEvent> {
+        loop {
+            let (message, _) = self.messages.next().await?;
+            let event = match message.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(msg)) => {
+                    neighbour_of(&msg, true).map(NeighbourEvent::Changed)
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(msg)) => {
+                    neighbour_of(&msg, false).map(NeighbourEvent::Changed)
+                }
+                NetlinkPayload::Overrun(_) => Some(NeighbourEvent::Overrun),
+                _ => None,
+            };
+            if let Some(event) = event {
+                return Some(event);
+            }
+        }
+    }
+}
+
 /// A route netlink connection; its driver task stops when this is dropped.
 #[derive(Debug)]
 pub struct Netlink {
@@ -143,6 +220,27 @@ impl Netlink {
             handle,
             driver: tokio::spawn(connection),
         })
+    }
+
+    /// A connection subscribed to neighbour changes, and the changes. The socket joins the
+    /// group before it sends any request, so a dump made with this connection misses no
+    /// change: one that happens during the dump comes after it, and an event carries the
+    /// whole entry, so applying it late ends in the same state.
+    pub fn subscribe_neighbours() -> Result<(Self, NeighbourEvents), NetlinkError> {
+        let (connection, handle, messages) =
+            rtnetlink::new_multicast_connection(&[MulticastGroup::Neigh])
+                .map_err(NetlinkError::Connect)?;
+        let netlink = Self {
+            handle,
+            driver: tokio::spawn(connection),
+        };
+        let messages = messages.boxed();
+        Ok((netlink, NeighbourEvents { messages }))
+    }
+
+    /// The index of `iface`.
+    pub async fn ifindex(&self, iface: &str) -> Result<u32, NetlinkError> {
+        Ok(self.link_message(iface).await?.header.index)
     }
 
     /// Looks up `iface`: index, MAC, state and the addresses adverts are sent from.
@@ -242,8 +340,8 @@ impl Netlink {
         }
     }
 
-    /// The MAC the neighbour table holds for `ip` on `iface`, if it holds a usable one (not
-    /// `INCOMPLETE` or `FAILED`). Linux learns no neighbour from multicast adverts; see
+    /// The MAC the neighbour table holds for `ip` on `iface`, if it holds a usable one
+    /// ([`Resolution::Mac`]). Linux learns no neighbour from multicast adverts; see
     /// [`super::vrrp_socket`] for how the sender of an advert is known instead.
     pub async fn neighbour_mac(
         &self,
@@ -255,30 +353,43 @@ impl Netlink {
         } else {
             AddressFamily::Inet6
         };
+        let index = self.ifindex(iface).await?;
         Ok(self
-            .neighbours(iface, family)
+            .neighbours(family)
             .await?
             .into_iter()
-            .find_map(|(dst, mac)| (dst == ip).then_some(mac)))
+            .find_map(|n| match n.resolution {
+                Resolution::Mac(mac) if n.ifindex == index && n.address == ip => Some(mac),
+                _ => None,
+            }))
     }
 
-    /// Every usable neighbour entry (not `INCOMPLETE` or `FAILED`) of `iface` in both
-    /// families: one dump per family, for callers that want many addresses at once.
+    /// Every usable neighbour entry ([`Resolution::Mac`]) of `iface` in both families: one
+    /// dump per family, for callers that want many addresses at once.
     pub async fn neighbour_table(
         &self,
         iface: &str,
     ) -> Result<Vec<(IpAddr, MacAddr)>, NetlinkError> {
-        let mut all = self.neighbours(iface, AddressFamily::Inet).await?;
-        all.extend(self.neighbours(iface, AddressFamily::Inet6).await?);
+        let index = self.ifindex(iface).await?;
+        Ok(self
+            .all_neighbours()
+            .await?
+            .into_iter()
+            .filter_map(|n| match n.resolution {
+                Resolution::Mac(mac) if n.ifindex == index => Some((n.address, mac)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every neighbour entry of every interface, both families, whatever its state.
+    pub async fn all_neighbours(&self) -> Result<Vec<Neighbour>, NetlinkError> {
+        let mut all = self.neighbours(AddressFamily::Inet).await?;
+        all.extend(self.neighbours(AddressFamily::Inet6).await?);
         Ok(all)
     }
 
-    async fn neighbours(
-        &self,
-        iface: &str,
-        family: AddressFamily,
-    ) -> Result<Vec<(IpAddr, MacAddr)>, NetlinkError> {
-        let index = self.link_message(iface).await?.header.index;
+    async fn neighbours(&self, family: AddressFamily) -> Result<Vec<Neighbour>, NetlinkError> {
         let mut neighbours = self
             .handle
             .neighbours()
@@ -289,35 +400,12 @@ impl Netlink {
         while let Some(msg) = neighbours
             .try_next()
             .await
-            .map_err(|source| request(iface, "RTM_GETNEIGH", source))?
+            .map_err(|source| NetlinkError::Dump {
+                op: "RTM_GETNEIGH",
+                source,
+            })?
         {
-            if msg.header.ifindex != index
-                || matches!(
-                    msg.header.state,
-                    NeighbourState::Incomplete | NeighbourState::Failed
-                )
-            {
-                continue;
-            }
-            let mut dst = None;
-            let mut mac = None;
-            for attr in &msg.attributes {
-                match attr {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
-                        dst = Some(IpAddr::V4(*a));
-                    }
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
-                        dst = Some(IpAddr::V6(*a));
-                    }
-                    NeighbourAttribute::LinkLayerAddress(bytes) => {
-                        mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
-                    }
-                    _ => {}
-                }
-            }
-            if let (Some(dst), Some(mac)) = (dst, mac) {
-                found.push((dst, mac));
-            }
+            found.extend(neighbour_of(&msg, true));
         }
         Ok(found)
     }
@@ -335,6 +423,50 @@ impl Netlink {
             Err(source) => Err(request(iface, "RTM_GETLINK", source)),
         }
     }
+}
+
+/// The entry an `RTM_NEWNEIGH` (`present`) or `RTM_DELNEIGH` message is about; `None` for
+/// messages without an IP address (bridge forwarding entries) and proxy entries (addresses
+/// this host answers for, not hosts).
+fn neighbour_of(msg: &NeighbourMessage, present: bool) -> Option<Neighbour> {
+    if msg.header.flags.contains(NeighbourFlags::Proxy) {
+        return None;
+    }
+    let mut address = None;
+    let mut mac = None;
+    for attr in &msg.attributes {
+        match attr {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                address = Some(IpAddr::V4(*a));
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                address = Some(IpAddr::V6(*a));
+            }
+            NeighbourAttribute::LinkLayerAddress(bytes) => {
+                mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+            }
+            _ => {}
+        }
+    }
+    let resolution = match (msg.header.state, mac) {
+        _ if !present => Resolution::Unknown,
+        (NeighbourState::Failed, _) => Resolution::Failed,
+        (
+            NeighbourState::Reachable
+            | NeighbourState::Stale
+            | NeighbourState::Delay
+            | NeighbourState::Probe
+            | NeighbourState::Permanent
+            | NeighbourState::Noarp,
+            Some(mac),
+        ) => Resolution::Mac(mac),
+        _ => Resolution::Unknown,
+    };
+    Some(Neighbour {
+        ifindex: msg.header.ifindex,
+        address: address?,
+        resolution,
+    })
 }
 
 fn request(iface: &str, op: &'static str, source: rtnetlink::Error) -> NetlinkError {
@@ -378,6 +510,85 @@ fn is_secondary(msg: &AddressMessage) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
+
+    fn message(state: NeighbourState, mac: Option<[u8; 6]>) -> NeighbourMessage {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.ifindex = 3;
+        msg.header.state = state;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                Ipv4Addr::new(192, 0, 2, 21),
+            )));
+        if let Some(mac) = mac {
+            msg.attributes
+                .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        }
+        msg
+    }
+
+    fn resolution(state: NeighbourState, mac: Option<[u8; 6]>) -> Resolution {
+        let neighbour = neighbour_of(&message(state, mac), true).expect("an IP neighbour");
+        assert_eq!(
+            (neighbour.ifindex, neighbour.address),
+            (3, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 21)))
+        );
+        neighbour.resolution
+    }
+
+    #[test]
+    fn a_neighbour_has_a_mac_in_the_states_that_hold_one() {
+        for state in [
+            NeighbourState::Reachable,
+            NeighbourState::Stale,
+            NeighbourState::Delay,
+            NeighbourState::Probe,
+            NeighbourState::Permanent,
+            NeighbourState::Noarp,
+        ] {
+            assert_eq!(
+                resolution(state, Some(MAC)),
+                Resolution::Mac(MacAddr(MAC)),
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failed_is_a_verdict_incomplete_and_deleted_are_not() {
+        // FAILED may still carry the last MAC: it is not one to send to.
+        assert_eq!(
+            resolution(NeighbourState::Failed, Some(MAC)),
+            Resolution::Failed
+        );
+        assert_eq!(resolution(NeighbourState::Failed, None), Resolution::Failed);
+        assert_eq!(
+            resolution(NeighbourState::Incomplete, None),
+            Resolution::Unknown
+        );
+        assert_eq!(resolution(NeighbourState::None, None), Resolution::Unknown);
+        assert_eq!(
+            resolution(NeighbourState::Reachable, None),
+            Resolution::Unknown,
+            "no link-layer address"
+        );
+        let deleted = neighbour_of(&message(NeighbourState::Reachable, Some(MAC)), false);
+        assert_eq!(deleted.map(|n| n.resolution), Some(Resolution::Unknown));
+    }
+
+    #[test]
+    fn proxy_entries_and_entries_without_an_ip_are_not_neighbours() {
+        let mut proxy = message(NeighbourState::Permanent, None);
+        proxy.header.flags |= NeighbourFlags::Proxy;
+        assert_eq!(neighbour_of(&proxy, true), None);
+        let mut fdb = NeighbourMessage::default();
+        fdb.header.family = AddressFamily::Bridge;
+        fdb.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(MAC.to_vec()));
+        assert_eq!(neighbour_of(&fdb, true), None);
+    }
 
     #[test]
     fn if_addr_parses_and_prints() {

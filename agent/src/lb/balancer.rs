@@ -25,8 +25,16 @@ use crate::config::{InstanceSpec, LbProtocol, LbScheduler, VirtualServerSpec};
 /// One write to an interface's maps, in the order given.
 #[derive(Debug)]
 pub enum LbWrite {
-    /// `REALS[index] = entry`.
-    Real {
+    /// Write `entry` into the copy of `REALS[index]` that packets do not read
+    /// (`Dataplane::write_real_shadow`); always followed by its [`LbWrite::RealFlip`].
+    RealShadow {
+        iface: String,
+        index: u16,
+        entry: RealEntry,
+    },
+    /// Make the copy holding `entry` the one packets read (`Dataplane::flip_real`): the
+    /// moment the new entry takes effect, whole.
+    RealFlip {
         iface: String,
         index: u16,
         entry: RealEntry,
@@ -422,16 +430,12 @@ impl Balancer {
             if real.written == Some(entry) {
                 continue;
             }
-            let write = LbWrite::Real {
-                iface: iface.clone(),
-                index: real.slot,
-                entry,
-            };
+            let writes = real_writes(&iface, real.slot, entry);
             // Marking a server dead waits until the new table no longer names it.
             if alive {
-                changes.writes.push(write);
+                changes.writes.extend(writes);
             } else {
-                late.push(write);
+                late.extend(writes);
             }
             real.written = Some(entry);
         }
@@ -558,6 +562,23 @@ impl Balancer {
     }
 }
 
+/// The writes that put `entry` in `REALS[index]`: the spare copy first, then the flip to it,
+/// so no packet reads a half-written entry (see `vipflip_common::RealSlot`).
+fn real_writes(iface: &str, index: u16, entry: RealEntry) -> [LbWrite; 2] {
+    [
+        LbWrite::RealShadow {
+            iface: iface.to_owned(),
+            index,
+            entry,
+        },
+        LbWrite::RealFlip {
+            iface: iface.to_owned(),
+            index,
+            entry,
+        },
+    ]
+}
+
 /// The `SERVICES` key of a virtual server.
 pub fn service_key(spec: &VirtualServerSpec) -> ServiceKey {
     let vip = vipflip_common::VipKey::from_ip(spec.vip);
@@ -679,13 +700,29 @@ mod tests {
         shares
     }
 
-    /// The order of the writes, as "real 21 alive" / "table" / "remove".
+    /// The order of the writes, as "real 21 alive" / "table" / "remove". A `REALS` write is
+    /// one item: its shadow write, which must come with the flip to it right after.
     fn order(lb: &Balancer, changes: &Changes) -> Vec<String> {
-        changes
-            .writes
-            .iter()
+        let mut writes = changes.writes.iter();
+        let mut order = Vec::new();
+        while let Some(write) = writes.next() {
+            if let LbWrite::RealShadow { index, entry, .. } = write {
+                assert!(
+                    matches!(
+                        writes.next(),
+                        Some(LbWrite::RealFlip { index: i, entry: e, .. }) if i == index && e == entry
+                    ),
+                    "the shadow write of real {index} is not followed by its flip: {:?}",
+                    changes.writes
+                );
+            }
+            order.push(write);
+        }
+        order
+            .into_iter()
             .map(|w| match w {
-                LbWrite::Real { index, entry, .. } => {
+                LbWrite::RealFlip { .. } => unreachable!("taken with its shadow write"),
+                LbWrite::RealShadow { index, entry, .. } => {
                     let real = lb.services()[0]
                         .reals
                         .iter()
@@ -739,7 +776,7 @@ mod tests {
             order(&lb, &changes),
             ["real 192.0.2.21 alive", "table 65537"]
         );
-        let LbWrite::Real { entry, .. } = &changes.writes[0] else {
+        let LbWrite::RealShadow { entry, .. } = &changes.writes[0] else {
             panic!()
         };
         assert_eq!(
@@ -754,6 +791,40 @@ mod tests {
             let got = f64::from(u32::try_from(shares[&last]).unwrap()) / 65537.0;
             assert!((got - want).abs() < 0.01, "{last}: {got}");
         }
+        assert!(changes.quorum.is_empty());
+    }
+
+    #[test]
+    fn a_new_mac_goes_to_the_spare_copy_then_goes_live_without_a_new_table() {
+        let mut lb = running(&service(&[(21, 1), (22, 1)], None));
+        let slot = lb.services()[0].reals[0].slot;
+        // Another host took 192.0.2.21.
+        let changes = lb.neighbour(IFACE, ip(21), Some(mac(99)));
+        let [
+            LbWrite::RealShadow {
+                index: shadow,
+                entry: written,
+                ..
+            },
+            LbWrite::RealFlip {
+                index: flipped,
+                entry: live,
+                ..
+            },
+        ] = &changes.writes[..]
+        else {
+            panic!("want a shadow write then its flip: {:?}", changes.writes);
+        };
+        assert_eq!((*shadow, *flipped), (slot, slot));
+        assert_eq!(
+            written, live,
+            "the flip makes live what the shadow write wrote"
+        );
+        assert_eq!(
+            (written.dst_mac, written.flags, written.generation),
+            (mac(99), REAL_ALIVE, lb.services()[0].reals[0].generation),
+            "same server, same generation: its flows stay"
+        );
         assert!(changes.quorum.is_empty());
     }
 

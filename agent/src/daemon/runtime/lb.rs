@@ -2,20 +2,20 @@
 //! the neighbour resolver, its map writes carried out on the interfaces' data planes, and
 //! its quorum changes handed to the instances' trackers.
 
+mod resolver;
+
 use std::{
     collections::BTreeMap,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    net::IpAddr,
+    time::{SystemTime, UNIX_EPOCH},
 };
 
-use tokio::{net::UdpSocket, sync::mpsc, task::JoinHandle};
+use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::Daemon;
 use crate::{
     config::{Config, LbProtocol, LbScheduler},
     control::{RealServerStatus, VirtualServerStatus},
-    io::netlink::Netlink,
     lb::{
         balancer::{Balancer, Changes, LbWrite, Link, Real},
         check::{self, CheckHandles, CheckTarget, HealthReport},
@@ -24,16 +24,8 @@ use crate::{
     vrrp::StateKind,
 };
 
-/// How often the resolver re-reads the neighbour table once every real server's MAC is
-/// known (a real server replaced behind the same address gets a new MAC).
-const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(1);
-/// While some MAC is unknown: how often to poke and look again.
-const NEIGHBOUR_RETRY: Duration = Duration::from_millis(100);
-/// The port the resolver's pokes go to (discard, RFC 863): sending any datagram makes the
-/// kernel resolve the address; what happens to the datagram does not matter.
-const DISCARD_PORT: u16 = 9;
-
-/// The MAC of a real server's address changed (or became known / unknown).
+/// The MAC of a real server's address changed: known, another one, or none (the kernel
+/// failed to resolve it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct NeighbourReport {
     pub iface: String,
@@ -178,11 +170,7 @@ impl Daemon {
                 old.abort();
             }
             let (tx, rx) = mpsc::channel(256);
-            self.lb.resolver = Some(tokio::spawn(resolve(
-                Arc::clone(&self.netlink),
-                wanted.clone(),
-                tx,
-            )));
+            self.lb.resolver = Some(tokio::spawn(resolver::resolve(wanted.clone(), tx)));
             self.lb.neighbours = rx;
             self.lb.resolving = wanted;
         }
@@ -214,7 +202,7 @@ impl Daemon {
                 crate::wire::MacAddr(mac)
             ),
             None => log::warn!(
-                "{}: real server {} no longer resolves",
+                "{}: real server {} does not resolve (neighbour entry FAILED)",
                 report.iface,
                 report.address
             ),
@@ -298,40 +286,27 @@ impl Daemon {
     /// Carries out the balancer's writes in order, then tells the trackers of quorum changes.
     async fn apply_lb(&mut self, changes: Changes) {
         for write in changes.writes {
-            let (iface, result) = match write {
-                LbWrite::Real {
-                    iface,
-                    index,
-                    entry,
-                } => {
-                    let result = self
-                        .planes
-                        .get_mut(&iface)
-                        .map(|p| p.set_real(index, entry));
-                    (iface, result)
-                }
+            let iface = iface_of(&write);
+            let Some(plane) = self.planes.get_mut(iface) else {
+                continue;
+            };
+            let result = match &write {
+                LbWrite::RealShadow { index, entry, .. } => plane.write_real_shadow(*index, *entry),
+                LbWrite::RealFlip { index, entry, .. } => plane.flip_real(*index, *entry),
                 LbWrite::Service {
-                    iface,
                     key,
                     index,
                     scheduler,
                     table,
                     len,
-                } => {
-                    let result = self.planes.get_mut(&iface).map(|p| {
-                        p.set_service(key, index, scheduler, &table, len)
-                            .map(|_| ())
-                    });
-                    (iface, result)
-                }
-                LbWrite::RemoveService { iface, key } => {
-                    let result = self.planes.get_mut(&iface).map(|p| p.remove_service(key));
-                    (iface, result)
-                }
+                    ..
+                } => plane
+                    .set_service(*key, *index, *scheduler, table, *len)
+                    .map(|_| ()),
+                LbWrite::RemoveService { key, .. } => plane.remove_service(*key),
             };
-            match result {
-                Some(Ok(())) | None => {}
-                Some(Err(err)) => log::error!("{iface}: load balancer: {err}"),
+            if let Err(err) = result {
+                log::error!("{iface}: load balancer: {err}");
             }
         }
         for change in changes.quorum {
@@ -350,71 +325,12 @@ impl Daemon {
     }
 }
 
-/// Keeps the MAC of every (interface, address) known: reports each change, pokes addresses
-/// the neighbour table does not hold so the kernel resolves them.
-async fn resolve(
-    netlink: Arc<Netlink>,
-    wanted: Vec<(String, IpAddr)>,
-    tx: mpsc::Sender<NeighbourReport>,
-) {
-    let mut known: Vec<Option<Option<[u8; 6]>>> = vec![None; wanted.len()];
-    let v4 = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
-        .await
-        .ok();
-    let v6 = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
-        .await
-        .ok();
-    loop {
-        let mut unresolved = false;
-        let mut tables: BTreeMap<&str, Vec<(IpAddr, [u8; 6])>> = BTreeMap::new();
-        for (iface, _) in &wanted {
-            if !tables.contains_key(iface.as_str()) {
-                let table = match netlink.neighbour_table(iface).await {
-                    Ok(table) => table.into_iter().map(|(ip, mac)| (ip, mac.0)).collect(),
-                    Err(err) => {
-                        log::debug!("{iface}: neighbours: {err}");
-                        Vec::new()
-                    }
-                };
-                tables.insert(iface, table);
-            }
-        }
-        for (i, (iface, address)) in wanted.iter().enumerate() {
-            let mac = tables[iface.as_str()]
-                .iter()
-                .find_map(|(ip, mac)| (ip == address).then_some(*mac));
-            if mac.is_none() {
-                unresolved = true;
-                let socket = if address.is_ipv4() { &v4 } else { &v6 };
-                if let Some(socket) = socket {
-                    let _ = socket
-                        .send_to(&[], SocketAddr::new(*address, DISCARD_PORT))
-                        .await;
-                }
-            }
-            if known[i] != Some(mac) {
-                // The first look reports only a known MAC: unknown is where everyone starts.
-                let first = known[i].is_none();
-                known[i] = Some(mac);
-                if (!first || mac.is_some())
-                    && tx
-                        .send(NeighbourReport {
-                            iface: iface.clone(),
-                            address: *address,
-                            mac,
-                        })
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(if unresolved {
-            NEIGHBOUR_RETRY
-        } else {
-            NEIGHBOUR_REFRESH
-        })
-        .await;
+/// The interface whose data plane a write is for.
+fn iface_of(write: &LbWrite) -> &str {
+    match write {
+        LbWrite::RealShadow { iface, .. }
+        | LbWrite::RealFlip { iface, .. }
+        | LbWrite::Service { iface, .. }
+        | LbWrite::RemoveService { iface, .. } => iface,
     }
 }
