@@ -6,6 +6,9 @@
 //! - `check`: health checks (TCP connect, HTTP GET, script) with rise/fall, as tokio tasks
 //!   reporting to the daemon loop.
 
+// Moved to agent/lb/src/ ahead of becoming the `vipflip-lb` crate; built here until then.
+#[path = "../../lb/src/balancer.rs"]
 pub mod balancer;
 pub mod check;
+#[path = "../../lb/src/table.rs"]
 pub mod table;
