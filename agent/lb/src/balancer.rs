@@ -15,12 +15,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use vipflip_common::{
-    IPPROTO_TCP, IPPROTO_UDP, LbTable, MAX_REALS, MAX_SERVICES, REAL_ALIVE, RealEntry, Scheduler,
-    ServiceKey,
+    LbTable, MAX_REALS, MAX_SERVICES, REAL_ALIVE, RealEntry, Scheduler, ServiceKey,
 };
 
-use super::table::{self, Backend};
-use crate::config::{InstanceSpec, LbProtocol, LbScheduler, VirtualServerSpec};
+use crate::ServiceConfig;
+use crate::table::{self, Backend};
 
 /// One write to an interface's maps, in the order given.
 #[derive(Debug)]
@@ -109,7 +108,7 @@ impl Real {
 /// A virtual service at run time.
 #[derive(Debug, Clone)]
 pub struct Service {
-    pub spec: VirtualServerSpec,
+    pub spec: ServiceConfig,
     pub interface: String,
     pub key: ServiceKey,
     /// Its `SERVICES` slot on `interface`.
@@ -189,8 +188,7 @@ impl Balancer {
     /// table (rebuilt only where something changed).
     pub fn configure(
         &mut self,
-        virtual_servers: &[VirtualServerSpec],
-        instances: &[InstanceSpec],
+        services: &[ServiceConfig],
         existing: &BTreeMap<String, Vec<(ServiceKey, u16)>>,
     ) -> Result<Changes, SlotError> {
         let mut changes = Changes::default();
@@ -209,12 +207,9 @@ impl Balancer {
                 }
             }
         }
-        let wanted: Vec<(String, ServiceKey)> = virtual_servers
+        let wanted: Vec<(String, ServiceKey)> = services
             .iter()
-            .filter_map(|vs| {
-                let iface = interface_of(vs, instances)?;
-                Some((iface, service_key(vs)))
-            })
+            .map(|s| (s.interface.clone(), s.key))
             .collect();
         // Release the slots of services that go (their entries are removed first).
         for (iface, slots) in &mut self.service_slots {
@@ -230,21 +225,19 @@ impl Balancer {
                 }
             }
         }
-        for spec in virtual_servers {
-            let Some(iface) = interface_of(spec, instances) else {
-                continue;
-            };
-            let key = service_key(spec);
+        for spec in services {
+            let iface = spec.interface.clone();
+            let key = spec.key;
             let previous = old
                 .iter()
                 .find(|s| s.spec.name == spec.name && s.key == key);
             let slot = self.service_slot(&iface, key)?;
-            let mut reals = Vec::with_capacity(spec.real_servers.len());
-            for rs in &spec.real_servers {
+            let mut reals = Vec::with_capacity(spec.reals.len());
+            for rs in &spec.reals {
                 let known = previous.and_then(|p| p.reals.iter().find(|r| r.address == rs.address));
                 let mut real = self.real(&iface, &spec.name, rs.address, false, known)?;
                 real.weight = rs.weight;
-                real.checked = rs.check.is_some();
+                real.checked = rs.checked;
                 if !real.checked {
                     real.healthy = true;
                     "not checked".clone_into(&mut real.detail);
@@ -439,10 +432,10 @@ impl Balancer {
         let quorum_met = service.healthy() >= service.spec.quorum as usize;
         if service.built_from.as_ref() != Some(&inputs) {
             let mut table = table::new_table();
-            let (scheduler, len) = match service.spec.scheduler {
-                LbScheduler::Maglev => (Scheduler::Maglev, table::maglev(&backends, &mut table)),
-                LbScheduler::Sh => (Scheduler::SourceHash, table::maglev(&backends, &mut table)),
-                LbScheduler::Wrr => (Scheduler::Wrr, table::wrr(&backends, &mut table)),
+            let scheduler = service.spec.scheduler;
+            let len = match scheduler {
+                Scheduler::Maglev | Scheduler::SourceHash => table::maglev(&backends, &mut table),
+                Scheduler::Wrr => table::wrr(&backends, &mut table),
             };
             let used = &table.slots[..len as usize];
             for real in service.reals.iter_mut().chain(service.sorry.as_mut()) {
@@ -558,49 +551,18 @@ impl Balancer {
     }
 }
 
-/// The `SERVICES` key of a virtual server.
-pub fn service_key(spec: &VirtualServerSpec) -> ServiceKey {
-    let vip = vipflip_common::VipKey::from_ip(spec.vip);
-    let protocol = match spec.protocol {
-        LbProtocol::Tcp => IPPROTO_TCP,
-        LbProtocol::Udp => IPPROTO_UDP,
-    };
-    ServiceKey::new(vip, protocol, spec.port)
-}
-
-fn interface_of(spec: &VirtualServerSpec, instances: &[InstanceSpec]) -> Option<String> {
-    instances
-        .iter()
-        .find(|i| i.name == spec.instance)
-        .map(|i| i.interface.clone())
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use vipflip_common::{IPPROTO_TCP, IPPROTO_UDP, VipKey};
 
     use super::*;
-    use crate::config::{CheckKind, Config, HealthCheck, RealServerSpec, Weight};
+    use crate::RealConfig;
 
     const IFACE: &str = "eth0";
     const LINK: Link = Link {
         ifindex: 7,
         mac: [2, 0, 0, 0, 0, 1],
     };
-
-    fn instances() -> Vec<InstanceSpec> {
-        let text = r#"
-            [[instance]]
-            name = "VI_1"
-            interface = "eth0"
-            vrid = 51
-            virtual_ips = ["192.0.2.100/24"]
-        "#;
-        Config::parse(text, "test.toml")
-            .expect("config")
-            .0
-            .instances
-    }
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])
@@ -610,29 +572,22 @@ mod tests {
         [2, 0, 0, 0, 1, last]
     }
 
-    fn service(reals: &[(u8, u16)], sorry: Option<u8>) -> VirtualServerSpec {
-        VirtualServerSpec {
+    /// Service "web" (192.0.2.100:80/tcp, Maglev, quorum 2) on `IFACE`, its real servers
+    /// (address last byte, weight) all checked.
+    fn service(reals: &[(u8, u16)], sorry: Option<u8>) -> ServiceConfig {
+        ServiceConfig {
             name: "web".into(),
-            vip: ip(100),
-            port: 80,
-            protocol: LbProtocol::Tcp,
-            scheduler: LbScheduler::Maglev,
-            instance: "VI_1".into(),
+            interface: IFACE.into(),
+            key: ServiceKey::new(VipKey::from_ip(ip(100)), IPPROTO_TCP, 80),
+            scheduler: Scheduler::Maglev,
             quorum: 2,
-            quorum_weight: Some(Weight(-50)),
             sorry_server: sorry.map(ip),
-            real_servers: reals
+            reals: reals
                 .iter()
-                .map(|&(last, weight)| RealServerSpec {
+                .map(|&(last, weight)| RealConfig {
                     address: ip(last),
                     weight,
-                    check: Some(HealthCheck {
-                        kind: CheckKind::Tcp { port: 80 },
-                        interval: Duration::from_secs(1),
-                        timeout: Duration::from_millis(500),
-                        rise: 1,
-                        fall: 1,
-                    }),
+                    checked: true,
                 })
                 .collect(),
         }
@@ -640,9 +595,9 @@ mod tests {
 
     /// A balancer running `spec` with every MAC resolved; returns it and the writes of the
     /// last step.
-    fn running(spec: &VirtualServerSpec) -> Balancer {
+    fn running(spec: &ServiceConfig) -> Balancer {
         let mut lb = Balancer::new(1000);
-        lb.configure(std::slice::from_ref(spec), &instances(), &BTreeMap::new())
+        lb.configure(std::slice::from_ref(spec), &BTreeMap::new())
             .expect("slots");
         lb.link(IFACE, LINK);
         for (_, address) in lb.neighbours() {
@@ -713,7 +668,7 @@ mod tests {
         let spec = service(&[(21, 1), (22, 1), (23, 2)], None);
         let mut lb = Balancer::new(1000);
         let changes = lb
-            .configure(std::slice::from_ref(&spec), &instances(), &BTreeMap::new())
+            .configure(std::slice::from_ref(&spec), &BTreeMap::new())
             .expect("slots");
         assert!(changes.writes.is_empty(), "no link yet: nothing to write");
         let changes = lb.link(IFACE, LINK);
@@ -802,7 +757,7 @@ mod tests {
         // Undrained by a reload: the table takes it in; nothing else is rewritten.
         let spec = super::super::balancer::tests::service(&[(21, 1), (22, 1)], None);
         let changes = lb
-            .configure(std::slice::from_ref(&spec), &instances(), &BTreeMap::new())
+            .configure(std::slice::from_ref(&spec), &BTreeMap::new())
             .expect("slots");
         assert_eq!(order(&lb, &changes), ["table 65537"]);
         assert_eq!(table_shares(&lb, &changes).len(), 2);
@@ -840,7 +795,7 @@ mod tests {
             .collect();
         let spec = service(&[(22, 1), (21, 1), (24, 1)], None);
         let changes = lb
-            .configure(std::slice::from_ref(&spec), &instances(), &BTreeMap::new())
+            .configure(std::slice::from_ref(&spec), &BTreeMap::new())
             .expect("slots");
         let service = &lb.services()[0];
         let of = |last| {
@@ -859,9 +814,7 @@ mod tests {
         // The new server has no MAC yet: it is written dead and the table is unchanged.
         assert_eq!(order(&lb, &changes), ["real 192.0.2.24 dead"]);
         // A removed service's entry goes first.
-        let changes = lb
-            .configure(&[], &instances(), &BTreeMap::new())
-            .expect("slots");
+        let changes = lb.configure(&[], &BTreeMap::new()).expect("slots");
         assert!(matches!(
             changes.writes[..],
             [LbWrite::RemoveService { .. }]
@@ -874,7 +827,7 @@ mod tests {
         let mut lb = running(&service(&[(21, 1), (22, 1)], None));
         let first = lb.services()[0].reals[0].clone();
         for reals in [&[(22, 1)][..], &[(22, 1), (25, 1)]] {
-            lb.configure(&[service(reals, None)], &instances(), &BTreeMap::new())
+            lb.configure(&[service(reals, None)], &BTreeMap::new())
                 .expect("slots");
         }
         let second = &lb.services()[0].reals[1];
@@ -884,45 +837,14 @@ mod tests {
     }
 
     #[test]
-    fn metrics_mirror_health_shares_and_quorum() {
-        let mut lb = running(&service(&[(21, 1), (22, 1)], None));
-        lb.health("web", ip(22), false, "refused");
-        let mut metrics = crate::metrics::Metrics::new();
-        metrics.set_virtual_servers(lb.services());
-        let text = metrics.render();
-        for line in [
-            r#"vipflip_real_server_up{virtual_server="web",address="192.0.2.21"} 1"#,
-            r#"vipflip_real_server_up{virtual_server="web",address="192.0.2.22"} 0"#,
-            r#"vipflip_real_server_table_slots{virtual_server="web",address="192.0.2.21"} 65537"#,
-            r#"vipflip_real_server_table_slots{virtual_server="web",address="192.0.2.22"} 0"#,
-            r#"vipflip_virtual_server_healthy{virtual_server="web"} 1"#,
-            r#"vipflip_virtual_server_quorum_met{virtual_server="web"} 0"#,
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "{line} missing from\n{text}"
-            );
-        }
-        // A reload that removes the service removes its series.
-        lb.configure(&[], &instances(), &BTreeMap::new())
-            .expect("slots");
-        metrics.set_virtual_servers(lb.services());
-        assert!(!metrics.render().contains("virtual_server=\"web\""));
-    }
-
-    #[test]
     fn a_reopened_data_plane_keeps_each_service_in_its_slot() {
         let spec = service(&[(21, 1)], None);
-        let key = service_key(&spec);
-        let other = ServiceKey::new(
-            vipflip_common::VipKey::ipv4([192, 0, 2, 100]),
-            IPPROTO_UDP,
-            53,
-        );
+        let key = spec.key;
+        let other = ServiceKey::new(VipKey::ipv4([192, 0, 2, 100]), IPPROTO_UDP, 53);
         let existing = BTreeMap::from([(IFACE.to_owned(), vec![(other, 0), (key, 5)])]);
         let mut lb = Balancer::new(1);
         let changes = lb
-            .configure(std::slice::from_ref(&spec), &instances(), &existing)
+            .configure(std::slice::from_ref(&spec), &existing)
             .expect("slots");
         assert_eq!(lb.services()[0].slot, 5);
         // The previous run's service this file no longer has is removed.

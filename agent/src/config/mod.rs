@@ -40,10 +40,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ipnet::IpNet;
+use vipflip_common::{IPPROTO_TCP, IPPROTO_UDP, Scheduler, ServiceKey, VipKey};
 
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
+use crate::lb::{RealConfig, ServiceConfig};
 use crate::vrrp::InstanceConfig;
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
@@ -437,6 +439,15 @@ impl Config {
         }
         summary
     }
+
+    /// The balancer's configuration: every virtual server whose instance exists
+    /// ([`VirtualServerSpec::balancer_config`]), in file order.
+    pub fn balancer_config(&self) -> Vec<ServiceConfig> {
+        self.virtual_servers
+            .iter()
+            .filter_map(|vs| vs.balancer_config(&self.instances))
+            .collect()
+    }
 }
 
 impl InstanceSpec {
@@ -507,6 +518,40 @@ impl InstanceSpec {
             auth: self.auth(),
             handoff_bound: self.handoff_bound,
         }
+    }
+}
+
+impl VirtualServerSpec {
+    /// The balancer's configuration of this service: its real servers are reached over the
+    /// interface of its instance, looked up in `instances`; `None` when there is no such
+    /// instance (a validated file always has it).
+    pub fn balancer_config(&self, instances: &[InstanceSpec]) -> Option<ServiceConfig> {
+        let instance = instances.iter().find(|i| i.name == self.instance)?;
+        let protocol = match self.protocol {
+            LbProtocol::Tcp => IPPROTO_TCP,
+            LbProtocol::Udp => IPPROTO_UDP,
+        };
+        Some(ServiceConfig {
+            name: self.name.clone(),
+            interface: instance.interface.clone(),
+            key: ServiceKey::new(VipKey::from_ip(self.vip), protocol, self.port),
+            scheduler: match self.scheduler {
+                LbScheduler::Maglev => Scheduler::Maglev,
+                LbScheduler::Wrr => Scheduler::Wrr,
+                LbScheduler::Sh => Scheduler::SourceHash,
+            },
+            quorum: self.quorum,
+            reals: self
+                .real_servers
+                .iter()
+                .map(|rs| RealConfig {
+                    address: rs.address,
+                    weight: rs.weight,
+                    checked: rs.check.is_some(),
+                })
+                .collect(),
+            sorry_server: self.sorry_server,
+        })
     }
 }
 
