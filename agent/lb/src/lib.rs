@@ -17,6 +17,7 @@
 
 pub mod balancer;
 mod config;
+mod slots;
 pub mod table;
 
 pub use config::{RealConfig, ServiceConfig};
