@@ -47,6 +47,8 @@ mod link;
 mod process;
 mod rise_fall;
 mod script;
+// Moved to agent/track/src/ ahead of becoming the `vipflip-track` crate; built here until then.
+#[path = "../../track/src/state.rs"]
 mod state;
 #[cfg(test)]
 pub(crate) mod testutil;
