@@ -46,6 +46,7 @@ pub use diagnostic::{Diagnostic, Location, Severity};
 pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
 use crate::lb::{RealConfig, ServiceConfig};
+use crate::track::{TrackConfig, Tracked, TrackerConfig};
 use crate::vrrp::InstanceConfig;
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
@@ -517,6 +518,42 @@ impl InstanceSpec {
             lower_prio_no_advert: self.lower_prio_no_advert,
             auth: self.auth(),
             handoff_bound: self.handoff_bound,
+        }
+    }
+
+    /// The tracking state's configuration. The trackers are numbered (for
+    /// [`FaultCause::Tracked`](crate::vrrp::FaultCause::Tracked)) interfaces first, then
+    /// scripts, files and the quorums of its virtual servers, each in file order.
+    pub fn track_config(&self) -> TrackConfig {
+        let tracker = |what, weight: Weight| TrackerConfig {
+            what,
+            weight: i64::from(weight.0),
+        };
+        let trackers = self
+            .track_interfaces
+            .iter()
+            .map(|t| tracker(Tracked::Interface(t.name.clone()), t.weight))
+            .chain(
+                self.track_scripts
+                    .iter()
+                    .map(|t| tracker(Tracked::Script(t.name.clone()), t.weight)),
+            )
+            .chain(
+                self.track_files
+                    .iter()
+                    .map(|t| tracker(Tracked::File(t.path.clone()), t.weight)),
+            )
+            .chain(
+                self.track_quorums
+                    .iter()
+                    .map(|t| tracker(Tracked::Quorum(t.service.clone()), t.weight)),
+            )
+            .collect();
+        TrackConfig {
+            instance: self.name.clone(),
+            interface: self.interface.clone(),
+            priority: self.priority,
+            trackers,
         }
     }
 }

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::Observation;
-use crate::config::{InstanceSpec, Weight};
-use crate::vrrp::{Command, FaultCause};
-use crate::wire::Priority;
+use vipflip_vrrp::{Command, FaultCause};
+use vipflip_wire::Priority;
+
+use crate::{Observation, TrackConfig, Tracked};
 
 /// The address owner's priority, never moved by tracking (RFC 5798 §5.2.4).
 const OWNER: u8 = 255;
@@ -18,28 +18,6 @@ const MAX_EFFECTIVE: i64 = 254;
 /// means Fault (keepalived `process_update_vrrp_track_file_status`).
 const FILE_FAULT: i64 = -254;
 const FILE_MAX: i64 = 253;
-
-/// What a tracker watches; its position in [`TrackState::trackers`] is the number in
-/// [`FaultCause::Tracked`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Tracked {
-    Interface(String),
-    Script(String),
-    File(PathBuf),
-    /// A `[[virtual_server]]`'s quorum of healthy real servers.
-    Quorum(String),
-}
-
-impl fmt::Display for Tracked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Interface(name) => write!(f, "track_interface {name}"),
-            Self::Script(name) => write!(f, "track_script {name}"),
-            Self::File(path) => write!(f, "track_file {}", path.display()),
-            Self::Quorum(service) => write!(f, "quorum of {service}"),
-        }
-    }
-}
 
 /// One tracker as [`TrackState::report`] sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +34,7 @@ pub struct TrackerReport {
 /// One instance's tracking, sans-IO: the configured trackers with what was last observed of
 /// each, and the view of priority and faults last handed to the state machine.
 ///
-/// Feed it every [`Observation`] ([`TrackState::observe`], or the three typed inputs); each
+/// Feed it every [`Observation`] ([`TrackState::observe`], or the four typed inputs); each
 /// returns the [`Command`]s that bring the instance up to date, in the order to apply them:
 /// new faults first (a master resigns before anything else), then `SetPriority`, then cleared
 /// faults (so an instance leaving Fault starts with its new priority). Nothing changed,
@@ -102,54 +80,37 @@ impl fmt::Display for Effect {
 }
 
 impl TrackState {
-    /// The trackers of `spec`, nothing observed yet: the priority is the configured one and no
-    /// fault is raised until a driver reports.
-    pub fn new(spec: &InstanceSpec) -> Self {
-        let weight = |w: Weight| i64::from(w.0);
-        let trackers = spec
-            .track_interfaces
-            .iter()
-            .map(|t| (Tracked::Interface(t.name.clone()), weight(t.weight)))
-            .chain(
-                spec.track_scripts
-                    .iter()
-                    .map(|t| (Tracked::Script(t.name.clone()), weight(t.weight))),
-            )
-            .chain(
-                spec.track_files
-                    .iter()
-                    .map(|t| (Tracked::File(t.path.clone()), weight(t.weight))),
-            )
-            .chain(
-                spec.track_quorums
-                    .iter()
-                    .map(|t| (Tracked::Quorum(t.service.clone()), weight(t.weight))),
-            )
-            .map(|(what, weight)| Tracker {
-                what,
-                weight,
+    /// The trackers of `config`, nothing observed yet: the priority is the configured one and
+    /// no fault is raised until a driver reports.
+    pub fn new(config: TrackConfig) -> Self {
+        let trackers = config
+            .trackers
+            .into_iter()
+            .map(|t| Tracker {
+                what: t.what,
+                weight: t.weight,
                 seen: None,
             })
             .collect();
         Self {
-            instance: spec.name.clone(),
-            interface: spec.interface.clone(),
-            base: spec.priority,
+            instance: config.instance,
+            interface: config.interface,
+            base: config.priority,
             trackers,
             own_link: None,
             own_link_reported: false,
-            sent_priority: spec.priority,
+            sent_priority: config.priority,
             sent_faults: BTreeSet::new(),
         }
     }
 
-    /// A reload changed the instance's priority or trackers: takes `spec`'s, keeping what was
+    /// A reload changed the instance's priority or trackers: takes `config`'s, keeping what was
     /// already observed of every tracker that stays (and of the own interface), and returns
     /// the commands from the view last sent to the new one. A tracker that stays failing but
     /// moved in the list keeps the instance in Fault throughout: its new number is faulted
     /// before its old number is cleared (see the type docs' order).
-    pub fn reconfigure(&mut self, spec: &InstanceSpec) -> Vec<Command> {
-        let mut next = Self::new(spec);
+    pub fn reconfigure(&mut self, config: TrackConfig) -> Vec<Command> {
+        let mut next = Self::new(config);
         for tracker in &mut next.trackers {
             tracker.seen = self
                 .trackers
@@ -189,7 +150,7 @@ impl TrackState {
         self.commands()
     }
 
-    /// `[[script]]` `name` is good (`ok`) or failing, after rise/fall ([`super::RiseFall`]).
+    /// `[[script]]` `name` is good (`ok`) or failing, after rise/fall (the agent's `RiseFall`).
     pub fn script_result(&mut self, name: &str, ok: bool) -> Vec<Command> {
         self.record(
             |t| matches!(&t, Tracked::Script(n) if n == name),
@@ -371,7 +332,7 @@ impl TrackState {
     }
 }
 
-/// keepalived's rule for one tracker (see the module docs' table). `seen` is 1/0 for up/good
+/// keepalived's rule for one tracker (see the crate docs' table). `seen` is 1/0 for up/good
 /// vs. down/failing, or a file's value. `None`: no effect.
 fn effect(what: &Tracked, weight: i64, seen: i64, owner: bool) -> Option<Effect> {
     let failing = match what {
@@ -401,442 +362,4 @@ fn effect(what: &Tracked, weight: i64, seen: i64, owner: bool) -> Option<Effect>
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::{Path, PathBuf};
-
-    use super::{TrackState, Tracked};
-    use crate::config::{InstanceSpec, TrackFile, TrackInterface, TrackScript, Weight};
-    use crate::track::Observation;
-    use crate::vrrp::{Command, FaultCause};
-    use crate::wire::Priority;
-
-    const FILE: &str = "/run/vipflip/prio";
-
-    /// `VI_1` on eth0 at `priority`, tracking eth1, script chk, and FILE with these weights.
-    fn spec(priority: u8, eth1: i16, chk: i16, file: i16) -> InstanceSpec {
-        let text = format!(
-            r#"
-            [[instance]]
-            name = "VI_1"
-            interface = "eth0"
-            vrid = 51
-            priority = {priority}
-            virtual_ips = ["192.0.2.100/24"]
-            [[script]]
-            name = "chk"
-            command = ["/bin/true"]
-            "#
-        );
-        let (config, _) = crate::config::Config::parse(&text, "test.toml").expect("config");
-        let mut spec = config.instances[0].clone();
-        spec.track_interfaces = vec![TrackInterface {
-            name: "eth1".into(),
-            weight: Weight(eth1),
-        }];
-        spec.track_scripts = vec![TrackScript {
-            name: "chk".into(),
-            weight: Weight(chk),
-        }];
-        spec.track_files = vec![TrackFile {
-            path: FILE.into(),
-            weight: Weight(file),
-        }];
-        spec
-    }
-
-    fn file(state: &mut TrackState, value: i64) -> Vec<Command> {
-        state.file_value(Path::new(FILE), value)
-    }
-
-    const ETH1: FaultCause = FaultCause::Tracked(0);
-    const CHK: FaultCause = FaultCause::Tracked(1);
-    const FILE_CAUSE: FaultCause = FaultCause::Tracked(2);
-
-    #[test]
-    fn a_lost_quorum_lowers_the_priority_or_faults_with_weight_0() {
-        let mut with_weight = spec(100, -10, -20, 1);
-        with_weight.track_quorums = vec![crate::config::TrackQuorum {
-            service: "web".into(),
-            weight: Weight(-50),
-        }];
-        let mut state = TrackState::new(&with_weight);
-        assert_eq!(state.quorum("web", true), vec![]);
-        assert_eq!(
-            state.quorum("web", false),
-            vec![Command::SetPriority(Priority(50))]
-        );
-        assert_eq!(state.quorum("other", true), vec![]);
-        assert_eq!(
-            state.observe(&Observation::Quorum {
-                service: "web".into(),
-                met: true
-            }),
-            vec![Command::SetPriority(Priority(100))]
-        );
-        with_weight.track_quorums[0].weight = Weight(0);
-        let mut state = TrackState::new(&with_weight);
-        let quorum = FaultCause::Tracked(3);
-        assert_eq!(state.quorum("web", false), vec![Command::Fault(quorum)]);
-        assert_eq!(state.describe(quorum), "quorum of web failed");
-        assert_eq!(state.quorum("web", true), vec![Command::Unfault(quorum)]);
-    }
-
-    #[test]
-    fn numbering_is_interfaces_then_scripts_then_files() {
-        let state = TrackState::new(&spec(100, -10, -20, 1));
-        let trackers: Vec<&Tracked> = state.trackers().collect();
-        assert_eq!(
-            trackers,
-            [
-                &Tracked::Interface("eth1".into()),
-                &Tracked::Script("chk".into()),
-                &Tracked::File(PathBuf::from(FILE)),
-            ]
-        );
-        assert_eq!(state.describe(CHK), "track_script chk failed");
-        assert_eq!(state.describe(FaultCause::LinkDown), "interface eth0 down");
-    }
-
-    #[test]
-    fn reconfigure_keeps_observations_and_moves_the_priority() {
-        let mut s = TrackState::new(&spec(100, -10, -20, 1));
-        let _ = s.script_result("chk", false);
-        assert_eq!(s.priority(), Priority(80));
-        // A reload raises the base and drops the eth1 tracker: chk is still failing.
-        let mut next = spec(150, -10, -20, 1);
-        next.track_interfaces.clear();
-        assert_eq!(s.reconfigure(&next), [Command::SetPriority(Priority(130))]);
-        assert_eq!(s.script_result("chk", false), []);
-        assert_eq!(s.reconfigure(&next), []);
-    }
-
-    #[test]
-    fn reconfigure_renumbers_a_failing_tracker_without_clearing_the_fault_first() {
-        let mut s = TrackState::new(&spec(100, -10, 0, 1));
-        assert_eq!(s.script_result("chk", false), [Command::Fault(CHK)]);
-        // Without the eth1 tracker, chk is number 0 now.
-        let mut next = spec(100, -10, 0, 1);
-        next.track_interfaces.clear();
-        assert_eq!(
-            s.reconfigure(&next),
-            [
-                Command::Fault(FaultCause::Tracked(0)),
-                Command::Unfault(CHK)
-            ]
-        );
-        assert_eq!(
-            s.faults().into_iter().collect::<Vec<_>>(),
-            [FaultCause::Tracked(0)]
-        );
-    }
-
-    #[test]
-    fn report_shows_each_tracker_s_observation_and_effect() {
-        let mut s = TrackState::new(&spec(100, -10, 0, 2));
-        let _ = s.interface_up("eth1", false);
-        let _ = s.script_result("chk", false);
-        let report: Vec<(Tracked, Option<i64>, Option<super::Effect>)> = s
-            .report()
-            .into_iter()
-            .map(|t| (t.what, t.seen, t.effect))
-            .collect();
-        assert_eq!(
-            report,
-            [
-                (
-                    Tracked::Interface("eth1".into()),
-                    Some(0),
-                    Some(super::Effect::Add(-10))
-                ),
-                (
-                    Tracked::Script("chk".into()),
-                    Some(0),
-                    Some(super::Effect::Fault)
-                ),
-                (Tracked::File(PathBuf::from(FILE)), None, None),
-            ]
-        );
-        assert_eq!(super::Effect::Add(-10).to_string(), "-10");
-        assert_eq!(super::Effect::Add(4).to_string(), "+4");
-    }
-
-    #[test]
-    fn nothing_observed_means_base_priority_and_no_fault() {
-        let state = TrackState::new(&spec(100, 0, 0, 0));
-        assert_eq!(state.priority(), Priority(100));
-        assert!(state.faults().is_empty());
-        assert!(state.awaiting_scripts());
-    }
-
-    #[test]
-    fn negative_weights_subtract_while_failing() {
-        let mut s = TrackState::new(&spec(100, -10, -20, 1));
-        assert_eq!(s.interface_up("eth1", true), []);
-        assert_eq!(s.script_result("chk", true), []);
-        assert_eq!(
-            s.interface_up("eth1", false),
-            [Command::SetPriority(Priority(90))]
-        );
-        assert_eq!(
-            s.script_result("chk", false),
-            [Command::SetPriority(Priority(70))]
-        );
-        assert_eq!(
-            s.interface_up("eth1", true),
-            [Command::SetPriority(Priority(80))]
-        );
-        assert_eq!(
-            s.script_result("chk", true),
-            [Command::SetPriority(Priority(100))]
-        );
-        assert!(s.faults().is_empty());
-    }
-
-    #[test]
-    fn positive_weights_add_while_ok() {
-        let mut s = TrackState::new(&spec(100, 5, 30, 1));
-        assert_eq!(
-            s.interface_up("eth1", true),
-            [Command::SetPriority(Priority(105))]
-        );
-        assert_eq!(
-            s.script_result("chk", true),
-            [Command::SetPriority(Priority(135))]
-        );
-        // A failing script with a positive weight only stops adding.
-        assert_eq!(
-            s.script_result("chk", false),
-            [Command::SetPriority(Priority(105))]
-        );
-        assert_eq!(
-            s.interface_up("eth1", false),
-            [Command::SetPriority(Priority(100))]
-        );
-    }
-
-    #[test]
-    fn a_failing_positive_weight_script_at_start_changes_nothing() {
-        let mut s = TrackState::new(&spec(100, 5, 30, 1));
-        assert_eq!(s.script_result("chk", false), []);
-        assert_eq!(s.priority(), Priority(100));
-    }
-
-    #[test]
-    fn weight_zero_faults_while_failing() {
-        let mut s = TrackState::new(&spec(100, 0, 0, 1));
-        assert_eq!(s.interface_up("eth1", false), [Command::Fault(ETH1)]);
-        assert_eq!(s.script_result("chk", false), [Command::Fault(CHK)]);
-        assert_eq!(
-            s.faults().into_iter().collect::<Vec<_>>(),
-            [ETH1, CHK],
-            "several causes at once"
-        );
-        assert_eq!(s.interface_up("eth1", true), [Command::Unfault(ETH1)]);
-        assert_eq!(s.script_result("chk", true), [Command::Unfault(CHK)]);
-        assert_eq!(s.script_result("chk", true), []);
-        assert!(!s.awaiting_scripts());
-    }
-
-    #[test]
-    fn effective_priority_is_clamped_to_1_and_254() {
-        let mut s = TrackState::new(&spec(200, 50, 40, 1));
-        s.interface_up("eth1", true);
-        assert_eq!(s.priority(), Priority(250));
-        assert_eq!(
-            s.script_result("chk", true),
-            [Command::SetPriority(Priority(254))],
-            "200 + 50 + 40 = 290, clamped"
-        );
-        let mut s = TrackState::new(&spec(20, -15, -10, 1));
-        s.interface_up("eth1", false);
-        assert_eq!(s.priority(), Priority(5));
-        assert_eq!(
-            s.script_result("chk", false),
-            [Command::SetPriority(Priority(1))],
-            "20 - 15 - 10 = -5, clamped"
-        );
-        // Clamping uses the unclamped total: recovering one tracker gives 20 - 15 = 5.
-        assert_eq!(
-            s.script_result("chk", true),
-            [Command::SetPriority(Priority(5))]
-        );
-    }
-
-    #[test]
-    fn track_file_multiplies_value_by_weight() {
-        let mut s = TrackState::new(&spec(100, -10, -10, 3));
-        assert_eq!(file(&mut s, 7), [Command::SetPriority(Priority(121))]);
-        assert_eq!(file(&mut s, -30), [Command::SetPriority(Priority(10))]);
-        assert_eq!(file(&mut s, 0), [Command::SetPriority(Priority(100))]);
-        let mut s = TrackState::new(&spec(100, -10, -10, -2));
-        assert_eq!(file(&mut s, 15), [Command::SetPriority(Priority(70))]);
-    }
-
-    #[test]
-    fn track_file_product_is_clamped_and_minus_254_is_fault() {
-        let mut s = TrackState::new(&spec(100, -10, -10, 1));
-        // 1000 × 1 is clamped to +253: 100 + 253 → 254.
-        assert_eq!(file(&mut s, 1000), [Command::SetPriority(Priority(254))]);
-        // -253 is still a priority change: 100 - 253 → 1.
-        assert_eq!(file(&mut s, -253), [Command::SetPriority(Priority(1))]);
-        // -254 and below: fault, and the file no longer counts towards the priority.
-        assert_eq!(
-            file(&mut s, -254),
-            [
-                Command::Fault(FILE_CAUSE),
-                Command::SetPriority(Priority(100))
-            ]
-        );
-        assert_eq!(file(&mut s, i64::MIN), []);
-        assert_eq!(
-            file(&mut s, 4),
-            [
-                Command::SetPriority(Priority(104)),
-                Command::Unfault(FILE_CAUSE)
-            ]
-        );
-        // weight 2: 127 × 2 = 254 → +253; -127 × 2 = -254 → fault.
-        let mut s = TrackState::new(&spec(100, -10, -10, 2));
-        assert_eq!(file(&mut s, 127), [Command::SetPriority(Priority(254))]);
-        assert_eq!(
-            file(&mut s, -127),
-            [
-                Command::Fault(FILE_CAUSE),
-                Command::SetPriority(Priority(100))
-            ]
-        );
-    }
-
-    #[test]
-    fn track_file_weight_zero_faults_on_non_zero() {
-        let mut s = TrackState::new(&spec(100, -10, -10, 0));
-        assert_eq!(file(&mut s, 0), []);
-        assert_eq!(file(&mut s, 1), [Command::Fault(FILE_CAUSE)]);
-        assert_eq!(file(&mut s, -5), []);
-        assert_eq!(file(&mut s, 0), [Command::Unfault(FILE_CAUSE)]);
-        assert_eq!(s.priority(), Priority(100));
-    }
-
-    #[test]
-    fn own_interface_down_is_link_down() {
-        let mut s = TrackState::new(&spec(100, -10, -10, 1));
-        assert_eq!(
-            s.interface_up("eth0", false),
-            [Command::Fault(FaultCause::LinkDown)]
-        );
-        assert_eq!(
-            s.interface_up("eth0", true),
-            [Command::Unfault(FaultCause::LinkDown)]
-        );
-        assert_eq!(s.interface_up("eth0", true), []);
-    }
-
-    #[test]
-    fn first_own_link_up_clears_a_link_down_the_daemon_raised() {
-        let mut s = TrackState::new(&spec(100, -10, -10, 1));
-        assert_eq!(
-            s.interface_up("eth0", true),
-            [Command::Unfault(FaultCause::LinkDown)]
-        );
-        assert_eq!(s.interface_up("eth0", true), []);
-    }
-
-    #[test]
-    fn faults_come_first_and_unfaults_last() {
-        // The own interface, also tracked with a weight: one observation, two effects.
-        let mut spec = spec(100, -30, -10, 1);
-        spec.track_interfaces[0].name = "eth0".into();
-        let mut s = TrackState::new(&spec);
-        assert_eq!(
-            s.interface_up("eth0", false),
-            [
-                Command::Fault(FaultCause::LinkDown),
-                Command::SetPriority(Priority(70))
-            ],
-            "a master resigns before it would advertise the lower priority"
-        );
-        assert_eq!(
-            s.interface_up("eth0", true),
-            [
-                Command::SetPriority(Priority(100)),
-                Command::Unfault(FaultCause::LinkDown)
-            ],
-            "the instance restarts with its new priority"
-        );
-    }
-
-    #[test]
-    fn own_interface_also_tracked_raises_both_causes() {
-        let mut spec = spec(100, 0, -10, 1);
-        spec.track_interfaces[0].name = "eth0".into();
-        let mut s = TrackState::new(&spec);
-        assert_eq!(
-            s.interface_up("eth0", false),
-            [Command::Fault(FaultCause::LinkDown), Command::Fault(ETH1)]
-        );
-        assert_eq!(
-            s.interface_up("eth0", true),
-            [
-                Command::Unfault(FaultCause::LinkDown),
-                Command::Unfault(ETH1)
-            ]
-        );
-    }
-
-    #[test]
-    fn owner_priority_never_moves_but_weight_zero_still_faults() {
-        let mut s = TrackState::new(&spec(255, -50, 0, 10));
-        assert_eq!(
-            s.ignored().collect::<Vec<_>>(),
-            [
-                &Tracked::Interface("eth1".into()),
-                &Tracked::File(PathBuf::from(FILE))
-            ]
-        );
-        assert_eq!(s.interface_up("eth1", false), []);
-        assert_eq!(file(&mut s, -100), []);
-        assert_eq!(s.priority(), Priority(255));
-        assert_eq!(s.script_result("chk", false), [Command::Fault(CHK)]);
-        let s = TrackState::new(&spec(254, -50, 0, 10));
-        assert_eq!(s.ignored().count(), 0);
-    }
-
-    #[test]
-    fn observations_of_untracked_objects_are_ignored() {
-        let mut s = TrackState::new(&spec(100, -10, -10, 1));
-        assert_eq!(s.interface_up("eth9", false), []);
-        assert_eq!(s.script_result("other", false), []);
-        assert_eq!(s.file_value(Path::new("/elsewhere"), -300), []);
-        assert_eq!(s.priority(), Priority(100));
-    }
-
-    #[test]
-    fn observe_dispatches_each_kind() {
-        let mut s = TrackState::new(&spec(100, -10, -20, 2));
-        let commands: Vec<Command> = [
-            Observation::Link {
-                name: "eth1".into(),
-                up: false,
-            },
-            Observation::Script {
-                name: "chk".into(),
-                ok: false,
-            },
-            Observation::File {
-                path: FILE.into(),
-                value: 5,
-            },
-        ]
-        .iter()
-        .flat_map(|o| s.observe(o))
-        .collect();
-        assert_eq!(
-            commands,
-            [
-                Command::SetPriority(Priority(90)),
-                Command::SetPriority(Priority(70)),
-                Command::SetPriority(Priority(80)),
-            ]
-        );
-    }
-}
+mod tests;
