@@ -13,7 +13,8 @@
 //! `daemon::runtime::lb`) runs the health checks and the neighbour resolver, applies the
 //! writes, and passes in anything that varies between runs (the generation base). The
 //! `Cargo.toml` is the enforcement: `vipflip-common` (map types, without aya) and
-//! `thiserror` only.
+//! `thiserror` only; the `clippy.toml` denies what std alone offers (the clock, files,
+//! sockets, processes, threads).
 
 pub mod balancer;
 mod config;

@@ -27,7 +27,8 @@
 //! # Architecture invariant
 //!
 //! No I/O and no clock: the `Cargo.toml` names the VRRP core, the wire types and the `log`
-//! facade only.
+//! facade only; the `clippy.toml` denies what std alone offers (the clock, files, sockets,
+//! processes, threads).
 //!
 //! [`Command`]: vipflip_vrrp::Command
 
