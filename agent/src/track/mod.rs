@@ -172,57 +172,11 @@ mod tests {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
-    use super::{
-        Observation, TrackConfig, TrackState, Tracked, TrackerConfig, Watched, spawn_trackers,
-    };
+    use super::{Observation, TrackState, Watched, spawn_trackers};
     use crate::config::Config;
     use crate::track::testutil::TempDir;
     use crate::vrrp::Command;
     use crate::wire::Priority;
-
-    /// The numbers of `FaultCause::Tracked` are the positions in `TrackConfig::trackers`:
-    /// interfaces, then scripts, files and quorums, whatever order the keys are written in.
-    #[test]
-    fn track_config_numbers_interfaces_then_scripts_files_and_quorums() {
-        let text = r#"
-            [[instance]]
-            name = "VI_1"
-            interface = "eth0"
-            vrid = 51
-            priority = 150
-            virtual_ips = ["192.0.2.100/24"]
-            track_files = [{ path = "/run/prio", weight = 2 }]
-            track_scripts = [{ name = "chk", weight = 0 }]
-            track_interfaces = [{ name = "eth1", weight = -10 }, { name = "eth2", weight = 5 }]
-            [[script]]
-            name = "chk"
-            command = ["/bin/true"]
-            [[virtual_server]]
-            name = "web"
-            vip = "192.0.2.100"
-            port = 80
-            instance = "VI_1"
-            quorum_weight = -50
-            real_server = [{ address = "192.0.2.21" }]
-        "#;
-        let (config, _) = Config::parse(text, "test.toml").expect("config");
-        let tracker = |what, weight| TrackerConfig { what, weight };
-        assert_eq!(
-            config.instances[0].track_config(),
-            TrackConfig {
-                instance: "VI_1".into(),
-                interface: "eth0".into(),
-                priority: Priority(150),
-                trackers: vec![
-                    tracker(Tracked::Interface("eth1".into()), -10),
-                    tracker(Tracked::Interface("eth2".into()), 5),
-                    tracker(Tracked::Script("chk".into()), 0),
-                    tracker(Tracked::File("/run/prio".into()), 2),
-                    tracker(Tracked::Quorum("web".into()), -50),
-                ],
-            }
-        );
-    }
 
     #[test]
     fn watched_objects_ignore_weights_and_instances_on_watched_links() {
