@@ -86,7 +86,7 @@ fn veth_up_and_down_events_arrive_as_observations() {
     veth(&a, &a_if, &b, &b_if);
     // Track the instance's own interface and one that does not exist (yet).
     let config = config(&a_if, &absent);
-    let mut track = TrackState::new(&config.instances[0]);
+    let mut track = TrackState::new(config.instances[0].track_config());
     let (rx, stop, thread) = run_trackers(&a, config);
 
     // The initial dump: present links first, then the absent one, down.

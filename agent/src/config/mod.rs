@@ -40,10 +40,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ipnet::IpNet;
+use vipflip_common::{IPPROTO_TCP, IPPROTO_UDP, Scheduler, ServiceKey, VipKey};
 
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
+use crate::lb::{RealConfig, ServiceConfig};
+use crate::track::{TrackConfig, Tracked, TrackerConfig};
 use crate::vrrp::InstanceConfig;
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
@@ -437,6 +440,15 @@ impl Config {
         }
         summary
     }
+
+    /// The balancer's configuration: every virtual server whose instance exists
+    /// ([`VirtualServerSpec::balancer_config`]), in file order.
+    pub fn balancer_config(&self) -> Vec<ServiceConfig> {
+        self.virtual_servers
+            .iter()
+            .filter_map(|vs| vs.balancer_config(&self.instances))
+            .collect()
+    }
 }
 
 impl InstanceSpec {
@@ -507,6 +519,76 @@ impl InstanceSpec {
             auth: self.auth(),
             handoff_bound: self.handoff_bound,
         }
+    }
+
+    /// The tracking state's configuration. The trackers are numbered (for
+    /// [`FaultCause::Tracked`](crate::vrrp::FaultCause::Tracked)) interfaces first, then
+    /// scripts, files and the quorums of its virtual servers, each in file order.
+    pub fn track_config(&self) -> TrackConfig {
+        let tracker = |what, weight: Weight| TrackerConfig {
+            what,
+            weight: i64::from(weight.0),
+        };
+        let trackers = self
+            .track_interfaces
+            .iter()
+            .map(|t| tracker(Tracked::Interface(t.name.clone()), t.weight))
+            .chain(
+                self.track_scripts
+                    .iter()
+                    .map(|t| tracker(Tracked::Script(t.name.clone()), t.weight)),
+            )
+            .chain(
+                self.track_files
+                    .iter()
+                    .map(|t| tracker(Tracked::File(t.path.clone()), t.weight)),
+            )
+            .chain(
+                self.track_quorums
+                    .iter()
+                    .map(|t| tracker(Tracked::Quorum(t.service.clone()), t.weight)),
+            )
+            .collect();
+        TrackConfig {
+            instance: self.name.clone(),
+            interface: self.interface.clone(),
+            priority: self.priority,
+            trackers,
+        }
+    }
+}
+
+impl VirtualServerSpec {
+    /// The balancer's configuration of this service: its real servers are reached over the
+    /// interface of its instance, looked up in `instances`; `None` when there is no such
+    /// instance (a validated file always has it).
+    pub fn balancer_config(&self, instances: &[InstanceSpec]) -> Option<ServiceConfig> {
+        let instance = instances.iter().find(|i| i.name == self.instance)?;
+        let protocol = match self.protocol {
+            LbProtocol::Tcp => IPPROTO_TCP,
+            LbProtocol::Udp => IPPROTO_UDP,
+        };
+        Some(ServiceConfig {
+            name: self.name.clone(),
+            interface: instance.interface.clone(),
+            key: ServiceKey::new(VipKey::from_ip(self.vip), protocol, self.port),
+            scheduler: match self.scheduler {
+                LbScheduler::Maglev => Scheduler::Maglev,
+                LbScheduler::Wrr => Scheduler::Wrr,
+                LbScheduler::Sh => Scheduler::SourceHash,
+            },
+            quorum: self.quorum,
+            reals: self
+                .real_servers
+                .iter()
+                .map(|rs| RealConfig {
+                    address: rs.address,
+                    weight: rs.weight,
+                    checked: rs.check.is_some(),
+                })
+                .collect(),
+            sorry_server: self.sorry_server,
+        })
     }
 }
 

@@ -1,12 +1,13 @@
 //! Tracking: everything that moves an instance's effective priority or holds it in Fault,
 //! with keepalived's rules (`track_interface`, `track_script`, `track_file`).
 //!
-//! Two halves, as `vrrp/` and `io/`:
+//! Two halves, as `vrrp` and `io/`:
 //!
-//! - [`TrackState`] (sans-IO, one per instance): the base priority and the configured
-//!   trackers in, [`Observation`]s in, the [`vrrp::Command`](crate::vrrp::Command)s that
-//!   bring the state machine up to date out. No tokio, no clock; unit-tested with exact
-//!   numbers. [`RiseFall`] is keepalived's rise/fall counter of a script, also pure.
+//! - [`TrackState`] (sans-IO, one per instance): the `vipflip-track` crate, re-exported here.
+//!   Its [`TrackConfig`] ([`InstanceSpec::track_config`](crate::config::InstanceSpec::track_config))
+//!   and [`Observation`]s in, the [`vrrp::Command`](crate::vrrp::Command)s that bring the
+//!   state machine up to date out; that crate's docs give keepalived's rules. [`RiseFall`] is
+//!   keepalived's rise/fall counter of a script, also pure.
 //! - The drivers, started together by [`spawn_trackers`]: link state from rtnetlink events
 //!   (`RTNLGRP_LINK`, no polling), `[[script]]`s run every `interval` under a `timeout` with a
 //!   bound on how many run at once, and track files read on inotify events. Each driver is a
@@ -16,7 +17,8 @@
 //!
 //! ```text
 //! let (mut observations, _trackers) = track::spawn_trackers(&config)?;
-//! let mut tracks: Vec<TrackState> = config.instances.iter().map(TrackState::new).collect();
+//! let mut tracks: Vec<TrackState> =
+//!     config.instances.iter().map(|i| TrackState::new(i.track_config())).collect();
 //! // in the select loop:
 //! Some(obs) = observations.recv() => for (i, track) in tracks.iter_mut().enumerate() {
 //!     for command in track.observe(&obs) { instances[i].vrrp.handle_command(now, command)?; }
@@ -26,28 +28,12 @@
 //!
 //! Every driver reports the first state it sees (links that do not exist are down, files
 //! that cannot be read hold 0), then only changes.
-//!
-//! # keepalived semantics (keepalived.conf(5), keepalived 2.2 `vrrp_track.c`, `track_file.c`)
-//!
-//! | tracker | weight > 0 | weight < 0 | weight 0 |
-//! |---|---|---|---|
-//! | interface (up = `IFF_UP` and carrier) | `+w` while up | `+w` (lower) while down | Fault while down |
-//! | script (after rise/fall) | `+w` while good | `+w` (lower) while failing | Fault while failing |
-//! | file holding `v` | `v × w`, in `-254..=253`; `-254` is Fault | same | Fault while `v ≠ 0` |
-//!
-//! The effective priority is `base + Σ` clamped to `1..=254`. An address owner (255) keeps
-//! 255: its weighted trackers are ignored (keepalived: "Cannot have weighted track script …
-//! with priority 255") and only its weight-0 trackers act, through Fault. The instance's own
-//! interface being down is [`FaultCause::LinkDown`](crate::vrrp::FaultCause::LinkDown).
-//! A script that has not finished its first run counts neither way (keepalived's
-//! `VRRP_SCRIPT_STATUS_INIT`).
 
 mod file;
 mod link;
 mod process;
 mod rise_fall;
 mod script;
-mod state;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -63,7 +49,9 @@ use crate::config::{Config, ScriptSpec};
 pub use file::parse_value;
 pub(crate) use process::{RunOutcome, run_with_timeout};
 pub use rise_fall::RiseFall;
-pub use state::{Effect, TrackState, Tracked, TrackerReport};
+pub use vipflip_track::{
+    Effect, Observation, TrackConfig, TrackState, Tracked, TrackerConfig, TrackerReport,
+};
 
 /// How many `[[script]]` runs may be in flight at once, across all scripts; a script whose
 /// turn comes while all slots are busy waits for one (its `timeout` starts when it starts).
@@ -72,21 +60,6 @@ pub const MAX_CONCURRENT_SCRIPTS: usize = 8;
 /// Capacity of the observation channel. Drivers wait (never drop) when it is full, so a slow
 /// daemon delays observations but never loses a transition.
 const CHANNEL_CAPACITY: usize = 256;
-
-/// One fact from a driver, for every [`TrackState`] to [`TrackState::observe`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Observation {
-    /// Interface `name` is up (administratively up with carrier) or not (down, or absent).
-    Link { name: String, up: bool },
-    /// `[[script]]` `name` became good (`ok`) or failing, after rise/fall; the first result
-    /// is reported at once.
-    Script { name: String, ok: bool },
-    /// Track file `path` (as configured) holds `value`; 0 when missing, empty or unreadable.
-    File { path: PathBuf, value: i64 },
-    /// `[[virtual_server]]` `service` has (`met`) or lacks its quorum of healthy real
-    /// servers (reported by the daemon's balancer, not by a driver here).
-    Quorum { service: String, met: bool },
-}
 
 /// Why a tracker could not be started, naming it and the operation.
 #[derive(Debug, thiserror::Error)]
@@ -283,7 +256,7 @@ mod tests {
         assert_eq!(handles.len(), 3, "links, chk and files; not `unused`");
 
         let mut seen = BTreeSet::new();
-        let mut track = TrackState::new(&config.instances[0]);
+        let mut track = TrackState::new(config.instances[0].track_config());
         let mut commands = Vec::new();
         while seen.len() < 3 {
             let observation = tokio::time::timeout(Duration::from_secs(10), rx.recv())

@@ -30,8 +30,9 @@
 //! This crate does no I/O: it never opens a socket and never reads the clock (`Instant::now`
 //! appears nowhere outside its tests). Time is what the caller passes in as `now`, which is
 //! what lets the simulation tests run hours of virtual time in milliseconds. Its
-//! `Cargo.toml` is the enforcement: it depends on `vipflip-wire` and `thiserror` only, so
-//! tokio, aya and libc cannot be imported here.
+//! `Cargo.toml` is the enforcement: it depends on `vipflip-wire`, `thiserror` and `log`
+//! only, so tokio, aya and libc cannot be imported here; its `clippy.toml` denies what std
+//! alone offers (the clock, files, sockets, processes, threads).
 //!
 //! # Choices the RFCs leave open
 //!

@@ -14,7 +14,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::Daemon;
 use crate::{
-    config::{Config, LbProtocol, LbScheduler},
+    config::{Config, LbProtocol, LbScheduler, VirtualServerSpec},
     control::{RealServerStatus, VirtualServerStatus},
     lb::{
         balancer::{Balancer, Changes, LbWrite, Link, Real},
@@ -36,6 +36,9 @@ pub(super) struct NeighbourReport {
 /// The balancer and the tasks that feed it.
 pub(super) struct LbRuntime {
     pub balancer: Balancer,
+    /// The `[[virtual_server]]`s the balancer was last configured with, as written: status
+    /// shows their VIP, scheduler and instance.
+    virtual_servers: Vec<VirtualServerSpec>,
     pub health: mpsc::Receiver<HealthReport>,
     pub neighbours: mpsc::Receiver<NeighbourReport>,
     checks: Option<CheckHandles>,
@@ -53,6 +56,7 @@ impl LbRuntime {
         let (_, neighbours) = mpsc::channel(1);
         Self {
             balancer: Balancer::new(generation_base),
+            virtual_servers: Vec::new(),
             health,
             neighbours,
             checks: None,
@@ -105,12 +109,17 @@ impl Daemon {
                 Err(err) => log::warn!("{iface}: reading SERVICES: {err}"),
             }
         }
-        let changes = match self.lb.balancer.configure(
-            &self.config.virtual_servers,
-            &self.config.instances,
-            &existing,
-        ) {
-            Ok(changes) => changes,
+        let changes = match self
+            .lb
+            .balancer
+            .configure(&self.config.balancer_config(), &existing)
+        {
+            Ok(changes) => {
+                self.lb
+                    .virtual_servers
+                    .clone_from(&self.config.virtual_servers);
+                changes
+            }
             Err(err) => {
                 log::error!("virtual servers: {err}; they keep their previous tables");
                 return;
@@ -220,8 +229,12 @@ impl Daemon {
             .balancer
             .services()
             .iter()
-            .map(|s| {
-                let spec = &s.spec;
+            .filter_map(|s| {
+                let spec = self
+                    .lb
+                    .virtual_servers
+                    .iter()
+                    .find(|vs| vs.name == s.spec.name)?;
                 let port = if spec.port == 0 {
                     "*".to_owned()
                 } else {
@@ -262,7 +275,7 @@ impl Daemon {
                     mac: r.mac.map(|m| crate::wire::MacAddr(m).to_string()),
                     table_slots: r.table_slots,
                 };
-                VirtualServerStatus {
+                Some(VirtualServerStatus {
                     name: spec.name.clone(),
                     service: format!("{vip}:{port}/{protocol}"),
                     scheduler: scheduler.to_owned(),
@@ -278,7 +291,7 @@ impl Daemon {
                         .map(|r| real(r, false))
                         .chain(s.sorry.iter().map(|r| real(r, true)))
                         .collect(),
-                }
+                })
             })
             .collect()
     }

@@ -257,7 +257,7 @@ impl Daemon {
     pub(super) async fn update_in_place(&mut self, id: InstanceId, spec: InstanceSpec) {
         let running = &mut self.instances[id];
         let before: Vec<track::Tracked> = running.track.trackers().cloned().collect();
-        let commands = running.track.reconfigure(&spec);
+        let commands = running.track.reconfigure(spec.track_config());
         for gone in before
             .iter()
             .filter(|t| !running.track.trackers().any(|n| n == *t))

@@ -226,7 +226,7 @@ impl Daemon {
         } else {
             spec.unicast_peers.clone()
         };
-        let mut track = TrackState::new(&spec);
+        let mut track = TrackState::new(spec.track_config());
         // What the drivers already reported (an instance a reload starts): its state machine
         // starts from it, as one started with the daemon starts from their first reports.
         let replayed: Vec<Command> = self

@@ -21,6 +21,10 @@ use vipflip_wire::{AdvertRepr, Auth, Priority, VirtualAddrs, VrId, VrrpVersion};
 use super::{Action, Instance, InstanceConfig, MacAddr, RxMeta};
 
 /// The one reading of the real clock in the tests: an arbitrary origin for virtual time.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "an origin for virtual time; the state machine itself never reads the clock"
+)]
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
     *BASE.get_or_init(Instant::now)
