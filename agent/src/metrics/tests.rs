@@ -264,7 +264,10 @@ fn announcements_are_mirrored_and_a_removed_one_goes() {
         assert_line(&m, line);
     }
     m.set_announcements([("198.51.100.10".to_owned(), "master", false)].into_iter());
-    assert_line(&m, r#"vipflip_announce_up{vip="198.51.100.10",gate="master"} 0"#);
+    assert_line(
+        &m,
+        r#"vipflip_announce_up{vip="198.51.100.10",gate="master"} 0"#,
+    );
     assert_no_line_containing(&m, "198.51.100.11");
 }
 
