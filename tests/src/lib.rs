@@ -7,9 +7,11 @@
 //!
 //! [`agent`] runs and reads a vipflip agent on a lab router, [`scene`] a lab of them with the
 //! client's prober, [`interop`] the cases vipflip shares a VRRP group with keepalived or
-//! FRR, and [`lb`] directors balancing a service over real servers.
+//! FRR, [`lb`] directors balancing a service over real servers, and [`frr`] FRR daemons
+//! started by hand in a namespace.
 
 pub mod agent;
+pub mod frr;
 pub mod interop;
 pub mod lb;
 pub mod scene;
