@@ -119,6 +119,26 @@ impl Netns {
 }
 
 impl Netns {
+    /// A namespace named `name` holding one Linux bridge, `br0`, up, that forwards on a
+    /// port as soon as it joins (no STP, no forwarding delay): a lab's switch.
+    pub fn switch(name: String) -> Self {
+        let switch = Self::named(name);
+        switch.ip(&["link", "add", "br0", "type", "bridge"]);
+        switch.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        switch.ip(&["link", "set", "br0", "up"]);
+        switch
+    }
+
     /// The processes running inside, by pid.
     pub fn pids(&self) -> Vec<String> {
         Command::new("ip")
@@ -343,21 +363,7 @@ impl Lab {
             Naming::Unique => unique(&format!("vfl-{}", &role[..1])),
             Naming::Fixed(prefix) => format!("{prefix}-{role}"),
         };
-        let switch = Netns::named(ns_name("sw"));
-        switch.ip(&["link", "add", "br0", "type", "bridge"]);
-        // No STP, no forwarding delay: ports forward at once.
-        switch.ip(&[
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ]);
-        switch.ip(&["link", "set", "br0", "up"]);
+        let switch = Netns::switch(ns_name("sw"));
         let host = |role: &str, n: u8| {
             let ns = Netns::named(ns_name(role));
             // Addresses are usable at once: no duplicate address detection in a private lab.
