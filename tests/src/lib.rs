@@ -7,13 +7,15 @@
 //!
 //! [`agent`] runs and reads a vipflip agent on a lab router, [`scene`] a lab of them with the
 //! client's prober, [`interop`] the cases vipflip shares a VRRP group with keepalived or
-//! FRR, [`lb`] directors balancing a service over real servers, and [`frr`] FRR daemons
-//! started by hand in a namespace.
+//! FRR, [`lb`] directors balancing a service over real servers, [`frr`] FRR daemons started
+//! by hand in a namespace, and [`routing`] directors announcing VIPs over BGP (FRR, BIRD) to
+//! an edge router.
 
 pub mod agent;
 pub mod frr;
 pub mod interop;
 pub mod lb;
+pub mod routing;
 pub mod scene;
 
 use std::{
