@@ -9,7 +9,7 @@ use std::{
     fmt::Write as _,
     io::{BufRead as _, BufReader},
     path::PathBuf,
-    process::{Child, Stdio},
+    process::{Child, Command, Stdio},
     time::Duration,
 };
 
@@ -59,6 +59,56 @@ pub fn make_real_server(ns: &Netns, vip: &str) {
     }
     let prefix = if vip.contains(':') { 128 } else { 32 };
     ns.ip(&["addr", "add", &format!("{vip}/{prefix}"), "dev", "lo"]);
+}
+
+/// `vipflip-lb-probe what --port port --name name` (`http-serve`, `echo-serve`) in `ns`,
+/// where `lb_probe` is the tool's path; see [`listening`] for when it is ready.
+pub fn serve(lb_probe: &str, ns: &Netns, what: &str, port: u16, name: &str) -> KillOnDrop {
+    let child = ns
+        .command(lb_probe)
+        .args([what, "--port", &port.to_string(), "--name", name])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn vipflip-lb-probe {what}: {e}"));
+    KillOnDrop(child)
+}
+
+/// Whether something listens on TCP `port` in `ns`.
+pub fn listening(ns: &Netns, port: u16) -> bool {
+    let out = ns
+        .command("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output();
+    out.is_ok_and(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+}
+
+/// `vipflip-lb-probe http-load` (at `lb_probe`) from `client` to `vip` on [`HTTP_PORT`]:
+/// `args` as the tool takes them after the target (`--requests 3000 --parallel 8`). Runs to
+/// its end.
+pub fn http_load(lb_probe: &str, client: &Netns, vip: &str, args: &[&str]) -> HttpRun {
+    let out = http_load_command(lb_probe, client, vip, args)
+        .output()
+        .expect("run vipflip-lb-probe http-load");
+    assert!(
+        out.status.success(),
+        "http-load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    HttpRun::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The `http-load` command of [`http_load`], to run or spawn.
+fn http_load_command(lb_probe: &str, client: &Netns, vip: &str, args: &[&str]) -> Command {
+    let mut cmd = client.command(lb_probe);
+    cmd.args([
+        "http-load",
+        "--target",
+        vip,
+        "--port",
+        &HTTP_PORT.to_string(),
+    ])
+    .args(args);
+    cmd
 }
 
 /// One real server of an [`LbScene`]: its host and the services it runs.
@@ -234,25 +284,12 @@ impl LbScene {
     }
 
     fn serve(&self, i: usize, what: &str, port: u16, name: &str) -> KillOnDrop {
-        let child = self.lab.routers[2 + i]
-            .ns
-            .command(self.tools.lb_probe)
-            .args([what, "--port", &port.to_string(), "--name", name])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn vipflip-lb-probe {what}: {e}"));
-        KillOnDrop(child)
+        serve(self.tools.lb_probe, &self.real_host(i).ns, what, port, name)
     }
 
     /// Whether something listens on TCP `port` on real server `i`.
     fn listening(&self, i: usize, port: u16) -> bool {
-        let out = self
-            .real_host(i)
-            .ns
-            .command("ss")
-            .args(["-Hltn", &format!("sport = :{port}")])
-            .output();
-        out.is_ok_and(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+        listening(&self.real_host(i).ns, port)
     }
 
     /// Stops real server `i`'s HTTP server (SIGKILL: its listener is gone at once, and new
@@ -314,40 +351,12 @@ impl LbScene {
     /// `http-load` from the client to `vip`: `args` as the tool takes them after the target
     /// (`--requests 3000 --parallel 8`). Runs to its end.
     pub fn http_load(&self, vip: &str, args: &[&str]) -> HttpRun {
-        let out = self
-            .client()
-            .command(self.tools.lb_probe)
-            .args([
-                "http-load",
-                "--target",
-                vip,
-                "--port",
-                &HTTP_PORT.to_string(),
-            ])
-            .args(args)
-            .output()
-            .expect("run vipflip-lb-probe http-load");
-        assert!(
-            out.status.success(),
-            "http-load failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        HttpRun::parse(&String::from_utf8_lossy(&out.stdout))
+        http_load(self.tools.lb_probe, self.client(), vip, args)
     }
 
     /// Starts `http-load` in the background (see [`LbScene::http_load`]).
     pub fn start_http_load(&self, vip: &str, args: &[&str]) -> Running {
-        let child = self
-            .client()
-            .command(self.tools.lb_probe)
-            .args([
-                "http-load",
-                "--target",
-                vip,
-                "--port",
-                &HTTP_PORT.to_string(),
-            ])
-            .args(args)
+        let child = http_load_command(self.tools.lb_probe, self.client(), vip, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -7,11 +7,15 @@
 //!
 //! [`agent`] runs and reads a vipflip agent on a lab router, [`scene`] a lab of them with the
 //! client's prober, [`interop`] the cases vipflip shares a VRRP group with keepalived or
-//! FRR, and [`lb`] directors balancing a service over real servers.
+//! FRR, [`lb`] directors balancing a service over real servers, [`frr`] FRR daemons started
+//! by hand in a namespace, and [`routing`] directors announcing VIPs over BGP (FRR, BIRD) to
+//! an edge router.
 
 pub mod agent;
+pub mod frr;
 pub mod interop;
 pub mod lb;
+pub mod routing;
 pub mod scene;
 
 use std::{
@@ -117,6 +121,26 @@ impl Netns {
 }
 
 impl Netns {
+    /// A namespace named `name` holding one Linux bridge, `br0`, up, that forwards on a
+    /// port as soon as it joins (no STP, no forwarding delay): a lab's switch.
+    pub fn switch(name: String) -> Self {
+        let switch = Self::named(name);
+        switch.ip(&["link", "add", "br0", "type", "bridge"]);
+        switch.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        switch.ip(&["link", "set", "br0", "up"]);
+        switch
+    }
+
     /// The processes running inside, by pid.
     pub fn pids(&self) -> Vec<String> {
         Command::new("ip")
@@ -341,21 +365,7 @@ impl Lab {
             Naming::Unique => unique(&format!("vfl-{}", &role[..1])),
             Naming::Fixed(prefix) => format!("{prefix}-{role}"),
         };
-        let switch = Netns::named(ns_name("sw"));
-        switch.ip(&["link", "add", "br0", "type", "bridge"]);
-        // No STP, no forwarding delay: ports forward at once.
-        switch.ip(&[
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ]);
-        switch.ip(&["link", "set", "br0", "up"]);
+        let switch = Netns::switch(ns_name("sw"));
         let host = |role: &str, n: u8| {
             let ns = Netns::named(ns_name(role));
             // Addresses are usable at once: no duplicate address detection in a private lab.

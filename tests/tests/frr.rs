@@ -19,121 +19,36 @@
 //!   would answer ARP for the VIP with its own MAC while FRR is backup. The FRR router gets
 //!   `arp_ignore=1` (answer only for addresses on the receiving interface), as any virtual-MAC
 //!   deployment needs, so only the master answers.
-//! - zebra must run (vrrpd asks it for interfaces and protodown). Each test gets its own path
-//!   space `-N P`: `/var/run/frr/P` owned by `frr:frr` (the daemons drop to that user and put
-//!   their vty sockets, pid files and `zserv.api` there). Both daemons run in the foreground
-//!   inside the namespace with `-f frr.conf --log stdout --log-level debug -P 0` (no TCP vty),
-//!   zebra first; vrrpd is started once `zserv.api` exists. One config file serves both: zebra
-//!   logs "No such command" for the `vrrp` lines and ignores them.
+//! - zebra must run (vrrpd asks it for interfaces and protodown). Both run as
+//!   [`vipflip_integration_tests::frr::Daemons`] (their own path space, in the foreground,
+//!   killed with their run directory removed on drop, panics included), zebra first; one
+//!   config file serves both (`-f`): zebra logs "No such command" for the `vrrp` lines and
+//!   ignores them.
 //! - vrrpd reports a datagram it rejects (bad checksum, TTL, size, VRID, v2 interval)
 //!   only with `debug vrrp packets` / `debug vrrp protocol` ("Datagram invalid: Bad VRRP
 //!   checksum …", "Datagram has N addresses, but this VRRP instance has M"), so the config
 //!   turns both on; its log then also decodes every advert it accepted ("Received VRRP
 //!   Advertisement from …, checksum XXXX"). FRR 8.4.4 has no checksum knob: it sends and
 //!   expects the RFC 5798 form (IPv4 pseudo-header included), vipflip's default.
-//! - FRR's state: its log ("[IPv4] Backup -> Master"); `vtysh -N P -c 'show vrrp'` goes into
-//!   failure messages.
-//! - Clean-up: a guard kills vrrpd and zebra and removes `/var/run/frr/P` on drop, panics
-//!   included (and removing the namespace kills anything left in it).
+//! - FRR's state: its log ("[IPv4] Backup -> Master"); `show vrrp` goes into failure
+//!   messages.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::path::Path;
 
 use vipflip_integration_tests::{
-    Host, KillOnDrop as Proc,
+    Host,
+    frr::Daemons,
     interop::{Case, Fam, Interop, Peer, VRID},
     scene::Prober,
-    unique, wait_for,
 };
 
 const PROBE: Prober = Prober(env!("CARGO_BIN_EXE_vipflip-probe"));
-const FRR_DIR: &str = "/usr/lib/frr";
 
-/// zebra and vrrpd in one namespace under their own path space. Dropping it kills both and
-/// removes the path space's run directory.
+/// zebra and vrrpd in one namespace.
 struct Frr {
-    ns: String,
-    path_space: String,
-    run_dir: PathBuf,
-    log: PathBuf,
+    daemons: Daemons,
     /// FRR's tag for the address family of the case in its log lines.
     tag: &'static str,
-    daemons: Vec<Proc>,
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        // vrrpd first: it talks to zebra while it shuts down.
-        while let Some(daemon) = self.daemons.pop() {
-            drop(daemon);
-        }
-        let _ = std::fs::remove_dir_all(&self.run_dir);
-    }
-}
-
-impl Frr {
-    /// Starts zebra, then vrrpd, in `host`'s namespace with `conf`; logs go to `dir`.
-    fn run(host: &Host, conf: &Path, dir: &Path, tag: &'static str) -> Self {
-        let path_space = unique("vft");
-        let run_dir = Path::new("/var/run/frr").join(&path_space);
-        let mut frr = Self {
-            ns: host.ns.name().to_owned(),
-            path_space,
-            run_dir,
-            log: dir.join("vrrpd.log"),
-            tag,
-            daemons: Vec::new(),
-        };
-        std::fs::create_dir_all(&frr.run_dir).expect("create the FRR run directory");
-        let chown = Command::new("chown")
-            .arg("frr:frr")
-            .arg(&frr.run_dir)
-            .status()
-            .expect("run chown");
-        assert!(chown.success(), "chown frr:frr {}", frr.run_dir.display());
-        let daemon = |name: &str, log: PathBuf| {
-            let log = std::fs::File::create(log).expect("create an FRR log");
-            host.ns
-                .command(&format!("{FRR_DIR}/{name}"))
-                .args(["-N", &frr.path_space, "-f"])
-                .arg(conf)
-                .arg("-i")
-                .arg(frr.run_dir.join(format!("{name}.pid")))
-                .args(["-P", "0", "--log", "stdout", "--log-level", "debug"])
-                .stdin(Stdio::null())
-                .stderr(log.try_clone().expect("clone a log handle"))
-                .stdout(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {name}: {e}"))
-        };
-        frr.daemons
-            .push(Proc(daemon("zebra", dir.join("zebra.log"))));
-        assert!(
-            wait_for(Duration::from_secs(10), || frr
-                .run_dir
-                .join("zserv.api")
-                .exists()),
-            "zebra never opened its API socket:\n{}",
-            std::fs::read_to_string(dir.join("zebra.log")).unwrap_or_default()
-        );
-        frr.daemons.push(Proc(daemon("vrrpd", frr.log.clone())));
-        frr
-    }
-
-    /// `show vrrp` from vtysh, for failure messages.
-    fn show(&self) -> String {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns, "vtysh", "-N", &self.path_space])
-            .args(["-c", "show vrrp"])
-            .output()
-            .map_or_else(
-                |e| format!("vtysh: {e}"),
-                |o| String::from_utf8_lossy(&o.stdout).into_owned(),
-            )
-    }
 }
 
 impl Peer for Frr {
@@ -142,10 +57,7 @@ impl Peer for Frr {
     const BACKUP: &'static str = "Backup";
 
     fn installed() -> bool {
-        ["zebra", "vrrpd"]
-            .iter()
-            .all(|d| Path::new(FRR_DIR).join(d).exists())
-            && Command::new("vtysh").arg("--version").output().is_ok()
+        Daemons::installed(&["zebra", "vrrpd"])
     }
 
     fn start(case: &Case, host: &Host, priority: u8, dir: &Path) -> Self {
@@ -172,7 +84,10 @@ impl Peer for Frr {
             Fam::V4 => "[IPv4]",
             Fam::V6 => "[IPv6]",
         };
-        Frr::run(host, &conf, dir, tag)
+        Frr {
+            daemons: Daemons::start(&host.ns, &["zebra", "vrrpd"], Some(&conf), dir),
+            tag,
+        }
     }
 
     /// The state of the case's router from vrrpd's last "X -> Y" line for its family.
@@ -186,11 +101,15 @@ impl Peer for Frr {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemons.log("vrrpd")
     }
 
     fn describe(&self) -> String {
-        format!("vrrpd:\n{}\nshow vrrp:\n{}", self.log(), self.show())
+        format!(
+            "vrrpd:\n{}\nshow vrrp:\n{}",
+            self.log(),
+            self.daemons.show("show vrrp")
+        )
     }
 }
 

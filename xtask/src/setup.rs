@@ -27,7 +27,12 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("keepalived", "the interop tests run it as a real VRRP peer"),
     (
         "frr",
-        "the interop tests run FRR's vrrpd as a real VRRP peer",
+        "the interop tests run FRR's vrrpd as a real VRRP peer; the routing tests run \
+         zebra, bgpd and bfdd as the edge router and as directors announcing VIPs",
+    ),
+    (
+        "bird2",
+        "the routing tests run BIRD 2 as a director announcing VIPs over BGP (bird, birdc)",
     ),
     (
         "systemd",
