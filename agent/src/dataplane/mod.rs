@@ -9,31 +9,31 @@
 //! instead of reloading, so traffic never stops flowing (hitless restart). Only
 //! [`Dataplane::detach`] takes the program off the interface.
 
+mod attach;
+mod lb;
 mod maps;
+
+pub use attach::{attach_pass, load, pinned_program, program_logger, program_mut};
+use attach::{attach_program, ifindex, pin_error};
+pub use lb::service_name;
 
 use std::{
     collections::HashSet,
-    ffi::CString,
     fs, io,
     net::IpAddr,
     path::{Path, PathBuf},
 };
 
 use aya::{
-    Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray},
-    programs::{
-        ProgramError, Xdp, XdpMode,
-        links::{FdLink, PinnedLink},
-    },
+    programs::ProgramError,
 };
-use aya_obj::programs::XdpAttachType;
 pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{
-    FlowEntry, FlowKey, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, PeerKey, RealEntry,
-    RealSlot, Scheduler, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VIP_SERVICES, VipEntry,
-    VipKey, VridEntry, VridKey, VridStats, vip_filter_bit,
+    FlowEntry, FlowKey, LbTable, PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats,
+    VIP_FILTER_WORDS, VIP_SERVICES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
+    vip_filter_bit,
 };
 
 /// The compiled XDP object, built by `build.rs` through aya-build.
@@ -520,194 +520,6 @@ impl Dataplane {
         Ok(maps::stats_from_array(sum))
     }
 
-    /// Writes real server slot `index` of `REALS`: [`Dataplane::write_real_shadow`], then
-    /// [`Dataplane::flip_real`], so a packet sees the old entry or the new one, each whole.
-    /// Give a slot to another server with a new `generation`, so the flows remembered for the
-    /// previous one are scheduled afresh; clear `REAL_ALIVE` to move a dead server's flows;
-    /// keep it set (and take the server out of the tables) to drain.
-    pub fn set_real(&mut self, index: u16, entry: RealEntry) -> Result<(), DataplaneError> {
-        self.write_real_shadow(index, entry)?;
-        self.flip_real(index, entry)
-    }
-
-    /// Writes `entry` into the copy of `REALS[index]` that packets do not read (the spare of
-    /// its [`RealSlot`]). What packets see does not change: the update rewrites the live copy
-    /// and the `live` byte with the bytes they hold. Nothing to do when the live copy is
-    /// `entry` already.
-    pub fn write_real_shadow(
-        &mut self,
-        index: u16,
-        entry: RealEntry,
-    ) -> Result<(), DataplaneError> {
-        let mut slot = self.real_slot(index)?;
-        if *slot.live() == entry {
-            return Ok(());
-        }
-        slot.copies[usize::from(spare(&slot))] = entry;
-        self.write_real_slot(index, slot)
-    }
-
-    /// Makes the copy of `REALS[index]` that holds `entry` the live one (after
-    /// [`Dataplane::write_real_shadow`]): an update that changes the `live` byte alone, the
-    /// atomic point of the change, since a byte is written whole. Idempotent. Fails, changing
-    /// nothing, when neither copy holds `entry` (its shadow write failed): a spare copy that
-    /// is not the one intended never goes live.
-    pub fn flip_real(&mut self, index: u16, entry: RealEntry) -> Result<(), DataplaneError> {
-        let mut slot = self.real_slot(index)?;
-        if *slot.live() == entry {
-            return Ok(());
-        }
-        let spare = spare(&slot);
-        if slot.copies[usize::from(spare)] != entry {
-            return Err(self.invalid(format!(
-                "{}: the spare copy does not hold the entry to make live",
-                real_name(index)
-            )));
-        }
-        slot.live = spare;
-        self.write_real_slot(index, slot)
-    }
-
-    /// The live copy of real server slot `index` of `REALS`: what packets read.
-    pub fn real(&self, index: u16) -> Result<RealEntry, DataplaneError> {
-        Ok(*self.real_slot(index)?.live())
-    }
-
-    fn real_slot(&self, index: u16) -> Result<RealSlot, DataplaneError> {
-        self.check_real_index(index)?;
-        self.reals
-            .get(&u32::from(index), 0)
-            .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "lookup", source))
-    }
-
-    fn write_real_slot(&mut self, index: u16, slot: RealSlot) -> Result<(), DataplaneError> {
-        self.reals
-            .set(u32::from(index), slot, 0)
-            .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "update", source))
-    }
-
-    /// Installs or replaces virtual service `key` with `table` (slot -> `REALS` index), of
-    /// which the first `len` slots are used (`LB_TABLE_SIZE` for Maglev and source hashing;
-    /// 0 = no server, the service drops). `index` (`0..MAX_SERVICES`) names its pair of tables.
-    ///
-    /// No packet ever sees a half-built table: `table` goes into the half of the pair that is
-    /// not live (half 0 for a new service, or one moved to another `index`), and only then is
-    /// the `SERVICES` entry pointed at it, in one update. Returns the entry written.
-    pub fn set_service(
-        &mut self,
-        key: ServiceKey,
-        index: u16,
-        scheduler: Scheduler,
-        table: &LbTable,
-        len: u32,
-    ) -> Result<ServiceEntry, DataplaneError> {
-        let name = service_name(&key);
-        if u32::from(index) >= MAX_SERVICES || len > LB_TABLE_SIZE {
-            return Err(self.invalid(format!(
-                "{name}: table index {index} (< {MAX_SERVICES}) or length {len} \
-                 (<= {LB_TABLE_SIZE}) out of range"
-            )));
-        }
-        let mut current = None;
-        for item in &self.services {
-            let (other, entry) = item.map_err(|source| {
-                self.entry_error(MapName::Services, name.clone(), "iterate", source)
-            })?;
-            if other == key {
-                current = Some(entry);
-            } else if entry.index == index {
-                // Its live table is one of the two we would write.
-                return Err(self.invalid(format!(
-                    "{name}: table index {index} is in use by {}",
-                    service_name(&other)
-                )));
-            }
-        }
-        let half = match current {
-            Some(live) if live.index == index => 1 - (live.table & 1),
-            _ => 0,
-        };
-        self.lb_tables
-            .set(u32::from(index) * 2 + u32::from(half), table, 0)
-            .map_err(|source| {
-                self.entry_error(
-                    MapName::LbTables,
-                    format!("{name} table {index}/{half}"),
-                    "update",
-                    source,
-                )
-            })?;
-        let entry = ServiceEntry {
-            index,
-            table: half,
-            scheduler: scheduler as u8,
-            len,
-        };
-        self.services
-            .insert(key, entry, 0)
-            .map_err(|source| self.entry_error(MapName::Services, name, "update", source))?;
-        if current.is_none() {
-            let vip = key.vip();
-            *self.service_vips.entry(vip).or_insert(0) += 1;
-            self.sync_vip_flag(vip)?;
-        }
-        Ok(entry)
-    }
-
-    /// Removes virtual service `key`: its traffic goes to the local stack again. Absent
-    /// services are not an error. Its flows age out of the `FLOWS` LRU.
-    pub fn remove_service(&mut self, key: ServiceKey) -> Result<(), DataplaneError> {
-        match self.services.remove(&key) {
-            Ok(()) => {}
-            Err(source) if absent(&source) => return Ok(()),
-            Err(source) => {
-                return Err(self.entry_error(
-                    MapName::Services,
-                    service_name(&key),
-                    "delete",
-                    source,
-                ));
-            }
-        }
-        let vip = key.vip();
-        if let Some(count) = self.service_vips.get_mut(&vip) {
-            *count -= 1;
-            if *count == 0 {
-                self.service_vips.remove(&vip);
-            }
-        }
-        self.sync_vip_flag(vip)
-    }
-
-    /// Every virtual service and its entry, sorted by key.
-    pub fn services(&self) -> Result<Vec<(ServiceKey, ServiceEntry)>, DataplaneError> {
-        let mut out = Vec::new();
-        for item in &self.services {
-            out.push(item.map_err(|source| self.map_error(MapName::Services, "iterate", source))?);
-        }
-        out.sort_by_key(|(key, _)| (key.family, key.addr, key.protocol, key.port));
-        Ok(out)
-    }
-
-    /// Flows remembered in `FLOWS`. Walks the keys: one syscall per flow, for
-    /// operators (`vipflip maps`), not for a loop.
-    pub fn flow_count(&self) -> Result<usize, DataplaneError> {
-        let mut count = 0;
-        for key in self.flows.keys() {
-            key.map_err(|source| self.map_error(MapName::Flows, "iterate", source))?;
-            count += 1;
-        }
-        Ok(count)
-    }
-
-    fn check_real_index(&self, index: u16) -> Result<(), DataplaneError> {
-        if u32::from(index) < MAX_REALS {
-            Ok(())
-        } else {
-            Err(self.invalid(format!("real {index} is out of range (< {MAX_REALS})")))
-        }
-    }
-
     fn invalid(&self, message: String) -> DataplaneError {
         DataplaneError::Invalid {
             iface: self.iface.clone(),
@@ -761,266 +573,6 @@ impl Dataplane {
     }
 }
 
-/// Makes sure `dir` exists on a bpffs, mounting one where there is none (see `vipflip_bpffs`).
-fn on_bpffs(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
-    match vipflip_bpffs::ensure(dir) {
-        Ok(vipflip_bpffs::Prepared::AlreadyOnBpffs) => Ok(()),
-        Ok(vipflip_bpffs::Prepared::Mounted { at }) => {
-            log::info!("mounted a bpffs on {} for the pins", at.display());
-            Ok(())
-        }
-        Err(source) => Err(DataplaneError::Bpffs {
-            iface: iface.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// Loads the embedded program (not attached). With `pin_dir`, every map is pinned there, or
-/// re-used from there when a pin already exists.
-///
-/// Used by [`Dataplane::attach`], and by the kernel tests and benchmarks that run the program
-/// through `BPF_PROG_TEST_RUN` without any interface.
-pub fn load(iface: &str, pin_dir: Option<&Path>) -> Result<Ebpf, DataplaneError> {
-    if EBPF_OBJECT.is_empty() {
-        return Err(DataplaneError::NoObject);
-    }
-    let mut loader = EbpfLoader::new();
-    let paths: Vec<(MapName, PathBuf)> = pin_dir
-        .map(|dir| {
-            MapName::ALL
-                .iter()
-                .map(|m| (*m, dir.join(m.as_str())))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(dir) = pin_dir {
-        on_bpffs(iface, dir)?;
-    }
-    for (map, path) in &paths {
-        loader.map_pin_path(map.as_str(), path.as_path());
-    }
-    let mut ebpf = loader
-        .load(EBPF_OBJECT)
-        .map_err(|source| DataplaneError::Load {
-            iface: iface.to_owned(),
-            source: Box::new(source),
-        })?;
-    let program = program_mut(&mut ebpf, iface)?;
-    program.load().map_err(|source| DataplaneError::Program {
-        iface: iface.to_owned(),
-        what: "load",
-        source,
-    })?;
-    Ok(ebpf)
-}
-
-/// The XDP program inside a loaded object.
-pub fn program_mut<'a>(ebpf: &'a mut Ebpf, iface: &str) -> Result<&'a mut Xdp, DataplaneError> {
-    ebpf.program_mut(PROGRAM_NAME)
-        .ok_or_else(|| DataplaneError::Invalid {
-            iface: iface.to_owned(),
-            message: format!("the object has no program named {PROGRAM_NAME}"),
-        })?
-        .try_into()
-        .map_err(|source| DataplaneError::Program {
-            iface: iface.to_owned(),
-            what: "type",
-            source,
-        })
-}
-
-/// Reads the log records of the program attached to `iface` (aya-log; only rare events, never
-/// per packet: see ARCHITECTURE.md) into the `log` crate. Call `flush` when its fd is readable.
-pub fn program_logger(
-    iface: &str,
-    pin_root: &Path,
-) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>, DataplaneError> {
-    let program = pinned_program(iface, pin_root)?;
-    let info = program.info().map_err(|source| DataplaneError::Program {
-        iface: iface.to_owned(),
-        what: "info",
-        source,
-    })?;
-    aya_log::EbpfLogger::init_from_id(info.id()).map_err(|source| DataplaneError::Invalid {
-        iface: iface.to_owned(),
-        message: format!("opening the program's log buffer: {source}"),
-    })
-}
-
-/// Opens the pinned program of `iface` (for `BPF_PROG_TEST_RUN` against what is attached).
-pub fn pinned_program(iface: &str, pin_root: &Path) -> Result<Xdp, DataplaneError> {
-    let path = pin_root.join(iface).join("prog");
-    Xdp::from_pin(&path, XdpAttachType::Interface).map_err(|source| DataplaneError::Program {
-        iface: iface.to_owned(),
-        what: "open pinned",
-        source,
-    })
-}
-
-/// Attaches the pass-everything program `pass` to `iface` and pins its link as
-/// `<pin_root>/<iface>/pass_link` ([`Dataplane::detach`] removes it).
-///
-/// On veth, frames sent with `XDP_TX` or redirected by XDP are only delivered when the
-/// receiving end runs an XDP program in driver mode (that turns on the veth's NAPI receive
-/// path); this one is enough. Driver mode is tried first for that reason.
-pub fn attach_pass(iface: &str, pin_root: &Path) -> Result<(), DataplaneError> {
-    if EBPF_OBJECT.is_empty() {
-        return Err(DataplaneError::NoObject);
-    }
-    let ifindex = ifindex(iface)?;
-    let dir = pin_root.join(iface);
-    let link_path = dir.join("pass_link");
-    if link_path.exists() {
-        return Ok(());
-    }
-    on_bpffs(iface, &dir)?;
-    let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| DataplaneError::Load {
-        iface: iface.to_owned(),
-        source: Box::new(source),
-    })?;
-    let program: &mut Xdp = ebpf
-        .program_mut(PASS_PROGRAM_NAME)
-        .ok_or_else(|| DataplaneError::Invalid {
-            iface: iface.to_owned(),
-            message: format!("the object has no program named {PASS_PROGRAM_NAME}"),
-        })?
-        .try_into()
-        .map_err(|source| DataplaneError::Program {
-            iface: iface.to_owned(),
-            what: "type",
-            source,
-        })?;
-    program.load().map_err(|source| DataplaneError::Program {
-        iface: iface.to_owned(),
-        what: "load",
-        source,
-    })?;
-    let link_id = program
-        .attach_to_if_index(ifindex, XdpMode::Driver)
-        .or_else(|_| program.attach_to_if_index(ifindex, XdpMode::Skb))
-        .map_err(|source| DataplaneError::Attach {
-            iface: iface.to_owned(),
-            tried: "driver and skb mode",
-            source,
-        })?;
-    pin_link(program, link_id, iface, &link_path)
-}
-
-fn attach_program(
-    ebpf: &mut Ebpf,
-    iface: &str,
-    ifindex: u32,
-    dir: &Path,
-    mode: XdpModeChoice,
-) -> Result<AttachedMode, DataplaneError> {
-    let program = program_mut(ebpf, iface)?;
-    let tries: &[(XdpMode, AttachedMode)] = match mode {
-        XdpModeChoice::Auto => &[
-            (XdpMode::Driver, AttachedMode::Driver),
-            (XdpMode::Skb, AttachedMode::Skb),
-        ],
-        XdpModeChoice::Driver => &[(XdpMode::Driver, AttachedMode::Driver)],
-        XdpModeChoice::Skb => &[(XdpMode::Skb, AttachedMode::Skb)],
-    };
-    let mut last_error = None;
-    let mut success = None;
-    for (xdp_mode, label) in tries {
-        match program.attach_to_if_index(ifindex, *xdp_mode) {
-            Ok(link_id) => {
-                success = Some((link_id, *label));
-                break;
-            }
-            Err(err) => {
-                log::info!("{iface}: XDP {label} attach failed: {err}");
-                last_error = Some(err);
-            }
-        }
-    }
-    let Some((link_id, attached_mode)) = success else {
-        let modes = match mode {
-            XdpModeChoice::Auto => "driver and skb mode",
-            XdpModeChoice::Driver => "driver mode",
-            XdpModeChoice::Skb => "skb mode",
-        };
-        return Err(DataplaneError::Attach {
-            iface: iface.to_owned(),
-            tried: modes,
-            source: last_error.unwrap_or(ProgramError::NotLoaded),
-        });
-    };
-    let prog_path = dir.join("prog");
-    if !prog_path.exists() {
-        program
-            .pin(&prog_path)
-            .map_err(|source| pin_error(iface, &prog_path, io::Error::other(source)))?;
-    }
-    pin_link(program, link_id, iface, &dir.join("link"))?;
-    log::info!(
-        "{iface}: XDP attached in {attached_mode} mode, pinned under {}",
-        dir.display()
-    );
-    Ok(attached_mode)
-}
-
-/// Pins the link of an attached program, so it stays attached after this process.
-fn pin_link(
-    program: &mut Xdp,
-    link_id: aya::programs::xdp::XdpLinkId,
-    iface: &str,
-    path: &Path,
-) -> Result<(), DataplaneError> {
-    let link = program
-        .take_link(link_id)
-        .map_err(|source| DataplaneError::Program {
-            iface: iface.to_owned(),
-            what: "take link",
-            source,
-        })?;
-    let fd_link = FdLink::try_from(link).map_err(|source| DataplaneError::Invalid {
-        iface: iface.to_owned(),
-        message: format!(
-            "the kernel attached XDP through netlink, which cannot be pinned ({source}); \
-             vipflip needs bpf_link (Linux >= 5.9)"
-        ),
-    })?;
-    let _pinned: PinnedLink = fd_link
-        .pin(path)
-        .map_err(|source| pin_error(iface, path, io::Error::other(source)))?;
-    Ok(())
-}
-
-fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
-    let no_such = || DataplaneError::NoSuchInterface {
-        iface: iface.to_owned(),
-    };
-    let name = CString::new(iface).map_err(|_| no_such())?;
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        Err(no_such())
-    } else {
-        Ok(index)
-    }
-}
-
-/// A service as operators write it: `service tcp 192.0.2.100:80`, `service udp [2001:db8::1]:0`.
-pub fn service_name(key: &ServiceKey) -> String {
-    let protocol = match key.protocol {
-        vipflip_common::IPPROTO_TCP => "tcp".to_owned(),
-        vipflip_common::IPPROTO_UDP => "udp".to_owned(),
-        other => format!("protocol {other}"),
-    };
-    let port = u16::from_be_bytes(key.port);
-    match maps::key_addr(key.family, key.addr) {
-        Some(addr) => format!(
-            "service {protocol} {}",
-            std::net::SocketAddr::new(addr, port)
-        ),
-        None => format!("service {protocol} family {} port {port}", key.family),
-    }
-}
-
 /// A delete of a key that is not there: aya reports the kernel's `ENOENT` as a syscall error
 /// (its `KeyNotFound` is for lookups).
 fn absent(error: &aya::maps::MapError) -> bool {
@@ -1028,23 +580,6 @@ fn absent(error: &aya::maps::MapError) -> bool {
         aya::maps::MapError::KeyNotFound => true,
         aya::maps::MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(libc::ENOENT),
         _ => false,
-    }
-}
-
-fn real_name(index: u16) -> String {
-    format!("real {index}")
-}
-
-/// The copy of `slot` that packets do not read.
-fn spare(slot: &RealSlot) -> u8 {
-    1 - (slot.live & 1)
-}
-
-fn pin_error(iface: &str, path: &Path, source: io::Error) -> DataplaneError {
-    DataplaneError::Pin {
-        iface: iface.to_owned(),
-        path: path.to_owned(),
-        source,
     }
 }
 
