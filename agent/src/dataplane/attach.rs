@@ -77,10 +77,19 @@ pub fn load(iface: &str, pin_dir: Option<&Path>) -> Result<Ebpf, DataplaneError>
 
 /// The XDP program inside a loaded object.
 pub fn program_mut<'a>(ebpf: &'a mut Ebpf, iface: &str) -> Result<&'a mut Xdp, DataplaneError> {
-    ebpf.program_mut(PROGRAM_NAME)
+    named_program(ebpf, iface, PROGRAM_NAME)
+}
+
+/// The XDP program `name` inside a loaded object.
+fn named_program<'a>(
+    ebpf: &'a mut Ebpf,
+    iface: &str,
+    name: &str,
+) -> Result<&'a mut Xdp, DataplaneError> {
+    ebpf.program_mut(name)
         .ok_or_else(|| DataplaneError::Invalid {
             iface: iface.to_owned(),
-            message: format!("the object has no program named {PROGRAM_NAME}"),
+            message: format!("the object has no program named {name}"),
         })?
         .try_into()
         .map_err(|source| DataplaneError::Program {
@@ -139,18 +148,7 @@ pub fn attach_pass(iface: &str, pin_root: &Path) -> Result<(), DataplaneError> {
         iface: iface.to_owned(),
         source: Box::new(source),
     })?;
-    let program: &mut Xdp = ebpf
-        .program_mut(PASS_PROGRAM_NAME)
-        .ok_or_else(|| DataplaneError::Invalid {
-            iface: iface.to_owned(),
-            message: format!("the object has no program named {PASS_PROGRAM_NAME}"),
-        })?
-        .try_into()
-        .map_err(|source| DataplaneError::Program {
-            iface: iface.to_owned(),
-            what: "type",
-            source,
-        })?;
+    let program = named_program(&mut ebpf, iface, PASS_PROGRAM_NAME)?;
     program.load().map_err(|source| DataplaneError::Program {
         iface: iface.to_owned(),
         what: "load",
