@@ -81,7 +81,11 @@ pub struct VirtualServerStatus {
     /// `192.0.2.100:80/tcp` (`:*` for every port).
     pub service: String,
     pub scheduler: String,
+    /// The instance whose master serves it (empty for a service on an interface).
     pub instance: String,
+    /// The interface it lives on whenever the agent runs, if it has no instance.
+    #[serde(default)]
+    pub interface: Option<String>,
     /// Whether the instance is master, so the service is live on this director.
     pub active: bool,
     /// Healthy real servers with weight, and the quorum wanted.
@@ -314,11 +318,14 @@ impl StatusReport {
         for v in &self.virtual_servers {
             let _ = writeln!(
                 out,
-                "virtual server {} {} {} (instance {}, {})",
+                "virtual server {} {} {} ({}, {})",
                 v.name,
                 v.service,
                 v.scheduler,
-                v.instance,
+                match &v.interface {
+                    Some(iface) => format!("interface {iface}"),
+                    None => format!("instance {}", v.instance),
+                },
                 if v.active { "active" } else { "standby" }
             );
             let sorry = if v.using_sorry {
@@ -484,6 +491,7 @@ mod tests {
                 service: "192.0.2.100:80/tcp".into(),
                 scheduler: "maglev".into(),
                 instance: "VI_1".into(),
+                interface: None,
                 active: true,
                 healthy: 1,
                 quorum: 2,

@@ -149,7 +149,8 @@ pub struct InstanceSpec {
 }
 
 /// One `[[virtual_server]]`: a service (VIP, port, protocol) spread over real servers by
-/// Direct Routing while its instance is master.
+/// Direct Routing, while its instance is master or, on an interface of its own, whenever the
+/// agent runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualServerSpec {
     /// Unique among virtual servers; used in logs, status and metrics.
@@ -161,9 +162,8 @@ pub struct VirtualServerSpec {
     pub protocol: LbProtocol,
     /// Default [`LbScheduler::Maglev`].
     pub scheduler: LbScheduler,
-    /// The `[[instance]]` whose mastership turns the service on; the real servers are
-    /// reached over its interface.
-    pub instance: String,
+    /// Where the service is live.
+    pub home: ServiceHome,
     /// Fewer healthy real servers than this lowers the instance's priority by
     /// `quorum_weight` (0 = fault, as a tracker's weight). Default 1.
     pub quorum: u32,
@@ -173,6 +173,17 @@ pub struct VirtualServerSpec {
     /// Takes every flow while no real server is healthy.
     pub sorry_server: Option<IpAddr>,
     pub real_servers: Vec<RealServerSpec>,
+}
+
+/// Where a virtual server is live, and over which interface its real servers are reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceHome {
+    /// `instance = "…"`: on that `[[instance]]`'s master, over its interface (VRRP
+    /// active-standby).
+    Instance(String),
+    /// `interface = "…"`: on this interface whenever the agent runs (active-active
+    /// directors behind ECMP); the agent holds the VIP as `Local` there.
+    Interface(String),
 }
 
 /// `tcp` or `udp`.
@@ -404,7 +415,8 @@ impl Config {
         let (mut config, warnings) = schema::parse(text, source_name, host)?;
         for vs in &config.virtual_servers {
             if let Some(weight) = vs.quorum_weight
-                && let Some(instance) = config.instances.iter_mut().find(|i| i.name == vs.instance)
+                && let ServiceHome::Instance(name) = &vs.home
+                && let Some(instance) = config.instances.iter_mut().find(|i| i.name == *name)
             {
                 instance.track_quorums.push(TrackQuorum {
                     service: vs.name.clone(),
@@ -443,6 +455,21 @@ impl Config {
 
     /// The balancer's configuration: every virtual server whose instance exists
     /// ([`VirtualServerSpec::balancer_config`]), in file order.
+    /// The interfaces of virtual servers that live on an interface of their own.
+    pub fn service_interfaces(&self) -> Vec<&str> {
+        let mut ifaces: Vec<&str> = self
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| match &vs.home {
+                ServiceHome::Interface(iface) => Some(iface.as_str()),
+                ServiceHome::Instance(_) => None,
+            })
+            .collect();
+        ifaces.sort_unstable();
+        ifaces.dedup();
+        ifaces
+    }
+
     pub fn balancer_config(&self) -> Vec<ServiceConfig> {
         self.virtual_servers
             .iter()
@@ -559,18 +586,37 @@ impl InstanceSpec {
 }
 
 impl VirtualServerSpec {
-    /// The balancer's configuration of this service: its real servers are reached over the
-    /// interface of its instance, looked up in `instances`; `None` when there is no such
-    /// instance (a validated file always has it).
+    /// The `[[instance]]` the service follows, if it has one.
+    pub fn instance(&self) -> Option<&str> {
+        match &self.home {
+            ServiceHome::Instance(name) => Some(name),
+            ServiceHome::Interface(_) => None,
+        }
+    }
+
+    /// The interface its real servers are reached over: its own, or its instance's (looked
+    /// up in `instances`; `None` when there is no such instance, which a validated file
+    /// always has).
+    pub fn interface<'a>(&'a self, instances: &'a [InstanceSpec]) -> Option<&'a str> {
+        match &self.home {
+            ServiceHome::Interface(iface) => Some(iface),
+            ServiceHome::Instance(name) => instances
+                .iter()
+                .find(|i| i.name == *name)
+                .map(|i| i.interface.as_str()),
+        }
+    }
+
+    /// The balancer's configuration of this service (see [`Self::interface`]).
     pub fn balancer_config(&self, instances: &[InstanceSpec]) -> Option<ServiceConfig> {
-        let instance = instances.iter().find(|i| i.name == self.instance)?;
+        let interface = self.interface(instances)?;
         let protocol = match self.protocol {
             LbProtocol::Tcp => IPPROTO_TCP,
             LbProtocol::Udp => IPPROTO_UDP,
         };
         Some(ServiceConfig {
             name: self.name.clone(),
-            interface: instance.interface.clone(),
+            interface: interface.to_owned(),
             key: ServiceKey::new(VipKey::from_ip(self.vip), protocol, self.port),
             scheduler: match self.scheduler {
                 LbScheduler::Maglev => Scheduler::Maglev,

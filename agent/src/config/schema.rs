@@ -14,6 +14,7 @@ mod global;
 mod instance;
 mod routing;
 mod script;
+mod services;
 mod sync_group;
 mod tracking;
 mod virtual_server;
@@ -69,12 +70,6 @@ pub(super) fn parse(
         .enumerate()
         .map(|(i, t)| instance::instance(&mut ctx, t, i, host))
         .collect();
-    if instances.is_empty() && !ctx.has_errors() {
-        ctx.warning(
-            &(0..0),
-            "no [[instance]] is configured: the daemon would do nothing",
-        );
-    }
     instance::check_instances(&mut ctx, &instances, &scripts);
     let sync_groups: Vec<_> = top_tables(&mut ctx, &root, "sync_group")
         .into_iter()
@@ -87,7 +82,13 @@ pub(super) fn parse(
         .enumerate()
         .map(|(i, t)| virtual_server::virtual_server(&mut ctx, t, i))
         .collect();
-    virtual_server::check(&mut ctx, &virtual_servers, &instances);
+    services::check(&mut ctx, &virtual_servers, &instances);
+    if instances.is_empty() && virtual_servers.is_empty() && !ctx.has_errors() {
+        ctx.warning(
+            &(0..0),
+            "no [[instance]] or [[virtual_server]] is configured: the daemon would do nothing",
+        );
+    }
     let routing = routing::routing(&mut ctx, &root);
     let announces: Vec<_> = top_tables(&mut ctx, &root, "announce")
         .into_iter()

@@ -186,7 +186,9 @@ fn empty_file_warns_there_is_nothing_to_do() {
     assert!(config.instances.is_empty());
     assert_eq!(
         warnings,
-        ["t.toml:1:1: warning: no [[instance]] is configured: the daemon would do nothing"]
+        [
+            "t.toml:1:1: warning: no [[instance]] or [[virtual_server]] is configured: the daemon would do nothing"
+        ]
     );
 }
 
@@ -918,7 +920,7 @@ real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, in
             web.port,
             web.protocol,
             web.scheduler,
-            web.instance.as_str()
+            web.instance().unwrap()
         ),
         (
             "web",
@@ -1054,7 +1056,7 @@ fn virtual_server_missing_keys() {
             "t.toml:6:1: error: virtual_server #1: missing `name` (a unique name)",
             "t.toml:6:1: error: virtual_server #1: missing `vip` (one of the instance's virtual IPs, e.g. \"192.0.2.100\")",
             "t.toml:6:1: error: virtual_server #1: missing `port` (the service's port, 1..=65535, or 0 for every port)",
-            "t.toml:6:1: error: virtual_server #1: missing `instance` (the [[instance]] whose mastership turns the service on)",
+            "t.toml:6:1: error: virtual_server #1: missing `instance` (the [[instance]] whose master serves it; or set `interface` to serve whenever the agent runs, active-active behind ECMP)",
             "t.toml:6:1: error: virtual_server #1: missing `real_server` (at least one [[virtual_server.real_server]] with its address)",
         ],
     );

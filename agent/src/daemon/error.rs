@@ -36,6 +36,12 @@ pub enum StartError {
     Metrics(#[source] io::Error),
     #[error(transparent)]
     Instance(#[from] InstanceError),
+    #[error("virtual servers on {iface}: {cause}")]
+    ServiceInterface {
+        iface: String,
+        #[source]
+        cause: Box<InstanceErrorCause>,
+    },
     #[error("installing the {signal} handler: {source}")]
     Signal {
         signal: &'static str,

@@ -454,7 +454,7 @@ fn lvs_direct_routing() {
         .map(|v| {
             (
                 v.name.as_str(),
-                v.instance.as_str(),
+                v.instance().unwrap(),
                 v.scheduler,
                 v.real_servers.len(),
             )

@@ -1,23 +1,21 @@
-//! `[[virtual_server]]` with its `[[virtual_server.real_server]]`s and their `check`s, and
-//! the checks across services: unique names and (vip, port, protocol), the instance and its
-//! VIP, and the data plane's capacity per interface.
+//! `[[virtual_server]]` with its home (`instance` or `interface`), its
+//! `[[virtual_server.real_server]]`s and their `check`s. The checks across services are in
+//! `services.rs`.
 
 use core::ops::Range;
 use core::time::Duration;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use toml::de::DeValue;
-use vipflip_common::{MAX_REALS, MAX_SERVICES};
 
 use super::super::reader::{Alias, Ctx, Table};
 use super::super::{
-    CheckKind, HealthCheck, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec,
+    CheckKind, HealthCheck, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec, ServiceHome,
     VirtualServerSpec,
 };
-use super::instance::{Instance, family_of, name_of};
+use super::instance::{family_of, name_of};
+use super::name;
 use super::tracking::weight_at;
-use super::{name, unknown_name};
 
 const VIRTUAL_SERVER_KEYS: &[&str] = &[
     "name",
@@ -26,6 +24,7 @@ const VIRTUAL_SERVER_KEYS: &[&str] = &[
     "protocol",
     "scheduler",
     "instance",
+    "interface",
     "quorum",
     "quorum_weight",
     "sorry_server",
@@ -103,18 +102,18 @@ const CHECK_KIND_KEYS: &[(&str, &[&str])] = &[
 /// What the checks across services need, kept even for a service with errors.
 pub(super) struct VirtualServer {
     pub(super) spec: VirtualServerSpec,
-    context: String,
-    name: Option<(String, Range<usize>)>,
+    pub(super) context: String,
+    pub(super) name: Option<(String, Range<usize>)>,
     /// The span of a valid `vip`.
-    vip: Option<Range<usize>>,
+    pub(super) vip: Option<Range<usize>>,
     /// The span of a valid `port`.
-    port: Option<Range<usize>>,
-    /// The span of `instance`, if it is a string.
-    instance: Option<Range<usize>>,
+    pub(super) port: Option<Range<usize>>,
+    /// The span of `instance` or `interface`, if it is a string.
+    pub(super) home: Option<Range<usize>>,
     /// Where each real server and the sorry server are written, in file order, for the
     /// per-interface capacity.
-    servers: Vec<Range<usize>>,
-    span: Range<usize>,
+    pub(super) servers: Vec<Range<usize>>,
+    pub(super) span: Range<usize>,
 }
 
 pub(super) fn virtual_server(
@@ -164,15 +163,19 @@ pub(super) fn virtual_server(
             LbScheduler::Maglev
         }
     };
-    if t.get("instance").is_none() {
-        t.missing(
+    let home = home(ctx, &t);
+    let quorum_weight = weight_at(ctx, &t, "quorum_weight");
+    if quorum_weight.is_some()
+        && let Some((ServiceHome::Interface(_), _)) = &home
+        && let Some(value) = t.get("quorum_weight")
+    {
+        t.invalid(
             ctx,
-            "instance",
-            "the [[instance]] whose mastership turns the service on",
+            "quorum_weight",
+            value,
+            "a virtual server on an interface has no instance whose priority quorum could move; gate its announcement on quorum instead ([[announce]] when = \"quorum\")",
         );
     }
-    let instance = t.str(ctx, "instance", "the name of an [[instance]]");
-    let quorum_weight = weight_at(ctx, &t, "quorum_weight");
     let sorry_server = t
         .str(ctx, "sorry_server", "an IP address")
         .and_then(|(text, span)| {
@@ -186,10 +189,9 @@ pub(super) fn virtual_server(
         port: port.as_ref().map_or(0, |(p, _)| *p),
         protocol,
         scheduler,
-        instance: instance
+        home: home
             .as_ref()
-            .map(|(n, _)| (*n).to_owned())
-            .unwrap_or_default(),
+            .map_or(ServiceHome::Instance(String::new()), |(h, _)| h.clone()),
         quorum: 1,
         quorum_weight,
         sorry_server: sorry_server.as_ref().map(|(a, _)| *a),
@@ -205,9 +207,43 @@ pub(super) fn virtual_server(
         name,
         vip: vip.map(|(_, span)| span),
         port: port.map(|(_, span)| span),
-        instance: instance.map(|(_, span)| span),
+        home: home.map(|(_, span)| span),
         servers,
         span: t.span.clone(),
+    }
+}
+
+/// `instance` (live on its master) or `interface` (live whenever the agent runs): one of
+/// the two.
+fn home(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<(ServiceHome, Range<usize>)> {
+    let instance = t.str(ctx, "instance", "the name of an [[instance]]");
+    let interface = t.str(ctx, "interface", "an interface name like \"eth0\"");
+    match (instance, interface) {
+        (Some((name, span)), None) => Some((ServiceHome::Instance(name.to_owned()), span)),
+        (None, Some(("", span))) => {
+            t.invalid_at(ctx, "interface", &span, "must not be empty");
+            None
+        }
+        (None, Some((iface, span))) => Some((ServiceHome::Interface(iface.to_owned()), span)),
+        (Some(_), Some((_, span))) => {
+            t.invalid_at(
+                ctx,
+                "interface",
+                &span,
+                "set `instance` (live on its master) or `interface` (live whenever the agent runs), not both",
+            );
+            None
+        }
+        (None, None) => {
+            if t.get("instance").is_none() && t.get("interface").is_none() {
+                t.missing(
+                    ctx,
+                    "instance",
+                    "the [[instance]] whose master serves it; or set `interface` to serve whenever the agent runs, active-active behind ECMP",
+                );
+            }
+            None
+        }
     }
 }
 
@@ -617,158 +653,4 @@ fn command(ctx: &mut Ctx<'_>, c: &Table<'_, '_>) -> Vec<String> {
         );
     }
     items.into_iter().map(|i| i.text.to_owned()).collect()
-}
-
-/// Duplicate names and (vip, port, protocol), the instance and its VIP, and the data
-/// plane's capacity per interface (`MAX_SERVICES` services, `MAX_REALS` real and sorry
-/// servers: the maps are per interface).
-pub(super) fn check(ctx: &mut Ctx<'_>, services: &[VirtualServer], instances: &[Instance]) {
-    let mut names: HashMap<&str, &Range<usize>> = HashMap::new();
-    let mut keys: HashMap<(IpAddr, u16, LbProtocol), &VirtualServer> = HashMap::new();
-    // Per interface: services and servers so far, and whether each limit was reported.
-    let mut capacity: HashMap<&str, (u32, u32, bool, bool)> = HashMap::new();
-    for vs in services {
-        if let Some((name, span)) = &vs.name {
-            if let Some(first) = names.get(name.as_str()) {
-                let line = ctx.line(first);
-                ctx.error(
-                    span,
-                    format!(
-                        "{}name \"{name}\" is already used by the virtual_server at line {line}; virtual_server names must be unique",
-                        vs.context
-                    ),
-                );
-            } else {
-                names.insert(name, span);
-            }
-        }
-        if let (Some(_), Some(port_span)) = (&vs.vip, &vs.port) {
-            let key = (vs.spec.vip, vs.spec.port, vs.spec.protocol);
-            if let Some(first) = keys.get(&key) {
-                let snippet = ctx.snippet(port_span);
-                let line = ctx.line(&first.span);
-                ctx.error(
-                    port_span,
-                    format!(
-                        "{}port = {snippet}: {} is already served by virtual_server \"{}\" (line {line}); one virtual_server per (vip, port, protocol)",
-                        vs.context,
-                        service_text(&vs.spec),
-                        first.spec.name
-                    ),
-                );
-            } else {
-                keys.insert(key, vs);
-            }
-        }
-        let Some(inst) = instance_of(ctx, vs, instances) else {
-            continue;
-        };
-        if let Some(vip_span) = &vs.vip
-            && !inst
-                .spec
-                .virtual_ips
-                .iter()
-                .any(|n| n.addr() == vs.spec.vip)
-        {
-            not_a_vip(ctx, vs, vip_span, inst, instances);
-        }
-        if inst.spec.interface.is_empty() {
-            continue;
-        }
-        let (n_services, n_servers, services_full, servers_full) =
-            capacity.entry(&inst.spec.interface).or_default();
-        *n_services += 1;
-        if *n_services > MAX_SERVICES && !*services_full {
-            *services_full = true;
-            let span = vs.name.as_ref().map_or(&vs.span, |(_, s)| s);
-            ctx.error(
-                span,
-                format!(
-                    "{}one virtual_server too many on {}: the data plane holds at most {MAX_SERVICES} services per interface (MAX_SERVICES)",
-                    vs.context, inst.spec.interface
-                ),
-            );
-        }
-        for span in &vs.servers {
-            *n_servers += 1;
-            if *n_servers > MAX_REALS && !*servers_full {
-                *servers_full = true;
-                ctx.error(
-                    span,
-                    format!(
-                        "{}one server too many on {}: the data plane holds at most {MAX_REALS} real and sorry servers per interface, across its services (MAX_REALS)",
-                        vs.context, inst.spec.interface
-                    ),
-                );
-            }
-        }
-    }
-}
-
-/// `192.0.2.100:80/tcp`, `[2001:db8::1]:0/udp`.
-fn service_text(spec: &VirtualServerSpec) -> String {
-    let proto = match spec.protocol {
-        LbProtocol::Tcp => "tcp",
-        LbProtocol::Udp => "udp",
-    };
-    match spec.vip {
-        IpAddr::V4(a) => format!("{a}:{}/{proto}", spec.port),
-        IpAddr::V6(a) => format!("[{a}]:{}/{proto}", spec.port),
-    }
-}
-
-/// The service's instance, or `None` after reporting an unknown name.
-fn instance_of<'i>(
-    ctx: &mut Ctx<'_>,
-    vs: &VirtualServer,
-    instances: &'i [Instance],
-) -> Option<&'i Instance> {
-    let span = vs.instance.as_ref()?;
-    let name = &vs.spec.instance;
-    if let Some(inst) = instances.iter().find(|i| i.spec.name == *name) {
-        return Some(inst);
-    }
-    let known = instances.iter().map(|i| i.spec.name.as_str());
-    unknown_name(ctx, span, &vs.context, "instance", "instance", name, known);
-    None
-}
-
-fn not_a_vip(
-    ctx: &mut Ctx<'_>,
-    vs: &VirtualServer,
-    span: &Range<usize>,
-    inst: &Instance,
-    instances: &[Instance],
-) {
-    let vip = vs.spec.vip;
-    let has: Vec<String> = inst
-        .spec
-        .virtual_ips
-        .iter()
-        .map(|n| n.addr().to_string())
-        .collect();
-    let owner = instances
-        .iter()
-        .find(|i| i.spec.virtual_ips.iter().any(|n| n.addr() == vip));
-    let hint = match owner {
-        Some(other) => format!(
-            "{vip} belongs to instance \"{}\": set instance = \"{}\"",
-            other.spec.name, other.spec.name
-        ),
-        None => format!("add {vip} to its virtual_ips, or use one of them"),
-    };
-    let snippet = ctx.snippet(span);
-    ctx.error(
-        span,
-        format!(
-            "{}vip = {snippet}: not a virtual IP of instance \"{}\" (it has {}); {hint}",
-            vs.context,
-            inst.spec.name,
-            if has.is_empty() {
-                "none".to_owned()
-            } else {
-                has.join(", ")
-            }
-        ),
-    );
 }

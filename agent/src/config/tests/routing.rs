@@ -4,7 +4,9 @@ use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{accepted, instance, parse, refused, service};
-use crate::config::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
+use crate::config::{
+    AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec, ServiceHome,
+};
 
 /// The instance of [`instance`] (VIP 192.0.2.100) with a virtual server "web" on its VIP,
 /// then `rest` from line 12 on.
@@ -224,5 +226,56 @@ fn always_on_a_vrrp_vip_warns_that_a_backup_attracts_traffic() {
         [
             "t.toml:8:8: warning: announce 192.0.2.100: when = \"always\": a backup of instance \"VI_1\" attracts this VIP's traffic and can only forward or drop it; when = \"master\" announces it from the master alone"
         ]
+    );
+}
+
+/// An active-active service: on eth0 whenever the agent runs, its VIP no instance's.
+const ON_ETH0: &str = "[[virtual_server]]\nname = \"anycast\"\nvip = \"198.51.100.10\"\nport = 80\ninterface = \"eth0\"\n[[virtual_server.real_server]]\naddress = \"198.51.100.21\"\n";
+
+#[test]
+fn a_virtual_server_on_an_interface_is_live_without_an_instance() {
+    let config = accepted(&format!(
+        "{ON_ETH0}[[announce]]\nvip = \"198.51.100.10\"\nwhen = \"quorum\"\n"
+    ));
+    let vs = &config.virtual_servers[0];
+    assert_eq!(vs.home, ServiceHome::Interface("eth0".into()));
+    assert_eq!(vs.instance(), None);
+    assert_eq!(vs.interface(&config.instances), Some("eth0"));
+    assert_eq!(config.service_interfaces(), ["eth0"]);
+    assert_eq!(config.balancer_config()[0].interface, "eth0");
+    assert_eq!(
+        config.announces[0].gate,
+        AnnounceGate::Quorum {
+            virtual_server: "anycast".into()
+        }
+    );
+}
+
+#[test]
+fn a_virtual_server_has_one_home() {
+    refused(
+        &instance(&ON_ETH0.replace(
+            "interface = \"eth0\"\n",
+            "interface = \"eth0\"\ninstance = \"VI_1\"\nquorum_weight = -10\n",
+        )),
+        &[
+            "t.toml:10:13: error: virtual_server \"anycast\": interface = \"eth0\": set `instance` (live on its master) or `interface` (live whenever the agent runs), not both",
+        ],
+    );
+    refused(
+        &ON_ETH0.replace("port = 80\n", "port = 80\nquorum_weight = -10\n"),
+        &[
+            "t.toml:5:17: error: virtual_server \"anycast\": quorum_weight = -10: a virtual server on an interface has no instance whose priority quorum could move; gate its announcement on quorum instead ([[announce]] when = \"quorum\")",
+        ],
+    );
+}
+
+#[test]
+fn an_instance_vip_cannot_be_served_from_an_interface() {
+    refused(
+        &instance(&ON_ETH0.replace("198.51.100.10", "192.0.2.100")),
+        &[
+            "t.toml:8:7: error: virtual_server \"anycast\": vip = \"192.0.2.100\": is a virtual IP of instance \"VI_1\", whose election decides where it is live; set instance = \"VI_1\" instead of `interface`, or give this service a VIP of its own",
+        ],
     );
 }

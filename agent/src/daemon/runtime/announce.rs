@@ -218,15 +218,17 @@ impl Daemon {
     }
 
     fn announce_quorums(&mut self) {
-        for vs in &self.config.virtual_servers {
-            let Some(&met) = self.announcements.quorum_met.get(&vs.name) else {
-                continue;
-            };
-            let live = self
-                .instances
-                .iter()
-                .any(|r| r.spec.name == vs.instance && r.vrrp.state() == StateKind::Master);
-            let changes = self.announcements.announcer.quorum(&vs.name, live && met);
+        let verdicts: Vec<(String, bool)> = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| {
+                let met = *self.announcements.quorum_met.get(&vs.name)?;
+                Some((vs.name.clone(), met && self.service_live(vs)))
+            })
+            .collect();
+        for (name, open) in verdicts {
+            let changes = self.announcements.announcer.quorum(&name, open);
             self.announcements.write(changes);
         }
     }

@@ -5,7 +5,7 @@
 mod resolver;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -14,8 +14,9 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::Daemon;
 use crate::{
-    config::{Config, LbProtocol, LbScheduler, VirtualServerSpec},
+    config::{Config, LbProtocol, LbScheduler, ServiceHome, VirtualServerSpec},
     control::{RealServerStatus, VirtualServerStatus},
+    dataplane::Ownership,
     lb::{
         balancer::{Balancer, Changes, LbWrite, Link, Real},
         check::{self, CheckHandles, CheckTarget, HealthReport},
@@ -45,6 +46,9 @@ pub(super) struct LbRuntime {
     targets: Vec<(String, IpAddr, String)>,
     resolver: Option<JoinHandle<()>>,
     resolving: Vec<(String, IpAddr)>,
+    /// The VIPs of virtual servers on an interface of their own, held `Local` there (and
+    /// made local to the host by a `local` route) for as long as they are configured.
+    pub interface_vips: BTreeSet<(String, IpAddr)>,
 }
 
 impl LbRuntime {
@@ -63,6 +67,7 @@ impl LbRuntime {
             targets: Vec::new(),
             resolver: None,
             resolving: Vec::new(),
+            interface_vips: BTreeSet::new(),
         }
     }
 }
@@ -126,6 +131,7 @@ impl Daemon {
             }
         };
         self.apply_lb(changes).await;
+        self.hold_interface_vips().await;
         let ifaces: Vec<String> = self
             .lb
             .balancer
@@ -185,6 +191,65 @@ impl Daemon {
         }
     }
 
+    /// Virtual servers on an interface of their own are live whenever the agent runs: their
+    /// VIP is `Local` in that interface's `VIPS` (the balancer then takes its services) and
+    /// local to the host (a `local` route, so what is not balanced is answered here). VIPs no
+    /// longer configured so are let go, unless an instance now holds them.
+    async fn hold_interface_vips(&mut self) {
+        let wanted: BTreeSet<(String, IpAddr)> = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| match &vs.home {
+                ServiceHome::Interface(iface) => Some((iface.clone(), vs.vip)),
+                ServiceHome::Instance(_) => None,
+            })
+            .collect();
+        let protocol = self.config.routing.protocol;
+        for (iface, vip) in &wanted {
+            let Some(plane) = self.planes.get_mut(iface) else {
+                continue;
+            };
+            if let Err(err) = plane.set_vip(*vip, Ownership::Local { vrid: 0 }) {
+                log::error!("virtual servers on {iface}: {err}");
+            }
+            if let Err(err) = self.netlink.add_local_route(*vip, protocol).await {
+                log::error!("virtual servers on {iface}: making {vip} local: {err}");
+            }
+        }
+        let gone: Vec<(String, IpAddr)> = self
+            .lb
+            .interface_vips
+            .difference(&wanted)
+            .cloned()
+            .collect();
+        for (iface, vip) in gone {
+            let held_by_instance = self.instances.iter().any(|r| {
+                r.spec.interface == iface && r.spec.virtual_ips.iter().any(|n| n.addr() == vip)
+            });
+            if !held_by_instance
+                && let Some(plane) = self.planes.get_mut(&iface)
+                && let Err(err) = plane.remove_vip(vip)
+            {
+                log::warn!("virtual servers on {iface}: {err}");
+            }
+            if let Err(err) = self.netlink.remove_local_route(vip, protocol).await {
+                log::warn!("virtual servers on {iface}: {vip}: {err}");
+            }
+        }
+        self.lb.interface_vips = wanted;
+    }
+
+    /// At exit (the data plane detached): the `local` routes of the interface VIPs go too.
+    pub(super) async fn release_interface_vips(&mut self) {
+        let protocol = self.config.routing.protocol;
+        for (iface, vip) in std::mem::take(&mut self.lb.interface_vips) {
+            if let Err(err) = self.netlink.remove_local_route(vip, protocol).await {
+                log::warn!("virtual servers on {iface}: {vip}: {err}");
+            }
+        }
+    }
+
     pub(super) async fn health_report(&mut self, report: HealthReport) {
         log::info!(
             "virtual server {}: real server {} {} ({})",
@@ -223,6 +288,18 @@ impl Daemon {
         self.apply_lb(changes).await;
     }
 
+    /// Whether a virtual server is live here: its instance is master, or it lives on an
+    /// interface (live whenever the agent runs).
+    pub(super) fn service_live(&self, spec: &VirtualServerSpec) -> bool {
+        match &spec.home {
+            ServiceHome::Interface(_) => true,
+            ServiceHome::Instance(name) => self
+                .instances
+                .iter()
+                .any(|r| r.spec.name == *name && r.vrrp.state() == StateKind::Master),
+        }
+    }
+
     /// The virtual servers for `vipflip status`.
     pub(super) fn lb_status(&self) -> Vec<VirtualServerStatus> {
         self.lb
@@ -253,10 +330,7 @@ impl Daemon {
                     LbScheduler::Wrr => "wrr",
                     LbScheduler::Sh => "sh",
                 };
-                let active = self
-                    .instances
-                    .iter()
-                    .any(|r| r.spec.name == spec.instance && r.vrrp.state() == StateKind::Master);
+                let active = self.service_live(spec);
                 let real = |r: &Real, sorry: bool| RealServerStatus {
                     address: r.address,
                     weight: r.weight,
@@ -279,7 +353,11 @@ impl Daemon {
                     name: spec.name.clone(),
                     service: format!("{vip}:{port}/{protocol}"),
                     scheduler: scheduler.to_owned(),
-                    instance: spec.instance.clone(),
+                    instance: spec.instance().unwrap_or_default().to_owned(),
+                    interface: match &spec.home {
+                        ServiceHome::Interface(iface) => Some(iface.clone()),
+                        ServiceHome::Instance(_) => None,
+                    },
                     active,
                     healthy: u32::try_from(s.healthy()).unwrap_or(u32::MAX),
                     quorum: spec.quorum,

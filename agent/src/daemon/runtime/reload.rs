@@ -82,8 +82,10 @@ impl Daemon {
         let mut missing: Vec<String> = new
             .instances
             .iter()
-            .map(|spec| spec.interface.clone())
-            .filter(|iface| !self.planes.contains_key(iface))
+            .map(|spec| spec.interface.as_str())
+            .chain(new.service_interfaces())
+            .filter(|iface| !self.planes.contains_key(*iface))
+            .map(str::to_owned)
             .collect();
         missing.sort();
         missing.dedup();

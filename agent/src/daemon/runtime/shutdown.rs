@@ -84,6 +84,7 @@ impl Daemon {
             );
             return;
         }
+        self.release_interface_vips().await;
         for iface in ifaces {
             match Dataplane::detach(&iface, &self.pin_dir) {
                 Ok(()) => log::info!("{iface}: XDP detached, pins removed"),

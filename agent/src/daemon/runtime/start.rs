@@ -122,6 +122,7 @@ impl Daemon {
         for spec in specs {
             daemon.add_instance(spec, &mut reopened).await?;
         }
+        daemon.attach_service_interfaces(&mut reopened).await?;
         daemon.regroup();
         // Tables first: a VIP that becomes Local finds its services ready.
         daemon.configure_lb().await;
@@ -135,6 +136,28 @@ impl Daemon {
             daemon.control_path.display()
         );
         Ok(daemon)
+    }
+
+    /// Virtual servers on an interface of their own need its data plane too.
+    async fn attach_service_interfaces(
+        &mut self,
+        reopened: &mut Vec<String>,
+    ) -> Result<(), StartError> {
+        let ifaces: Vec<String> = self
+            .config
+            .service_interfaces()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for iface in ifaces {
+            self.plane_for(&iface, reopened).await.map_err(|cause| {
+                StartError::ServiceInterface {
+                    iface: iface.clone(),
+                    cause: Box::new(cause),
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// The data plane of `iface`, attached (or re-opened from its pins, then `iface` is added

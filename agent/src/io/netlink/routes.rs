@@ -1,14 +1,16 @@
 //! Announced VIPs as host routes in vipflip's own kernel table: `VIP/32` (`/128`) `dev lo
 //! table N proto P scope link`, the shape FRR's `ip import-table` and BIRD's kernel protocol
 //! redistribute (see `announce::routing_config`). vipflip touches only routes of its table
-//! and protocol.
+//! and protocol. Also the `local` routes that make an active-active director's VIPs its own.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt as _;
 use rtnetlink::{
     RouteMessageBuilder,
-    packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope},
+    packet_route::route::{
+        RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    },
 };
 
 use super::{Netlink, NetlinkError, errno, request};
@@ -64,7 +66,62 @@ impl RouteTable {
     }
 }
 
+/// `RT_TABLE_LOCAL`: where the kernel looks first for addresses it delivers locally.
+const LOCAL_TABLE: u32 = 255;
+
+/// `local VIP dev lo table local`: the kernel accepts traffic to `vip` as its own without
+/// the VIP being an interface address (which a routing daemon would see as a connected
+/// route and prefer to the announced one; zebra ignores `local` routes).
+fn local_route(vip: IpAddr, lo: u32, protocol: u8) -> RouteMessage {
+    let protocol = RouteProtocol::from(protocol);
+    match vip {
+        IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(v4, 32)
+            .output_interface(lo)
+            .table_id(LOCAL_TABLE)
+            .protocol(protocol)
+            .scope(RouteScope::Host)
+            .kind(RouteType::Local)
+            .build(),
+        IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(v6, 128)
+            .output_interface(lo)
+            .table_id(LOCAL_TABLE)
+            .protocol(protocol)
+            .scope(RouteScope::Host)
+            .kind(RouteType::Local)
+            .build(),
+    }
+}
+
 impl Netlink {
+    /// Makes `vip` local to this host (see [`local_route`]), marked with `protocol`.
+    pub async fn add_local_route(&self, vip: IpAddr, protocol: u8) -> Result<(), NetlinkError> {
+        let lo = self.link_message("lo").await?.header.index;
+        self.handle
+            .route()
+            .add(local_route(vip, lo, protocol))
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| request("lo", "RTM_NEWROUTE", source))
+    }
+
+    /// Takes `vip`'s local route away; one already gone is not an error.
+    pub async fn remove_local_route(&self, vip: IpAddr, protocol: u8) -> Result<(), NetlinkError> {
+        let lo = self.link_message("lo").await?.header.index;
+        match self
+            .handle
+            .route()
+            .del(local_route(vip, lo, protocol))
+            .execute()
+            .await
+        {
+            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
+            other => other.map_err(|source| request("lo", "RTM_DELROUTE", source)),
+        }
+    }
+
     /// Announces `vip`: adds (or replaces) its host route in `table`.
     pub async fn add_route(&self, table: RouteTable, vip: IpAddr) -> Result<(), NetlinkError> {
         let lo = self.link_message("lo").await?.header.index;
