@@ -93,6 +93,10 @@ pub struct VirtualServerStatus {
     pub quorum: u32,
     /// The live table's slots (0: nothing to send to).
     pub table_len: u32,
+    /// The live table's fingerprint (16 hex digits): equal on directors that send a new flow
+    /// to the same real server.
+    #[serde(default)]
+    pub fingerprint: String,
     pub using_sorry: bool,
     pub real_servers: Vec<RealServerStatus>,
 }
@@ -335,8 +339,8 @@ impl StatusReport {
             };
             let _ = writeln!(
                 out,
-                "  healthy       {} (quorum {}){sorry}; table {} slots",
-                v.healthy, v.quorum, v.table_len
+                "  healthy       {} (quorum {}){sorry}; table {} slots, fingerprint {}",
+                v.healthy, v.quorum, v.table_len, v.fingerprint
             );
             for r in &v.real_servers {
                 let share = if v.table_len == 0 {
@@ -496,6 +500,7 @@ mod tests {
                 healthy: 1,
                 quorum: 2,
                 table_len: 65537,
+                fingerprint: "a1b2c3d4e5f60718".into(),
                 using_sorry: false,
                 real_servers: vec![
                     real(21, 1, "up", "connected", 65537),
@@ -530,7 +535,7 @@ mod tests {
              announce 192.0.2.100/32 when quorum: announced in table 200 (virtual server web has its quorum)\n\
              announce 2001:db8::100/128 when master: withdrawn in table 200 (instance VI_6 is not master)\n\
              virtual server web 192.0.2.100:80/tcp maglev (instance VI_1, active)\n\
-             \x20 healthy       1 (quorum 2); table 65537 slots\n\
+             \x20 healthy       1 (quorum 2); table 65537 slots, fingerprint a1b2c3d4e5f60718\n\
              \x20 real server   192.0.2.21 weight 1: up (connected), mac 02:00:00:00:01:15, 100.0% of the table\n\
              \x20 real server   192.0.2.22 weight 1: down (HTTP 503, expected 200), mac 02:00:00:00:01:16, 0.0% of the table\n\
              \x20 sorry server  192.0.2.30 weight 1: unresolved (sorry server), mac unknown, 0.0% of the table\n"

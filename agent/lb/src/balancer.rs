@@ -126,6 +126,10 @@ pub struct Service {
     pub using_sorry: bool,
     /// The live table's length (0: nothing to send to, traffic dropped).
     pub table_len: u32,
+    /// A hash of the live table as the real servers' addresses slot by slot: equal on two
+    /// directors exactly when they send a new flow to the same real server (0 before any
+    /// table). `vipflip status` shows it so an operator can compare directors.
+    pub fingerprint: u64,
     /// What the live table was built from: (address, weight) per backend, to skip rebuilds
     /// that would write the same table.
     built_from: Option<Vec<(IpAddr, u32)>>,
@@ -234,6 +238,7 @@ impl Balancer {
                 quorum_met: previous.and_then(|p| p.quorum_met),
                 using_sorry: previous.is_some_and(|p| p.using_sorry),
                 table_len: previous.map_or(0, |p| p.table_len),
+                fingerprint: previous.map_or(0, |p| p.fingerprint),
                 built_from: previous
                     .filter(|_| same_table_inputs)
                     .and_then(|p| p.built_from.clone()),
@@ -405,6 +410,7 @@ impl Balancer {
                     .unwrap_or(u32::MAX);
             }
             service.table_len = len;
+            service.fingerprint = fingerprint(scheduler, used, &backends);
             service.built_from = Some(inputs);
             changes.writes.push(LbWrite::Service {
                 iface: iface.clone(),
@@ -473,6 +479,32 @@ impl Balancer {
                 })
             });
     }
+}
+
+/// FNV-1a (64 bits) over the scheduler and, slot by slot, the address of the real server
+/// the slot names: what the table does to new flows, whatever `REALS` slots the servers
+/// happen to hold on this director.
+fn fingerprint(scheduler: Scheduler, slots: &[u16], backends: &[Backend]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut hash = OFFSET;
+    let mut feed = |bytes: &[u8]| {
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    };
+    let address: std::collections::BTreeMap<u16, IpAddr> =
+        backends.iter().map(|b| (b.real, b.address)).collect();
+    feed(&[scheduler as u8]);
+    for slot in slots {
+        match address.get(slot) {
+            Some(IpAddr::V4(a)) => feed(&a.octets()),
+            Some(IpAddr::V6(a)) => feed(&a.octets()),
+            None => feed(&[0xff]),
+        }
+    }
+    hash
 }
 
 /// The writes that put `entry` in `REALS[index]`: the spare copy first, then the flip to it,

@@ -351,3 +351,41 @@ fn a_reopened_data_plane_keeps_each_service_in_its_slot() {
         [LbWrite::RemoveService { key, .. }] if *key == other
     ));
 }
+
+#[test]
+fn two_directors_with_one_configuration_show_one_fingerprint_whatever_their_slots() {
+    let web = service(&[(21, 1), (22, 1), (23, 2)], None);
+    let a = running(&web);
+    // Director b also runs another service first, so web's servers hold other REALS slots.
+    let mut other = service(&[(31, 1), (32, 1)], None);
+    other.name = "other".into();
+    other.key = ServiceKey::new(VipKey::from_ip(ip(101)), IPPROTO_TCP, 80);
+    let mut b = Balancer::new(2000);
+    b.configure(&[other, web.clone()], &BTreeMap::new())
+        .expect("slots");
+    b.link(IFACE, LINK);
+    for (_, address) in b.neighbours() {
+        let IpAddr::V4(v4) = address else { panic!() };
+        b.neighbour(IFACE, address, Some(mac(v4.octets()[3])));
+    }
+    let web_of = |lb: &Balancer| {
+        lb.services()
+            .iter()
+            .find(|s| s.spec.name == "web")
+            .unwrap()
+            .clone()
+    };
+    assert_ne!(
+        web_of(&a).reals[0].slot,
+        web_of(&b).reals[0].slot,
+        "the test wants different slots"
+    );
+    assert_ne!(web_of(&a).fingerprint, 0);
+    assert_eq!(web_of(&a).fingerprint, web_of(&b).fingerprint);
+    // One director sees 192.0.2.22 fail: they now disagree, and say so.
+    let mut a = a;
+    a.health("web", ip(22), false, "refused");
+    assert_ne!(web_of(&a).fingerprint, web_of(&b).fingerprint);
+    b.health("web", ip(22), false, "refused");
+    assert_eq!(web_of(&a).fingerprint, web_of(&b).fingerprint);
+}

@@ -362,6 +362,7 @@ impl Daemon {
                     healthy: u32::try_from(s.healthy()).unwrap_or(u32::MAX),
                     quorum: spec.quorum,
                     table_len: s.table_len,
+                    fingerprint: format!("{:016x}", s.fingerprint),
                     using_sorry: s.using_sorry,
                     real_servers: s
                         .reals
