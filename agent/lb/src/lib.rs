@@ -6,6 +6,8 @@
 //! - [`balancer`]: the [`Balancer`](balancer::Balancer): [`ServiceConfig`]s, health verdicts
 //!   and MACs in; the map writes that bring an interface's data plane up to date, in the
 //!   order to apply them, and quorum changes out.
+//! - [`hold_down`]: health verdicts held back after a failure, so a flapping check cannot
+//!   keep directors disagreeing.
 //!
 //! # Architecture invariant
 //!
@@ -18,6 +20,7 @@
 
 pub mod balancer;
 mod config;
+pub mod hold_down;
 mod slots;
 pub mod table;
 

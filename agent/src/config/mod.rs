@@ -228,6 +228,10 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Failures in a row to become unhealthy, 1..=255. Default 1.
     pub fall: u32,
+    /// A server that went down is reported up again only once it has passed its checks for
+    /// this long since its last failure, so a flapping check cannot keep active-active
+    /// directors disagreeing on the table. Default 0 (rise/fall alone).
+    pub hold_down: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

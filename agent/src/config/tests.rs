@@ -886,7 +886,7 @@ sorry_server = "192.0.2.30"
 [[virtual_server.real_server]]
 address = "192.0.2.21"
 weight = 3
-check = { kind = "http", interval = "2s", timeout = "1s", rise = 3, fall = 2, port = 8080, path = "/health", expect_status = 204, body = "^ok$" }
+check = { kind = "http", interval = "2s", timeout = "1s", rise = 3, fall = 2, hold_down = "3s", port = 8080, path = "/health", expect_status = 204, body = "^ok$" }
 
 [[virtual_server.real_server]]
 address = "192.0.2.22"
@@ -954,6 +954,7 @@ real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, in
                     timeout: Duration::from_secs(1),
                     rise: 3,
                     fall: 2,
+                    hold_down: Duration::from_secs(3),
                 }),
             },
             RealServerSpec {
@@ -965,6 +966,7 @@ real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, in
                     timeout: Duration::from_millis(500),
                     rise: 1,
                     fall: 1,
+                    hold_down: Duration::ZERO,
                 }),
             },
             RealServerSpec {
@@ -978,6 +980,7 @@ real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, in
                     timeout: Duration::from_secs(3),
                     rise: 1,
                     fall: 1,
+                    hold_down: Duration::ZERO,
                 }),
             },
         ]
@@ -1004,6 +1007,7 @@ real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, in
                 timeout: Duration::from_millis(200),
                 rise: 1,
                 fall: 1,
+                hold_down: Duration::ZERO,
             }),
         }]
     );
@@ -1044,6 +1048,7 @@ fn virtual_server_defaults() {
             timeout: Duration::from_millis(500),
             rise: 1,
             fall: 1,
+            hold_down: Duration::ZERO,
         })
     );
 }

@@ -479,6 +479,7 @@ fn lvs_direct_routing() {
             timeout: Duration::from_secs(3),
             rise: 1,
             fall: 3,
+            hold_down: Duration::ZERO,
         })
     );
     assert_eq!(

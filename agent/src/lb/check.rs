@@ -17,7 +17,7 @@ mod http;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::{CheckKind, HealthCheck};
+use crate::lb::hold_down::HoldDown;
 use crate::track::{RiseFall, RunOutcome, run_with_timeout};
 
 /// How many checks may be in flight at once across all real servers (what the daemon passes
@@ -184,6 +185,7 @@ async fn run_target(target: CheckTarget, slots: Arc<Semaphore>, tx: mpsc::Sender
     let mut ticker = tokio::time::interval(target.check.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut status = RiseFall::new(target.check.rise, target.check.fall);
+    let mut hold = HoldDown::new(target.check.hold_down);
     loop {
         ticker.tick().await;
         let result = {
@@ -202,7 +204,11 @@ async fn run_target(target: CheckTarget, slots: Arc<Semaphore>, tx: mpsc::Sender
             target.address,
             target.service
         );
-        let Some(healthy) = status.record(result.is_ok()) else {
+        status.record(result.is_ok());
+        let Some(passing) = status.status() else {
+            continue;
+        };
+        let Some(healthy) = hold.verdict(passing, Instant::now()) else {
             continue;
         };
         let report = HealthReport {

@@ -14,4 +14,4 @@ pub mod check;
 #[cfg(test)]
 mod tests;
 
-pub use vipflip_lb::{RealConfig, ServiceConfig, balancer, table};
+pub use vipflip_lb::{RealConfig, ServiceConfig, balancer, hold_down, table};

@@ -70,6 +70,7 @@ const CHECK_KEYS: &[&str] = &[
     "timeout",
     "rise",
     "fall",
+    "hold_down",
     "port",
     "path",
     "expect_status",
@@ -472,30 +473,7 @@ fn health_check(
             }
         });
     if let Some(kind) = kind {
-        for key in c.map.keys() {
-            let key_name: &str = key.get_ref();
-            let applies = ["kind", "interval", "timeout", "rise", "fall"].contains(&key_name)
-                || CHECK_KIND_KEYS
-                    .iter()
-                    .any(|(k, keys)| *k == kind && keys.contains(&key_name));
-            let known = CHECK_KEYS.contains(&key_name);
-            if known && !applies {
-                let users: Vec<String> = CHECK_KIND_KEYS
-                    .iter()
-                    .filter(|(_, keys)| keys.contains(&key_name))
-                    .map(|(k, _)| format!("\"{k}\""))
-                    .collect();
-                ctx.error(
-                    &key.span(),
-                    format!(
-                        "{}`{}` does not apply to kind = \"{kind}\" (only to kind = {})",
-                        c.context,
-                        c.label(key_name),
-                        users.join(" or ")
-                    ),
-                );
-            }
-        }
+        keys_of_other_kinds(ctx, &c, kind);
     }
 
     let positive = |ctx: &mut Ctx<'_>, key: &str| -> Option<(Duration, Range<usize>)> {
@@ -530,6 +508,9 @@ fn health_check(
     };
     let rise = count(ctx, "rise");
     let fall = count(ctx, "fall");
+    let hold_down = c
+        .duration(ctx, "hold_down")
+        .map_or(Duration::ZERO, |(d, _)| d);
 
     let kind = match kind? {
         "tcp" => CheckKind::Tcp {
@@ -546,7 +527,37 @@ fn health_check(
         timeout,
         rise,
         fall,
+        hold_down,
     })
+}
+
+/// Keys of a check that belong to another kind (`path` on a tcp check).
+fn keys_of_other_kinds(ctx: &mut Ctx<'_>, c: &Table<'_, '_>, kind: &str) {
+    for key in c.map.keys() {
+        let key_name: &str = key.get_ref();
+        let applies = ["kind", "interval", "timeout", "rise", "fall", "hold_down"]
+            .contains(&key_name)
+            || CHECK_KIND_KEYS
+                .iter()
+                .any(|(k, keys)| *k == kind && keys.contains(&key_name));
+        let known = CHECK_KEYS.contains(&key_name);
+        if known && !applies {
+            let users: Vec<String> = CHECK_KIND_KEYS
+                .iter()
+                .filter(|(_, keys)| keys.contains(&key_name))
+                .map(|(k, _)| format!("\"{k}\""))
+                .collect();
+            ctx.error(
+                &key.span(),
+                format!(
+                    "{}`{}` does not apply to kind = \"{kind}\" (only to kind = {})",
+                    c.context,
+                    c.label(key_name),
+                    users.join(" or ")
+                ),
+            );
+        }
+    }
 }
 
 /// `port` of a tcp or http check: the service's by default, required for a port-0 service.

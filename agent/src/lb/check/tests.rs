@@ -147,6 +147,7 @@ fn check(kind: CheckKind, timeout_ms: u64) -> HealthCheck {
         timeout: Duration::from_millis(timeout_ms),
         rise: 1,
         fall: 1,
+        hold_down: Duration::ZERO,
     }
 }
 
