@@ -176,7 +176,7 @@ fn bird(config: &Config, bgp: &BgpSpec, families: Families) -> String {
         let _ = writeln!(out, "    local as {};", bgp.asn);
         let _ = writeln!(out, "    neighbor {} as {};", n.address, n.asn);
         out.push_str(
-            "    # After a session error BIRD waits 60 s by default before it tries again.\n    error wait time 2, 30;\n",
+            "    # BIRD waits 120 s before retrying a failed connect, and 60 s after a session\n    # error, by default.\n    connect retry time 5;\n    error wait time 2, 30;\n",
         );
         if bgp.bfd.is_some() {
             out.push_str("    bfd on;\n");

@@ -236,7 +236,9 @@ protocol bfd {
 protocol bgp upstream1 {
     local as 65001;
     neighbor 192.0.2.1 as 65000;
-    # After a session error BIRD waits 60 s by default before it tries again.
+    # BIRD waits 120 s before retrying a failed connect, and 60 s after a session
+    # error, by default.
+    connect retry time 5;
     error wait time 2, 30;
     bfd on;
     ipv4 {
