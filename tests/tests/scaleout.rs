@@ -34,7 +34,8 @@ const REALS: [Ipv4Addr; 3] = [
 /// replies straight to the client through the edge (Direct Routing).
 struct RealServer {
     ns: Netns,
-    _services: [KillOnDrop; 2],
+    /// Its HTTP and echo servers.
+    services: Vec<KillOnDrop>,
 }
 
 /// A director's routing daemon.
@@ -122,9 +123,16 @@ fn no_tx_offload(ns: &Netns, iface: &str) {
     assert!(out.status.success(), "ethtool -K {iface} tx off");
 }
 
+/// Two directors running, once the edge has both for the VIP.
 fn start() -> ScaleOut {
+    start_some(2, 2)
+}
+
+/// `directors` directors on the segment, the first `running` of them running vipflip and
+/// their routing daemon, once the edge has them all for the VIP.
+fn start_some(directors: usize, running: usize) -> ScaleOut {
     let bpffs = BpfFs::new();
-    let scene = BgpScene::new(2, Some(Bfd::FAST));
+    let scene = BgpScene::new(directors, Some(Bfd::FAST));
     let dir = test_dir("vipflip-scaleout-");
     no_tx_offload(&scene.client, "eth0");
     no_tx_offload(&scene.edge, "eth0");
@@ -147,7 +155,7 @@ fn start() -> ScaleOut {
             ]);
             no_tx_offload(&ns, "eth0");
             lb::make_real_server(&ns, VIP);
-            let services = [
+            let services = vec![
                 lb::serve(LB_PROBE, &ns, "http-serve", HTTP_PORT, &name),
                 lb::serve(LB_PROBE, &ns, "echo-serve", ECHO_PORT, &name),
             ];
@@ -156,10 +164,7 @@ fn start() -> ScaleOut {
                     && lb::listening(&ns, ECHO_PORT)),
                 "{name} never listened"
             );
-            RealServer {
-                ns,
-                _services: services,
-            }
+            RealServer { ns, services }
         })
         .collect();
     // XDP_TX on a director's veth is delivered only if the switch's end runs XDP too.
@@ -178,52 +183,98 @@ fn start() -> ScaleOut {
         );
         no_tx_offload(&d.ns, "eth0");
     }
-    let mut agents = Vec::new();
-    let mut speakers = Vec::new();
-    for d in 0..scene.directors.len() {
-        let text = director_config(&scene, d, bpffs.path(), &dir);
-        let id = format!("d{}", d + 1);
-        let agent = Agent::start(&scene.directors[d].ns, &dir, &id, &text, "info");
-        let config = dir.join(format!("{id}.toml"));
-        let ns = &scene.directors[d].ns;
-        speakers.push(if d == 0 {
-            Speaker::Frr(Frr::start(ns, &routing_config(&config, "--frr")))
-        } else {
-            Speaker::Bird(Bird::start(ns, &routing_config(&config, "--bird")))
-        });
-        agents.push(agent);
-    }
-    let world = ScaleOut {
-        speakers,
-        agents,
+    let mut world = ScaleOut {
+        speakers: Vec::new(),
+        agents: Vec::new(),
         reals,
         scene,
         dir,
         bpffs,
     };
-    let took = world
-        .scene
-        .wait_edge_nexthops(VIP, 2, Duration::from_secs(30));
-    assert!(
-        took.is_some(),
-        "the edge never got both directors for {VIP}:\n{}\n{}",
-        world.scene.describe(),
-        world.logs()
-    );
-    // FRR resets a session once when BFD first comes up: ECMP must hold a while.
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(
-        world
-            .scene
-            .wait_edge_nexthops(VIP, 2, Duration::from_secs(15))
-            .is_some(),
-        "{}",
-        world.scene.describe()
-    );
+    for d in 0..running {
+        world.start_director(d);
+    }
+    world.await_directors(running);
     world
 }
 
 impl ScaleOut {
+    /// Starts director `d`'s agent and routing daemon: FRR for the first, BIRD for the
+    /// others, each configured by `vipflip routing-config`.
+    fn start_director(&mut self, d: usize) {
+        let text = director_config(&self.scene, d, self.bpffs.path(), &self.dir);
+        let id = format!("d{}", d + 1);
+        let ns = &self.scene.directors[d].ns;
+        self.agents
+            .push(Agent::start(ns, &self.dir, &id, &text, "info"));
+        let config = self.dir.join(format!("{id}.toml"));
+        self.speakers.push(if d == 0 {
+            Speaker::Frr(Frr::start(ns, &routing_config(&config, "--frr")))
+        } else {
+            Speaker::Bird(Bird::start(ns, &routing_config(&config, "--bird")))
+        });
+    }
+
+    /// Waits until the edge has `n` directors for the VIP, and keeps them for a second (FRR
+    /// resets a session once when BFD first comes up).
+    fn await_directors(&self, n: usize) -> Duration {
+        let took = self
+            .scene
+            .wait_edge_nexthops(VIP, n, Duration::from_secs(30));
+        assert!(
+            took.is_some(),
+            "the edge never got {n} directors for {VIP}:\n{}\n{}",
+            self.scene.describe(),
+            self.logs()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(
+            self.scene
+                .wait_edge_nexthops(VIP, n, Duration::from_secs(15))
+                .is_some(),
+            "{}",
+            self.scene.describe()
+        );
+        took.unwrap()
+    }
+
+    /// `count` long-lived streams from the client to the echo service for `duration_ms`, a
+    /// line every 50 ms each, once they are all open.
+    fn streams(&self, count: usize, duration_ms: u64) -> Streams {
+        let mut child = self
+            .scene
+            .client
+            .command(LB_PROBE)
+            .args(["streams", "--target", VIP, "--port", &ECHO_PORT.to_string()])
+            .args(["--count", &count.to_string(), "--interval-ms", "50"])
+            .args([
+                "--duration-ms",
+                &duration_ms.to_string(),
+                "--timeout-ms",
+                "2000",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut opened = String::new();
+        loop {
+            let mut line = String::new();
+            let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+            assert!(n > 0, "the streams never opened:\n{opened}");
+            if line.trim() == "READY" {
+                break;
+            }
+            opened.push_str(&line);
+        }
+        Streams {
+            child,
+            stdout,
+            count,
+        }
+    }
+
     /// The agents' logs and the directors' routing daemons, for failure messages.
     fn logs(&self) -> String {
         self.agents
@@ -251,6 +302,44 @@ impl ScaleOut {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// Running streams (see [`ScaleOut::streams`]).
+struct Streams {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    count: usize,
+}
+
+impl Streams {
+    /// Each stream's closing line: `T I port=P first=NAME last=NAME changes=N … error=…`.
+    fn finish(mut self) -> Vec<String> {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
+        let _ = self.child.wait();
+        let results: Vec<String> = rest
+            .lines()
+            .filter(|l| l.starts_with("T "))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(results.len(), self.count, "{rest}");
+        results
+    }
+}
+
+/// `field=value` of a stream's closing line.
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or("")
+}
+
+/// The streams that failed or changed real server, as lines.
+fn broken(results: &[String]) -> Vec<&String> {
+    results
+        .iter()
+        .filter(|l| field(l, "error") != "-" || field(l, "changes") != "0")
+        .collect()
 }
 
 #[test]
@@ -321,26 +410,8 @@ fn new_connections_spread_over_the_directors_and_real_servers() {
 fn a_drained_director_hands_its_streams_over_without_a_reset() {
     let _serial = serial();
     let mut world = start();
-    let streams = world
-        .scene
-        .client
-        .command(LB_PROBE)
-        .args(["streams", "--target", VIP, "--port", &ECHO_PORT.to_string()])
-        .args([
-            "--count",
-            "60",
-            "--interval-ms",
-            "50",
-            "--duration-ms",
-            "6000",
-            "--timeout-ms",
-            "2000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let streams = world.streams(60, 5000);
+    std::thread::sleep(Duration::from_secs(1));
     let drain = world.agents[0].cli(&["drain"]);
     assert!(
         drain.status.success(),
@@ -357,24 +428,130 @@ fn a_drained_director_hands_its_streams_over_without_a_reset() {
         "d1 never stopped after its traffic moved:\n{}",
         world.agents[0].log()
     );
-    let out = streams.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<&str> = text.lines().filter(|l| l.starts_with("T ")).collect();
-    assert_eq!(results.len(), 60, "{text}");
-    let broken: Vec<&&str> = results
-        .iter()
-        .filter(|l| !l.ends_with("error=-") || !l.contains(" changes=0 "))
-        .collect();
+    let results = streams.finish();
+    let broken = broken(&results);
     assert!(
         broken.is_empty(),
-        "streams reset or moved to another real server when d1 drained:\n{}\n{}",
-        broken
-            .iter()
-            .map(|l| (*l).to_owned())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        "streams reset or moved to another real server when d1 drained:\n{broken:#?}\n{}",
         world.logs()
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_director_cut_off_leaves_within_the_bfd_time_and_its_streams_carry_on() {
+    let _serial = serial();
+    let world = start();
+    let streams = world.streams(60, 5000);
+    std::thread::sleep(Duration::from_secs(1));
+    // Its switch port stops forwarding: no carrier drops, only BFD can tell.
+    world.scene.cut(0);
+    let took = world
+        .scene
+        .wait_edge_nexthops(VIP, 1, Duration::from_secs(5));
+    eprintln!("cut: the edge dropped d1 after {took:?} (BFD 50 ms x 3)");
+    assert!(took.is_some(), "{}", world.scene.describe());
+    let results = streams.finish();
+    let broken = broken(&results);
+    eprintln!(
+        "cut: {} of 60 streams carried on, on their real server",
+        60 - broken.len()
+    );
+    assert!(
+        broken.is_empty(),
+        "streams reset or moved when d1 was cut:\n{broken:#?}\n{}",
+        world.logs()
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_killed_agent_leaves_its_director_serving_without_a_lost_packet() {
+    let _serial = serial();
+    let mut world = start();
+    let streams = world.streams(60, 4000);
+    std::thread::sleep(Duration::from_secs(1));
+    world.agents[0].signal(libc::SIGKILL);
+    assert!(world.agents[0].exited(Duration::from_secs(5)));
+    let results = streams.finish();
+    assert_eq!(
+        world.scene.edge_nexthops(VIP).len(),
+        2,
+        "SIGKILL must leave the route: the pinned program still serves"
+    );
+    let broken = broken(&results);
+    assert!(broken.is_empty(), "{broken:#?}\n{}", world.logs());
+    // A lost segment would wait for a retransmission: 200 ms at least.
+    let slow: Vec<&String> = results
+        .iter()
+        .filter(|l| field(l, "max_gap_us").parse::<u64>().unwrap_or(u64::MAX) >= 200_000)
+        .collect();
+    assert!(
+        slow.is_empty(),
+        "streams waited for a retransmission:\n{slow:#?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_director_joining_takes_streams_without_moving_them() {
+    let _serial = serial();
+    let mut world = start_some(3, 2);
+    // Long enough for the third director (BIRD, connect retry 5 s) to take some of them.
+    let streams = world.streams(60, 12_000);
+    std::thread::sleep(Duration::from_millis(500));
+    world.start_director(2);
+    let took = world.await_directors(3);
+    eprintln!("join: the edge had the third director after {took:?}");
+    let before = world.forwarded(2);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        world.forwarded(2) > before,
+        "d3 took none of the streams while they ran"
+    );
+    let results = streams.finish();
+    let broken = broken(&results);
+    assert!(
+        broken.is_empty(),
+        "streams reset or moved when d3 joined:\n{broken:#?}\n{}",
+        world.logs()
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_failed_real_server_moves_only_its_own_streams_on_every_director() {
+    let _serial = serial();
+    let mut world = start();
+    let streams = world.streams(60, 4000);
+    std::thread::sleep(Duration::from_secs(1));
+    // rs2's echo service dies (its checks fail on both directors).
+    world.reals[1].services.pop();
+    let results = streams.finish();
+    let (on_rs2, others): (Vec<&String>, Vec<&String>) =
+        results.iter().partition(|l| field(l, "first") == "rs2");
+    assert!(!on_rs2.is_empty(), "no stream on rs2: {results:#?}");
+    let moved: Vec<&&String> = others
+        .iter()
+        .filter(|l| field(l, "error") != "-" || field(l, "changes") != "0")
+        .collect();
+    assert!(
+        moved.is_empty(),
+        "streams of the healthy real servers were disturbed:\n{moved:#?}"
+    );
+    for d in 0..2 {
+        assert!(
+            wait_for(Duration::from_secs(5), || {
+                let status =
+                    String::from_utf8_lossy(&world.agents[d].cli(&["status"]).stdout).into_owned();
+                status
+                    .lines()
+                    .any(|l| l.contains("real server   192.0.2.22") && l.contains(": down ("))
+            }),
+            "d{} never saw rs2 down",
+            d + 1
+        );
+    }
 }
 
 #[test]
