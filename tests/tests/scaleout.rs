@@ -239,14 +239,14 @@ impl ScaleOut {
     }
 
     /// `count` long-lived streams from the client to the echo service for `duration_ms`, a
-    /// line every 50 ms each, once they are all open.
+    /// line every 100 ms each, once they are all open.
     fn streams(&self, count: usize, duration_ms: u64) -> Streams {
         let mut child = self
             .scene
             .client
             .command(LB_PROBE)
             .args(["streams", "--target", VIP, "--port", &ECHO_PORT.to_string()])
-            .args(["--count", &count.to_string(), "--interval-ms", "50"])
+            .args(["--count", &count.to_string(), "--interval-ms", "100"])
             .args([
                 "--duration-ms",
                 &duration_ms.to_string(),
@@ -410,7 +410,7 @@ fn new_connections_spread_over_the_directors_and_real_servers() {
 fn a_drained_director_hands_its_streams_over_without_a_reset() {
     let _serial = serial();
     let mut world = start();
-    let streams = world.streams(60, 5000);
+    let streams = world.streams(200, 5000);
     std::thread::sleep(Duration::from_secs(1));
     let drain = world.agents[0].cli(&["drain"]);
     assert!(
@@ -442,7 +442,7 @@ fn a_drained_director_hands_its_streams_over_without_a_reset() {
 fn a_director_cut_off_leaves_within_the_bfd_time_and_its_streams_carry_on() {
     let _serial = serial();
     let world = start();
-    let streams = world.streams(60, 5000);
+    let streams = world.streams(200, 5000);
     std::thread::sleep(Duration::from_secs(1));
     // Its switch port stops forwarding: no carrier drops, only BFD can tell.
     world.scene.cut(0);
@@ -454,8 +454,8 @@ fn a_director_cut_off_leaves_within_the_bfd_time_and_its_streams_carry_on() {
     let results = streams.finish();
     let broken = broken(&results);
     eprintln!(
-        "cut: {} of 60 streams carried on, on their real server",
-        60 - broken.len()
+        "cut: {} of 200 streams carried on, on their real server",
+        200 - broken.len()
     );
     assert!(
         broken.is_empty(),
@@ -469,7 +469,7 @@ fn a_director_cut_off_leaves_within_the_bfd_time_and_its_streams_carry_on() {
 fn a_killed_agent_leaves_its_director_serving_without_a_lost_packet() {
     let _serial = serial();
     let mut world = start();
-    let streams = world.streams(60, 4000);
+    let streams = world.streams(200, 4000);
     std::thread::sleep(Duration::from_secs(1));
     world.agents[0].signal(libc::SIGKILL);
     assert!(world.agents[0].exited(Duration::from_secs(5)));
@@ -498,7 +498,7 @@ fn a_director_joining_takes_streams_without_moving_them() {
     let _serial = serial();
     let mut world = start_some(3, 2);
     // Long enough for the third director (BIRD, connect retry 5 s) to take some of them.
-    let streams = world.streams(60, 12_000);
+    let streams = world.streams(200, 12_000);
     std::thread::sleep(Duration::from_millis(500));
     world.start_director(2);
     let took = world.await_directors(3);
@@ -523,7 +523,7 @@ fn a_director_joining_takes_streams_without_moving_them() {
 fn a_failed_real_server_moves_only_its_own_streams_on_every_director() {
     let _serial = serial();
     let mut world = start();
-    let streams = world.streams(60, 4000);
+    let streams = world.streams(200, 4000);
     std::thread::sleep(Duration::from_secs(1));
     // rs2's echo service dies (its checks fail on both directors).
     world.reals[1].services.pop();
