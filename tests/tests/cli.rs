@@ -94,7 +94,7 @@ const DIRECTOR: &str = r#"
 [global]
 router_id = "dir-1"
 [routing]
-bgp = { asn = 65001, router_id = "192.0.2.11", neighbors = [{ address = "192.0.2.1", asn = 65000 }, { address = "2001:db8::1", asn = 65000 }], bfd = { interval = "50ms", multiplier = 3 } }
+bgp = { asn = 65001, router_id = "192.0.2.11", neighbors = [{ address = "192.0.2.1", asn = 65000 }, { address = "2001:db8::1", asn = 65000 }], bfd = { interval = "50ms", multiplier = 3 }, hold_time = "9s" }
 [[instance]]
 name = "VI_1"
 interface = "lo"
@@ -171,6 +171,7 @@ fn routing_config_for_frr_is_accepted_by_vtysh() {
         "ip import-table 200",
         "  redistribute table 200",
         " neighbor 192.0.2.1 bfd profile vipflip",
+        " neighbor 192.0.2.1 timers 3 9",
         "  neighbor 192.0.2.1 activate",
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
@@ -197,6 +198,7 @@ fn routing_config_for_bird_is_accepted_by_bird() {
         "protocol kernel vipflip_ipv4 {",
         "protocol kernel vipflip_ipv6 {",
         "    neighbor 2001:db8::1 as 65000;",
+        "    hold time 9;",
         "            bgp_origin = ORIGIN_INCOMPLETE;",
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");

@@ -130,6 +130,9 @@ fn frr(config: &Config, bgp: &BgpSpec) -> String {
     for n in &bgp.neighbors {
         let _ = writeln!(out, " neighbor {} remote-as {}", n.address, n.asn);
         let _ = writeln!(out, " neighbor {} timers connect 5", n.address);
+        if let Some(hold) = bgp.hold_time {
+            let _ = writeln!(out, " neighbor {} timers {} {hold}", n.address, hold / 3);
+        }
         if bgp.bfd.is_some() {
             let _ = writeln!(out, " neighbor {} bfd profile vipflip", n.address);
         }
@@ -180,6 +183,13 @@ fn bird(config: &Config, bgp: &BgpSpec, families: Families) -> String {
         );
         if bgp.bfd.is_some() {
             out.push_str("    bfd on;\n");
+        }
+        if let Some(hold) = bgp.hold_time {
+            let _ = writeln!(
+                out,
+                "    hold time {hold};\n    keepalive time {};",
+                hold / 3
+            );
         }
         for (on, channel) in channels {
             if !on {

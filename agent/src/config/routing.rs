@@ -47,6 +47,10 @@ pub struct BgpSpec {
     pub neighbors: Vec<BgpNeighbor>,
     /// BFD on every session; `None`: no BFD.
     pub bfd: Option<BfdSpec>,
+    /// BGP's hold time in seconds (keepalives every third of it); `None`: the routing
+    /// daemon's default (FRR and BIRD: 180 s, 240 s). Without BFD it is how long a dead
+    /// director stays in the upstream's ECMP set.
+    pub hold_time: Option<u16>,
 }
 
 /// One upstream router.

@@ -17,7 +17,7 @@ use super::unknown_name;
 use super::virtual_server::VirtualServer;
 
 const ROUTING_KEYS: &[&str] = &["table", "protocol", "drain_quiet", "bgp"];
-const BGP_KEYS: &[&str] = &["asn", "router_id", "neighbors", "bfd"];
+const BGP_KEYS: &[&str] = &["asn", "router_id", "neighbors", "bfd", "hold_time"];
 const NEIGHBOR_KEYS: &[&str] = &["address", "asn"];
 const BFD_KEYS: &[&str] = &["interval", "multiplier"];
 const ANNOUNCE_KEYS: &[&str] = &["vip", "when", "instance", "virtual_server"];
@@ -156,11 +156,25 @@ fn bgp(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<BgpSpec> {
     let bfd = t
         .table(ctx, "bfd", "{ interval = \"50ms\", multiplier = 3 }")
         .and_then(|b| bfd(ctx, &b));
+    let hold_time = t.duration(ctx, "hold_time").and_then(|(hold, span)| {
+        let secs = hold.as_secs();
+        if hold.subsec_nanos() != 0 || !(3..=65535).contains(&secs) {
+            t.invalid_at(
+                ctx,
+                &t.label("hold_time"),
+                &span,
+                "must be whole seconds in 3s..=65535s (BGP's hold timer; keepalives go at a third of it)",
+            );
+            return None;
+        }
+        Some(u16::try_from(secs).expect("checked range"))
+    });
     Some(BgpSpec {
         asn: own_asn?,
         router_id,
         neighbors,
         bfd,
+        hold_time,
     })
 }
 

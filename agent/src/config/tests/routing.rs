@@ -34,7 +34,7 @@ fn routing_and_every_gate_are_read() {
 table = 300
 protocol = 251
 drain_quiet = "2s"
-bgp = { asn = 65001, router_id = "192.0.2.11", neighbors = [{ address = "192.0.2.1", asn = 65000 }], bfd = { interval = "50ms", multiplier = 3 } }
+bgp = { asn = 65001, router_id = "192.0.2.11", neighbors = [{ address = "192.0.2.1", asn = 65000 }], bfd = { interval = "50ms", multiplier = 3 }, hold_time = "9s" }
 
 [[announce]]
 vip = "192.0.2.100"
@@ -58,6 +58,7 @@ when = "quorum"
                     interval: Duration::from_millis(50),
                     multiplier: 3,
                 }),
+                hold_time: Some(9),
             }),
         }
     );
@@ -121,7 +122,7 @@ fn tables_and_protocols_another_owner_uses_are_refused() {
 fn the_bgp_side_is_checked_too() {
     refused(
         &instance(
-            "[routing]\nbgp = { router_id = \"2001:db8::1\", neighbors = [{ address = \"edge\" }], bfd = { interval = \"5ms\", multiplier = 1 } }\n",
+            "[routing]\nbgp = { router_id = \"2001:db8::1\", neighbors = [{ address = \"edge\" }], bfd = { interval = \"5ms\", multiplier = 1 }, hold_time = \"2500ms\" }\n",
         ),
         &[
             "t.toml:7:7: error: missing `routing.bgp.asn` (this director's AS number)",
@@ -130,6 +131,7 @@ fn the_bgp_side_is_checked_too() {
             "t.toml:7:61: error: routing.bgp.neighbors[0].address = \"edge\": expected an IP address like \"192.0.2.1\" or \"2001:db8::1\"",
             "t.toml:7:91: error: routing.bgp.bfd.interval = \"5ms\": must be whole milliseconds in 10ms..=60s (FRR's bfdd range)",
             "t.toml:7:111: error: routing.bgp.bfd.multiplier = 1: must be in 2..=255 (packets missed before the session is down)",
+            "t.toml:7:128: error: routing.bgp.hold_time = \"2500ms\": must be whole seconds in 3s..=65535s (BGP's hold timer; keepalives go at a third of it)",
         ],
     );
 }
