@@ -367,40 +367,17 @@ impl LbScene {
     /// Opens `count` streams to the echo service on `vip` that exchange a line every 10 ms
     /// for `duration_ms`; returns once every stream is established, with the server of each.
     pub fn start_streams(&self, vip: &str, count: u32, duration_ms: u32) -> Streams {
-        let mut child = self
-            .client()
-            .command(self.tools.lb_probe)
-            .args(["streams", "--target", vip, "--port", &ECHO_PORT.to_string()])
-            .args(["--count", &count.to_string(), "--interval-ms", "10"])
-            .args(["--duration-ms", &duration_ms.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vipflip-lb-probe streams");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let mut established = Vec::new();
-        loop {
-            let Some(Ok(line)) = lines.next() else {
-                let out = child.wait_with_output().expect("wait for streams");
-                panic!(
-                    "streams ended before READY: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            if line == "READY" {
-                break;
-            }
-            // E INDEX PORT NAME
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if let ["E", _, port, name] = words[..] {
-                established.push((port.parse().expect("port"), (*name).to_owned()));
-            }
-        }
-        Streams {
-            child: KillOnDrop(child),
-            lines,
-            established,
-        }
+        start_streams(
+            self.tools.lb_probe,
+            self.client(),
+            vip,
+            &StreamsArgs {
+                count,
+                interval_ms: 10,
+                duration_ms,
+                timeout_ms: None,
+            },
+        )
     }
 
     /// `udp-flows` from the client to the UDP responders behind `vip`.
@@ -645,6 +622,59 @@ impl HttpRun {
     }
 }
 
+/// How [`start_streams`] runs `vipflip-lb-probe streams`.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamsArgs {
+    pub count: u32,
+    /// A line each way this often, per stream.
+    pub interval_ms: u32,
+    pub duration_ms: u32,
+    /// A reply slower than this ends the stream with an error (`None`: the tool's 5 s).
+    pub timeout_ms: Option<u32>,
+}
+
+/// `vipflip-lb-probe streams` (at `lb_probe`) from `client` to the echo service on `vip`:
+/// returns once every stream is established, with the server of each.
+pub fn start_streams(lb_probe: &str, client: &Netns, vip: &str, args: &StreamsArgs) -> Streams {
+    let mut cmd = client.command(lb_probe);
+    cmd.args(["streams", "--target", vip, "--port", &ECHO_PORT.to_string()])
+        .args(["--count", &args.count.to_string()])
+        .args(["--interval-ms", &args.interval_ms.to_string()])
+        .args(["--duration-ms", &args.duration_ms.to_string()]);
+    if let Some(timeout) = args.timeout_ms {
+        cmd.args(["--timeout-ms", &timeout.to_string()]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vipflip-lb-probe streams");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut established = Vec::new();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            let out = child.wait_with_output().expect("wait for streams");
+            panic!(
+                "streams ended before READY: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        if line == "READY" {
+            break;
+        }
+        // E INDEX PORT NAME
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["E", _, port, name] = words[..] {
+            established.push((port.parse().expect("port"), (*name).to_owned()));
+        }
+    }
+    Streams {
+        child: KillOnDrop(child),
+        lines,
+        established,
+    }
+}
+
 /// Long-lived streams running on the client.
 pub struct Streams {
     child: KillOnDrop,
@@ -666,6 +696,13 @@ pub struct StreamReport {
     pub last_reply_us: u64,
     /// `-` when the stream ran to its end.
     pub error: String,
+}
+
+impl StreamReport {
+    /// Ran to its end on the real server it started on.
+    pub fn unbroken(&self) -> bool {
+        self.error == "-" && self.changes == 0
+    }
 }
 
 impl Streams {

@@ -16,6 +16,7 @@ pub mod frr;
 pub mod interop;
 pub mod lb;
 pub mod routing;
+pub mod scaleout;
 pub mod scene;
 
 use std::{

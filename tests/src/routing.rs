@@ -663,17 +663,56 @@ impl BgpScene {
         wait_nexthops(&self.edge, &host_prefix(vip), wanted, timeout)
     }
 
-    /// Cuts director `d` off the segment without anyone losing carrier: its bridge port
-    /// leaves the bridge (both veth ends stay up), as a switch that stops forwarding would.
+    /// Cuts director `d` off the segment without anyone losing carrier, as a switch that
+    /// stops forwarding to and from one port would: the port goes to the bridge's disabled
+    /// state (both veth ends stay up). A static entry keeps the director's MAC on that port,
+    /// so the bridge drops what is sent to the director instead of flooding it to the other
+    /// directors (whose XDP programs would see it before the kernel discards it as not
+    /// theirs, and serve it).
     pub fn cut(&self, d: usize) {
-        self.switch
-            .ip(&["link", "set", &self.directors[d].port, "nomaster"]);
+        let director = &self.directors[d];
+        let mac = director.ns.mac("eth0");
+        let mac = format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+        );
+        let ns = self.switch.name();
+        crate::sh(
+            "bridge",
+            &[
+                "-n",
+                ns,
+                "fdb",
+                "replace",
+                &mac,
+                "dev",
+                &director.port,
+                "master",
+                "static",
+            ],
+        );
+        crate::sh(
+            "bridge",
+            &["-n", ns, "link", "set", "dev", &director.port, "state", "0"],
+        );
     }
 
     /// Puts director `d` back on the segment.
     pub fn restore(&self, d: usize) {
-        self.switch
-            .ip(&["link", "set", &self.directors[d].port, "master", "br0"]);
+        let director = &self.directors[d];
+        crate::sh(
+            "bridge",
+            &[
+                "-n",
+                self.switch.name(),
+                "link",
+                "set",
+                "dev",
+                &director.port,
+                "state",
+                "3",
+            ],
+        );
     }
 
     /// The edge's FRR and FIB, for failure messages.

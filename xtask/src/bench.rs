@@ -205,6 +205,28 @@ pub fn failover(root: &Path) -> anyhow::Result<()> {
     if !crate::setup::is_root() {
         bail!("bench failover builds network namespaces: run it as root");
     }
+    run_scene_bench(root, "failover")
+}
+
+/// `cargo xtask bench scaleout`: `vipflip-bench-scaleout` writes
+/// `bench/results/scaleout.md` under a header naming the machine.
+pub fn scaleout(root: &Path) -> anyhow::Result<()> {
+    if !crate::setup::is_root() {
+        bail!("bench scaleout builds network namespaces: run it as root");
+    }
+    run_scene_bench(root, "scaleout")?;
+    let body = std::fs::read_to_string(root.join("bench/results/scaleout.md"))
+        .context("reading the scaleout results")?;
+    let mut md = String::from("# Scale-out benchmark\n\n");
+    machine(&mut md, "scaleout")?;
+    md.push('\n');
+    md.push_str(&body);
+    write_results(root, "scaleout", &md)
+}
+
+/// Builds the release binaries and runs `vipflip-bench-{name}`, which writes
+/// `bench/results/{name}.md`.
+fn run_scene_bench(root: &Path, name: &str) -> anyhow::Result<()> {
     crate::run(
         root,
         "cargo",
@@ -221,10 +243,10 @@ pub fn failover(root: &Path) -> anyhow::Result<()> {
     )?;
     let bin = crate::target_dir(root).join("release");
     let vipflip = bin.join("vipflip");
-    let out = root.join("bench/results/failover.md");
+    let out = root.join(format!("bench/results/{name}.md"));
     crate::run(
         root,
-        bin.join("vipflip-bench-failover")
+        bin.join(format!("vipflip-bench-{name}"))
             .to_str()
             .context("target path is not UTF-8")?,
         &["--out", out.to_str().context("path is not UTF-8")?],

@@ -96,6 +96,9 @@ enum BenchKind {
     Xdp,
     /// Failover as a client sees it, vipflip next to keepalived, on the lab topology.
     Failover,
+    /// Active-active directors behind BGP ECMP (FRR edge, FRR and BIRD directors): a cut
+    /// with and without BFD, a drain, a killed agent, next to a VRRP pair's failover.
+    Scaleout,
     /// Load balancing: the service path per packet, forwarding through a director on veth
     /// next to the kernel's, and the table rebuild for 1,000 real servers.
     Lb,
@@ -150,6 +153,12 @@ fn main() -> anyhow::Result<()> {
         } => {
             setup::run()?;
             bench::failover(&root)
+        }
+        Task::Bench {
+            which: BenchKind::Scaleout,
+        } => {
+            setup::run()?;
+            bench::scaleout(&root)
         }
         Task::Bench {
             which: BenchKind::Lb,
