@@ -214,7 +214,16 @@ fn main() {
         let mut done = Vec::new();
         for n in 0..trials {
             let trial = run(event);
-            eprintln!("{} #{}: {trial:?}", event.label(), n + 1);
+            eprintln!(
+                "{} #{}: reroute {:?} ms, longest pause median {} / max {} ms, {} of {} carried on",
+                event.label(),
+                n + 1,
+                trial.reroute_ms,
+                trial.median_pause(),
+                trial.max_pause(),
+                trial.unbroken,
+                trial.streams
+            );
             done.push(trial);
         }
         results.push((event, done));
