@@ -1399,8 +1399,8 @@ fn at_most_max_reals_per_interface() {
 
 #[test]
 fn the_example_virtual_server_block_is_valid() {
-    // The block is commented out so the example runs no load balancer; uncommented (one `#`
-    // off every line), it must be accepted as written.
+    // The block (and the scaling-out block after it) is commented out so the example runs no
+    // load balancer; uncommented (one `#` off every line), it must be accepted as written.
     let text = std::fs::read_to_string(example_path()).expect("examples/vipflip.toml");
     let (head, block) = text
         .split_once(EXAMPLE_LB_MARKER)
@@ -1422,6 +1422,10 @@ fn the_example_virtual_server_block_is_valid() {
     assert_eq!((web.name.as_str(), web.port), ("web", 80));
     assert_eq!(web.real_servers.len(), 3);
     assert_eq!(web.quorum_weight, Some(Weight(-50)));
+    // The scaling-out block after it, uncommented the same way.
+    assert_eq!(config.routing.table, 200);
+    assert_eq!(config.routing.bgp.as_ref().map(|b| b.asn), Some(65011));
+    assert_eq!(config.announces.len(), 1);
 }
 
 /// The line that starts the commented `[[virtual_server]]` block of the example.
