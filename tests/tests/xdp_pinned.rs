@@ -392,3 +392,68 @@ fn vrid_filters_and_allow_lists_follow_the_api() {
     assert_eq!(verdict([192, 0, 2, 1]), XDP_DROP, "VRID 51 removed");
     assert!(plane.vrids().unwrap().is_empty());
 }
+
+/// Pins another build left, whose `REALS` values had another size (as before a slot held two
+/// copies): `vipflip load` refuses them, naming the map and the way out, instead of showing
+/// the verifier's dump; `vipflip unload` clears them and a load then succeeds.
+#[test]
+#[ignore = "needs root"]
+fn pins_of_another_build_are_refused_with_the_way_out() {
+    let router = Netns::new("vft-p");
+    let (r_if, c_if) = (unique("vfp"), unique("vfq"));
+    let client = Netns::new("vft-q");
+    veth(&router, &r_if, &client, &c_if);
+    let bpffs = BpfFs::new();
+    let pin_root = bpffs.path().to_str().unwrap().to_owned();
+    let dir = bpffs.path().join(&r_if);
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("REALS");
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&old)
+        .args([
+            "type", "array", "key", "4", "value", "24", "entries", "4096", "name", "REALS",
+        ])
+        .output()
+        .expect("run bpftool (installed by `cargo xtask setup`)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let bin = vipflip_bin();
+    let vipflip = |args: &[&str]| {
+        router
+            .command(bin.to_str().unwrap())
+            .args(args)
+            .args(["--iface", &r_if, "--pin-dir", &pin_root])
+            .output()
+            .expect("run vipflip")
+    };
+    let load = vipflip(&["load"]);
+    assert!(!load.status.success(), "loaded over another build's pins");
+    let said = String::from_utf8_lossy(&load.stderr);
+    assert!(
+        said.contains(&format!(
+            "the pinned map REALS ({}) was made by another vipflip build (keys 4 bytes, values 24, 4096 entries;",
+            old.display()
+        )) && said.contains(&format!("`vipflip unload --iface {r_if} --pin-dir {pin_root}`")),
+        "{said}"
+    );
+    assert!(!said.contains("Verifier output"), "{said}");
+    let unload = vipflip(&["unload"]);
+    assert!(
+        unload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unload.stderr)
+    );
+    assert!(!old.exists(), "unload left the old pin");
+    let load = vipflip(&["load"]);
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let unload = vipflip(&["unload"]);
+    assert!(unload.status.success());
+}

@@ -9,6 +9,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
+    maps::MapInfo,
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -56,6 +57,7 @@ pub fn load(iface: &str, pin_dir: Option<&Path>) -> Result<Ebpf, DataplaneError>
         .unwrap_or_default();
     if let Some(dir) = pin_dir {
         on_bpffs(iface, dir)?;
+        check_pins(iface, dir)?;
     }
     for (map, path) in &paths {
         loader.map_pin_path(map.as_str(), path.as_path());
@@ -73,6 +75,42 @@ pub fn load(iface: &str, pin_dir: Option<&Path>) -> Result<Ebpf, DataplaneError>
         source,
     })?;
     Ok(ebpf)
+}
+
+/// Pins another build left (a map whose key, value or size changed since) cannot be reused:
+/// the loader would hand them to the program and the verifier would refuse it with a dump.
+/// Says which map differs, and how to start afresh.
+fn check_pins(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
+    let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(|e| DataplaneError::Invalid {
+        iface: iface.to_owned(),
+        message: format!("the embedded XDP object does not parse: {e}"),
+    })?;
+    for map in MapName::ALL {
+        let path = dir.join(map.as_str());
+        if !path.exists() {
+            continue;
+        }
+        let Some(def) = object.maps.get(map.as_str()) else {
+            continue;
+        };
+        let Ok(info) = MapInfo::from_pin(&path) else {
+            continue;
+        };
+        let wanted = (def.key_size(), def.value_size(), def.max_entries());
+        let found = (info.key_size(), info.value_size(), info.max_entries());
+        // A definition without a size leaves it to the loader.
+        if (wanted.0, wanted.1) != (found.0, found.1) || (wanted.2 != 0 && wanted.2 != found.2) {
+            return Err(DataplaneError::IncompatiblePin {
+                iface: iface.to_owned(),
+                map,
+                path,
+                root: dir.parent().unwrap_or(dir).to_owned(),
+                found,
+                wanted,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The XDP program inside a loaded object.

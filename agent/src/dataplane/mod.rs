@@ -67,6 +67,24 @@ pub enum DataplaneError {
     NoObject,
     #[error("interface {iface:?} does not exist")]
     NoSuchInterface { iface: String },
+    #[error(
+        "{iface}: the pinned map {map} ({}) was made by another vipflip build (keys {} bytes, \
+         values {}, {} entries; this build: {}, {}, {}): detach and unpin it with \
+         `vipflip unload --iface {iface} --pin-dir {}` (VIP traffic stops until a daemon \
+         attaches again), then start",
+        path.display(), found.0, found.1, found.2, wanted.0, wanted.1, wanted.2, root.display()
+    )]
+    IncompatiblePin {
+        iface: String,
+        map: MapName,
+        path: PathBuf,
+        /// The root of the pins (`--pin-dir`, `global.pin_dir`).
+        root: PathBuf,
+        /// Key size, value size, max entries of the pinned map.
+        found: (u32, u32, u32),
+        /// The same of this build's definition.
+        wanted: (u32, u32, u32),
+    },
     #[error("{iface}: loading the XDP program failed: {source}")]
     Load {
         iface: String,
