@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::{
-    BpfFs, KillOnDrop, Netns,
+    BpfFs, KillOnDrop, Naming, Netns,
     agent::{self, Agent, vipflip},
     lb::{self, ECHO_PORT, HTTP_PORT, StreamReport, Streams, StreamsArgs},
     routing::{Bfd, BgpScene, Bird, Frr},
@@ -79,6 +79,9 @@ pub struct Options {
     pub bfd: Option<Bfd>,
     /// The directors' BGP hold time in seconds (`[routing.bgp] hold_time`).
     pub hold_time: Option<u16>,
+    /// Unique names (tests), or fixed ones under a prefix with the files and pins under
+    /// `/run/<prefix>/` (the live lab, which a later run must find to clean up).
+    pub naming: Naming,
 }
 
 impl Options {
@@ -90,6 +93,7 @@ impl Options {
             running: 2,
             bfd: Some(Bfd::FAST),
             hold_time: None,
+            naming: Naming::Unique,
         }
     }
 }
@@ -170,10 +174,16 @@ fn no_tx_offload(ns: &Netns, iface: &str) {
 impl ScaleOut {
     /// The scene of `options`, once the edge has every running director for the VIP.
     pub fn start(options: Options) -> Self {
-        let bpffs = BpfFs::new();
-        let scene = BgpScene::new(options.directors, options.bfd);
+        let (bpffs, dir) = match options.naming {
+            Naming::Unique => (BpfFs::new(), test_dir("vipflip-scaleout-")),
+            Naming::Fixed(prefix) => {
+                let dir = PathBuf::from(format!("/run/{prefix}"));
+                std::fs::create_dir_all(&dir).expect("the scene's directory");
+                (BpfFs::at(dir.join("bpffs")), dir)
+            }
+        };
+        let scene = BgpScene::build(options.directors, options.bfd, options.naming);
         let lb_probe = options.lb_probe.to_str().expect("UTF-8 path").to_owned();
-        let dir = test_dir("vipflip-scaleout-");
         no_tx_offload(&scene.client, "eth0");
         no_tx_offload(&scene.edge, "eth0");
         no_tx_offload(&scene.edge, "eth1");
@@ -182,7 +192,10 @@ impl ScaleOut {
             .enumerate()
             .map(|(i, address)| {
                 let name = format!("rs{}", i + 1);
-                let ns = Netns::new(&format!("vfr{}-", i + 1));
+                let ns = match options.naming {
+                    Naming::Unique => Netns::new(&format!("vfr{}-", i + 1)),
+                    Naming::Fixed(prefix) => Netns::named(format!("{prefix}-rs{}", i + 1)),
+                };
                 veth(&ns, "eth0", &scene.switch, &name);
                 scene.switch.ip(&["link", "set", &name, "master", "br0"]);
                 ns.ip(&["addr", "add", &format!("{address}/26"), "dev", "eth0"]);

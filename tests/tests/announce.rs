@@ -111,7 +111,8 @@ fn a_master_gate_announces_from_the_master_only_and_follows_a_failover() {
     );
 }
 
-/// `ip monitor route` in `ns` while it lives.
+/// `ip monitor route` in `ns` while it lives, once it is listening: it has reported a
+/// route added to and removed from a table of no use to anyone.
 fn monitor(ns: &Netns) -> (KillOnDrop, std::path::PathBuf) {
     let file = std::env::temp_dir().join(format!(
         "vipflip-monitor-{}",
@@ -125,6 +126,15 @@ fn monitor(ns: &Netns) -> (KillOnDrop, std::path::PathBuf) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let probe = ["192.0.2.250/32", "dev", "lo", "table", "4242"];
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            let _ = ns.command("ip").args(["route", "add"]).args(probe).output();
+            let _ = ns.command("ip").args(["route", "del"]).args(probe).output();
+            std::fs::read_to_string(&file).is_ok_and(|seen| seen.contains("192.0.2.250"))
+        }),
+        "ip monitor never reported the probe route"
+    );
     (KillOnDrop(child), file)
 }
 
@@ -216,6 +226,11 @@ fn drain_withdraws_at_once_and_stops_only_when_the_traffic_is_quiet() {
     );
     let stopped_after = probe_ended.elapsed();
     eprintln!("drain: stopped {stopped_after:?} after the last probe; probes: {summary}");
+    // The silence it waits for is 500 ms (then a VRRP handoff and its 1 s forward window).
+    assert!(
+        stopped_after >= Duration::from_millis(450),
+        "stopped {stopped_after:?} after the last packet, before the quiet time"
+    );
     assert!(
         scene.agents[0]
             .log()

@@ -116,7 +116,8 @@ when = "master"
 "#;
 
 fn routing_config(flag: &str, config: &str) -> std::process::Output {
-    let dir = std::env::temp_dir().join(format!("vipflip-rc-{}-{flag}", std::process::id()));
+    // Tests run in parallel: each call its own directory.
+    let dir = std::env::temp_dir().join(vipflip_integration_tests::unique("vipflip-rc-"));
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("vipflip.toml");
     std::fs::write(&config_path, config).unwrap();
@@ -141,7 +142,10 @@ fn printed(out: &std::process::Output) -> String {
 /// Checks `text` with the daemon's own parser (`vtysh --dryrun`, `bird -p`): the lines an
 /// operator pastes are lines the daemon accepts.
 fn accepted_by(program: &str, args: &[&str], text: &str, name: &str) {
-    let file = std::env::temp_dir().join(format!("vipflip-{}-{name}", std::process::id()));
+    let file = std::env::temp_dir().join(format!(
+        "{}-{name}",
+        vipflip_integration_tests::unique("vipflip-")
+    ));
     std::fs::write(&file, text).unwrap();
     let out = Command::new(program)
         .args(args)

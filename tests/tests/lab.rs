@@ -162,3 +162,46 @@ fn down_removes_what_a_crashed_lab_left() {
         namespaces("vflabd")
     );
 }
+
+const LAB_BGP: &str = env!("CARGO_BIN_EXE_vipflip-lab-bgp");
+
+/// The BGP lab (`cargo xtask lab --bgp`) scripted: the client is served through both
+/// directors, then d3 joins, d1 drains and leaves the edge's next hops, and every namespace
+/// goes at the end.
+#[test]
+#[ignore = "needs root"]
+fn the_bgp_lab_adds_a_director_and_drains_one_then_cleans_up() {
+    let _serial = vipflip_integration_tests::serial();
+    let out = std::process::Command::new(LAB_BGP)
+        .args([
+            "--prefix",
+            "vfbgpt",
+            "--script",
+            "wait 2; add; wait 9; drain; wait 4; quit",
+        ])
+        .output()
+        .expect("run vipflip-lab-bgp");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vipflip-lab-bgp failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("edge next hops: 192.0.2.11, 192.0.2.12, 192.0.2.13"),
+        "d3 never joined the edge's next hops:\n{text}"
+    );
+    assert!(text.contains("d3 added"), "{text}");
+    assert!(text.contains("d1 drains"), "{text}");
+    assert!(
+        text.contains("edge next hops: 192.0.2.12, 192.0.2.13"),
+        "d1 never left the edge's next hops:\n{text}"
+    );
+    assert!(text.contains("client: answered by rs1"), "{text}");
+    assert!(text.contains("lab vfbgpt removed"), "{text}");
+    assert!(
+        namespaces("vfbgpt").is_empty(),
+        "namespaces left: {:?}",
+        namespaces("vfbgpt")
+    );
+}

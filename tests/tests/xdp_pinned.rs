@@ -454,6 +454,22 @@ fn pins_of_another_build_are_refused_with_the_way_out() {
         "{}",
         String::from_utf8_lossy(&load.stderr)
     );
+    // The upgrade proper: the program stays attached through its pinned link, and the agent
+    // re-opens the pins instead of loading: an old map is refused there too.
+    std::fs::remove_file(&old).unwrap();
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&old)
+        .args([
+            "type", "array", "key", "4", "value", "24", "entries", "4096", "name", "REALS",
+        ])
+        .output()
+        .expect("run bpftool");
+    assert!(made.status.success());
+    let reopen = vipflip(&["load"]);
+    assert!(!reopen.status.success(), "re-opened another build's pins");
+    let said = String::from_utf8_lossy(&reopen.stderr);
+    assert!(said.contains("the pinned map REALS"), "{said}");
     let unload = vipflip(&["unload"]);
     assert!(unload.status.success());
 }

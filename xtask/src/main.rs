@@ -33,6 +33,10 @@ enum Task {
         /// Run keepalived on r1 instead of vipflip: a mixed group.
         #[arg(long)]
         keepalived: bool,
+        /// Active-active directors behind BGP ECMP instead: an FRR edge, three directors
+        /// (FRR, BIRD, BIRD), real servers, a client making new connections.
+        #[arg(long, conflicts_with_all = ["keepalived", "routers", "interval"])]
+        bgp: bool,
         /// Advert interval of every router ("1s", "100ms", …).
         #[arg(long, default_value = "1s")]
         interval: String,
@@ -112,18 +116,40 @@ fn main() -> anyhow::Result<()> {
         Task::Lab {
             routers,
             keepalived,
+            bgp,
             interval,
             script,
             down,
         } => {
             setup::run()?;
+            let mut args = if bgp {
+                Vec::new()
+            } else {
+                vec![
+                    "--routers".to_owned(),
+                    routers.to_string(),
+                    "--interval".to_owned(),
+                    interval,
+                ]
+            };
+            if keepalived {
+                args.push("--keepalived".into());
+            }
+            if down {
+                args.push("--down".into());
+            }
+            if let Some(script) = script {
+                args.push("--script".into());
+                args.push(script);
+            }
             lab(
                 &root,
-                routers,
-                keepalived,
-                &interval,
-                script.as_deref(),
-                down,
+                if bgp {
+                    "vipflip-lab-bgp"
+                } else {
+                    "vipflip-lab"
+                },
+                &args,
             )
         }
         Task::Build => {
@@ -196,14 +222,8 @@ pub fn run(root: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> 
     Ok(())
 }
 
-fn lab(
-    root: &Path,
-    routers: u8,
-    keepalived: bool,
-    interval: &str,
-    script: Option<&str>,
-    down: bool,
-) -> anyhow::Result<()> {
+/// Builds the binaries and runs the live lab `name` with `args`.
+fn lab(root: &Path, name: &str, args: &[String]) -> anyhow::Result<()> {
     if !setup::is_root() {
         bail!("the lab makes network namespaces and loads XDP programs: run it as root");
     }
@@ -223,25 +243,9 @@ fn lab(
     let bin = target_dir(root).join("debug");
     let vipflip = bin.join("vipflip");
     let vipflip = vipflip.to_str().context("target path is not UTF-8")?;
-    let lab = bin.join("vipflip-lab");
-    let mut args = vec![
-        "--routers".to_owned(),
-        routers.to_string(),
-        "--interval".to_owned(),
-        interval.to_owned(),
-    ];
-    if keepalived {
-        args.push("--keepalived".into());
-    }
-    if down {
-        args.push("--down".into());
-    }
-    if let Some(script) = script {
-        args.push("--script".into());
-        args.push(script.into());
-    }
+    let lab = bin.join(name);
     let status = Command::new(&lab)
-        .args(&args)
+        .args(args)
         .env("VIPFLIP_BIN", vipflip)
         .current_dir(root)
         .status()

@@ -44,12 +44,6 @@ impl HoldDown {
         self.reported = Some(healthy);
         Some(healthy)
     }
-
-    /// Until when an "up" is held back (`None`: nothing held).
-    pub fn held_until(&self) -> Option<Instant> {
-        let down = self.last_down?;
-        (self.reported == Some(false)).then(|| down + self.hold)
-    }
 }
 
 #[cfg(test)]
@@ -126,19 +120,5 @@ mod tests {
             ),
             "D...U"
         );
-    }
-
-    #[test]
-    fn what_is_held_says_until_when() {
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "the origin of the test's virtual time"
-        )]
-        let t0 = Instant::now();
-        let mut hold = HoldDown::new(Duration::from_secs(1));
-        hold.verdict(false, t0);
-        assert_eq!(hold.held_until(), Some(t0 + Duration::from_secs(1)));
-        hold.verdict(true, t0 + Duration::from_secs(2));
-        assert_eq!(hold.held_until(), None);
     }
 }

@@ -30,8 +30,12 @@ pub enum StartError {
     Trackers(#[source] TrackError),
     #[error(transparent)]
     ControlSocket(#[from] ControlSocketError),
-    #[error("routing table: {0}")]
-    Routes(#[source] NetlinkError),
+    #[error("routing table {table}: reading its routes: {source}")]
+    Routes {
+        table: u32,
+        #[source]
+        source: NetlinkError,
+    },
     #[error("global.metrics_listen: {0}")]
     Metrics(#[source] io::Error),
     #[error(transparent)]
@@ -89,7 +93,7 @@ impl InstanceErrorCause {
 pub enum ControlSocketError {
     #[error("another vipflip daemon answers on {}; give this one its own control_socket", .0.display())]
     InUse(PathBuf),
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what}: {}: {source}", path.display())]
     Io {
         /// What was being done: "removing stale", "binding the control socket", ...
         what: &'static str,
@@ -138,7 +142,7 @@ mod tests {
         };
         assert_eq!(
             io.to_string(),
-            "binding the control socket /run/x/vipflip.sock: permission denied"
+            "binding the control socket: /run/x/vipflip.sock: permission denied"
         );
     }
 }

@@ -9,7 +9,7 @@
 //!   gratuitous ARP / NA);
 //! - `reload`: diff the new configuration, then apply it;
 //! - `report`: `vipflip status` and the metrics;
-//! - `shutdown`: handoffs, forward windows, detach;
+//! - `shutdown`: handoffs, route withdrawals, forward windows, detach;
 //! - `control_socket`: the control socket's adapter; `lb`: the virtual servers;
 //!   `announce`: the VIPs announced to the routing daemon (BGP), drain.
 
@@ -173,9 +173,17 @@ impl Daemon {
         let mut sighup = install(SignalKind::hangup(), "SIGHUP")?;
         loop {
             self.reap_retired().await;
+            if self.drained() {
+                log::info!("drained: no VIP packet for the quiet time; stopping");
+                self.begin_stop().await;
+            }
+            // With --keep-dataplane the pinned program serves whatever still arrives after
+            // the daemon has gone: no silence to wait for.
             if let Some(since) = self.stopping
                 && (self.force_exit
-                    || (self.handoffs_done() && self.forwarding_done(options) && self.quiet())
+                    || (self.handoffs_done()
+                        && self.forwarding_done(options)
+                        && (options.keep_dataplane || self.quiet()))
                     || since.elapsed() > SHUTDOWN_HANDOFF_LIMIT)
             {
                 return Ok(());

@@ -80,7 +80,7 @@ pub fn load(iface: &str, pin_dir: Option<&Path>) -> Result<Ebpf, DataplaneError>
 /// Pins another build left (a map whose key, value or size changed since) cannot be reused:
 /// the loader would hand them to the program and the verifier would refuse it with a dump.
 /// Says which map differs, and how to start afresh.
-fn check_pins(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
+pub(super) fn check_pins(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
     let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(|e| DataplaneError::Invalid {
         iface: iface.to_owned(),
         message: format!("the embedded XDP object does not parse: {e}"),
@@ -93,13 +93,20 @@ fn check_pins(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
         let Some(def) = object.maps.get(map.as_str()) else {
             continue;
         };
-        let Ok(info) = MapInfo::from_pin(&path) else {
-            continue;
-        };
+        let info = MapInfo::from_pin(&path).map_err(|source| DataplaneError::Map {
+            iface: iface.to_owned(),
+            map,
+            op: "reading the pinned map's definition",
+            source,
+        })?;
         let wanted = (def.key_size(), def.value_size(), def.max_entries());
         let found = (info.key_size(), info.value_size(), info.max_entries());
+        let same_type = info.map_type().is_ok_and(|t| t as u32 == def.map_type());
         // A definition without a size leaves it to the loader.
-        if (wanted.0, wanted.1) != (found.0, found.1) || (wanted.2 != 0 && wanted.2 != found.2) {
+        if !same_type
+            || (wanted.0, wanted.1) != (found.0, found.1)
+            || (wanted.2 != 0 && wanted.2 != found.2)
+        {
             return Err(DataplaneError::IncompatiblePin {
                 iface: iface.to_owned(),
                 map,

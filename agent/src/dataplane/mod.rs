@@ -14,7 +14,7 @@ mod lb;
 mod maps;
 
 pub use attach::{attach_pass, load, pinned_program, program_logger, program_mut};
-use attach::{attach_program, ifindex, pin_error};
+use attach::{attach_program, check_pins, ifindex, pin_error};
 pub use lb::service_name;
 
 use std::{
@@ -232,6 +232,7 @@ impl Dataplane {
                 dir,
             });
         }
+        check_pins(iface, &dir)?;
         let ifindex = ifindex(iface).unwrap_or(0);
         let open = |map: MapName| maps::open(iface, &dir, map);
         let mut plane = Self {

@@ -1,5 +1,6 @@
 //! The Direct Routing load balancer (the LVS-DR half): virtual services spread over real
-//! servers by the XDP program, while the service's VRRP instance is master.
+//! servers by the XDP program, while the service's VRRP instance is master, or whenever the
+//! agent runs for a service on an interface of its own.
 //!
 //! - [`table`] and [`balancer`]: the `vipflip-lb` crate (sans-IO), re-exported: the lookup
 //!   tables (Maglev, weighted round robin), pure functions of the healthy real servers and

@@ -8,7 +8,6 @@
 //! read from the XDP program's counters of VIP traffic.
 
 use std::{
-    collections::BTreeMap,
     net::IpAddr,
     sync::{
         Arc,
@@ -33,6 +32,9 @@ use super::Daemon;
 /// How often a draining daemon reads the counters.
 pub(super) const QUIET_POLL: Duration = Duration::from_millis(100);
 
+/// The longest a drain waits for the silence before it stops anyway.
+const DRAIN_LIMIT: Duration = Duration::from_mins(2);
+
 /// The XDP outcomes of traffic to a VIP (served, forwarded, balanced or dropped).
 const VIP_TRAFFIC: [Outcome; 9] = [
     Outcome::VipLocal,
@@ -56,6 +58,8 @@ enum Write {
 struct Quiet {
     packets: u64,
     since: Instant,
+    /// When the routes were withdrawn.
+    began: Instant,
 }
 
 pub(super) struct Announcements {
@@ -67,15 +71,17 @@ pub(super) struct Announcements {
     failures: Arc<AtomicU64>,
     /// Routes added and removed (metrics).
     written: Arc<AtomicU64>,
-    /// The last quorum verdict of each virtual server.
-    quorum_met: BTreeMap<String, bool>,
+    /// The changes decided while the daemon starts, held until it has started: a daemon
+    /// that fails to start must not announce a VIP nothing here serves.
+    held: Option<Vec<RouteChange>>,
     quiet: Option<Quiet>,
 }
 
 impl Announcements {
     /// Reads what the table holds (a previous run's routes stay announced until their gates
-    /// decide; routes of VIPs no longer configured go) and starts the writer. A configuration
-    /// without `[[announce]]` leaves the table untouched.
+    /// decide; routes of VIPs no longer configured go) and starts the writer; the first
+    /// changes wait for [`Daemon::announcements_started`]. A configuration without
+    /// `[[announce]]` leaves the table untouched, and says so if it holds routes.
     pub(super) async fn start(
         config: &Config,
         netlink: Arc<Netlink>,
@@ -84,12 +90,20 @@ impl Announcements {
             table: config.routing.table,
             protocol: config.routing.protocol,
         };
-        // Without announcements the table is left alone: it may be someone else's.
-        let present = if config.announces.is_empty() {
-            Vec::new()
-        } else {
-            netlink.routes(table).await?
-        };
+        let mut present = netlink.routes(table).await?;
+        if config.announces.is_empty() && !present.is_empty() {
+            // Without announcements the table is left alone: it may be someone else's.
+            log::warn!(
+                "routing table {}: routes with vipflip's protocol {} are left as found ({}); \
+                 if a previous run announced them, remove them with `ip route flush table {} proto {}`",
+                table.table,
+                table.protocol,
+                list(&present),
+                table.table,
+                table.protocol
+            );
+            present.clear();
+        }
         if !present.is_empty() {
             log::info!(
                 "routing table {}: found {} announced by a previous run",
@@ -115,14 +129,17 @@ impl Announcements {
             queue,
             failures,
             written,
-            quorum_met: BTreeMap::new(),
+            held: Some(changes),
             quiet: None,
         };
-        announcements.write(changes);
         Ok(announcements)
     }
 
-    fn write(&self, changes: Vec<RouteChange>) {
+    fn write(&mut self, changes: Vec<RouteChange>) {
+        if let Some(held) = &mut self.held {
+            held.extend(changes);
+            return;
+        }
         for change in changes {
             log::info!(
                 "{} {} ({})",
@@ -137,6 +154,11 @@ impl Announcements {
             // The writer ends only once this sender is gone.
             let _ = self.queue.send(Write::Change(change));
         }
+    }
+
+    /// The table and protocol in force (a reload changes them only at the next start).
+    pub(super) fn table(&self) -> RouteTable {
+        self.table
     }
 
     /// Waits until every route change decided so far is written.
@@ -198,6 +220,14 @@ async fn write_routes(
 }
 
 impl Daemon {
+    /// The daemon has started: the first route changes go out (see
+    /// [`Announcements::start`]).
+    pub(super) fn announcements_started(&mut self) {
+        let held = self.announcements.held.take().unwrap_or_default();
+        self.announcements.write(held);
+        self.announce_quorums();
+    }
+
     /// An instance changed state: the gates that follow it, and the quorum gates of its
     /// virtual servers (a virtual server is live only on its instance's master).
     pub(super) fn announce_instance(&mut self, instance: &str, state: StateKind) {
@@ -209,21 +239,39 @@ impl Daemon {
         self.announce_quorums();
     }
 
-    /// A virtual server's quorum verdict.
-    pub(super) fn announce_quorum(&mut self, virtual_server: &str, met: bool) {
-        self.announcements
-            .quorum_met
-            .insert(virtual_server.to_owned(), met);
-        self.announce_quorums();
-    }
-
-    fn announce_quorums(&mut self) {
+    /// Brings the quorum gates up to date with the balancer (after any of its changes, and
+    /// an instance's): a gate opens while its virtual server is live here with its quorum of
+    /// real servers that can take flows (healthy, their MAC known). It gets no verdict until
+    /// every checked real server has had a first result, so a starting director does not
+    /// announce on the balancer's optimistic start and withdraw a check later.
+    pub(super) fn announce_quorums(&mut self) {
+        if self.announcements.held.is_some() {
+            return;
+        }
         let verdicts: Vec<(String, bool)> = self
             .config
             .virtual_servers
             .iter()
             .filter_map(|vs| {
-                let met = *self.announcements.quorum_met.get(&vs.name)?;
+                let service = self
+                    .lb
+                    .balancer
+                    .services()
+                    .iter()
+                    .find(|s| s.spec.name == vs.name)?;
+                if service
+                    .reals
+                    .iter()
+                    .any(|r| r.checked && r.detail.is_empty())
+                {
+                    return None;
+                }
+                let usable = service
+                    .reals
+                    .iter()
+                    .filter(|r| r.usable() && r.weight > 0)
+                    .count();
+                let met = usable >= service.spec.quorum as usize;
                 Some((vs.name.clone(), met && self.service_live(vs)))
             })
             .collect();
@@ -247,10 +295,12 @@ impl Daemon {
     /// Drain or stop: every route goes; the silence is watched from now on.
     pub(super) fn withdraw_all(&mut self, why: Leaving) {
         let changes = self.announcements.announcer.leave(why);
-        if self.announcements.quiet.is_none() {
+        // Only a withdrawal moves traffic away, so only then is there a silence to wait for.
+        if !changes.is_empty() && self.announcements.quiet.is_none() {
             self.announcements.quiet = Some(Quiet {
                 packets: self.vip_packets(),
                 since: Instant::now(),
+                began: Instant::now(),
             });
         }
         self.announcements.write(changes);
@@ -290,26 +340,33 @@ impl Daemon {
     }
 
     /// Whether no VIP packet has arrived for the quiet time since the routes were withdrawn
-    /// (true when nothing was announced: there is nothing to wait for).
+    /// (true when nothing was withdrawn: there is nothing to wait for). The count covers all
+    /// VIP traffic (the XDP counters are not per VIP), so traffic to VIPs this director does
+    /// not announce can hold the silence off: [`DRAIN_LIMIT`] bounds the wait.
     pub(super) fn quiet(&mut self) -> bool {
-        if self.config.announces.is_empty() {
-            return true;
-        }
         let packets = self.vip_packets();
         let quiet_time = self.announcements.quiet_time;
         let Some(quiet) = &mut self.announcements.quiet else {
-            return false;
+            return true;
         };
         if packets != quiet.packets {
             quiet.packets = packets;
             quiet.since = Instant::now();
+        }
+        if quiet.began.elapsed() >= DRAIN_LIMIT {
+            log::warn!(
+                "VIP traffic still arrives {} s after the withdrawal (to VIPs not announced \
+                 here, or over the link); stopping anyway",
+                DRAIN_LIMIT.as_secs()
+            );
+            return true;
         }
         quiet.since.elapsed() >= quiet_time
     }
 
     /// Whether the quiet is being watched (a deadline for the loop).
     pub(super) fn watching_quiet(&self) -> bool {
-        self.announcements.quiet.is_some() && !self.config.announces.is_empty()
+        self.announcements.quiet.is_some()
     }
 
     /// `vipflip status`: each announcement, its route and why it is (not) announced.

@@ -53,7 +53,7 @@ impl Daemon {
             .handle_command(Instant::now(), Command::GracefulHandoff)
         {
             Ok(()) => {
-                self.drain(id).await;
+                self.dispatch(id).await;
                 Response::Ok {
                     message: format!(
                         "instance {instance}: handing off; still serving until the new master is heard"

@@ -147,7 +147,7 @@ impl Daemon {
 
     /// Gratuitous ARP / unsolicited NA for the VIPs, on the instance's `garp` schedule,
     /// replacing any schedule still running.
-    pub(super) fn announce(&mut self, id: InstanceId) {
+    pub(super) fn send_gratuitous(&mut self, id: InstanceId) {
         let running = &self.instances[id];
         let addrs: Vec<IpAddr> = running
             .spec

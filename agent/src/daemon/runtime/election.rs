@@ -71,14 +71,10 @@ impl Daemon {
                 rx.src
             ),
         }
-        self.drain(id).await;
+        self.dispatch(id).await;
     }
 
     pub(super) async fn deadlines(&mut self) {
-        if self.drained() {
-            log::info!("drained: no VIP packet for the quiet time; stopping");
-            self.begin_stop().await;
-        }
         let now = Instant::now();
         for id in self.instances.ids() {
             let running = &mut self.instances[id];
@@ -96,14 +92,14 @@ impl Daemon {
             let running = &mut self.instances[id];
             if running.vrrp.poll_timeout().is_some_and(|at| at <= now) {
                 running.vrrp.handle_timeout(now);
-                self.drain(id).await;
+                self.dispatch(id).await;
             }
         }
     }
 
     /// Carries out every action the instance has queued, in order; for a sync-group member,
     /// every action of every member once the group has reacted ([`SyncGroup::pump`]).
-    pub(super) async fn drain(&mut self, id: InstanceId) {
+    pub(super) async fn dispatch(&mut self, id: InstanceId) {
         let Some(group) = self.instances[id].group else {
             while let Some(action) = self.instances[id].vrrp.poll_action() {
                 self.act(id, action).await;
@@ -127,8 +123,8 @@ impl Daemon {
     /// keepalived's group states: fault when any member is, master when all are, backup
     /// otherwise; notified on change.
     pub(super) fn notify_group(&mut self, group: usize) {
-        // Called after every drain of a member (every advert it hears): one pass, no
-        // allocation.
+        // Called after every dispatch of a member's actions (every advert it hears): one
+        // pass, no allocation.
         let (mut any, mut initializing, mut fault, mut all_master) = (false, false, false, true);
         for r in self.instances.iter().filter(|r| r.group == Some(group)) {
             let s = r.vrrp.state();
@@ -186,7 +182,7 @@ impl Daemon {
                 );
                 let _ = running.vrrp.handle_command(Instant::now(), command);
             }
-            self.drain(id).await;
+            self.dispatch(id).await;
         }
     }
 
@@ -241,7 +237,7 @@ impl Daemon {
             Action::BecomeMaster { cause, accept } => {
                 self.become_master(id, cause, accept).await;
             }
-            Action::SendGratuitous { .. } => self.announce(id),
+            Action::SendGratuitous { .. } => self.send_gratuitous(id),
             Action::BecomeBackup { cause, traffic } => {
                 let priority = self.instances[id].vrrp.priority();
                 self.notifier.state_changed(

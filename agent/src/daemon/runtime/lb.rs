@@ -205,7 +205,7 @@ impl Daemon {
                 ServiceHome::Instance(_) => None,
             })
             .collect();
-        let protocol = self.config.routing.protocol;
+        let protocol = self.announcements.table().protocol;
         for (iface, vip) in &wanted {
             let Some(plane) = self.planes.get_mut(iface) else {
                 continue;
@@ -233,7 +233,11 @@ impl Daemon {
             {
                 log::warn!("virtual servers on {iface}: {err}");
             }
-            if let Err(err) = self.netlink.remove_local_route(vip, protocol).await {
+            // The `local` route is the host's, not the interface's: it stays while the VIP is
+            // wanted on another interface.
+            if !wanted.iter().any(|(_, other)| *other == vip)
+                && let Err(err) = self.netlink.remove_local_route(vip, protocol).await
+            {
                 log::warn!("virtual servers on {iface}: {vip}: {err}");
             }
         }
@@ -242,7 +246,7 @@ impl Daemon {
 
     /// At exit (the data plane detached): the `local` routes of the interface VIPs go too.
     pub(super) async fn release_interface_vips(&mut self) {
-        let protocol = self.config.routing.protocol;
+        let protocol = self.announcements.table().protocol;
         for (iface, vip) in std::mem::take(&mut self.lb.interface_vips) {
             if let Err(err) = self.netlink.remove_local_route(vip, protocol).await {
                 log::warn!("virtual servers on {iface}: {vip}: {err}");
@@ -375,7 +379,8 @@ impl Daemon {
             .collect()
     }
 
-    /// Carries out the balancer's writes in order, then tells the trackers of quorum changes.
+    /// Carries out the balancer's writes in order, then tells the trackers of quorum changes
+    /// and brings the announcements' quorum gates up to date.
     async fn apply_lb(&mut self, changes: Changes) {
         for write in changes.writes {
             let iface = iface_of(&write);
@@ -407,13 +412,14 @@ impl Daemon {
                 change.service,
                 if change.met { "met" } else { "lost" }
             );
-            self.announce_quorum(&change.service, change.met);
             self.observe(&Observation::Quorum {
                 service: change.service,
                 met: change.met,
             })
             .await;
         }
+        // Health, MACs and tables all move the announcements' quorum gates.
+        self.announce_quorums();
     }
 }
 

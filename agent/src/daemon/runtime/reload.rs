@@ -244,8 +244,9 @@ impl Daemon {
             }
         }
         self.start_new_instances(&mut report).await;
-        self.configure_lb().await;
+        // The gates first: configuring the balancer hands its verdicts to them.
         self.reconfigure_announcements();
+        self.configure_lb().await;
         drop(old);
         if report.failed.is_empty() {
             Ok(report)
@@ -269,7 +270,7 @@ impl Daemon {
         }
         running.spec = spec;
         self.apply_track_commands(id, commands);
-        self.drain(id).await;
+        self.dispatch(id).await;
     }
 
     /// After a reload: starts every instance of the new file that is not running (new, or
@@ -327,12 +328,12 @@ impl Daemon {
                 let _ = running
                     .vrrp
                     .handle_command(Instant::now(), Command::Unfault(FaultCause::SyncGroup));
-                self.drain(id).await;
+                self.dispatch(id).await;
             }
         }
         for group in 0..self.groups.len() {
             if let Some(id) = self.instances.find(|r| r.group == Some(group)) {
-                self.drain(id).await;
+                self.dispatch(id).await;
             }
         }
     }
@@ -352,7 +353,7 @@ impl Daemon {
                 running.spec.name
             );
             running.retiring = true;
-            self.drain(id).await;
+            self.dispatch(id).await;
             return;
         }
         self.remove_instance(id).await;
@@ -376,7 +377,7 @@ impl Daemon {
             .handle_command(Instant::now(), Command::Shutdown);
         // Out of its group first: the group must not react to this member's shutdown.
         self.instances[id].group = None;
-        self.drain(id).await;
+        self.dispatch(id).await;
         // Its effects queue finishes what it holds (the removal of its addresses), then
         // stops its announcements, once `running` is dropped at the end.
         let Some(running) = self.instances.remove(id) else {

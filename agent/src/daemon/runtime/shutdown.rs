@@ -37,7 +37,7 @@ impl Daemon {
             {
                 log::info!("instance {}: {err}; resigning instead", running.spec.name);
             }
-            self.drain(id).await;
+            self.dispatch(id).await;
         }
     }
 
@@ -56,12 +56,16 @@ impl Daemon {
     /// Resigns what is left (priority 0 from any remaining master), withdraws the addresses,
     /// and detaches the data plane unless asked to keep it.
     pub(super) async fn stop(&mut self, options: &RunOptions) {
+        // The loop may have ended without SIGTERM (an error): the routes go all the same.
+        if self.stopping.is_none() {
+            self.withdraw_all(Leaving::Stopping);
+        }
         let now = Instant::now();
         for id in self.instances.ids() {
             let _ = self.instances[id]
                 .vrrp
                 .handle_command(now, Command::Shutdown);
-            self.drain(id).await;
+            self.dispatch(id).await;
         }
         // Let the address removals and route withdrawals queued above take effect.
         for running in &self.instances {

@@ -85,7 +85,10 @@ impl Daemon {
         };
         let announcements = super::announce::Announcements::start(&config, Arc::clone(&netlink))
             .await
-            .map_err(StartError::Routes)?;
+            .map_err(|source| StartError::Routes {
+                table: config.routing.table,
+                source,
+            })?;
         let specs = config.instances.clone();
         let (prepared_tx, prepared_rx) = mpsc::channel(1);
         let mut daemon = Self {
@@ -129,6 +132,7 @@ impl Daemon {
         for id in daemon.instances.ids() {
             daemon.start_instance(id).await?;
         }
+        daemon.announcements_started();
         log::info!(
             "vipflip {} running {} instance(s); control socket {}",
             daemon.router_id,
@@ -369,7 +373,7 @@ impl Daemon {
         } else {
             let _ = running.vrrp.handle_command(now, Command::Startup);
         }
-        self.drain(id).await;
+        self.dispatch(id).await;
         Ok(())
     }
 

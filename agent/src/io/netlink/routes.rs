@@ -95,16 +95,21 @@ fn local_route(vip: IpAddr, lo: u32, protocol: u8) -> RouteMessage {
 }
 
 impl Netlink {
-    /// Makes `vip` local to this host (see [`local_route`]), marked with `protocol`.
+    /// Makes `vip` local to this host (see [`local_route`]), marked with `protocol`. A local
+    /// route already there (ours from a previous run, or the kernel's for an address of the
+    /// host) is left as it is; [`Self::remove_local_route`] removes only ours, by protocol.
     pub async fn add_local_route(&self, vip: IpAddr, protocol: u8) -> Result<(), NetlinkError> {
         let lo = self.link_message("lo").await?.header.index;
-        self.handle
+        match self
+            .handle
             .route()
             .add(local_route(vip, lo, protocol))
-            .replace()
             .execute()
             .await
-            .map_err(|source| request("lo", "RTM_NEWROUTE", source))
+        {
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            other => other.map_err(|source| request("lo", "RTM_NEWROUTE", source)),
+        }
     }
 
     /// Takes `vip`'s local route away; one already gone is not an error.
@@ -162,7 +167,7 @@ impl Netlink {
             while let Some(msg) = dump
                 .try_next()
                 .await
-                .map_err(|source| request("lo", "RTM_GETROUTE", source))?
+                .map_err(|source| request("routes", "RTM_GETROUTE dump", source))?
             {
                 found.extend(table.holds(&msg));
             }
