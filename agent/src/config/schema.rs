@@ -80,7 +80,7 @@ pub(super) fn parse(
     let virtual_servers: Vec<_> = top_tables(&mut ctx, &root, "virtual_server")
         .into_iter()
         .enumerate()
-        .map(|(i, t)| virtual_server::virtual_server(&mut ctx, t, i))
+        .map(|(i, t)| virtual_server::virtual_server(&mut ctx, t, i, host))
         .collect();
     services::check(&mut ctx, &virtual_servers, &instances);
     if instances.is_empty() && virtual_servers.is_empty() && !ctx.has_errors() {

@@ -10,8 +10,8 @@ use toml::de::DeValue;
 
 use super::super::reader::{Alias, Ctx, Table};
 use super::super::{
-    CheckKind, HealthCheck, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec, ServiceHome,
-    VirtualServerSpec,
+    CheckKind, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec,
+    ServiceHome, VirtualServerSpec,
 };
 use super::instance::{family_of, name_of};
 use super::name;
@@ -121,6 +121,7 @@ pub(super) fn virtual_server(
     ctx: &mut Ctx<'_>,
     mut t: Table<'_, '_>,
     index: usize,
+    host: &impl Host,
 ) -> VirtualServer {
     let name = name(ctx, &mut t, "virtual_server", index);
     t.check_keys(ctx, VIRTUAL_SERVER_KEYS, VIRTUAL_SERVER_ALIASES);
@@ -164,7 +165,7 @@ pub(super) fn virtual_server(
             LbScheduler::Maglev
         }
     };
-    let home = home(ctx, &t);
+    let home = home(ctx, &t, host);
     let quorum_weight = weight_at(ctx, &t, "quorum_weight");
     if quorum_weight.is_some()
         && let Some((ServiceHome::Interface(_), _)) = &home
@@ -216,7 +217,11 @@ pub(super) fn virtual_server(
 
 /// `instance` (live on its master) or `interface` (live whenever the agent runs): one of
 /// the two.
-fn home(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<(ServiceHome, Range<usize>)> {
+fn home(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    host: &impl Host,
+) -> Option<(ServiceHome, Range<usize>)> {
     let instance = t.str(ctx, "instance", "the name of an [[instance]]");
     let interface = t.str(ctx, "interface", "an interface name like \"eth0\"");
     match (instance, interface) {
@@ -225,7 +230,19 @@ fn home(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<(ServiceHome, Range<usiz
             t.invalid_at(ctx, "interface", &span, "must not be empty");
             None
         }
-        (None, Some((iface, span))) => Some((ServiceHome::Interface(iface.to_owned()), span)),
+        (None, Some((iface, span))) => {
+            if !host.interface_exists(iface) {
+                let snippet = ctx.snippet(&span);
+                ctx.warning(
+                    &span,
+                    format!(
+                        "{}interface = {snippet}: no such interface on this host; the service is not served until it exists and a reload or restart attaches to it",
+                        t.context
+                    ),
+                );
+            }
+            Some((ServiceHome::Interface(iface.to_owned()), span))
+        }
         (Some(_), Some((_, span))) => {
             t.invalid_at(
                 ctx,

@@ -254,6 +254,19 @@ fn a_virtual_server_on_an_interface_is_live_without_an_instance() {
 }
 
 #[test]
+fn a_virtual_server_on_a_missing_interface_is_warned_about() {
+    let (config, warnings) =
+        parse(&ON_ETH0.replace("interface = \"eth0\"", "interface = \"eth9\"")).unwrap();
+    assert_eq!(config.service_interfaces(), ["eth9"]);
+    assert_eq!(
+        warnings,
+        [
+            "t.toml:5:13: warning: virtual_server \"anycast\": interface = \"eth9\": no such interface on this host; the service is not served until it exists and a reload or restart attaches to it"
+        ]
+    );
+}
+
+#[test]
 fn a_virtual_server_has_one_home() {
     refused(
         &instance(&ON_ETH0.replace(

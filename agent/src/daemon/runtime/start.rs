@@ -174,7 +174,9 @@ impl Daemon {
         let link = match self.netlink.link(iface).await {
             Ok(link) => link,
             Err(err) => {
-                log::error!("{iface}: {err}; its instances stay in fault");
+                log::error!(
+                    "{iface}: {err}; its instances stay in fault and its virtual servers unserved"
+                );
                 return Ok(None);
             }
         };
