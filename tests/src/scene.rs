@@ -224,3 +224,35 @@ impl Scene {
             .unwrap_or_else(|| panic!("r{} shows no {name}{}", router + 1, self.describe()))
     }
 }
+
+/// The commands of a live lab: the steps of `script` (`;`-separated, `wait N` pauses N
+/// seconds), or one per line on stdin.
+pub fn lab_commands(script: Option<&str>) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    if let Some(script) = script {
+        let steps: Vec<String> = script
+            .split(';')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        std::thread::spawn(move || {
+            for step in steps {
+                if let Some(secs) = step.strip_prefix("wait ") {
+                    std::thread::sleep(Duration::from_secs_f64(secs.trim().parse().unwrap_or(1.0)));
+                } else if tx.send(step).is_err() {
+                    return;
+                }
+            }
+        });
+    } else {
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                if tx.send(line.trim().to_owned()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    rx
+}

@@ -393,6 +393,25 @@ fn vrid_filters_and_allow_lists_follow_the_api() {
     assert!(plane.vrids().unwrap().is_empty());
 }
 
+/// Pins at `path` a `REALS` map as a build before the double-buffered slots made it (24-byte
+/// values).
+fn pin_old_reals(path: &std::path::Path) {
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(path)
+        .args([
+            "type", "array", "key", "4", "value", "24", "entries", "4096",
+        ])
+        .args(["name", "REALS"])
+        .output()
+        .expect("run bpftool (installed by `cargo xtask setup`)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
+
 /// Pins another build left, whose `REALS` values had another size (as before a slot held two
 /// copies): `vipflip load` refuses them, naming the map and the way out, instead of showing
 /// the verifier's dump; `vipflip unload` clears them and a load then succeeds.
@@ -408,19 +427,7 @@ fn pins_of_another_build_are_refused_with_the_way_out() {
     let dir = bpffs.path().join(&r_if);
     std::fs::create_dir_all(&dir).unwrap();
     let old = dir.join("REALS");
-    let made = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&old)
-        .args([
-            "type", "array", "key", "4", "value", "24", "entries", "4096", "name", "REALS",
-        ])
-        .output()
-        .expect("run bpftool (installed by `cargo xtask setup`)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    pin_old_reals(&old);
     let bin = vipflip_bin();
     let vipflip = |args: &[&str]| {
         router
@@ -457,15 +464,7 @@ fn pins_of_another_build_are_refused_with_the_way_out() {
     // The upgrade proper: the program stays attached through its pinned link, and the agent
     // re-opens the pins instead of loading: an old map is refused there too.
     std::fs::remove_file(&old).unwrap();
-    let made = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&old)
-        .args([
-            "type", "array", "key", "4", "value", "24", "entries", "4096", "name", "REALS",
-        ])
-        .output()
-        .expect("run bpftool");
-    assert!(made.status.success());
+    pin_old_reals(&old);
     let reopen = vipflip(&["load"]);
     assert!(!reopen.status.success(), "re-opened another build's pins");
     let said = String::from_utf8_lossy(&reopen.stderr);

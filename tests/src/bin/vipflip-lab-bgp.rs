@@ -12,13 +12,12 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead as _, IsTerminal as _, Write as _},
+    io::{IsTerminal as _, Write as _},
     path::PathBuf,
     process::Stdio,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
     time::{Duration, Instant},
 };
@@ -96,7 +95,7 @@ fn main() {
     });
     let answers = Arc::new(Mutex::new(Answers::default()));
     let load = client_load(&world, &lb_probe, Arc::clone(&answers));
-    let commands = commands(value("--script"));
+    let commands = vipflip_integration_tests::scene::lab_commands(value("--script").as_deref());
 
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();
@@ -193,36 +192,6 @@ fn client_load(
             }
         }
     })
-}
-
-/// The commands: from `script` (`wait N` steps pause), or one per line on stdin.
-fn commands(script: Option<String>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel::<String>();
-    if let Some(script) = script {
-        let steps: Vec<String> = script
-            .split(';')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        std::thread::spawn(move || {
-            for step in steps {
-                if let Some(secs) = step.strip_prefix("wait ") {
-                    std::thread::sleep(Duration::from_secs_f64(secs.trim().parse().unwrap_or(1.0)));
-                } else if tx.send(step).is_err() {
-                    return;
-                }
-            }
-        });
-    } else {
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-                if tx.send(line.trim().to_owned()).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    rx
 }
 
 /// Carries out one command; `None` means quit.

@@ -14,7 +14,6 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
     time::{Duration, Instant},
 };
@@ -320,32 +319,7 @@ fn main() {
     }
     let _prober = Proc(prober);
 
-    let (commands_tx, commands) = mpsc::channel::<String>();
-    if let Some(script) = &options.script {
-        let tx = commands_tx.clone();
-        let steps: Vec<String> = script
-            .split(';')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        std::thread::spawn(move || {
-            for step in steps {
-                if let Some(secs) = step.strip_prefix("wait ") {
-                    std::thread::sleep(Duration::from_secs_f64(secs.trim().parse().unwrap_or(1.0)));
-                } else if tx.send(step).is_err() {
-                    return;
-                }
-            }
-        });
-    } else {
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-                if commands_tx.send(line.trim().to_owned()).is_err() {
-                    return;
-                }
-            }
-        });
-    }
+    let commands = vipflip_integration_tests::scene::lab_commands(options.script.as_deref());
 
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();

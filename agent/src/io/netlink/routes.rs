@@ -66,6 +66,17 @@ impl RouteTable {
     }
 }
 
+/// How a route is written, and which refusal means it is already as wanted.
+#[derive(Clone, Copy)]
+enum Write {
+    /// Add, or replace what is there.
+    Replace,
+    /// Add; one already there is left as it is (`EEXIST`).
+    AddIfAbsent,
+    /// Delete; one already gone is fine (`ESRCH`).
+    Remove,
+}
+
 /// `RT_TABLE_LOCAL`: where the kernel looks first for addresses it delivers locally.
 const LOCAL_TABLE: u32 = 255;
 
@@ -100,58 +111,54 @@ impl Netlink {
     /// host) is left as it is; [`Self::remove_local_route`] removes only ours, by protocol.
     pub async fn add_local_route(&self, vip: IpAddr, protocol: u8) -> Result<(), NetlinkError> {
         let lo = self.link_message("lo").await?.header.index;
-        match self
-            .handle
-            .route()
-            .add(local_route(vip, lo, protocol))
-            .execute()
+        self.write_route(local_route(vip, lo, protocol), Write::AddIfAbsent)
             .await
-        {
-            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
-            other => other.map_err(|source| request("lo", "RTM_NEWROUTE", source)),
-        }
     }
 
     /// Takes `vip`'s local route away; one already gone is not an error.
     pub async fn remove_local_route(&self, vip: IpAddr, protocol: u8) -> Result<(), NetlinkError> {
         let lo = self.link_message("lo").await?.header.index;
-        match self
-            .handle
-            .route()
-            .del(local_route(vip, lo, protocol))
-            .execute()
+        self.write_route(local_route(vip, lo, protocol), Write::Remove)
             .await
-        {
-            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
-            other => other.map_err(|source| request("lo", "RTM_DELROUTE", source)),
-        }
     }
 
     /// Announces `vip`: adds (or replaces) its host route in `table`.
     pub async fn add_route(&self, table: RouteTable, vip: IpAddr) -> Result<(), NetlinkError> {
         let lo = self.link_message("lo").await?.header.index;
-        self.handle
-            .route()
-            .add(table.message(vip, lo))
-            .replace()
-            .execute()
+        self.write_route(table.message(vip, lo), Write::Replace)
             .await
-            .map_err(|source| request("lo", "RTM_NEWROUTE", source))
     }
 
     /// Withdraws `vip`: deletes its host route from `table`; a route already gone is not an
     /// error.
     pub async fn remove_route(&self, table: RouteTable, vip: IpAddr) -> Result<(), NetlinkError> {
         let lo = self.link_message("lo").await?.header.index;
-        match self
-            .handle
-            .route()
-            .del(table.message(vip, lo))
-            .execute()
+        self.write_route(table.message(vip, lo), Write::Remove)
             .await
-        {
-            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
-            other => other.map_err(|source| request("lo", "RTM_DELROUTE", source)),
+    }
+
+    async fn write_route(&self, route: RouteMessage, write: Write) -> Result<(), NetlinkError> {
+        let routes = self.handle.route();
+        let (result, op, fine) = match write {
+            Write::Replace => (
+                routes.add(route).replace().execute().await,
+                "RTM_NEWROUTE",
+                None,
+            ),
+            Write::AddIfAbsent => (
+                routes.add(route).execute().await,
+                "RTM_NEWROUTE",
+                Some(libc::EEXIST),
+            ),
+            Write::Remove => (
+                routes.del(route).execute().await,
+                "RTM_DELROUTE",
+                Some(libc::ESRCH),
+            ),
+        };
+        match result {
+            Err(e) if fine.is_some() && errno(&e) == fine => Ok(()),
+            other => other.map_err(|source| request("lo", op, source)),
         }
     }
 
