@@ -7,7 +7,7 @@ use vipflip_common::{
     ICMPV6_PACKET_TOO_BIG, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, LB_TABLE_SIZE, Outcome, PeerKey,
     REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE, VIP_SERVICES,
     VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction, VipEntry,
-    VipKey, VridKey, flow_hash, vip_filter_bit, vrid_stats_index,
+    VipKey, VridKey, addr_words, flow_hash, ipv4_words, vip_filter_bit, vrid_stats_index,
 };
 
 use crate::{
@@ -110,8 +110,6 @@ fn ipv4(ctx: &XdpContext, frame: &Frame, l3: usize) -> Decision {
     let src = [header[12], header[13], header[14], header[15]];
     let dst = [header[16], header[17], header[18], header[19]];
     if protocol == IPPROTO_VRRP {
-        let mut src16 = [0u8; 16];
-        src16[..4].copy_from_slice(&src);
         let total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
         return vrrp(
             frame,
@@ -119,7 +117,7 @@ fn ipv4(ctx: &XdpContext, frame: &Frame, l3: usize) -> Decision {
             total_len.saturating_sub(header_len),
             ttl,
             FAMILY_IPV4,
-            src16,
+            ipv4_words(src),
         );
     }
     vip(ctx, frame, l3, VipKey::ipv4(dst))
@@ -135,13 +133,20 @@ fn ipv6(ctx: &XdpContext, frame: &Frame, l3: usize) -> Decision {
     }
     let payload_len = usize::from(u16::from_be_bytes([header[4], header[5]]));
     let (next_header, hop_limit) = (header[6], header[7]);
-    let mut src = [0u8; 16];
-    src.copy_from_slice(&header[8..24]);
     let mut dst = [0u8; 16];
     dst.copy_from_slice(&header[24..40]);
     let l4 = l3 + IPV6_HLEN;
     if next_header == IPPROTO_VRRP {
-        return vrrp(frame, l4, payload_len, hop_limit, FAMILY_IPV6, src);
+        let mut src = [0u8; 16];
+        src.copy_from_slice(&header[8..24]);
+        return vrrp(
+            frame,
+            l4,
+            payload_len,
+            hop_limit,
+            FAMILY_IPV6,
+            addr_words(src),
+        );
     }
     if is_ipv6_extension_header(next_header) {
         return Decision::pass(Outcome::PassIpv6ExtHeader);
@@ -171,7 +176,7 @@ fn vrrp(
     payload_len: usize,
     ttl: u8,
     family: u8,
-    src: [u8; 16],
+    src: [u32; 4],
 ) -> Decision {
     let Some(header) = frame.read::<[u8; VRRP_HEADER_LEN]>(l4) else {
         return vrrp_verdict(Outcome::DropTruncated, NO_VRID);
@@ -223,12 +228,7 @@ fn vrrp(
         return vrrp_verdict(Outcome::DropUnknownVrid, stat);
     };
     if entry.enforce_allow_list != 0 {
-        let peer = PeerKey {
-            family,
-            vrid,
-            _pad: [0; 2],
-            addr: src,
-        };
+        let peer = PeerKey::from_words(family, vrid, src);
         if PEERS.get_ptr(peer).is_none() {
             return vrrp_verdict(Outcome::DropPeerNotAllowed, stat);
         }
@@ -414,11 +414,10 @@ fn lb_ipv4(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
         let (Some(ports), true) = (ports, whole && ihl == 5) else {
             return Lb::Unsupported;
         };
-        let mut src = [0u8; 16];
-        src[..4].copy_from_slice(&header[12..16]);
+        let src = ipv4_words([header[12], header[13], header[14], header[15]]);
         return Lb::Flow {
             service,
-            key: flow_key(FAMILY_IPV4, protocol, src, vip.addr, ports),
+            key: FlowKey::from_words(FAMILY_IPV4, protocol, ports, src, vip.addr_words()),
             icmp: false,
             syn: is_syn(frame, protocol, l4),
         };
@@ -440,8 +439,7 @@ fn lb_ipv4(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
     {
         return Lb::NotOurs;
     }
-    let mut client = [0u8; 16];
-    client[..4].copy_from_slice(&m[8 + 16..8 + 20]);
+    let client = ipv4_words([m[8 + 16], m[8 + 17], m[8 + 18], m[8 + 19]]);
     let p = 8 + IPV4_MIN_HLEN;
     icmp_flow(
         vip,
@@ -473,7 +471,13 @@ fn lb_ipv6(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
         src.copy_from_slice(&header[8..24]);
         return Lb::Flow {
             service,
-            key: flow_key(FAMILY_IPV6, next_header, src, vip.addr, ports),
+            key: FlowKey::from_words(
+                FAMILY_IPV6,
+                next_header,
+                ports,
+                addr_words(src),
+                vip.addr_words(),
+            ),
             icmp: false,
             syn: is_syn(frame, next_header, l4),
         };
@@ -495,6 +499,7 @@ fn lb_ipv6(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
     }
     let mut client = [0u8; 16];
     client.copy_from_slice(&m[8 + 24..8 + 40]);
+    let client = addr_words(client);
     let p = 8 + IPV6_HLEN;
     icmp_flow(
         vip,
@@ -507,7 +512,7 @@ fn lb_ipv6(frame: &Frame, l3: usize, vip: &VipKey) -> Lb {
 /// The client's flow that an ICMP error is about. `inner_ports` are the original datagram's
 /// (source = the service port, destination = the client's port), as a real server sent it.
 #[inline(always)]
-fn icmp_flow(vip: &VipKey, protocol: u8, client: [u8; 16], inner_ports: [u8; 4]) -> Lb {
+fn icmp_flow(vip: &VipKey, protocol: u8, client: [u32; 4], inner_ports: [u8; 4]) -> Lb {
     let service_port = [inner_ports[0], inner_ports[1]];
     let Some(service) = find_service(vip, protocol, Some(service_port)) else {
         return Lb::NotOurs;
@@ -520,22 +525,9 @@ fn icmp_flow(vip: &VipKey, protocol: u8, client: [u8; 16], inner_ports: [u8; 4])
     ];
     Lb::Flow {
         service,
-        key: flow_key(vip.family, protocol, client, vip.addr, ports),
+        key: FlowKey::from_words(vip.family, protocol, ports, client, vip.addr_words()),
         icmp: true,
         syn: false,
-    }
-}
-
-#[inline(always)]
-fn flow_key(family: u8, protocol: u8, src: [u8; 16], dst: [u8; 16], ports: [u8; 4]) -> FlowKey {
-    FlowKey {
-        family,
-        protocol,
-        src_port: [ports[0], ports[1]],
-        dst_port: [ports[2], ports[3]],
-        _pad: [0; 2],
-        src,
-        dst,
     }
 }
 
@@ -638,15 +630,7 @@ fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<Rea
     let slot = match Scheduler::from_u8(service.scheduler)? {
         Scheduler::Maglev => flow_hash(key) % LB_TABLE_SIZE,
         Scheduler::SourceHash => {
-            let client = FlowKey {
-                family: key.family,
-                protocol: 0,
-                src_port: [0; 2],
-                dst_port: [0; 2],
-                _pad: [0; 2],
-                src: key.src,
-                dst: [0; 16],
-            };
+            let client = FlowKey::from_words(key.family, 0, [0; 4], addr_words(key.src), [0; 4]);
             flow_hash(&client) % LB_TABLE_SIZE
         }
         Scheduler::Wrr => {
