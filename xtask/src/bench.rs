@@ -57,7 +57,10 @@ pub fn lb(root: &Path) -> anyhow::Result<()> {
          - `non_vip_ipv4`: traffic to no VIP, for reference.\n\n",
     );
     code_block(&mut md, &part("lb "));
-    md.push_str("\nGoal: the service path ≤ 2× the minimal program.\n\n");
+    md.push_str(
+        "\nGoals (issue #15, ratios to `pass` in the same run): an established flow ≤ 8×,\n\
+         a SYN ≤ 14× (katran measured 10.3× and 18.5× on this kind of machine).\n\n",
+    );
     for line in part("lb path=service_") {
         let (Some(name), Some(ratio)) = (field(line, "path"), field(line, "ratio")) else {
             continue;
@@ -65,15 +68,18 @@ pub fn lb(root: &Path) -> anyhow::Result<()> {
         let Ok(ratio) = ratio.parse::<f64>() else {
             continue;
         };
-        let verdict = if name.ends_with("single_run") {
-            "not comparable by ratio (see above)"
-        } else if ratio <= 2.0 {
-            "met"
+        let goal = if name.ends_with("single_run") {
+            writeln!(md, "- `{name}`: not comparable by ratio (see above)")?;
+            continue;
+        } else if name == "service_established" {
+            8.0
         } else {
-            "**not met**"
+            14.0
         };
-        writeln!(md, "- `{name}`: {ratio:.2}× — {verdict}")?;
+        let verdict = if ratio <= goal { "met" } else { "**not met**" };
+        writeln!(md, "- `{name}`: {ratio:.2}× (goal ≤ {goal}×) — {verdict}")?;
     }
+    where_the_time_goes(&mut md, &part("lb path="))?;
     md.push_str(
         "\n## Forwarding through a director on veth\n\n\
          Three namespaces: generator (g0) — (d0) director (d1) — (r0) real server. The\n\
@@ -108,6 +114,80 @@ pub fn lb(root: &Path) -> anyhow::Result<()> {
     );
     code_block(&mut md, &part("rebuild "));
     write_results(root, "lb", &md)
+}
+
+/// The per-step costs of the balanced paths: differences between the paths of this run, then
+/// what a kernel profile of the same paths showed (how it was taken is written out).
+fn where_the_time_goes(md: &mut String, lines: &[&str]) -> anyhow::Result<()> {
+    let ns = |path: &str| {
+        lines
+            .iter()
+            .find(|l| field(l, "path") == Some(path))
+            .and_then(|l| field(l, "ns_per_packet")?.parse::<f64>().ok())
+    };
+    md.push_str(
+        "\n## Where the time goes\n\n\
+         Each step as the difference between two paths of the run above (each path adds the\n\
+         step to the one before; 1 ns is the kernel's resolution):\n\n",
+    );
+    let steps = [
+        (
+            "minimal_pass_for_non_vip_ipv4",
+            "non_vip_ipv4",
+            "parse Ethernet and IPv4, `VIP_FILTER` bit test, count in `STATS`",
+        ),
+        (
+            "non_vip_ipv4",
+            "service_established",
+            "`VIPS`, `SERVICES` and `FLOWS` hash lookups, `REALS` read, MAC rewrite",
+        ),
+        (
+            "service_established",
+            "service_new_syn_wrr",
+            "scheduling (WRR cursor, `LB_TABLES`) and the `FLOWS` replace instead of its lookup",
+        ),
+        (
+            "service_new_syn_wrr",
+            "service_new_syn_maglev",
+            "the flow hash instead of the WRR cursor, and an artifact of the order (below)",
+        ),
+    ];
+    for (from, to, what) in steps {
+        if let (Some(a), Some(b)) = (ns(from), ns(to)) {
+            writeln!(md, "- `{from}` → `{to}`: {:+.0} ns: {what}", b - a)?;
+        }
+    }
+    md.push_str(
+        "\nA kernel profile of the same paths (`perf record -a -F 15000` around the bench\n\
+         binary's per-packet part, `target/release/deps/lb-* --bench`; the bench process's\n\
+         samples split into 250 ms windows, each labelled by the path it ran, 2026-12-05, after\n\
+         the key change below; shares of that path's samples):\n\n\
+         - `service_established`: the program's own instructions 42% (parsing, keys, the\n  \
+           verifier-inlined `VIP_FILTER`/`REALS`/`STATS` array reads, the MAC rewrite); the three\n  \
+           hash lookups about half: `htab_map_hash` (jhash over 20 + 20 + 40 key bytes) 26%,\n  \
+           the bucket walk 11%, key `memcmp` 9%, `__htab_map_lookup_elem` 4.5%; the test-run\n  \
+           loop the rest. A smaller `FLOWS` key and fewer lookups are where the next\n  \
+           nanoseconds are.\n\
+         - `service_new_syn_wrr`: the program 25%; replacing the `FLOWS` entry about half\n  \
+           (`bpf_lru_pop_free` 15%, `bpf_lru_push_free` 12%, `htab_lru_map_update_elem` 12%,\n  \
+           `memcpy` 6%); hashing 13%.\n\
+         - `service_new_syn_maglev`: as WRR, except that `memcpy` inside\n  \
+           `htab_lru_map_update_elem` (the key into the popped LRU node) takes about 30% of the\n  \
+           samples (5–6% in the WRR path that runs after it). It follows the order, not the\n  \
+           scheduler: with the two SYN paths swapped (one run of the bench binary, load 2.7),\n  \
+           WRR took 177 ns and Maglev 196 ns, against 180 and 265 in this order (one run\n  \
+           just before, load 2.9). So most of\n  \
+           the Maglev–WRR step above is where the replace's LRU nodes happen to sit; the flow\n  \
+           hash itself is about 20 ns. Not explained further yet.\n\
+         - `non_vip_ipv4`: the program 62%, the rest the test-run loop that `pass` pays too.\n\n\
+         Found in the object (`llvm-objdump -d` of `vipflip-xdp`): an IPv4 flow key's client\n\
+         address was a zeroed `[u8; 16]` with 4 bytes copied in, and the BPF backend zeroed the\n\
+         12-byte tail with a call to a byte-loop `memset` subprogram on every balanced IPv4\n\
+         packet (5 such calls in the program, also in the IPv4 `PEERS` key and the ICMP\n\
+         client). Keys are now built from whole words: none is left (`service_established`\n\
+         went from 102–114 ns to 77–81 ns in the bench binary's runs at load 2–3).\n",
+    );
+    Ok(())
 }
 
 /// Runs `cargo bench --bench <name>` in the workspace and returns its result lines (those
