@@ -149,7 +149,7 @@ fn where_the_time_goes(md: &mut String, lines: &[&str]) -> anyhow::Result<()> {
         (
             "service_new_syn_wrr",
             "service_new_syn_maglev",
-            "the flow hash instead of the WRR cursor, and an artifact of the order (below)",
+            "the flow hash instead of the WRR cursor (and see below: bimodal across runs)",
         ),
     ];
     for (from, to, what) in steps {
@@ -171,14 +171,13 @@ fn where_the_time_goes(md: &mut String, lines: &[&str]) -> anyhow::Result<()> {
          - `service_new_syn_wrr`: the program 25%; replacing the `FLOWS` entry about half\n  \
            (`bpf_lru_pop_free` 15%, `bpf_lru_push_free` 12%, `htab_lru_map_update_elem` 12%,\n  \
            `memcpy` 6%); hashing 13%.\n\
-         - `service_new_syn_maglev`: as WRR, except that `memcpy` inside\n  \
-           `htab_lru_map_update_elem` (the key into the popped LRU node) takes about 30% of the\n  \
-           samples (5–6% in the WRR path that runs after it). It follows the order, not the\n  \
-           scheduler: with the two SYN paths swapped (one run of the bench binary, load 2.7),\n  \
-           WRR took 177 ns and Maglev 196 ns, against 180 and 265 in this order (one run\n  \
-           just before, load 2.9). So most of\n  \
-           the Maglev–WRR step above is where the replace's LRU nodes happen to sit; the flow\n  \
-           hash itself is about 20 ns. Not explained further yet.\n\
+         - `service_new_syn_maglev`: in some runs 265–290 ns, in others 190–196 ns, with\n  \
+           WRR at 173–181 ns in all (runs of 2026-12-05, in either order of the two SYN\n  \
+           paths). A slow run's profile has the same shape as WRR's plus `memcpy` inside\n  \
+           `htab_lru_map_update_elem` (the key copied into the popped LRU node) at about 30%\n  \
+           of the samples (5–6% for WRR): so it depends on where the LRU nodes the replace\n  \
+           alternates between happen to sit, not on the scheduler; not explained further yet.\n  \
+           In a fast run the flow hash costs the 15–20 ns between the two.\n\
          - `non_vip_ipv4`: the program 62%, the rest the test-run loop that `pass` pays too.\n\n\
          Found in the object (`llvm-objdump -d` of `vipflip-xdp`): an IPv4 flow key's client\n\
          address was a zeroed `[u8; 16]` with 4 bytes copied in, and the BPF backend zeroed the\n\
