@@ -237,14 +237,13 @@ fn run_ns(program: &Xdp, frame: &[u8], repeat: u32, verdict: u32) -> f64 {
 
 fn real(n: u16, generation: u32, flags: u8) -> RealEntry {
     let [hi, lo] = n.to_be_bytes();
-    RealEntry {
-        ifindex: 1,
+    RealEntry::direct(
+        1,
         generation,
-        dst_mac: [0x02, 0x5e, 0, 0, hi, lo],
-        src_mac: [0x02, 0xaa, 0, 0, 0, 0x10],
+        [0x02, 0x5e, 0, 0, hi, lo],
+        [0x02, 0xaa, 0, 0, 0, 0x10],
         flags,
-        _pad: [0; 3],
-    }
+    )
 }
 
 /// A TCP segment with `flags` from the client to `VIP:port`.
@@ -448,14 +447,7 @@ fn configure_director(plane: &mut Dataplane, topo: &Topology) {
     plane
         .set_real(
             1,
-            RealEntry {
-                ifindex: topo.d1,
-                generation: 1,
-                dst_mac: topo.r0_mac,
-                src_mac: topo.d1_mac,
-                flags: REAL_ALIVE,
-                _pad: [0; 3],
-            },
+            RealEntry::direct(topo.d1, 1, topo.r0_mac, topo.d1_mac, REAL_ALIVE),
         )
         .unwrap();
     plane

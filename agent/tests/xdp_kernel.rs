@@ -27,6 +27,8 @@ mod frames;
 
 mod cpu;
 
+mod tunnel;
+
 use cpu::stay_on_this_cpu;
 use frames::*;
 
@@ -909,18 +911,12 @@ fn real_mac(n: u16) -> [u8; 6] {
 }
 
 fn real(n: u16, generation: u32) -> RealEntry {
-    RealEntry {
-        ifindex: if n == REDIRECTED_REAL {
-            OTHER_IFINDEX
-        } else {
-            LOOPBACK_IFINDEX
-        },
-        generation,
-        dst_mac: real_mac(n),
-        src_mac: LB_SRC_MAC,
-        flags: REAL_ALIVE,
-        _pad: [0; 3],
-    }
+    let ifindex = if n == REDIRECTED_REAL {
+        OTHER_IFINDEX
+    } else {
+        LOOPBACK_IFINDEX
+    };
+    RealEntry::direct(ifindex, generation, real_mac(n), LB_SRC_MAC, REAL_ALIVE)
 }
 
 /// A lookup table with every slot on real `fill`, on the heap (131 KB).

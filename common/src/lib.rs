@@ -319,30 +319,112 @@ pub struct LbTable {
 /// real (weight 0) keeps it and so keeps its flows.
 pub const REAL_ALIVE: u8 = 1;
 
-/// Where to send a flow's frames (Direct Routing: only the Ethernet addresses change): one of
-/// the two copies in a [`RealSlot`].
+/// How frames reach a real server ([`RealEntry::forward`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Direct Routing (LVS-DR): the frame unchanged but for its Ethernet addresses, on the
+    /// real server's link.
+    Direct = 0,
+    /// IP-in-IP (LVS-TUN, katran's default): an outer IPv4 or IPv6 header to the real
+    /// server's address (RFC 2003, RFC 2473), routed by the kernel's FIB.
+    Ipip = 1,
+    /// Generic UDP Encapsulation, variant 1 (draft-ietf-intarea-gue §3.1: the inner IP
+    /// packet right after the UDP header), decapsulated by Linux `fou` in `gue` mode.
+    Gue = 2,
+}
+
+impl Forward {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Direct),
+            1 => Some(Self::Ipip),
+            2 => Some(Self::Gue),
+            _ => None,
+        }
+    }
+
+    /// Bytes the encapsulation adds in front of the inner IP packet, for an outer header of
+    /// `family`.
+    pub const fn overhead(self, family: u8) -> usize {
+        let ip = if family == FAMILY_IPV6 { 40 } else { 20 };
+        match self {
+            Self::Direct => 0,
+            Self::Ipip => ip,
+            Self::Gue => ip + 8,
+        }
+    }
+}
+
+/// Where to send a flow's frames: one of the two copies in a [`RealSlot`].
+///
+/// Direct Routing uses `ifindex` and the MACs; a tunnel uses `addr` (the outer destination)
+/// and finds the interface and MACs with `bpf_fib_lookup` for each frame, so the kernel's
+/// routes and neighbours decide the path and nothing here goes stale.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct RealEntry {
-    /// Interface to send on: `XDP_TX` when it is the ingress one, `bpf_redirect` otherwise.
+    /// Interface to send on (Direct Routing): `XDP_TX` when it is the ingress one,
+    /// `bpf_redirect` otherwise.
     pub ifindex: u32,
     /// Changes whenever this slot is given to another real server, so flows remembered for
     /// the previous one are not sent to the new one.
     pub generation: u32,
-    /// The real server's MAC (from the neighbour table).
+    /// The real server's MAC (from the neighbour table; Direct Routing).
     pub dst_mac: [u8; 6],
-    /// Ours on `ifindex`.
+    /// Ours on `ifindex` (Direct Routing).
     pub src_mac: [u8; 6],
     /// [`REAL_ALIVE`].
     pub flags: u8,
-    pub _pad: [u8; 3],
+    /// A [`Forward`] as `u8`.
+    pub forward: u8,
+    /// The family of `addr` and of the outer header (tunnels); it may differ from the VIP's
+    /// (IPv4 in IPv6).
+    pub family: u8,
+    /// Tunnels: how many low bits of `source` each flow varies (katran's per-flow outer
+    /// source, so the real server's NIC spreads flows over its queues by the outer header);
+    /// 0 with `source` all zero: the address the FIB chooses for the egress interface.
+    pub source_bits: u8,
+    /// GUE: the real server's `fou` port, network byte order.
+    pub gue_port: [u8; 2],
+    pub _pad: [u8; 2],
+    /// The real server's address (tunnels), network byte order; IPv4 in the first 4 bytes.
+    pub addr: [u8; 16],
+    /// The outer source, or the prefix whose low `source_bits` vary per flow (tunnels).
+    pub source: [u8; 16],
+}
+
+impl RealEntry {
+    /// A Direct Routing entry.
+    pub const fn direct(
+        ifindex: u32,
+        generation: u32,
+        dst_mac: [u8; 6],
+        src_mac: [u8; 6],
+        flags: u8,
+    ) -> Self {
+        Self {
+            ifindex,
+            generation,
+            dst_mac,
+            src_mac,
+            flags,
+            forward: Forward::Direct as u8,
+            family: 0,
+            source_bits: 0,
+            gue_port: [0; 2],
+            _pad: [0; 2],
+            addr: [0; 16],
+            source: [0; 16],
+        }
+    }
 }
 
 /// Value of the `REALS` array: two copies of a real server's [`RealEntry`] and which one is
 /// live, so no packet reads a half-written entry.
 ///
 /// An array update from userspace is a `memcpy` into the element while the program may be
-/// reading it on another CPU, and a `RealEntry` is 24 bytes: rewritten in place, a packet
+/// reading it on another CPU, and a `RealEntry` is 60 bytes: rewritten in place, a packet
 /// could take the new MAC with the old generation, or half of each MAC. So the agent writes
 /// the copy that is not live (the update rewrites `live` and the live copy with the bytes
 /// they already hold, so what packets read does not change), then flips `live` in a second
@@ -352,7 +434,7 @@ pub struct RealEntry {
 /// The program reads `live` once, then the copy it names (an address that depends on the
 /// value read, so no CPU fetches the copy first). That copy is written again only by the
 /// shadow write that follows the flip retiring it: at least two updates (syscalls,
-/// microseconds) after the packet read `live`, far longer than a packet takes to copy 24
+/// microseconds) after the packet read `live`, far longer than a packet takes to copy 60
 /// bytes out; the `LB_TABLES` halves rely on the same.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -411,6 +493,11 @@ impl FlowKey {
         ];
         bytemuck::must_cast::<[u32; 10], Self>(words)
     }
+
+    /// The key as the ten native-order words it is in memory.
+    pub const fn as_words(&self) -> [u32; 10] {
+        bytemuck::must_cast::<Self, [u32; 10]>(*self)
+    }
 }
 
 /// Value of the `FLOWS` LRU.
@@ -464,6 +551,19 @@ const fn flow_key_words(key: &FlowKey) -> [u32; 10] {
         u32::from_le_bytes([d[8], d[9], d[10], d[11]]),
         u32::from_le_bytes([d[12], d[13], d[14], d[15]]),
     ]
+}
+
+/// The per-flow entropy a tunnel puts in its outer header (the varied low bits of the
+/// outer source, GUE's UDP source port, the outer IPv6 flow label), so a real server's NIC
+/// and the routers on the way spread tunnelled flows. Not [`flow_hash`]: it only needs to
+/// differ between flows and runs on every tunnelled frame, so it mixes the ports and the
+/// client's address once.
+pub const fn tunnel_entropy(key: &FlowKey) -> u32 {
+    let w = key.as_words();
+    let mut h = (w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4] ^ w[5]).wrapping_mul(0x9e37_79b1);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^ (h >> 13)
 }
 
 /// Key of the `VRIDS` map: a virtual router configured on this interface.
@@ -596,10 +696,27 @@ pub enum Outcome {
     /// Traffic to a VIP with services that the balancer cannot place (an IPv4 fragment or
     /// header options, a truncated L4 header): passed to the local stack.
     LbPassUnsupported,
+    /// Traffic to a virtual service encapsulated (IPIP or GUE) towards its real server and
+    /// sent back out of the ingress interface (`XDP_TX`).
+    LbTunnelTx,
+    /// Encapsulated and redirected to the interface the FIB chose.
+    LbTunnelRedirect,
+    /// Too big once encapsulated for the path's MTU: answered with ICMP fragmentation needed
+    /// / `ICMPv6` packet too big carrying the MTU that fits (RFC 1191, RFC 8201).
+    LbTunnelTooBig,
+    /// Too big once encapsulated, and no error can be sent (an IPv4 datagram without DF, or
+    /// too short to quote): dropped.
+    LbTunnelTooBigDropped,
+    /// No route to the real server (`bpf_fib_lookup` failed, or forwarding is off on the
+    /// ingress interface): dropped.
+    LbTunnelNoRoute,
+    /// The next hop to the real server has no neighbour entry yet: dropped (the kernel
+    /// resolves it on the health checks' traffic).
+    LbTunnelNoNeighbour,
 }
 
 /// Number of [`Outcome`]s, i.e. of outcome counters at the start of [`Stats`].
-pub const OUTCOME_COUNT: u32 = Outcome::LbPassUnsupported as u32 + 1;
+pub const OUTCOME_COUNT: u32 = Outcome::LbTunnelNoNeighbour as u32 + 1;
 
 impl Outcome {
     /// Every outcome, in discriminant order.
@@ -628,6 +745,12 @@ impl Outcome {
         Outcome::LbNoServer,
         Outcome::LbIcmpForward,
         Outcome::LbPassUnsupported,
+        Outcome::LbTunnelTx,
+        Outcome::LbTunnelRedirect,
+        Outcome::LbTunnelTooBig,
+        Outcome::LbTunnelTooBigDropped,
+        Outcome::LbTunnelNoRoute,
+        Outcome::LbTunnelNoNeighbour,
     ];
 
     /// The counter's name, as in [`Stats`] and as printed by `vipflip maps`.
@@ -657,6 +780,12 @@ impl Outcome {
             Outcome::LbNoServer => "lb_no_server",
             Outcome::LbIcmpForward => "lb_icmp_forward",
             Outcome::LbPassUnsupported => "lb_pass_unsupported",
+            Outcome::LbTunnelTx => "lb_tunnel_tx",
+            Outcome::LbTunnelRedirect => "lb_tunnel_redirect",
+            Outcome::LbTunnelTooBig => "lb_tunnel_too_big",
+            Outcome::LbTunnelTooBigDropped => "lb_tunnel_too_big_dropped",
+            Outcome::LbTunnelNoRoute => "lb_tunnel_no_route",
+            Outcome::LbTunnelNoNeighbour => "lb_tunnel_no_neighbour",
         }
     }
 
@@ -708,6 +837,12 @@ pub struct Stats {
     pub lb_no_server: u64,
     pub lb_icmp_forward: u64,
     pub lb_pass_unsupported: u64,
+    pub lb_tunnel_tx: u64,
+    pub lb_tunnel_redirect: u64,
+    pub lb_tunnel_too_big: u64,
+    pub lb_tunnel_too_big_dropped: u64,
+    pub lb_tunnel_no_route: u64,
+    pub lb_tunnel_no_neighbour: u64,
     pub verdict_aborted: u64,
     pub verdict_drop: u64,
     pub verdict_pass: u64,
@@ -746,8 +881,8 @@ const _: () = {
     assert!(core::mem::size_of::<ServiceKey>() == 20);
     assert!(core::mem::size_of::<ServiceEntry>() == 8);
     assert!(core::mem::size_of::<LbTable>() == LB_TABLE_SIZE as usize * 2);
-    assert!(core::mem::size_of::<RealEntry>() == 24);
-    assert!(core::mem::size_of::<RealSlot>() == 4 + 2 * 24);
+    assert!(core::mem::size_of::<RealEntry>() == 60);
+    assert!(core::mem::size_of::<RealSlot>() == 4 + 2 * 60);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 8);
     assert!(MAX_REALS <= u16::MAX as u32 + 1);

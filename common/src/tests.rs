@@ -109,6 +109,10 @@ fn lb_layouts_have_no_padding() {
     assert_eq!(offset_of!(RealEntry, dst_mac), 8);
     assert_eq!(offset_of!(RealEntry, src_mac), 14);
     assert_eq!(offset_of!(RealEntry, flags), 20);
+    assert_eq!(offset_of!(RealEntry, gue_port), 24);
+    assert_eq!(offset_of!(RealEntry, addr), 28);
+    assert_eq!(offset_of!(RealEntry, source), 44);
+    assert_eq!(core::mem::size_of::<RealEntry>(), 60);
     assert_eq!(offset_of!(RealSlot, copies), 4);
     assert_eq!(offset_of!(FlowKey, src), 8);
     assert_eq!(offset_of!(FlowKey, dst), 24);

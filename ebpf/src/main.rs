@@ -21,6 +21,8 @@ mod maps;
 mod parse;
 #[cfg(target_arch = "bpf")]
 mod program;
+#[cfg(target_arch = "bpf")]
+mod tunnel;
 
 // The crate is built for real only for `bpfel-unknown-none` (by aya-build from agent/build.rs).
 // On the host it must still type-check, so `cargo clippy --workspace` covers the eBPF crate too.

@@ -3,7 +3,7 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect, macros::xdp, programs::XdpContext};
 use aya_log_ebpf::error;
 use vipflip_common::{
-    FAMILY_IPV4, FAMILY_IPV6, FlowEntry, FlowKey, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
+    FAMILY_IPV4, FAMILY_IPV6, FlowEntry, FlowKey, Forward, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
     ICMPV6_PACKET_TOO_BIG, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, LB_TABLE_SIZE, Outcome, PeerKey,
     REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE, VIP_SERVICES,
     VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction, VipEntry,
@@ -19,22 +19,23 @@ use crate::{
         ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Frame, IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_MIN_HLEN,
         IPV6_HLEN, ethernet, is_ipv6_extension_header,
     },
+    tunnel,
 };
 
 /// `Decision::vrid_stat` when the frame is not a VRRP advert with a readable VRID.
-const NO_VRID: u32 = u32::MAX;
+pub(crate) const NO_VRID: u32 = u32::MAX;
 
 /// What happens to one frame, and why.
-struct Decision {
-    action: u32,
-    outcome: Outcome,
+pub(crate) struct Decision {
+    pub(crate) action: u32,
+    pub(crate) outcome: Outcome,
     /// Index into `VRID_STATS`, or [`NO_VRID`].
-    vrid_stat: u32,
+    pub(crate) vrid_stat: u32,
 }
 
 impl Decision {
     #[inline(always)]
-    const fn pass(outcome: Outcome) -> Self {
+    pub(crate) const fn pass(outcome: Outcome) -> Self {
         Self {
             action: xdp_action::XDP_PASS,
             outcome,
@@ -382,7 +383,7 @@ fn local(ctx: &XdpContext, frame: &Frame, l3: usize, vip: &VipKey) -> Decision {
             key,
             icmp,
             syn,
-        } => balance(ctx, frame, &service, &key, icmp, syn),
+        } => balance(ctx, frame, l3, &service, &key, icmp, syn),
     }
 }
 
@@ -535,22 +536,29 @@ fn icmp_flow(vip: &VipKey, protocol: u8, client: [u32; 4], inner_ports: [u8; 4])
 /// service (port 0). Without a port (not readable), only the latter.
 #[inline(always)]
 fn find_service(vip: &VipKey, protocol: u8, port: Option<[u8; 2]>) -> Option<ServiceEntry> {
-    let mut key = ServiceKey {
+    // Two keys, not one whose port is rewritten: a key shared by both lookups lets LLVM
+    // merge the port's bytes on the path where there is no port (an undefined register,
+    // which the verifier rejects).
+    if let Some(port) = port {
+        let exact = ServiceKey {
+            family: vip.family,
+            protocol,
+            port,
+            addr: vip.addr,
+        };
+        // SAFETY: copied out at once; see `vrrp`.
+        if let Some(entry) = unsafe { SERVICES.get(exact) } {
+            return Some(*entry);
+        }
+    }
+    let every_port = ServiceKey {
         family: vip.family,
         protocol,
         port: [0; 2],
         addr: vip.addr,
     };
-    if let Some(port) = port {
-        key.port = port;
-        // SAFETY: copied out at once; see `vrrp`.
-        if let Some(entry) = unsafe { SERVICES.get(key) } {
-            return Some(*entry);
-        }
-        key.port = [0; 2];
-    }
     // SAFETY: as above.
-    unsafe { SERVICES.get(key) }.copied()
+    unsafe { SERVICES.get(every_port) }.copied()
 }
 
 /// Sends a flow's frame to its real server: the one `FLOWS` remembers while it is still the
@@ -565,6 +573,7 @@ fn find_service(vip: &VipKey, protocol: u8, port: Option<[u8; 2]>) -> Option<Ser
 fn balance(
     ctx: &XdpContext,
     frame: &Frame,
+    l3: usize,
     service: &ServiceEntry,
     key: &FlowKey,
     icmp: bool,
@@ -578,6 +587,9 @@ fn balance(
             vrid_stat: NO_VRID,
         };
     };
+    if real.forward != Forward::Direct as u8 {
+        return tunnel::encapsulate(ctx, l3, key, &real, icmp);
+    }
     let Some((action, tx)) = send(ctx, frame, real.ifindex, &real.dst_mac, &real.src_mac) else {
         return Decision::pass(Outcome::PassMalformed);
     };

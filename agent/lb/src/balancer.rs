@@ -375,14 +375,13 @@ impl Balancer {
         let mut late = Vec::new();
         for real in service.reals.iter_mut().chain(service.sorry.as_mut()) {
             let alive = real.usable();
-            let entry = RealEntry {
-                ifindex: link.ifindex,
-                generation: real.generation,
-                dst_mac: real.mac.unwrap_or([0; 6]),
-                src_mac: link.mac,
-                flags: if alive { REAL_ALIVE } else { 0 },
-                _pad: [0; 3],
-            };
+            let entry = RealEntry::direct(
+                link.ifindex,
+                real.generation,
+                real.mac.unwrap_or([0; 6]),
+                link.mac,
+                if alive { REAL_ALIVE } else { 0 },
+            );
             if real.written == Some(entry) {
                 continue;
             }

@@ -167,10 +167,10 @@ pub(super) fn key_addr(family: u8, addr: [u8; 16]) -> Option<IpAddr> {
     }
 }
 
-pub(super) fn stats_from_array(counters: [u64; STATS_COUNTERS as usize]) -> Stats {
+pub(super) fn stats_from_array(counters: &[u64; STATS_COUNTERS as usize]) -> Stats {
     // SAFETY: `Stats` is `repr(C)` of exactly `STATS_COUNTERS` u64s (asserted in
     // vipflip-common), so every `[u64; STATS_COUNTERS]` is a valid `Stats`.
-    unsafe { std::mem::transmute::<[u64; STATS_COUNTERS as usize], Stats>(counters) }
+    unsafe { std::mem::transmute::<[u64; STATS_COUNTERS as usize], Stats>(*counters) }
 }
 
 pub(super) fn open(iface: &str, dir: &Path, map: MapName) -> Result<MapData, DataplaneError> {

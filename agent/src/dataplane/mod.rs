@@ -536,7 +536,7 @@ impl Dataplane {
                 *total += value;
             }
         }
-        Ok(maps::stats_from_array(sum))
+        Ok(maps::stats_from_array(&sum))
     }
 
     fn invalid(&self, message: String) -> DataplaneError {

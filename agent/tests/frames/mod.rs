@@ -156,7 +156,7 @@ pub fn icmp_frag_needed(next_hop_mtu: u16, original: &[u8]) -> Vec<u8> {
     m
 }
 
-fn checksum(bytes: &[u8]) -> u16 {
+pub fn checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = bytes
         .chunks(2)
         .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
