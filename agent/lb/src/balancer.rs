@@ -11,12 +11,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use vipflip_common::{LbTable, REAL_ALIVE, RealEntry, Scheduler, ServiceKey};
+use vipflip_common::{
+    FAMILY_IPV4, FAMILY_IPV6, LbTable, REAL_ALIVE, RealEntry, Scheduler, ServiceKey,
+};
 
-use crate::ServiceConfig;
 pub use crate::slots::SlotError;
 use crate::slots::{RealOwner, Slots};
 use crate::table::{self, Backend};
+use crate::{Forward, ServiceConfig};
 
 /// One write to an interface's maps, in the order given.
 #[derive(Debug)]
@@ -95,8 +97,10 @@ pub struct Real {
     pub healthy: bool,
     /// The last check's words ("connected", "HTTP 503, expected 200", …).
     pub detail: String,
-    /// From the neighbour table; frames cannot be sent before it is known.
+    /// From the neighbour table; frames cannot be sent before it is known (Direct Routing).
     pub mac: Option<[u8; 6]>,
+    /// Reached through a tunnel: the FIB finds the way per frame, no MAC is needed.
+    pub tunnelled: bool,
     /// Slots of the live table naming it.
     pub table_slots: u32,
     /// The `REALS` entry last written, to write only changes.
@@ -104,9 +108,10 @@ pub struct Real {
 }
 
 impl Real {
-    /// Can take flows: healthy and reachable.
+    /// Can take flows: healthy and reachable (a tunnel's route is the FIB's business, per
+    /// frame; Direct Routing needs the MAC).
     pub fn usable(&self) -> bool {
-        self.healthy && self.mac.is_some()
+        self.healthy && (self.tunnelled || self.mac.is_some())
     }
 }
 
@@ -206,6 +211,7 @@ impl Balancer {
             for rs in &spec.reals {
                 let known = previous.and_then(|p| p.reals.iter().find(|r| r.address == rs.address));
                 let mut real = self.real(&iface, &spec.name, rs.address, false, known)?;
+                real.tunnelled = spec.forward.is_tunnel();
                 real.weight = rs.weight;
                 real.checked = rs.checked;
                 if !real.checked {
@@ -220,6 +226,7 @@ impl Balancer {
                         .and_then(|p| p.sorry.as_ref())
                         .filter(|s| s.address == address);
                     let mut sorry = self.real(&iface, &spec.name, address, true, known)?;
+                    sorry.tunnelled = spec.forward.is_tunnel();
                     sorry.healthy = true;
                     sorry.checked = false;
                     "sorry server".clone_into(&mut sorry.detail);
@@ -322,6 +329,7 @@ impl Balancer {
                 s.reals
                     .iter()
                     .chain(s.sorry.as_ref())
+                    .filter(|r| !r.tunnelled)
                     .map(|r| (s.interface.clone(), r.address))
             })
             .collect();
@@ -375,13 +383,17 @@ impl Balancer {
         let mut late = Vec::new();
         for real in service.reals.iter_mut().chain(service.sorry.as_mut()) {
             let alive = real.usable();
-            let entry = RealEntry::direct(
-                link.ifindex,
-                real.generation,
-                real.mac.unwrap_or([0; 6]),
-                link.mac,
-                if alive { REAL_ALIVE } else { 0 },
-            );
+            let flags = if alive { REAL_ALIVE } else { 0 };
+            let entry = match service.spec.forward {
+                Forward::Direct => RealEntry::direct(
+                    link.ifindex,
+                    real.generation,
+                    real.mac.unwrap_or([0; 6]),
+                    link.mac,
+                    flags,
+                ),
+                forward => tunnel_entry(forward, real.address, real.generation, flags),
+            };
             if real.written == Some(entry) {
                 continue;
             }
@@ -457,6 +469,7 @@ impl Balancer {
             healthy: true,
             detail: String::new(),
             mac: known.and_then(|k| k.mac),
+            tunnelled: false,
             table_slots: 0,
             written: None,
         })
@@ -508,6 +521,42 @@ fn fingerprint(scheduler: Scheduler, slots: &[u16], backends: &[Backend]) -> u64
 
 /// The writes that put `entry` in `REALS[index]`: the spare copy first, then the flip to it,
 /// so no packet reads a half-written entry (see `vipflip_common::RealSlot`).
+/// The `REALS` entry of a real server behind a tunnel: its address, the outer source (or
+/// none: the FIB's), GUE's port; no interface or MAC, the FIB finds those per frame.
+fn tunnel_entry(forward: Forward, address: IpAddr, generation: u32, flags: u8) -> RealEntry {
+    let (mode, port) = match forward {
+        Forward::Gue { port, .. } => (vipflip_common::Forward::Gue, port),
+        Forward::Direct | Forward::Ipip { .. } => (vipflip_common::Forward::Ipip, 0),
+    };
+    let (source, source_bits) = forward
+        .source()
+        .map_or(([0; 16], 0), |s| (address_bytes(s.addr), s.varied_bits()));
+    RealEntry {
+        forward: mode as u8,
+        family: match address {
+            IpAddr::V4(_) => FAMILY_IPV4,
+            IpAddr::V6(_) => FAMILY_IPV6,
+        },
+        source_bits,
+        gue_port: port.to_be_bytes(),
+        addr: address_bytes(address),
+        source,
+        ..RealEntry::direct(0, generation, [0; 6], [0; 6], flags)
+    }
+}
+
+/// An address as a 16-byte map field: IPv4 in the first 4 bytes.
+fn address_bytes(address: IpAddr) -> [u8; 16] {
+    match address {
+        IpAddr::V4(a) => {
+            let mut bytes = [0; 16];
+            bytes[..4].copy_from_slice(&a.octets());
+            bytes
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
 fn real_writes(iface: &str, index: u16, entry: RealEntry) -> [LbWrite; 2] {
     [
         LbWrite::RealShadow {

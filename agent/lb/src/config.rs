@@ -22,6 +22,67 @@ pub struct ServiceConfig {
     pub reals: Vec<RealConfig>,
     /// Takes every flow while no real server is usable.
     pub sorry_server: Option<IpAddr>,
+    /// How frames reach its real servers (and its sorry server).
+    pub forward: Forward,
+}
+
+/// How a service's frames reach its real servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// Direct Routing: the real servers share the interface's link; only the MACs change.
+    Direct,
+    /// IP-in-IP to each real server's address, routed by the FIB.
+    Ipip { source: Option<TunnelSource> },
+    /// GUE (variant 1, over UDP to `port`) to each real server's address.
+    Gue {
+        port: u16,
+        source: Option<TunnelSource>,
+    },
+}
+
+impl Forward {
+    /// The `source` of a tunnel.
+    pub const fn source(&self) -> Option<TunnelSource> {
+        match self {
+            Self::Direct => None,
+            Self::Ipip { source } | Self::Gue { source, .. } => *source,
+        }
+    }
+
+    /// Whether frames go through a tunnel (real servers need no MAC, only a route).
+    pub const fn is_tunnel(&self) -> bool {
+        !matches!(self, Self::Direct)
+    }
+
+    /// `dr`, `ipip` or `gue`, as the configuration and status say it.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Direct => "dr",
+            Self::Ipip { .. } => "ipip",
+            Self::Gue { .. } => "gue",
+        }
+    }
+}
+
+/// A tunnel's outer source: `addr` with its low `32 - prefix_len` (IPv4) or `128 -
+/// prefix_len` (IPv6, at most 32) bits varied per flow; a full-length prefix is one fixed
+/// source. Without one, the source is the one the FIB picks towards the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelSource {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl TunnelSource {
+    /// The bits varied per flow.
+    pub const fn varied_bits(&self) -> u8 {
+        let len: u8 = match self.addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        };
+        let bits = len.saturating_sub(self.prefix_len);
+        if bits > 32 { 32 } else { bits }
+    }
 }
 
 /// One real server of a [`ServiceConfig`].

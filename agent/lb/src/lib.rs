@@ -1,4 +1,4 @@
-//! The Direct Routing load balancer's core (the LVS-DR half of vipflip), sans-IO.
+//! The load balancer's core (the LVS-DR and LVS-TUN half of vipflip), sans-IO.
 //!
 //! - [`table`]: the lookup tables (weighted Maglev, LVS-ordered weighted round robin), pure
 //!   functions of the real servers' addresses and weights, so two directors with one
@@ -24,4 +24,4 @@ pub mod hold_down;
 mod slots;
 pub mod table;
 
-pub use config::{RealConfig, ServiceConfig};
+pub use config::{Forward, RealConfig, ServiceConfig, TunnelSource};

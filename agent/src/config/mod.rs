@@ -45,7 +45,7 @@ use vipflip_common::{IPPROTO_TCP, IPPROTO_UDP, Scheduler, ServiceKey, VipKey};
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
-use crate::lb::{RealConfig, ServiceConfig};
+use crate::lb::{Forward, RealConfig, ServiceConfig, TunnelSource};
 use crate::track::{TrackConfig, Tracked, TrackerConfig};
 use crate::vrrp::InstanceConfig;
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
@@ -173,6 +173,35 @@ pub struct VirtualServerSpec {
     /// Takes every flow while no real server is healthy.
     pub sorry_server: Option<IpAddr>,
     pub real_servers: Vec<RealServerSpec>,
+    /// `forward`: how frames reach the real servers. Default Direct Routing.
+    pub forward: Forwarding,
+}
+
+/// `forward = "dr" | "ipip" | "gue"`, with `gue_port` and `tunnel_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Forwarding {
+    /// Direct Routing: real servers on the interface's link, only the MACs rewritten.
+    #[default]
+    Dr,
+    /// IP-in-IP to each real server's address, wherever the routes lead.
+    Ipip { source: Option<IpNet> },
+    /// GUE (UDP to `port`, where the real servers' `fou` listens).
+    Gue { port: u16, source: Option<IpNet> },
+}
+
+impl Forwarding {
+    pub const fn is_tunnel(&self) -> bool {
+        !matches!(self, Self::Dr)
+    }
+
+    /// The configuration's word for it.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Dr => "dr",
+            Self::Ipip { .. } => "ipip",
+            Self::Gue { .. } => "gue",
+        }
+    }
 }
 
 /// Where a virtual server is live, and over which interface its real servers are reached.
@@ -208,7 +237,8 @@ pub enum LbScheduler {
 /// `[[virtual_server.real_server]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealServerSpec {
-    /// Same family as the VIP, on the instance's link.
+    /// Direct Routing: of the VIP's family, on the service's link. A tunnel: any address
+    /// the routes reach.
     pub address: IpAddr,
     /// 0..=65535; 0 drains (no new flows, existing ones kept). Default 1.
     pub weight: u16,
@@ -638,7 +668,24 @@ impl VirtualServerSpec {
                 })
                 .collect(),
             sorry_server: self.sorry_server,
+            forward: match self.forward {
+                Forwarding::Dr => Forward::Direct,
+                Forwarding::Ipip { source } => Forward::Ipip {
+                    source: source.map(tunnel_source),
+                },
+                Forwarding::Gue { port, source } => Forward::Gue {
+                    port,
+                    source: source.map(tunnel_source),
+                },
+            },
         })
+    }
+}
+
+fn tunnel_source(net: IpNet) -> TunnelSource {
+    TunnelSource {
+        addr: net.addr(),
+        prefix_len: net.prefix_len(),
     }
 }
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostic::LineIndex;
 use super::{
-    CheckKind, Config, Garp, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler, Location,
-    RealServerSpec, TrackScript, Weight, XdpMode, check_config,
+    CheckKind, Config, Forwarding, Garp, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler,
+    Location, RealServerSpec, TrackScript, Weight, XdpMode, check_config,
 };
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
@@ -1113,7 +1113,7 @@ fn virtual_server_keepalived_keys_name_the_vipflip_key() {
         ),
         &[
             "t.toml:11:1: error: virtual_server \"web\": unknown key `lb_algo`; did you mean `scheduler`? (\"maglev\", \"wrr\" or \"sh\")",
-            "t.toml:12:1: error: virtual_server \"web\": unknown key `lb_kind`; vipflip does Direct Routing only: remove it",
+            "t.toml:12:1: error: virtual_server \"web\": unknown key `lb_kind`; did you mean `forward`? (\"dr\", \"ipip\" or \"gue\")",
             "t.toml:13:1: error: virtual_server \"web\": unknown key `persistence_timeout`; for client affinity use `scheduler = \"sh\"` (source hashing); established flows keep their server anyway",
             "t.toml:16:1: error: virtual_server \"web\": unknown key `real_server[0].TCP_CHECK`; use `check = { kind = \"tcp\", … }`",
         ],
@@ -1205,11 +1205,105 @@ fn real_server_addresses() {
         ),
         &[
             "t.toml:11:16: error: virtual_server \"web\": sorry_server = \"192.0.2.100\": is the VIP itself; a server is another host, with the VIP on its loopback",
-            "t.toml:12:28: error: virtual_server \"web\": real_server[0].address = \"2001:db8::21\": IPv6 address for an IPv4 VIP; Direct Routing forwards the packet unchanged, so servers must be of the VIP's family",
+            "t.toml:12:28: error: virtual_server \"web\": real_server[0].address = \"2001:db8::21\": IPv6 address for an IPv4 VIP; Direct Routing forwards the packet unchanged, so servers must be of the VIP's family (a tunnel, forward = \"ipip\" or \"gue\", takes either)",
             "t.toml:12:58: error: virtual_server \"web\": real_server[1].address = \"192.0.2.100\": is the VIP itself; a server is another host, with the VIP on its loopback",
             "t.toml:12:115: error: virtual_server \"web\": real_server[3].address = \"192.0.2.21\": listed twice (also real_server[2].address)",
             "t.toml:12:143: error: virtual_server \"web\": real_server[4].address = \"224.0.0.1\": not usable as a server (unspecified, loopback, multicast or broadcast)",
             "t.toml:12:170: error: virtual_server \"web\": real_server[5].address = \"server1\": expected an IP address like \"192.0.2.21\" or \"2001:db8::21\"",
+        ],
+    );
+}
+
+#[test]
+fn tunnels_reach_real_servers_of_either_family_from_a_source_prefix() {
+    let config = accepted(&service(
+        "forward = \"gue\"\ngue_port = 6080\ntunnel_source = \"198.51.100.128/25\"\n",
+        "real_server = [{ address = \"198.51.100.21\" }, { address = \"203.0.113.0\" }]\n",
+    ));
+    let vs = &config.virtual_servers[0];
+    assert_eq!(
+        vs.forward,
+        Forwarding::Gue {
+            port: 6080,
+            source: Some("198.51.100.128/25".parse().unwrap()),
+        }
+    );
+    let lb = &config.balancer_config()[0];
+    assert_eq!(
+        lb.forward,
+        crate::lb::Forward::Gue {
+            port: 6080,
+            source: Some(crate::lb::TunnelSource {
+                addr: "198.51.100.128".parse().unwrap(),
+                prefix_len: 25,
+            }),
+        }
+    );
+    let config = accepted(&service(
+        "forward = \"ipip\"\n",
+        "real_server = [{ address = \"2001:db8::21\" }]\n",
+    ));
+    assert_eq!(
+        config.virtual_servers[0].forward,
+        Forwarding::Ipip { source: None },
+        "IPv4 in IPv6, the source the FIB picks"
+    );
+    assert_eq!(
+        accepted(&service("", REAL)).virtual_servers[0].forward,
+        Forwarding::Dr
+    );
+}
+
+#[test]
+fn tunnel_settings_are_checked() {
+    refused(
+        &service("forward = \"tun\"\n", REAL),
+        &[
+            "t.toml:11:11: error: virtual_server \"web\": forward = \"tun\": expected \"dr\" (Direct Routing: real servers on this link, the default), \"ipip\" or \"gue\" (tunnels: real servers anywhere the routes reach)",
+        ],
+    );
+    refused(
+        &service(
+            "forward = \"dr\"\ngue_port = 6080\ntunnel_source = \"198.51.100.128/25\"\n",
+            REAL,
+        ),
+        &[
+            "t.toml:12:12: error: virtual_server \"web\": gue_port = 6080: only for forward = \"gue\"",
+            "t.toml:13:17: error: virtual_server \"web\": tunnel_source = \"198.51.100.128/25\": only for a tunnel (forward = \"ipip\" or \"gue\"): Direct Routing sends the client's packet as it came",
+        ],
+    );
+    refused(
+        &service("forward = \"gue\"\n", REAL),
+        &[
+            "t.toml:6:1: error: virtual_server \"web\": missing `gue_port` (the UDP port the real servers' fou listens on, e.g. 6080 (`vipflip real-server` sets it up))",
+        ],
+    );
+    refused(
+        &service(
+            "forward = \"gue\"\ngue_port = 0\ntunnel_source = \"198.51.100.129/25\"\n",
+            REAL,
+        ),
+        &[
+            "t.toml:12:12: error: virtual_server \"web\": gue_port = 0: must be in 1..=65535",
+            "t.toml:13:17: error: virtual_server \"web\": tunnel_source = \"198.51.100.129/25\": has host bits set: did you mean \"198.51.100.128/25\"?",
+        ],
+    );
+    refused(
+        &service(
+            "forward = \"ipip\"\ntunnel_source = \"2001:db8::/64\"\n",
+            REAL,
+        ),
+        &[
+            "t.toml:12:17: error: virtual_server \"web\": tunnel_source = \"2001:db8::/64\": an IPv6 prefix must be /96 or longer: at most the last 32 bits vary per flow",
+        ],
+    );
+    refused(
+        &service(
+            "forward = \"ipip\"\ntunnel_source = \"198.51.100.128/25\"\n",
+            "real_server = [{ address = \"2001:db8::21\" }]\n",
+        ),
+        &[
+            "t.toml:12:17: error: virtual_server \"web\": tunnel_source = \"198.51.100.128/25\": an IPv4 prefix, but server 2001:db8::21 is IPv6: each outer header takes a source of its real server's family",
         ],
     );
 }

@@ -15,4 +15,6 @@ pub mod check;
 #[cfg(test)]
 mod tests;
 
-pub use vipflip_lb::{RealConfig, ServiceConfig, balancer, hold_down, table};
+pub use vipflip_lb::{
+    Forward, RealConfig, ServiceConfig, TunnelSource, balancer, hold_down, table,
+};

@@ -29,6 +29,7 @@ fn metrics_mirror_health_shares_and_quorum() {
             })
             .collect(),
         sorry_server: None,
+        forward: crate::lb::Forward::Direct,
     };
     let mut lb = Balancer::new(1000);
     lb.configure(&[web], &BTreeMap::new()).expect("slots");

@@ -4,7 +4,7 @@
 use vipflip_common::{IPPROTO_TCP, IPPROTO_UDP, VipKey};
 
 use super::*;
-use crate::RealConfig;
+use crate::{RealConfig, TunnelSource};
 
 const IFACE: &str = "eth0";
 const LINK: Link = Link {
@@ -30,6 +30,7 @@ fn service(reals: &[(u8, u16)], sorry: Option<u8>) -> ServiceConfig {
         scheduler: Scheduler::Maglev,
         quorum: 2,
         sorry_server: sorry.map(ip),
+        forward: Forward::Direct,
         reals: reals
             .iter()
             .map(|&(last, weight)| RealConfig {
@@ -174,6 +175,71 @@ fn nothing_is_sent_before_the_macs_are_known_then_all_share_the_table() {
         assert!((got - want).abs() < 0.01, "{last}: {got}");
     }
     assert!(changes.quorum.is_empty());
+}
+
+#[test]
+fn tunnelled_servers_need_no_mac_and_carry_their_address_and_source() {
+    let source = TunnelSource {
+        addr: IpAddr::from([198, 51, 100, 128]),
+        prefix_len: 25,
+    };
+    let mut spec = service(&[(21, 1), (22, 1)], None);
+    spec.forward = Forward::Gue {
+        port: 6080,
+        source: Some(source),
+    };
+    let mut lb = Balancer::new(1000);
+    lb.configure(std::slice::from_ref(&spec), &BTreeMap::new())
+        .expect("slots");
+    assert!(lb.neighbours().is_empty(), "no MAC to resolve");
+    let changes = lb.link(IFACE, LINK);
+    assert_eq!(
+        order(&lb, &changes),
+        [
+            "real 192.0.2.21 alive",
+            "real 192.0.2.22 alive",
+            "table 65537"
+        ],
+        "alive at once: the FIB finds the way per frame"
+    );
+    let LbWrite::RealShadow { entry, .. } = &changes.writes[0] else {
+        panic!()
+    };
+    let mut addr = [0; 16];
+    addr[..4].copy_from_slice(&[192, 0, 2, 21]);
+    let mut prefix = [0; 16];
+    prefix[..4].copy_from_slice(&[198, 51, 100, 128]);
+    assert_eq!(
+        (
+            entry.forward,
+            entry.family,
+            entry.addr,
+            entry.source,
+            entry.source_bits,
+            u16::from_be_bytes(entry.gue_port),
+            entry.flags
+        ),
+        (
+            vipflip_common::Forward::Gue as u8,
+            vipflip_common::FAMILY_IPV4,
+            addr,
+            prefix,
+            7,
+            6080,
+            REAL_ALIVE
+        )
+    );
+
+    // The same servers by Direct Routing: now they wait for their MACs.
+    spec.forward = Forward::Direct;
+    let changes = lb
+        .configure(std::slice::from_ref(&spec), &BTreeMap::new())
+        .expect("slots");
+    assert_eq!(lb.neighbours().len(), 2);
+    assert_eq!(
+        order(&lb, &changes),
+        ["table 0", "real 192.0.2.21 dead", "real 192.0.2.22 dead"]
+    );
 }
 
 #[test]

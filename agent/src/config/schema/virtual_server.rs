@@ -6,12 +6,13 @@ use core::ops::Range;
 use core::time::Duration;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use toml::de::DeValue;
 
 use super::super::reader::{Alias, Ctx, Table};
 use super::super::{
-    CheckKind, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler, RealServerSpec,
-    ServiceHome, VirtualServerSpec,
+    CheckKind, Forwarding, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler,
+    RealServerSpec, ServiceHome, VirtualServerSpec,
 };
 use super::instance::{family_of, name_of};
 use super::name;
@@ -29,6 +30,9 @@ const VIRTUAL_SERVER_KEYS: &[&str] = &[
     "quorum_weight",
     "sorry_server",
     "real_server",
+    "forward",
+    "gue_port",
+    "tunnel_source",
 ];
 /// keepalived.conf words users bring, and what vipflip calls them.
 const VIRTUAL_SERVER_ALIASES: &[Alias] = &[
@@ -36,7 +40,14 @@ const VIRTUAL_SERVER_ALIASES: &[Alias] = &[
         "lb_algo",
         "did you mean `scheduler`? (\"maglev\", \"wrr\" or \"sh\")",
     ),
-    ("lb_kind", "vipflip does Direct Routing only: remove it"),
+    (
+        "lb_kind",
+        "did you mean `forward`? (\"dr\", \"ipip\" or \"gue\")",
+    ),
+    (
+        "lvs_method",
+        "did you mean `forward`? (\"dr\", \"ipip\" or \"gue\")",
+    ),
     (
         "delay_loop",
         "set `interval` in each real server's `check = { … }`",
@@ -178,10 +189,14 @@ pub(super) fn virtual_server(
             "a virtual server on an interface has no instance whose priority quorum could move; gate its announcement on quorum instead ([[announce]] when = \"quorum\")",
         );
     }
+    let forward = forwarding(ctx, &t);
+    // A tunnel carries the client's packet inside one of the real server's family.
+    let same_family = if forward.is_tunnel() { None } else { vip_addr };
     let sorry_server = t
         .str(ctx, "sorry_server", "an IP address")
         .and_then(|(text, span)| {
             let addr = server_address(ctx, &t, "sorry_server", &span, text, vip_addr)?;
+            same_family_as(ctx, &t, "sorry_server", &span, addr, same_family)?;
             Some((addr, span))
         });
 
@@ -198,8 +213,17 @@ pub(super) fn virtual_server(
         quorum_weight,
         sorry_server: sorry_server.as_ref().map(|(a, _)| *a),
         real_servers: Vec::new(),
+        forward,
     };
-    let mut servers = real_servers(ctx, &t, vip_addr, port.as_ref().map(|(p, _)| *p), &mut spec);
+    let mut servers = real_servers(
+        ctx,
+        &t,
+        vip_addr,
+        same_family,
+        port.as_ref().map(|(p, _)| *p),
+        &mut spec,
+    );
+    tunnel_source_family(ctx, &t, &spec);
     quorum(ctx, &t, servers.len(), &mut spec);
     servers.extend(sorry_server.map(|(_, span)| span));
 
@@ -299,7 +323,171 @@ fn vip(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<(IpAddr, Range<usize>)> {
     }
 }
 
-/// A real or sorry server's address: of the VIP's family, not the VIP, unicast.
+/// `forward`, `gue_port` and `tunnel_source`.
+fn forwarding(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Forwarding {
+    let forward = match t.str(ctx, "forward", "\"dr\", \"ipip\" or \"gue\"") {
+        Some(("dr", _)) | None => Forwarding::Dr,
+        Some(("ipip", _)) => Forwarding::Ipip { source: None },
+        Some(("gue", _)) => Forwarding::Gue {
+            port: 0,
+            source: None,
+        },
+        Some((_, span)) => {
+            t.invalid_at(
+                ctx,
+                "forward",
+                &span,
+                "expected \"dr\" (Direct Routing: real servers on this link, the default), \"ipip\" or \"gue\" (tunnels: real servers anywhere the routes reach)",
+            );
+            return Forwarding::Dr;
+        }
+    };
+    let port = t
+        .int(ctx, "gue_port", 1..=65535, "must be in 1..=65535")
+        .and_then(|(p, _)| u16::try_from(p).ok());
+    let gue = matches!(forward, Forwarding::Gue { .. });
+    match t.get("gue_port") {
+        None if gue => t.missing(
+            ctx,
+            "gue_port",
+            "the UDP port the real servers' fou listens on, e.g. 6080 (`vipflip real-server` sets it up)",
+        ),
+        Some(value) if !gue => t.invalid(ctx, "gue_port", value, "only for forward = \"gue\""),
+        _ => {}
+    }
+    let source = tunnel_source(ctx, t, forward.is_tunnel());
+    match forward {
+        Forwarding::Dr => Forwarding::Dr,
+        Forwarding::Ipip { .. } => Forwarding::Ipip { source },
+        Forwarding::Gue { .. } => Forwarding::Gue {
+            port: port.unwrap_or(0),
+            source,
+        },
+    }
+}
+
+/// `tunnel_source`: a prefix whose low bits vary per flow (katran's way, so a real server's
+/// NIC spreads tunnelled flows over its queues), or one address.
+fn tunnel_source(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, tunnel: bool) -> Option<IpNet> {
+    let (text, span) = t.str(ctx, "tunnel_source", "a prefix like \"198.51.100.128/25\"")?;
+    if !tunnel {
+        t.invalid_at(
+            ctx,
+            "tunnel_source",
+            &span,
+            "only for a tunnel (forward = \"ipip\" or \"gue\"): Direct Routing sends the client's packet as it came",
+        );
+        return None;
+    }
+    let net = if text.contains('/') {
+        text.parse::<IpNet>().ok()
+    } else {
+        text.parse::<IpAddr>().ok().map(IpNet::from)
+    };
+    let Some(net) = net else {
+        t.invalid_at(
+            ctx,
+            "tunnel_source",
+            &span,
+            "expected a prefix like \"198.51.100.128/25\" (its low bits vary per flow) or one address",
+        );
+        return None;
+    };
+    if net.addr() != net.network() {
+        t.invalid_at(
+            ctx,
+            "tunnel_source",
+            &span,
+            format_args!("has host bits set: did you mean \"{}\"?", net.trunc()),
+        );
+        return None;
+    }
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() < 96
+    {
+        t.invalid_at(
+            ctx,
+            "tunnel_source",
+            &span,
+            "an IPv6 prefix must be /96 or longer: at most the last 32 bits vary per flow",
+        );
+        return None;
+    }
+    if net.addr().is_unspecified() || net.addr().is_loopback() || net.addr().is_multicast() {
+        t.invalid_at(
+            ctx,
+            "tunnel_source",
+            &span,
+            "not usable as a source (unspecified, loopback or multicast)",
+        );
+        return None;
+    }
+    Some(net)
+}
+
+/// Each outer header takes a source of its real server's family.
+fn tunnel_source_family(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, spec: &VirtualServerSpec) {
+    let (Forwarding::Ipip { source: Some(net) }
+    | Forwarding::Gue {
+        source: Some(net), ..
+    }) = spec.forward
+    else {
+        return;
+    };
+    let servers = spec
+        .real_servers
+        .iter()
+        .map(|r| r.address)
+        .chain(spec.sorry_server);
+    for address in servers {
+        if family_of(address) != family_of(net.addr()) {
+            if let Some(value) = t.get("tunnel_source") {
+                t.invalid(
+                    ctx,
+                    "tunnel_source",
+                    value,
+                    format_args!(
+                        "an {} prefix, but server {address} is {}: each outer header takes a source of its real server's family",
+                        name_of(family_of(net.addr())),
+                        name_of(family_of(address))
+                    ),
+                );
+            }
+            return;
+        }
+    }
+}
+
+/// Direct Routing forwards the packet unchanged, so its servers are of the VIP's family
+/// (`vip`; `None`: a tunnel, any family).
+fn same_family_as(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    label: &str,
+    span: &Range<usize>,
+    addr: IpAddr,
+    vip: Option<IpAddr>,
+) -> Option<()> {
+    let Some(vip) = vip else {
+        return Some(());
+    };
+    if family_of(addr) != family_of(vip) {
+        t.invalid_at(
+            ctx,
+            label,
+            span,
+            format_args!(
+                "{} address for an {} VIP; Direct Routing forwards the packet unchanged, so servers must be of the VIP's family (a tunnel, forward = \"ipip\" or \"gue\", takes either)",
+                name_of(family_of(addr)),
+                name_of(family_of(vip))
+            ),
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// A real or sorry server's address: not the VIP, unicast.
 fn server_address(
     ctx: &mut Ctx<'_>,
     t: &Table<'_, '_>,
@@ -330,23 +518,7 @@ fn server_address(
         );
         return None;
     }
-    let Some(vip) = vip else {
-        return Some(addr);
-    };
-    if family_of(addr) != family_of(vip) {
-        t.invalid_at(
-            ctx,
-            label,
-            span,
-            format_args!(
-                "{} address for an {} VIP; Direct Routing forwards the packet unchanged, so servers must be of the VIP's family",
-                name_of(family_of(addr)),
-                name_of(family_of(vip))
-            ),
-        );
-        return None;
-    }
-    if addr == vip {
+    if vip == Some(addr) {
         t.invalid_at(
             ctx,
             label,
@@ -363,6 +535,7 @@ fn real_servers(
     ctx: &mut Ctx<'_>,
     t: &Table<'_, '_>,
     vip: Option<IpAddr>,
+    same_family: Option<IpAddr>,
     port: Option<u16>,
     spec: &mut VirtualServerSpec,
 ) -> Vec<Range<usize>> {
@@ -400,6 +573,7 @@ fn real_servers(
             r.str(ctx, "address", "an IP address")
                 .and_then(|(text, span)| {
                     let addr = server_address(ctx, &r, &label, &span, text, vip)?;
+                    same_family_as(ctx, &r, &label, &span, addr, same_family)?;
                     if let Some((_, first)) = seen.iter().find(|(a, _)| *a == addr) {
                         r.invalid_at(
                             ctx,

@@ -80,6 +80,7 @@ fn balancer_config_has_what_the_balancer_needs() {
             quorum: 2,
             reals: vec![real(21, 1, true), real(22, 0, true), real(23, 3, false)],
             sorry_server: Some(ip(30)),
+            forward: crate::lb::Forward::Direct,
         }]
     );
     let mut dns = config.virtual_servers[0].clone();
