@@ -81,6 +81,10 @@ pub struct VirtualServerStatus {
     /// `192.0.2.100:80/tcp` (`:*` for every port).
     pub service: String,
     pub scheduler: String,
+    /// How frames reach the real servers: `dr`, `ipip`, `gue port 6080`, with `from
+    /// <prefix>` when a tunnel source is set.
+    #[serde(default = "direct_routing")]
+    pub forward: String,
     /// The instance whose master serves it (empty for a service on an interface).
     pub instance: String,
     /// The interface it lives on whenever the agent runs, if it has no instance.
@@ -99,6 +103,10 @@ pub struct VirtualServerStatus {
     pub fingerprint: String,
     pub using_sorry: bool,
     pub real_servers: Vec<RealServerStatus>,
+}
+
+fn direct_routing() -> String {
+    "dr".to_owned()
 }
 
 /// One real server (or the sorry server) of a virtual server.
@@ -322,10 +330,11 @@ impl StatusReport {
         for v in &self.virtual_servers {
             let _ = writeln!(
                 out,
-                "virtual server {} {} {} ({}, {})",
+                "virtual server {} {} {} {} ({}, {})",
                 v.name,
                 v.service,
                 v.scheduler,
+                v.forward,
                 match &v.interface {
                     Some(iface) => format!("interface {iface}"),
                     None => format!("instance {}", v.instance),
@@ -348,9 +357,16 @@ impl StatusReport {
                 } else {
                     f64::from(r.table_slots) * 100.0 / f64::from(v.table_len)
                 };
+                // A tunnel's real servers have no MAC of ours to know: the FIB finds the
+                // next hop per frame.
+                let path = if v.forward == "dr" {
+                    format!("mac {}", r.mac.as_deref().unwrap_or("unknown"))
+                } else {
+                    "routed".to_owned()
+                };
                 let _ = writeln!(
                     out,
-                    "  {} {} weight {}: {} ({}), mac {}, {share:.1}% of the table",
+                    "  {} {} weight {}: {} ({}), {path}, {share:.1}% of the table",
                     if r.sorry {
                         "sorry server "
                     } else {
@@ -360,7 +376,6 @@ impl StatusReport {
                     r.weight,
                     r.state,
                     r.detail,
-                    r.mac.as_deref().unwrap_or("unknown"),
                 );
             }
         }
@@ -494,6 +509,7 @@ mod tests {
                 name: "web".into(),
                 service: "192.0.2.100:80/tcp".into(),
                 scheduler: "maglev".into(),
+                forward: "dr".into(),
                 instance: "VI_1".into(),
                 interface: None,
                 active: true,
@@ -534,7 +550,7 @@ mod tests {
             "vipflip edge-1 (pid 42)\n\
              announce 192.0.2.100/32 when quorum: announced in table 200 (virtual server web has its quorum)\n\
              announce 2001:db8::100/128 when master: withdrawn in table 200 (instance VI_6 is not master)\n\
-             virtual server web 192.0.2.100:80/tcp maglev (instance VI_1, active)\n\
+             virtual server web 192.0.2.100:80/tcp maglev dr (instance VI_1, active)\n\
              \x20 healthy       1 (quorum 2); table 65537 slots, fingerprint a1b2c3d4e5f60718\n\
              \x20 real server   192.0.2.21 weight 1: up (connected), mac 02:00:00:00:01:15, 100.0% of the table\n\
              \x20 real server   192.0.2.22 weight 1: down (HTTP 503, expected 200), mac 02:00:00:00:01:16, 0.0% of the table\n\

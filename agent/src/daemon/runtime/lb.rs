@@ -14,7 +14,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::Daemon;
 use crate::{
-    config::{Config, LbProtocol, LbScheduler, ServiceHome, VirtualServerSpec},
+    config::{Config, Forwarding, LbProtocol, LbScheduler, ServiceHome, VirtualServerSpec},
     control::{RealServerStatus, VirtualServerStatus},
     dataplane::Ownership,
     lb::{
@@ -132,6 +132,7 @@ impl Daemon {
         };
         self.apply_lb(changes).await;
         self.hold_interface_vips().await;
+        warn_where_forwarding_is_off(self.lb.balancer.services());
         let ifaces: Vec<String> = self
             .lb
             .balancer
@@ -339,7 +340,7 @@ impl Daemon {
                     address: r.address,
                     weight: r.weight,
                     sorry,
-                    state: if r.mac.is_none() {
+                    state: if r.mac.is_none() && !r.tunnelled {
                         "unresolved"
                     } else if !r.healthy {
                         "down"
@@ -357,6 +358,7 @@ impl Daemon {
                     name: spec.name.clone(),
                     service: format!("{vip}:{port}/{protocol}"),
                     scheduler: scheduler.to_owned(),
+                    forward: forward_text(spec.forward),
                     instance: spec.instance().unwrap_or_default().to_owned(),
                     interface: match &spec.home {
                         ServiceHome::Interface(iface) => Some(iface.clone()),
@@ -430,5 +432,58 @@ fn iface_of(write: &LbWrite) -> &str {
         | LbWrite::RealFlip { iface, .. }
         | LbWrite::Service { iface, .. }
         | LbWrite::RemoveService { iface, .. } => iface,
+    }
+}
+
+/// How a service forwards, as `vipflip status` says it: `dr`, `ipip`, `gue port 6080`, with
+/// the tunnel's source prefix when one is set.
+fn forward_text(forward: Forwarding) -> String {
+    match forward {
+        Forwarding::Dr => "dr".to_owned(),
+        Forwarding::Ipip { source: None } => "ipip".to_owned(),
+        Forwarding::Ipip {
+            source: Some(source),
+        } => format!("ipip from {source}"),
+        Forwarding::Gue { port, source: None } => format!("gue port {port}"),
+        Forwarding::Gue {
+            port,
+            source: Some(source),
+        } => format!("gue port {port} from {source}"),
+    }
+}
+
+/// A tunnel needs the kernel's FIB lookup, which answers only for an ingress interface
+/// that forwards (`bpf_fib_lookup` returns `BPF_FIB_LKUP_RET_FWD_DISABLED` otherwise): say
+/// so at once, rather than leave the operator to find `lb_tunnel_no_route` counting.
+fn warn_where_forwarding_is_off(services: &[crate::lb::balancer::Service]) {
+    let mut seen = Vec::new();
+    for service in services.iter().filter(|s| s.spec.forward.is_tunnel()) {
+        for real in service.reals.iter().chain(service.sorry.as_ref()) {
+            let family = match real.address {
+                IpAddr::V4(_) => "ipv4",
+                IpAddr::V6(_) => "ipv6",
+            };
+            let key = (service.interface.clone(), family);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let sysctl = format!("net/{family}/conf/{}/forwarding", service.interface);
+            match std::fs::read_to_string(format!("/proc/sys/{sysctl}")) {
+                Ok(value) if value.trim() != "0" => {}
+                Ok(_) => log::warn!(
+                    "virtual server {}: {} forwards {} through a tunnel, but {} is 0: the kernel's FIB lookup refuses, so tunnelled packets are dropped (lb_tunnel_no_route); set `sysctl -w {}=1`",
+                    service.spec.name,
+                    service.interface,
+                    real.address,
+                    sysctl.replace('/', "."),
+                    sysctl.replace('/', "."),
+                ),
+                Err(err) => log::warn!(
+                    "virtual server {}: cannot read {sysctl}: {err}",
+                    service.spec.name
+                ),
+            }
+        }
     }
 }
