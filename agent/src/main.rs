@@ -85,6 +85,17 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PIN_ROOT)]
         pin_dir: PathBuf,
     },
+    /// On a real server whose kernel has no ipip or fou: attach vipflip's decapsulating XDP
+    /// program, which unwraps IPIP (always) and GUE (on the given ports) before the stack.
+    LoadDecap {
+        #[arg(long)]
+        iface: String,
+        /// A UDP port GUE arrives on (the directors' `gue_port`); repeat for more.
+        #[arg(long = "gue-port")]
+        gue_ports: Vec<u16>,
+        #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+        pin_dir: PathBuf,
+    },
     /// Detach the XDP program from an interface and remove its pins.
     Unload {
         #[arg(long)]
@@ -313,6 +324,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("{iface}: pass program attached");
             Ok(())
         }
+        Command::LoadDecap {
+            iface,
+            gue_ports,
+            pin_dir,
+        } => load_decap(&iface, &gue_ports, &pin_dir),
         Command::Unload { iface, pin_dir } => {
             require_root("unload")?;
             Dataplane::detach(&iface, &pin_dir)
@@ -322,6 +338,15 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Maps { iface, pin_dir } => print_maps(iface.as_deref(), &pin_dir),
     }
+}
+
+/// `vipflip load-decap`: attaches the decapsulating program and says what it counted.
+fn load_decap(iface: &str, gue_ports: &[u16], pin_dir: &Path) -> anyhow::Result<()> {
+    require_root("load-decap")?;
+    dataplane::attach_decap(iface, pin_dir, gue_ports)
+        .with_context(|| format!("attaching the decap program on {iface}"))?;
+    println!("{iface}: decap program attached (IPIP, GUE on {gue_ports:?})");
+    Ok(())
 }
 
 /// Stays up until killed, passing the XDP program's (rare) log records to stderr.
@@ -410,7 +435,7 @@ fn print_maps(only: Option<&str>, pin_root: &Path) -> anyhow::Result<()> {
         })?;
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.path().join("VIPS").exists())
+            .filter(|e| e.path().join("VIPS").exists() || e.path().join("DECAP_STATS").exists())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
@@ -420,8 +445,18 @@ fn print_maps(only: Option<&str>, pin_root: &Path) -> anyhow::Result<()> {
         names
     };
     for iface in ifaces {
-        let plane = Dataplane::open_pinned(&iface, pin_root)?;
-        print_interface(&plane)?;
+        let dir = pin_root.join(&iface);
+        if dir.join("DECAP_STATS").exists() {
+            let stats = dataplane::decap_stats(&iface, pin_root)?;
+            println!("interface {iface} (pins: {}): decap program", dir.display());
+            println!("    decap_ipip             {}", stats.ipip);
+            println!("    decap_gue              {}", stats.gue);
+            println!("    decap_passed           {}", stats.passed);
+        }
+        if dir.join("VIPS").exists() || only.is_some() && !dir.join("DECAP_STATS").exists() {
+            let plane = Dataplane::open_pinned(&iface, pin_root)?;
+            print_interface(&plane)?;
+        }
     }
     Ok(())
 }

@@ -566,6 +566,22 @@ pub const fn tunnel_entropy(key: &FlowKey) -> u32 {
     h ^ (h >> 13)
 }
 
+/// Entries of `DECAP_PORTS`: the GUE ports a real server's `decap` program takes.
+pub const MAX_DECAP_PORTS: u32 = 16;
+
+/// The single value of the per-CPU `DECAP_STATS` array: what the `decap` program (on a real
+/// server) did with each frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct DecapStats {
+    /// IP-in-IP (outer protocol 4 or 41) unwrapped.
+    pub ipip: u64,
+    /// GUE (UDP to a port in `DECAP_PORTS`, an IP packet right behind) unwrapped.
+    pub gue: u64,
+    /// Anything else: passed untouched.
+    pub passed: u64,
+}
+
 /// Key of the `VRIDS` map: a virtual router configured on this interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
@@ -885,14 +901,15 @@ const _: () = {
     assert!(core::mem::size_of::<RealSlot>() == 4 + 2 * 60);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 8);
+    assert!(core::mem::size_of::<DecapStats>() == 24);
     assert!(MAX_REALS <= u16::MAX as u32 + 1);
 };
 
 #[cfg(feature = "user")]
 mod user {
     use super::{
-        FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealSlot, ServiceEntry, ServiceKey, Stats,
-        VipEntry, VipKey, VridEntry, VridKey, VridStats,
+        DecapStats, FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealSlot, ServiceEntry,
+        ServiceKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats,
     };
 
     /// `aya::Pod` for types that are `bytemuck::Pod`, whose derive proved at compile time what
@@ -924,6 +941,7 @@ mod user {
         RealSlot,
         FlowKey,
         FlowEntry,
+        DecapStats,
     );
 }
 

@@ -6,9 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use vipflip_common::{
-    FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable, MAX_FLOWS, MAX_PEERS, MAX_REALS,
-    MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats,
-    VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
+    DecapStats, FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable, MAX_DECAP_PORTS,
+    MAX_FLOWS, MAX_PEERS, MAX_REALS, MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey, RealSlot,
+    ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry, VipKey,
+    VridEntry, VridKey, VridStats,
 };
 
 /// Virtual IPs and what to do with traffic to each; flipping an owner is one update here.
@@ -71,3 +72,12 @@ const BPF_F_NO_COMMON_LRU: usize = 1 << 1;
 /// `ServiceEntry::index`.
 #[btf_map]
 pub static LB_CURSORS: PerCpuArray<u32, { MAX_SERVICES as usize }> = PerCpuArray::new();
+
+/// The UDP ports the `decap` program takes GUE on (network byte order), filled by
+/// `vipflip load-decap` before it attaches the program.
+#[btf_map]
+pub static DECAP_PORTS: HashMap<[u8; 2], u8, { MAX_DECAP_PORTS as usize }> = HashMap::new();
+
+/// What the `decap` program did, per CPU: `DecapStats`.
+#[btf_map]
+pub static DECAP_STATS: PerCpuArray<DecapStats, 1> = PerCpuArray::new();

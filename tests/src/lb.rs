@@ -61,6 +61,52 @@ pub fn make_real_server(ns: &Netns, vip: &str) {
     ns.ip(&["addr", "add", &format!("{vip}/{prefix}"), "dev", "lo"]);
 }
 
+/// The router's address on the real servers' subnet of a [`LbScene::routed`].
+pub const ROUTED_GATEWAY: &str = "198.51.100.254";
+/// The UDP port the routed real servers' `fou` decapsulates GUE on.
+pub const GUE_PORT: u16 = 6080;
+
+/// Checksums computed in software on `iface`, as [`Lab`] does for its hosts (frames that an
+/// XDP program forwards must carry finished checksums).
+fn no_tx_offload(ns: &Netns, iface: &str) {
+    let out = ns
+        .command("ethtool")
+        .args(["-K", iface, "tx", "off"])
+        .output()
+        .expect("run ethtool");
+    assert!(
+        out.status.success(),
+        "ethtool -K {iface} tx off: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes `ns` a real server that takes `vip`'s traffic through a tunnel on `iface`: the VIP
+/// on `lo`, and vipflip's decapsulating XDP program (`vipflip load-decap`), which unwraps
+/// IPIP and GUE on [`GUE_PORT`] before the stack sees them. The stock kernel's `ipip` and
+/// `fou` would do the same where it has them; the kernel these tests run on has neither.
+pub fn make_tunnel_endpoint(ns: &Netns, iface: &str, vip: &str, pins: &std::path::Path) {
+    make_real_server(ns, vip);
+    let out = ns
+        .command(agent::vipflip().to_str().expect("utf-8 path"))
+        .args([
+            "load-decap",
+            "--iface",
+            iface,
+            "--gue-port",
+            &GUE_PORT.to_string(),
+            "--pin-dir",
+            pins.to_str().expect("utf-8 path"),
+        ])
+        .output()
+        .expect("run vipflip load-decap");
+    assert!(
+        out.status.success(),
+        "vipflip load-decap on {iface}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `vipflip-lb-probe what --port port --name name` (`http-serve`, `echo-serve`) in `ns`,
 /// where `lb_probe` is the tool's path; see [`listening`] for when it is ready.
 pub fn serve(lb_probe: &str, ns: &Netns, what: &str, port: u16, name: &str) -> KillOnDrop {
@@ -129,6 +175,10 @@ pub struct LbScene {
     pub lab: Lab,
     pub dir: PathBuf,
     tools: Tools,
+    /// Where the real servers start in `lab.routers`.
+    real_base: usize,
+    /// The switch of the real servers' own subnet, behind a router (see [`LbScene::routed`]).
+    far: Option<Netns>,
 }
 
 impl Drop for LbScene {
@@ -204,9 +254,91 @@ impl LbScene {
             lab,
             dir: test_dir("vipflip-lb-"),
             tools,
+            real_base: 2,
+            far: None,
         };
         for i in 0..reals {
-            make_real_server(&scene.lab.routers[2 + i].ns, vip);
+            make_real_server(&scene.real_host(i).ns, vip);
+        }
+        scene.serve_on_every_real(reals);
+        scene
+    }
+
+    /// Real servers behind a router, for tunnels: the lab's third host is the router
+    /// (`192.0.2.3` on the directors' link, [`ROUTED_GATEWAY`] on the real servers' own
+    /// subnet, 198.51.100.0/24), and `reals` real servers (`198.51.100.11`…) sit on a switch
+    /// of their own behind it, each a [`make_tunnel_endpoint`]. The directors route the real
+    /// servers' subnet through the router and forward (the XDP program's FIB lookup asks for
+    /// it); the real servers answer the client through the router, not the directors.
+    pub fn routed(tools: Tools, reals: usize, vip: &str) -> Self {
+        let lab = Lab::new(3);
+        let far = Netns::switch(crate::unique("vfl-far"));
+        let router = &lab.routers[2];
+        router.ns.sysctl("net.ipv4.ip_forward", "1");
+        for scope in ["all", "default"] {
+            router
+                .ns
+                .sysctl(&format!("net.ipv4.conf.{scope}.rp_filter"), "0");
+        }
+        let port = crate::unique("vfq");
+        crate::veth(&router.ns, "far0", &far, &port);
+        far.ip(&["link", "set", &port, "master", "br0"]);
+        router.ns.ip(&[
+            "addr",
+            "add",
+            &format!("{ROUTED_GATEWAY}/24"),
+            "dev",
+            "far0",
+        ]);
+        no_tx_offload(&router.ns, "far0");
+        for d in 0..2 {
+            let director = &lab.routers[d];
+            director.ns.ip(&[
+                "route",
+                "add",
+                "198.51.100.0/24",
+                "via",
+                &router.ipv4.to_string(),
+            ]);
+            director.ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+        }
+        let mut scene = Self {
+            agents: Vec::new(),
+            reals: Vec::new(),
+            lab,
+            dir: test_dir("vipflip-tun-"),
+            tools,
+            real_base: 3,
+            far: None,
+        };
+        for i in 0..reals {
+            let ns = Netns::new("vfl-rs");
+            let (iface, port) = (crate::unique("vfh"), crate::unique("vfp"));
+            crate::veth(&ns, &iface, &far, &port);
+            far.ip(&["link", "set", &port, "master", "br0"]);
+            let ipv4 = std::net::Ipv4Addr::new(198, 51, 100, 11 + u8::try_from(i).expect("few"));
+            ns.ip(&["addr", "add", &format!("{ipv4}/24"), "dev", &iface]);
+            ns.ip(&["route", "add", "default", "via", ROUTED_GATEWAY]);
+            no_tx_offload(&ns, &iface);
+            make_tunnel_endpoint(&ns, &iface, vip, scene.lab.bpffs.path());
+            scene.lab.routers.push(crate::Host {
+                ns,
+                iface,
+                port,
+                ipv4,
+                ipv6: std::net::Ipv6Addr::UNSPECIFIED,
+            });
+        }
+        scene.far = Some(far);
+        scene.serve_on_every_real(reals);
+        scene
+    }
+
+    /// The HTTP, echo and UDP servers of each real server, ready.
+    fn serve_on_every_real(&mut self, reals: usize) {
+        let tools = self.tools;
+        let scene = self;
+        for i in 0..reals {
             let mut real = Real {
                 name: format!("rs{}", i + 1),
                 http: None,
@@ -215,7 +347,8 @@ impl LbScene {
             };
             real.http = Some(scene.serve(i, "http-serve", HTTP_PORT, &real.name));
             real.echo = Some(scene.serve(i, "echo-serve", ECHO_PORT, &real.name));
-            let udp = scene.lab.routers[2 + i]
+            let udp = scene
+                .real_host(i)
                 .ns
                 .command(tools.probe)
                 .args([
@@ -241,7 +374,6 @@ impl LbScene {
                 );
             }
         }
-        scene
     }
 
     /// Starts vipflip on both directors, `config(lab, dir, d)` for director `d`.
@@ -266,7 +398,13 @@ impl LbScene {
 
     /// Real server `i`'s host (0-based).
     pub fn real_host(&self, i: usize) -> &crate::Host {
-        &self.lab.routers[2 + i]
+        &self.lab.routers[self.real_base + i]
+    }
+
+    /// The router between the directors and the real servers of a [`LbScene::routed`].
+    pub fn router(&self) -> &crate::Host {
+        assert!(self.far.is_some(), "only a routed scene has a router");
+        &self.lab.routers[2]
     }
 
     /// Real server `i`'s own address.
@@ -797,6 +935,8 @@ pub fn chi_square(observed: &[u64], expected: &[f64]) -> f64 {
 #[derive(Debug, Clone, Default)]
 pub struct VsStatus {
     pub name: String,
+    /// `dr`, `ipip`, `gue port 6080`, … as status shows it.
+    pub forward: String,
     pub active: bool,
     pub healthy: u64,
     pub table_len: u64,
@@ -857,6 +997,7 @@ fn parse_virtual_servers(status: &str) -> Vec<VsStatus> {
                 .collect();
             Some(VsStatus {
                 name: head.split('"').next()?.to_owned(),
+                forward: json_value(head, "forward").unwrap_or_default(),
                 active: json_value(head, "active")? == "true",
                 healthy: number(head, "healthy")?,
                 table_len: number(head, "table_len")?,

@@ -23,7 +23,7 @@ use super::{
 };
 
 /// Makes sure `dir` exists on a bpffs, mounting one where there is none (see `vipflip_bpffs`).
-fn on_bpffs(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
+pub(super) fn on_bpffs(iface: &str, dir: &Path) -> Result<(), DataplaneError> {
     match vipflip_bpffs::ensure(dir) {
         Ok(vipflip_bpffs::Prepared::AlreadyOnBpffs) => Ok(()),
         Ok(vipflip_bpffs::Prepared::Mounted { at }) => {
@@ -126,7 +126,7 @@ pub fn program_mut<'a>(ebpf: &'a mut Ebpf, iface: &str) -> Result<&'a mut Xdp, D
 }
 
 /// The XDP program `name` inside a loaded object.
-fn named_program<'a>(
+pub(super) fn named_program<'a>(
     ebpf: &'a mut Ebpf,
     iface: &str,
     name: &str,
@@ -267,7 +267,7 @@ pub(super) fn attach_program(
 }
 
 /// Pins the link of an attached program, so it stays attached after this process.
-fn pin_link(
+pub(super) fn pin_link(
     program: &mut Xdp,
     link_id: aya::programs::xdp::XdpLinkId,
     iface: &str,

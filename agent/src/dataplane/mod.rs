@@ -10,11 +10,13 @@
 //! [`Dataplane::detach`] takes the program off the interface.
 
 mod attach;
+mod decap;
 mod lb;
 mod maps;
 
 pub use attach::{attach_pass, load, pinned_program, program_logger, program_mut};
 use attach::{attach_program, check_pins, ifindex, pin_error};
+pub use decap::{DECAP_PROGRAM_NAME, attach_decap, decap_stats};
 pub use lb::service_name;
 
 use std::{

@@ -538,3 +538,145 @@ fn tunnelled_flows_stick_through_table_changes() {
     assert_eq!(new[30..34], ROUTED_REAL, "a new flow takes the new table");
     assert_eq!(new[23], 17, "by GUE");
 }
+
+/// The real server's `decap` program, loaded alone with GUE on [`GUE_PORT`].
+struct Decap {
+    ebpf: aya::Ebpf,
+}
+
+impl Decap {
+    fn new() -> Self {
+        let mut ebpf = aya::Ebpf::load(vipflip::dataplane::EBPF_OBJECT).expect("load the object");
+        let mut ports: aya::maps::HashMap<_, [u8; 2], u8> =
+            aya::maps::HashMap::try_from(ebpf.map_mut("DECAP_PORTS").unwrap()).unwrap();
+        ports.insert(GUE_PORT.to_be_bytes(), 1, 0).unwrap();
+        let program: &mut aya::programs::Xdp = ebpf
+            .program_mut(vipflip::dataplane::DECAP_PROGRAM_NAME)
+            .expect("the decap program")
+            .try_into()
+            .unwrap();
+        program.load().expect("the decap program verifies");
+        Self { ebpf }
+    }
+
+    /// Runs `frame`: the verdict is always `XDP_PASS`; returns the frame as passed.
+    fn run(&mut self, frame: &[u8]) -> Vec<u8> {
+        let program: &mut aya::programs::Xdp = self
+            .ebpf
+            .program_mut(vipflip::dataplane::DECAP_PROGRAM_NAME)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut out = vec![0u8; frame.len() + 64];
+        let result = aya::programs::TestRun::test_run(
+            program,
+            aya::programs::TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..aya::programs::TestRunOptions::default()
+            },
+        )
+        .expect("BPF_PROG_TEST_RUN");
+        assert_eq!(result.return_value, vipflip_common::XDP_PASS);
+        out.truncate(result.data_size_out as usize);
+        out
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_decap_program_unwraps_what_the_balancer_wraps() {
+    let mut decap = Decap::new();
+    let inner4 = tcp4_frame(40040, b"GET / HTTP/1.1")[14..].to_vec();
+    let inner6 = tcp6_frame(40041, b"GET / HTTP/1.1")[14..].to_vec();
+    // As the real server receives them: the next hop's MACs, the outer headers.
+    let wrapped = [
+        (
+            "IPIP, IPv4 in IPv4",
+            ethernet(
+                NEXT_HOP_MAC,
+                T0_MAC,
+                0x0800,
+                &ipv4(T0_V4, ON_LINK_REAL, 4, 64, &inner4),
+            ),
+            0x0800,
+            &inner4,
+        ),
+        (
+            "GUE, IPv4 in UDP/IPv4",
+            ethernet(
+                NEXT_HOP_MAC,
+                T0_MAC,
+                0x0800,
+                &ipv4(T0_V4, ROUTED_REAL, 17, 64, &udp(50_000, GUE_PORT, &inner4)),
+            ),
+            0x0800,
+            &inner4,
+        ),
+        (
+            "IPIP, IPv6 in IPv6",
+            ethernet(
+                NEXT_HOP_MAC,
+                T0_MAC,
+                0x86dd,
+                &outer_ipv6(T0_V6, V6_REAL, 41, 7, &inner6),
+            ),
+            0x86dd,
+            &inner6,
+        ),
+        (
+            "IPIP, IPv4 in IPv6",
+            ethernet(
+                NEXT_HOP_MAC,
+                T0_MAC,
+                0x86dd,
+                &outer_ipv6(T0_V6, V6_REAL, 4, 7, &inner4),
+            ),
+            0x0800,
+            &inner4,
+        ),
+        (
+            "GUE, IPv6 in UDP/IPv6",
+            ethernet(
+                NEXT_HOP_MAC,
+                T0_MAC,
+                0x86dd,
+                &outer_ipv6(T0_V6, V6_REAL, 17, 7, &udp(50_000, GUE_PORT, &inner6)),
+            ),
+            0x86dd,
+            &inner6,
+        ),
+    ];
+    for (what, frame, ethertype, inner) in wrapped {
+        let out = decap.run(&frame);
+        assert_eq!(
+            out,
+            ethernet(NEXT_HOP_MAC, T0_MAC, ethertype, inner),
+            "{what}: the inner packet, as if it had arrived so"
+        );
+    }
+    let untouched = [
+        (
+            "UDP to another port",
+            ethernet(
+                NEXT_HOP_MAC,
+                T0_MAC,
+                0x0800,
+                &ipv4(T0_V4, ROUTED_REAL, 17, 64, &udp(50_000, 53, &inner4)),
+            ),
+        ),
+        ("plain TCP", tcp4_frame(40042, b"x")),
+        (
+            "IPIP whose payload is not IPv4",
+            ethernet(
+                NEXT_HOP_MAC,
+                T0_MAC,
+                0x0800,
+                &ipv4(T0_V4, ON_LINK_REAL, 4, 64, &inner6),
+            ),
+        ),
+    ];
+    for (what, frame) in untouched {
+        assert_eq!(decap.run(&frame), frame, "{what}: passed untouched");
+    }
+}

@@ -46,9 +46,10 @@ fn main() {
         Some("http-load") => http_load(rest),
         Some("streams") => streams(rest),
         Some("udp-flows") => udp_flows(rest),
+        Some("upload") => upload(rest),
         _ => Err(
             "usage: vipflip-lb-probe http-serve|echo-serve --port P --name NAME | \
-                  http-load|streams|udp-flows --target A --port P …"
+                  http-load|streams|udp-flows|upload --target A --port P …"
                 .to_owned(),
         ),
     };
@@ -447,5 +448,42 @@ fn udp_flows(args: &[String]) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// `upload --target A --port P --bytes N`: one connection to the echo service carrying a
+/// line of `N` bytes, full-sized segments all the way (what path MTU discovery is for),
+/// and the echo read back whole. Prints `U <server> <bytes> <ms>`; fails on a short or
+/// wrong echo or after `--timeout-ms` (default 20 s).
+fn upload(args: &[String]) -> Result<(), String> {
+    let to = target(args)?;
+    let bytes = usize::try_from(number(args, "--bytes", 1 << 20)?).map_err(|e| e.to_string())?;
+    let timeout = millis(args, "--timeout-ms", 20_000)?;
+    let started = Instant::now();
+    let conn = TcpStream::connect_timeout(&to, timeout).map_err(|e| short(&e, "connect"))?;
+    conn.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let mut writer = conn.try_clone().map_err(|e| e.to_string())?;
+    let sender = std::thread::spawn(move || {
+        let mut line = vec![b'u'; bytes];
+        line.push(b'\n');
+        writer.write_all(&line).map_err(|e| short(&e, "write"))
+    });
+    let mut echo = Vec::with_capacity(bytes + 16);
+    BufReader::new(conn)
+        .read_until(b'\n', &mut echo)
+        .map_err(|e| short(&e, "read"))?;
+    sender.join().map_err(|_| "writer panicked")??;
+    let text = String::from_utf8_lossy(&echo);
+    let (name, body) = text.trim_end().split_once(' ').ok_or("bad-echo")?;
+    if body.len() != bytes || body.bytes().any(|b| b != b'u') {
+        return Err(format!(
+            "short or wrong echo: {} of {bytes} bytes",
+            body.len()
+        ));
+    }
+    println!("U {name} {bytes} {}", started.elapsed().as_millis());
     Ok(())
 }
