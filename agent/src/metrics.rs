@@ -28,6 +28,7 @@
 //! | `vipflip_real_server_table_slots` | gauge: slots of the live table naming it | `virtual_server`, `address` |
 //! | `vipflip_virtual_server_healthy` | gauge: real servers taking new flows | `virtual_server` |
 //! | `vipflip_virtual_server_quorum_met` | gauge, 0 or 1 | `virtual_server` |
+//! | `vipflip_virtual_server_forward` | gauge, 1 (an info series) | `virtual_server`, `forward` (`dr`, `ipip`, `gue`) |
 //! | `vipflip_announce_up` | gauge, 0 or 1 (the host route is in vipflip's table) | `vip`, `gate` (`always`, `master`, `quorum`) |
 //! | `vipflip_announce_route_writes_total` | counter: routes added or removed | |
 //! | `vipflip_announce_route_write_errors_total` | counter: route writes netlink refused | |
@@ -90,6 +91,7 @@ pub struct Metrics {
     real_table_slots: Tracked<RealLabels, Gauge>,
     service_healthy: Tracked<ServiceLabels, Gauge>,
     service_quorum_met: Tracked<ServiceLabels, Gauge>,
+    service_forward: Tracked<ForwardLabels, Gauge>,
     announce_up: Tracked<AnnounceLabels, Gauge>,
     announce_route_writes: Counter,
     announce_route_write_errors: Counter,
@@ -201,6 +203,12 @@ impl Metrics {
                 r,
                 "virtual_server_quorum_met",
                 "Whether the virtual server has its quorum of healthy real servers",
+            ),
+            service_forward: Tracked::register(
+                r,
+                "virtual_server_forward",
+                "How the virtual server's frames reach its real servers (1 for its mode; \
+                 tunnel outcomes are in xdp_packets: lb_tunnel_*)",
             ),
             announce_up: Tracked::register(
                 r,
@@ -374,6 +382,7 @@ impl Metrics {
         self.real_table_slots.retain(|_| false);
         self.service_healthy.retain(|_| false);
         self.service_quorum_met.retain(|_| false);
+        self.service_forward.retain(|_| false);
         for service in services {
             let name = &service.spec.name;
             for real in service.reals.iter().chain(service.sorry.as_ref()) {
@@ -388,6 +397,12 @@ impl Metrics {
                     .get(labels)
                     .set(i64::from(real.table_slots));
             }
+            self.service_forward
+                .get(ForwardLabels {
+                    virtual_server: name.clone(),
+                    forward: service.spec.forward.name(),
+                })
+                .set(1);
             let labels = ServiceLabels {
                 virtual_server: name.clone(),
             };
@@ -622,6 +637,12 @@ struct RealLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ServiceLabels {
     virtual_server: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ForwardLabels {
+    virtual_server: String,
+    forward: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -54,6 +54,7 @@ fn metrics_mirror_health_shares_and_quorum() {
         r#"vipflip_real_server_table_slots{virtual_server="web",address="192.0.2.22"} 0"#,
         r#"vipflip_virtual_server_healthy{virtual_server="web"} 1"#,
         r#"vipflip_virtual_server_quorum_met{virtual_server="web"} 0"#,
+        r#"vipflip_virtual_server_forward{virtual_server="web",forward="dr"} 1"#,
     ] {
         assert!(
             text.lines().any(|l| l == line),
