@@ -566,6 +566,29 @@ pub const fn tunnel_entropy(key: &FlowKey) -> u32 {
     h ^ (h >> 13)
 }
 
+/// How long a CPU reuses what `bpf_fib_lookup` said of a tunnel's real server (its
+/// `FIB_CACHE` entry): a route or neighbour change reaches tunnelled traffic within this.
+pub const FIB_CACHE_NS: u64 = 50_000_000;
+
+/// Value of the per-CPU `FIB_CACHE` array, by `REALS` index: the path to a tunnel's real
+/// server as the FIB gave it, so most frames cost an array read instead of a lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FibCacheEntry {
+    /// `bpf_ktime_get_coarse_ns` after which the entry is looked up again.
+    pub expires_ns: u64,
+    /// The `RealEntry::generation` it was looked up for: a slot given to another server
+    /// misses.
+    pub generation: u32,
+    pub ifindex: u32,
+    /// The path's MTU (the route's or the interface's).
+    pub mtu: u32,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// The source the FIB picks towards the real server (IPv4 in the first 4 bytes).
+    pub source: [u8; 16],
+}
+
 /// Entries of `DECAP_PORTS`: the GUE ports a real server's `decap` program takes.
 pub const MAX_DECAP_PORTS: u32 = 16;
 
@@ -902,14 +925,15 @@ const _: () = {
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 8);
     assert!(core::mem::size_of::<DecapStats>() == 24);
+    assert!(core::mem::size_of::<FibCacheEntry>() == 48);
     assert!(MAX_REALS <= u16::MAX as u32 + 1);
 };
 
 #[cfg(feature = "user")]
 mod user {
     use super::{
-        DecapStats, FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealSlot, ServiceEntry,
-        ServiceKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats,
+        DecapStats, FibCacheEntry, FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealSlot,
+        ServiceEntry, ServiceKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats,
     };
 
     /// `aya::Pod` for types that are `bytemuck::Pod`, whose derive proved at compile time what
@@ -942,6 +966,7 @@ mod user {
         FlowKey,
         FlowEntry,
         DecapStats,
+        FibCacheEntry,
     );
 }
 

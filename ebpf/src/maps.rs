@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use vipflip_common::{
-    DecapStats, FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable, MAX_DECAP_PORTS,
-    MAX_FLOWS, MAX_PEERS, MAX_REALS, MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey, RealSlot,
-    ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry, VipKey,
-    VridEntry, VridKey, VridStats,
+    DecapStats, FibCacheEntry, FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable,
+    MAX_DECAP_PORTS, MAX_FLOWS, MAX_PEERS, MAX_REALS, MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey,
+    RealSlot, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry,
+    VipKey, VridEntry, VridKey, VridStats,
 };
 
 /// Virtual IPs and what to do with traffic to each; flipping an owner is one update here.
@@ -72,6 +72,11 @@ const BPF_F_NO_COMMON_LRU: usize = 1 << 1;
 /// `ServiceEntry::index`.
 #[btf_map]
 pub static LB_CURSORS: PerCpuArray<u32, { MAX_SERVICES as usize }> = PerCpuArray::new();
+
+/// What `bpf_fib_lookup` said of each tunnel's real server, per CPU, by `REALS` index,
+/// reused for `FIB_CACHE_NS` (see `tunnel::route`).
+#[btf_map]
+pub static FIB_CACHE: PerCpuArray<FibCacheEntry, { MAX_REALS as usize }> = PerCpuArray::new();
 
 /// The UDP ports the `decap` program takes GUE on (network byte order), filled by
 /// `vipflip load-decap` before it attaches the program.

@@ -580,7 +580,7 @@ fn balance(
     syn: bool,
 ) -> Decision {
     let known = if syn { None } else { remembered(key) };
-    let Some(real) = known.or_else(|| schedule(service, key, !icmp)) else {
+    let Some((index, real)) = known.or_else(|| schedule(service, key, !icmp)) else {
         return Decision {
             action: xdp_action::XDP_DROP,
             outcome: Outcome::LbNoServer,
@@ -588,7 +588,7 @@ fn balance(
         };
     };
     if real.forward != Forward::Direct as u8 {
-        return tunnel::encapsulate(ctx, l3, key, &real, icmp);
+        return tunnel::encapsulate(ctx, l3, key, index, &real, icmp);
     }
     let Some((action, tx)) = send(ctx, frame, real.ifindex, &real.dst_mac, &real.src_mac) else {
         return Decision::pass(Outcome::PassMalformed);
@@ -608,11 +608,12 @@ fn balance(
 /// The real server `FLOWS` holds for this flow, if it is still the same server and alive. A
 /// drained server (weight 0: out of the table, still alive) keeps its flows this way.
 #[inline(always)]
-fn remembered(key: &FlowKey) -> Option<RealEntry> {
+fn remembered(key: &FlowKey) -> Option<(u32, RealEntry)> {
     // SAFETY: copied out at once; a concurrent update gives the old or the new entry.
     let flow = unsafe { FLOWS.get(key) }.copied()?;
     let real = live_real(flow.real)?;
-    (real.generation == flow.generation && real.flags & REAL_ALIVE != 0).then_some(real)
+    (real.generation == flow.generation && real.flags & REAL_ALIVE != 0)
+        .then_some((flow.real, real))
 }
 
 /// The live copy of `REALS[index]`, whole: the one its `live` byte names (see `RealSlot`).
@@ -635,7 +636,7 @@ fn live_real(index: u32) -> Option<RealEntry> {
 /// A new flow's real server, by the service's scheduler over its live table; `remember`
 /// records the choice in `FLOWS`. `None`: no server to send to.
 #[inline(always)]
-fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<RealEntry> {
+fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<(u32, RealEntry)> {
     if service.len == 0 {
         return None;
     }
@@ -666,7 +667,7 @@ fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<Rea
         // A full LRU evicts its oldest flow; a failed insert only costs stickiness.
         let _ = FLOWS.insert(key, flow, 0);
     }
-    Some(real)
+    Some((index, real))
 }
 
 /// A program that passes every frame. Attached to the far end of a veth whose near end

@@ -21,16 +21,18 @@ use aya_ebpf::{
         BPF_FIB_LOOKUP_SRC, bpf_fib_lookup as FibLookup, xdp_action,
     },
     helpers::generated::{
-        bpf_csum_diff, bpf_fib_lookup, bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_csum_diff, bpf_fib_lookup, bpf_ktime_get_coarse_ns, bpf_redirect, bpf_xdp_adjust_head,
+        bpf_xdp_adjust_tail,
     },
     programs::XdpContext,
 };
 use vipflip_common::{
-    FAMILY_IPV6, FlowKey, Forward, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG,
-    Outcome, RealEntry, addr_words, tunnel_entropy,
+    FAMILY_IPV6, FIB_CACHE_NS, FibCacheEntry, FlowKey, Forward, ICMP_DEST_UNREACH,
+    ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, Outcome, RealEntry, addr_words, tunnel_entropy,
 };
 
 use crate::{
+    maps::FIB_CACHE,
     parse::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, Frame, IPPROTO_ICMP, IPPROTO_ICMPV6, IPV6_HLEN},
     program::{Decision, NO_VRID},
 };
@@ -62,13 +64,14 @@ const QUOTE_V6: usize = 96;
 const IPV4_HLEN: usize = 20;
 const ICMP_HLEN: usize = 8;
 
-/// Sends a flow's frame at `l3` to `real` through its tunnel. `icmp`: the frame is an ICMP
+/// Sends a flow's frame at `l3` to `real` (`REALS[index]`) through its tunnel. `icmp`: the frame is an ICMP
 /// error about the flow (never answered with another error, RFC 1122 §3.2.2).
 #[inline(always)]
 pub fn encapsulate(
     ctx: &XdpContext,
     l3: usize,
     key: &FlowKey,
+    index: u32,
     real: &RealEntry,
     icmp: bool,
 ) -> Decision {
@@ -101,8 +104,8 @@ pub fn encapsulate(
         entropy: tunnel_entropy(key),
     };
     let overhead = tunnel.forward.overhead(real.family);
-    let fib = match route(ctx, real, &tunnel, inner_len + overhead) {
-        Ok(fib) => fib,
+    let path = match route(ctx, index, real, &tunnel, inner_len + overhead) {
+        Ok(path) => path,
         Err(Unrouted::TooBig { mtu }) => {
             if icmp || !dont_fragment {
                 return dropped(Outcome::LbTunnelTooBigDropped);
@@ -119,14 +122,14 @@ pub fn encapsulate(
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
         return dropped(Outcome::LbTunnelNoRoute);
     }
-    if !write_outer(&Frame::new(ctx), &tunnel, &fib, real) {
+    if !write_outer(&Frame::new(ctx), &tunnel, path, real) {
         return Decision::pass(Outcome::PassMalformed);
     }
-    let (action, tx) = if fib.ifindex as usize == ctx.ingress_ifindex() {
+    let (action, tx) = if path.ifindex as usize == ctx.ingress_ifindex() {
         (xdp_action::XDP_TX, true)
     } else {
         // SAFETY: a plain helper call; flags 0 = egress.
-        let ret = unsafe { bpf_redirect(fib.ifindex, 0) };
+        let ret = unsafe { bpf_redirect(path.ifindex, 0) };
         (u32::try_from(ret).unwrap_or(xdp_action::XDP_ABORTED), false)
     };
     Decision {
@@ -163,72 +166,148 @@ enum Unrouted {
     NoRoute,
 }
 
-/// Asks the FIB for the path to `real`: the egress interface, both MACs, and (with no
-/// source configured) the source address; a wrapped packet of `outer_len` bytes must fit.
+/// The path to `real` (`REALS[index]`): this CPU's `FIB_CACHE` entry while it is fresh and
+/// for this generation, else what `bpf_fib_lookup` says now, kept for `FIB_CACHE_NS`. A
+/// wrapped packet of `outer_len` bytes must fit the path's MTU.
+///
+/// A lookup per frame would cost more than the rest of the balancer's path together (see
+/// `bench/results/lb.md`); kept per CPU, an entry needs no lock, and a route or neighbour
+/// change reaches tunnelled traffic within `FIB_CACHE_NS`. The entry is returned in place:
+/// the program's stack (512 bytes) has no room for copies.
 #[inline(always)]
 fn route(
     ctx: &XdpContext,
+    index: u32,
     real: &RealEntry,
     tunnel: &Tunnel,
     outer_len: usize,
-) -> Result<FibLookup, Unrouted> {
-    let mut source = real.source;
-    vary_source(&mut source, real.family, real.source_bits, tunnel.entropy);
+) -> Result<&'static FibCacheEntry, Unrouted> {
+    let cache = FIB_CACHE.get_ptr_mut(index).ok_or(Unrouted::NoRoute)?;
+    // SAFETY: a plain helper call.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: this CPU's own element of the array, valid for the program's run; no other
+    // writer races with us.
+    let cached = unsafe { &mut *cache };
+    if cached.generation != real.generation || cached.expires_ns <= now {
+        // Stale until the lookups succeed: a failed one leaves no entry behind.
+        cached.expires_ns = 0;
+        look_up(ctx, real, tunnel, cached)?;
+        cached.generation = real.generation;
+        cached.expires_ns = now + FIB_CACHE_NS;
+    }
+    if outer_len > cached.mtu as usize {
+        return Err(Unrouted::TooBig {
+            mtu: cached.mtu as usize,
+        });
+    }
+    Ok(cached)
+}
+
+/// Asks the FIB for the path to `real` into `entry`: the egress interface, both MACs and
+/// the source it would use, then the path's MTU (a second lookup with the largest length,
+/// which the kernel answers with "fragmentation needed" and the MTU).
+#[inline(always)]
+fn look_up(
+    ctx: &XdpContext,
+    real: &RealEntry,
+    tunnel: &Tunnel,
+    entry: &mut FibCacheEntry,
+) -> Result<(), Unrouted> {
     // SAFETY: a plain-old-data struct the helper fills; all-zero is a valid start.
     let mut fib: FibLookup = unsafe { core::mem::zeroed() };
-    fib.family = if tunnel.outer_v6 { AF_INET6 } else { AF_INET };
-    fib.l4_protocol = if tunnel.forward == Forward::Gue {
-        IPPROTO_UDP
-    } else {
-        0
-    };
-    fib.__bindgen_anon_1.tot_len = u16::try_from(outer_len).unwrap_or(u16::MAX);
-    fib.ifindex = ctx.ingress_ifindex() as u32;
-    let source_words = words(&source);
-    let dest_words = words(&real.addr);
-    if tunnel.outer_v6 {
-        fib.__bindgen_anon_3.ipv6_src = source_words;
-        fib.__bindgen_anon_4.ipv6_dst = dest_words;
-    } else {
-        fib.__bindgen_anon_3.ipv4_src = source_words[0];
-        fib.__bindgen_anon_4.ipv4_dst = dest_words[0];
-    }
-    // No source configured: the one the kernel would use towards the real server.
-    let flags = if real.source_bits == 0 && source_words == [0; 4] {
-        BPF_FIB_LOOKUP_SRC
-    } else {
-        0
-    };
+    fib_query(ctx, real, tunnel, 0, &mut fib);
     // SAFETY: `fib` is a valid, exclusively borrowed `bpf_fib_lookup` of the size passed.
     let ret = unsafe {
         bpf_fib_lookup(
             ctx.ctx.cast(),
             &raw mut fib,
             core::mem::size_of::<FibLookup>() as i32,
-            flags,
+            BPF_FIB_LOOKUP_SRC,
         )
     };
     match u32::try_from(ret) {
-        Ok(BPF_FIB_LKUP_RET_SUCCESS) => Ok(fib),
-        Ok(BPF_FIB_LKUP_RET_FRAG_NEEDED) => Err(Unrouted::TooBig {
-            // SAFETY: the helper wrote `mtu_result` for this return value.
-            mtu: usize::from(unsafe { fib.__bindgen_anon_1.mtu_result }),
-        }),
-        Ok(BPF_FIB_LKUP_RET_NO_NEIGH) => Err(Unrouted::NoNeighbour),
-        _ => Err(Unrouted::NoRoute),
+        Ok(BPF_FIB_LKUP_RET_SUCCESS) => {}
+        Ok(BPF_FIB_LKUP_RET_NO_NEIGH) => return Err(Unrouted::NoNeighbour),
+        _ => return Err(Unrouted::NoRoute),
     }
+    entry.ifindex = fib.ifindex;
+    entry.dst_mac = fib.dmac;
+    entry.src_mac = fib.smac;
+    // SAFETY: written by the successful lookup, which was asked for the source.
+    entry.source = address_bytes(unsafe { fib.__bindgen_anon_3.ipv6_src });
+    fib_query(ctx, real, tunnel, u16::MAX, &mut fib);
+    // SAFETY: as above.
+    let ret = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx.cast(),
+            &raw mut fib,
+            core::mem::size_of::<FibLookup>() as i32,
+            0,
+        )
+    };
+    entry.mtu = if u32::try_from(ret) == Ok(BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+        // SAFETY: the helper wrote `mtu_result` for this return value.
+        u32::from(unsafe { fib.__bindgen_anon_1.mtu_result })
+    } else {
+        u32::from(u16::MAX)
+    };
+    Ok(())
+}
+
+/// Sets `fib` up for a lookup towards `real` from the ingress interface, for a packet of
+/// `tot_len` bytes (what a previous lookup wrote is overwritten: it may have put the
+/// gateway in the destination).
+#[inline(always)]
+fn fib_query(
+    ctx: &XdpContext,
+    real: &RealEntry,
+    tunnel: &Tunnel,
+    tot_len: u16,
+    fib: &mut FibLookup,
+) {
+    fib.family = if tunnel.outer_v6 { AF_INET6 } else { AF_INET };
+    fib.l4_protocol = if tunnel.forward == Forward::Gue {
+        IPPROTO_UDP
+    } else {
+        0
+    };
+    fib.__bindgen_anon_1.tot_len = tot_len;
+    fib.ifindex = ctx.ingress_ifindex() as u32;
+    let dest = words(&real.addr);
+    fib.__bindgen_anon_3.ipv6_src = [0; 4];
+    if tunnel.outer_v6 {
+        fib.__bindgen_anon_4.ipv6_dst = dest;
+    } else {
+        fib.__bindgen_anon_4.ipv6_dst = [dest[0], 0, 0, 0];
+    }
+}
+
+/// Four address words back as the 16 bytes they are in memory.
+#[inline(always)]
+fn address_bytes(words: [u32; 4]) -> [u8; 16] {
+    let [a, b, c, d] = words;
+    let (a, b, c, d) = (
+        a.to_ne_bytes(),
+        b.to_ne_bytes(),
+        c.to_ne_bytes(),
+        d.to_ne_bytes(),
+    );
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2],
+        d[3],
+    ]
 }
 
 /// The Ethernet header from the FIB's answer, the outer IP header, and GUE's UDP header, in
 /// front of the inner packet (the frame's head already moved to make room).
 #[inline(always)]
-fn write_outer(frame: &Frame, tunnel: &Tunnel, fib: &FibLookup, real: &RealEntry) -> bool {
+fn write_outer(frame: &Frame, tunnel: &Tunnel, path: &FibCacheEntry, real: &RealEntry) -> bool {
     let ethertype = if tunnel.outer_v6 {
         ETH_P_IPV6
     } else {
         ETH_P_IP
     };
-    if !write_ethernet(frame, &fib.dmac, &fib.smac, ethertype) {
+    if !write_ethernet(frame, &path.dst_mac, &path.src_mac, ethertype) {
         return false;
     }
     let gue = tunnel.forward == Forward::Gue;
@@ -238,8 +317,14 @@ fn write_outer(frame: &Frame, tunnel: &Tunnel, fib: &FibLookup, real: &RealEntry
         (false, false) => IPPROTO_IPIP,
     };
     let udp_len = if gue { 8 } else { 0 };
-    // SAFETY: `route` succeeded, so the source holds the address used or the FIB's choice.
-    let source = unsafe { fib.__bindgen_anon_3.ipv6_src };
+    // The configured source (varied per flow), or the FIB's.
+    let mut source = real.source;
+    if real.source_bits == 0 && source == [0; 16] {
+        source = path.source;
+    } else {
+        vary_source(&mut source, real.family, real.source_bits, tunnel.entropy);
+    }
+    let source = words(&source);
     let dest = words(&real.addr);
     let written = if tunnel.outer_v6 {
         write_ipv6(

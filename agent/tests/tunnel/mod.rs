@@ -680,3 +680,78 @@ fn the_decap_program_unwraps_what_the_balancer_wraps() {
         assert_eq!(decap.run(&frame), frame, "{what}: passed untouched");
     }
 }
+
+/// Each CPU keeps what the FIB said of a real server for `FIB_CACHE_NS`: a neighbour change
+/// reaches tunnelled frames within that, and a slot given a new generation is looked up
+/// afresh at once.
+#[test]
+#[ignore = "needs root"]
+fn the_path_follows_the_fib_within_the_cache_time() {
+    let mut lb = tunnel_lb("fib-cache");
+    lb.maglev(service4(IPPROTO_TCP, 80), 0, &table(IPIP_V4));
+    let dmac = |lb: &mut Lb, port: u16| {
+        let (verdict, out) = lb.harness.run(&tcp4_frame(port, b"x")).unwrap();
+        assert_eq!(verdict, XDP_REDIRECT);
+        <[u8; 6]>::try_from(&out[..6]).unwrap()
+    };
+    assert_eq!(dmac(&mut lb, 41000), NEXT_HOP_MAC);
+    let moved = [0x02, 0x77, 0, 0, 0, 0x09];
+    sh(&[
+        "ip",
+        "neigh",
+        "replace",
+        "198.51.100.2",
+        "lladdr",
+        "02:77:00:00:00:09",
+        "dev",
+        "t0",
+        "nud",
+        "permanent",
+    ]);
+    let changed = std::time::Instant::now();
+    let mut port = 41001;
+    while dmac(&mut lb, port) != moved {
+        assert!(
+            changed.elapsed() < std::time::Duration::from_secs(1),
+            "the new neighbour is not used a second later (cache time {} ms)",
+            vipflip_common::FIB_CACHE_NS / 1_000_000
+        );
+        port += 1;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    println!("new next-hop MAC in use after {:?}", changed.elapsed());
+
+    sh(&[
+        "ip",
+        "neigh",
+        "replace",
+        "198.51.100.2",
+        "lladdr",
+        "02:77:00:00:00:0a",
+        "dev",
+        "t0",
+        "nud",
+        "permanent",
+    ]);
+    let entry = tunnel_real(
+        Forward::Ipip,
+        FAMILY_IPV4,
+        v4_16(ON_LINK_REAL),
+        v4_16(SOURCE_PREFIX),
+        SOURCE_BITS,
+    );
+    lb.plane
+        .set_real(
+            IPIP_V4,
+            RealEntry {
+                generation: 2,
+                ..entry
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        dmac(&mut lb, 42000),
+        [0x02, 0x77, 0, 0, 0, 0x0a],
+        "a new generation looks the path up at once"
+    );
+}
