@@ -356,11 +356,14 @@ impl Forward {
     }
 }
 
-/// Where to send a flow's frames: one of the two copies in a [`RealSlot`].
+/// Where to send a flow's frames, as the agent writes it: the part every balanced frame
+/// reads ([`RealHead`], in `REALS`) and a tunnel's addresses ([`TunnelEntry`], in `TUNNELS`,
+/// read by tunnelled frames only). Kept apart in the maps so that Direct Routing copies 24
+/// bytes per frame, not 60, and the program's 512-byte stack holds one more copy.
 ///
 /// Direct Routing uses `ifindex` and the MACs; a tunnel uses `addr` (the outer destination)
-/// and finds the interface and MACs with `bpf_fib_lookup` for each frame, so the kernel's
-/// routes and neighbours decide the path and nothing here goes stale.
+/// and finds the interface and MACs with `bpf_fib_lookup`, so the kernel's routes and
+/// neighbours decide the path.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct RealEntry {
@@ -418,36 +421,117 @@ impl RealEntry {
             source: [0; 16],
         }
     }
+
+    /// What goes into `REALS`.
+    pub const fn head(&self) -> RealHead {
+        RealHead {
+            ifindex: self.ifindex,
+            generation: self.generation,
+            dst_mac: self.dst_mac,
+            src_mac: self.src_mac,
+            flags: self.flags,
+            forward: self.forward,
+            family: self.family,
+            source_bits: self.source_bits,
+        }
+    }
+
+    /// What goes into `TUNNELS`.
+    pub const fn tunnel(&self) -> TunnelEntry {
+        TunnelEntry {
+            gue_port: self.gue_port,
+            _pad: [0; 2],
+            addr: self.addr,
+            source: self.source,
+        }
+    }
+
+    /// The entry made of its two parts.
+    pub const fn from_parts(head: &RealHead, tunnel: &TunnelEntry) -> Self {
+        Self {
+            ifindex: head.ifindex,
+            generation: head.generation,
+            dst_mac: head.dst_mac,
+            src_mac: head.src_mac,
+            flags: head.flags,
+            forward: head.forward,
+            family: head.family,
+            source_bits: head.source_bits,
+            gue_port: tunnel.gue_port,
+            _pad: [0; 2],
+            addr: tunnel.addr,
+            source: tunnel.source,
+        }
+    }
 }
 
-/// Value of the `REALS` array: two copies of a real server's [`RealEntry`] and which one is
+/// The part of a [`RealEntry`] in `REALS`: what every balanced frame reads. Its fields are
+/// the [`RealEntry`]'s of the same names.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct RealHead {
+    pub ifindex: u32,
+    pub generation: u32,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// [`REAL_ALIVE`]; the program sets [`REAL_READ_COPY`] in its own copy.
+    pub flags: u8,
+    pub forward: u8,
+    pub family: u8,
+    pub source_bits: u8,
+}
+
+/// [`RealHead::flags`] bit the program sets in the copy it read (never in the map): which of
+/// the slot's two copies that was, so a tunnelled frame reads the matching `TUNNELS` copy.
+pub const REAL_READ_COPY: u8 = 0x80;
+
+/// The part of a [`RealEntry`] in `TUNNELS`: a tunnel's addresses and port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct TunnelEntry {
+    pub gue_port: [u8; 2],
+    pub _pad: [u8; 2],
+    pub addr: [u8; 16],
+    pub source: [u8; 16],
+}
+
+/// Value of the `TUNNELS` array: two copies, switched by the `live` byte of the same
+/// index's [`RealSlot`] (the agent writes the spare one before it flips that byte).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct TunnelSlot {
+    pub copies: [TunnelEntry; 2],
+}
+
+/// Value of the `REALS` array: two copies of a real server's [`RealHead`] and which one is
 /// live, so no packet reads a half-written entry.
 ///
 /// An array update from userspace is a `memcpy` into the element while the program may be
-/// reading it on another CPU, and a `RealEntry` is 60 bytes: rewritten in place, a packet
+/// reading it on another CPU, and a `RealHead` is 24 bytes: rewritten in place, a packet
 /// could take the new MAC with the old generation, or half of each MAC. So the agent writes
 /// the copy that is not live (the update rewrites `live` and the live copy with the bytes
 /// they already hold, so what packets read does not change), then flips `live` in a second
 /// update that changes that one byte only: a byte is never torn, so each packet reads the
-/// old copy, complete, or the new one, complete (`Dataplane::set_real`).
+/// old copy, complete, or the new one, complete (`Dataplane::set_real`). The `TUNNELS` copy
+/// of the same index and number goes with it.
 ///
 /// The program reads `live` once, then the copy it names (an address that depends on the
 /// value read, so no CPU fetches the copy first). That copy is written again only by the
 /// shadow write that follows the flip retiring it: at least two updates (syscalls,
-/// microseconds) after the packet read `live`, far longer than a packet takes to copy 60
-/// bytes out; the `LB_TABLES` halves rely on the same.
+/// microseconds) after the packet read `live`, far longer than a packet takes to read its
+/// copies; the `LB_TABLES` halves rely on the same.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct RealSlot {
     /// Which of `copies` packets read: 0 or 1 (only the low bit is used).
     pub live: u8,
     pub _pad: [u8; 3],
-    pub copies: [RealEntry; 2],
+    pub copies: [RealHead; 2],
 }
 
 impl RealSlot {
     /// The copy packets read now.
-    pub const fn live(&self) -> &RealEntry {
+    pub const fn live(&self) -> &RealHead {
         &self.copies[(self.live & 1) as usize]
     }
 }
@@ -921,7 +1005,9 @@ const _: () = {
     assert!(core::mem::size_of::<ServiceEntry>() == 8);
     assert!(core::mem::size_of::<LbTable>() == LB_TABLE_SIZE as usize * 2);
     assert!(core::mem::size_of::<RealEntry>() == 60);
-    assert!(core::mem::size_of::<RealSlot>() == 4 + 2 * 60);
+    assert!(core::mem::size_of::<RealHead>() == 24);
+    assert!(core::mem::size_of::<TunnelEntry>() == 36);
+    assert!(core::mem::size_of::<RealSlot>() == 4 + 2 * 24);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 8);
     assert!(core::mem::size_of::<DecapStats>() == 24);
@@ -932,8 +1018,9 @@ const _: () = {
 #[cfg(feature = "user")]
 mod user {
     use super::{
-        DecapStats, FibCacheEntry, FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealSlot,
-        ServiceEntry, ServiceKey, Stats, VipEntry, VipKey, VridEntry, VridKey, VridStats,
+        DecapStats, FibCacheEntry, FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealHead,
+        RealSlot, ServiceEntry, ServiceKey, Stats, TunnelEntry, TunnelSlot, VipEntry, VipKey,
+        VridEntry, VridKey, VridStats,
     };
 
     /// `aya::Pod` for types that are `bytemuck::Pod`, whose derive proved at compile time what
@@ -962,7 +1049,10 @@ mod user {
         ServiceEntry,
         LbTable,
         RealEntry,
+        RealHead,
         RealSlot,
+        TunnelEntry,
+        TunnelSlot,
         FlowKey,
         FlowEntry,
         DecapStats,

@@ -113,6 +113,17 @@ fn lb_layouts_have_no_padding() {
     assert_eq!(offset_of!(RealEntry, addr), 28);
     assert_eq!(offset_of!(RealEntry, source), 44);
     assert_eq!(core::mem::size_of::<RealEntry>(), 60);
+    assert_eq!(offset_of!(RealHead, source_bits), 23);
+    assert_eq!(offset_of!(TunnelEntry, addr), 4);
+    let mut entry = RealEntry::direct(7, 9, [1; 6], [2; 6], REAL_ALIVE);
+    entry.addr = [3; 16];
+    entry.source = [4; 16];
+    entry.gue_port = [5, 6];
+    assert_eq!(
+        RealEntry::from_parts(&entry.head(), &entry.tunnel()),
+        entry,
+        "an entry survives its split into the two maps"
+    );
     assert_eq!(offset_of!(RealSlot, copies), 4);
     assert_eq!(offset_of!(FlowKey, src), 8);
     assert_eq!(offset_of!(FlowKey, dst), 24);

@@ -8,8 +8,8 @@ use aya_ebpf::{
 use vipflip_common::{
     DecapStats, FibCacheEntry, FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable,
     MAX_DECAP_PORTS, MAX_FLOWS, MAX_PEERS, MAX_REALS, MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey,
-    RealSlot, ServiceEntry, ServiceKey, Stats, VIP_FILTER_WORDS, VRID_STATS_ENTRIES, VipEntry,
-    VipKey, VridEntry, VridKey, VridStats,
+    RealSlot, ServiceEntry, ServiceKey, Stats, TunnelSlot, VIP_FILTER_WORDS, VRID_STATS_ENTRIES,
+    VipEntry, VipKey, VridEntry, VridKey, VridStats,
 };
 
 /// Virtual IPs and what to do with traffic to each; flipping an owner is one update here.
@@ -52,6 +52,11 @@ pub static LB_TABLES: Array<LbTable, { LB_TABLE_COUNT as usize }> = Array::new()
 /// one, then flips (`RealSlot`).
 #[btf_map]
 pub static REALS: Array<RealSlot, { MAX_REALS as usize }> = Array::new();
+
+/// A tunnel's addresses and port per `REALS` index, two copies switched by the `live` byte
+/// of the same `REALS` slot (`TunnelSlot`); read by tunnelled frames only.
+#[btf_map]
+pub static TUNNELS: Array<TunnelSlot, { MAX_REALS as usize }> = Array::new();
 
 /// Established flows (client 5-tuple -> real server and its generation): a flow stays on its
 /// real server while that one stays alive, whatever the table says now.

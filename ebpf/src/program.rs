@@ -5,9 +5,9 @@ use aya_log_ebpf::error;
 use vipflip_common::{
     FAMILY_IPV4, FAMILY_IPV6, FlowEntry, FlowKey, Forward, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
     ICMPV6_PACKET_TOO_BIG, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, LB_TABLE_SIZE, Outcome, PeerKey,
-    REAL_ALIVE, RealEntry, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE, VIP_SERVICES,
-    VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction, VipEntry,
-    VipKey, VridKey, addr_words, flow_hash, ipv4_words, vip_filter_bit, vrid_stats_index,
+    REAL_ALIVE, REAL_READ_COPY, RealHead, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE,
+    VIP_SERVICES, VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction,
+    VipEntry, VipKey, VridKey, addr_words, flow_hash, ipv4_words, vip_filter_bit, vrid_stats_index,
 };
 
 use crate::{
@@ -608,7 +608,7 @@ fn balance(
 /// The real server `FLOWS` holds for this flow, if it is still the same server and alive. A
 /// drained server (weight 0: out of the table, still alive) keeps its flows this way.
 #[inline(always)]
-fn remembered(key: &FlowKey) -> Option<(u32, RealEntry)> {
+fn remembered(key: &FlowKey) -> Option<(u32, RealHead)> {
     // SAFETY: copied out at once; a concurrent update gives the old or the new entry.
     let flow = unsafe { FLOWS.get(key) }.copied()?;
     let real = live_real(flow.real)?;
@@ -625,18 +625,21 @@ fn remembered(key: &FlowKey) -> Option<(u32, RealEntry)> {
 /// comes two updates later). No extra map lookup: the selector sits in the element the packet
 /// reads anyway, so the cost is a byte load and an offset.
 #[inline(always)]
-fn live_real(index: u32) -> Option<RealEntry> {
+fn live_real(index: u32) -> Option<RealHead> {
     let slot = REALS.get_ptr(index)?;
     // SAFETY: `slot` points to an element of the array map, valid for the program's run.
     let live = unsafe { core::ptr::read_volatile(&raw const (*slot).live) } & 1;
     // SAFETY: as above; `live` is 0 or 1, and `get` checks it against the two copies anyway.
-    unsafe { (*slot).copies.get(usize::from(live)).copied() }
+    let mut real = unsafe { (*slot).copies.get(usize::from(live)).copied() }?;
+    // Which copy this was, for a tunnel's `TUNNELS` copy of the same number.
+    real.flags |= live * REAL_READ_COPY;
+    Some(real)
 }
 
 /// A new flow's real server, by the service's scheduler over its live table; `remember`
 /// records the choice in `FLOWS`. `None`: no server to send to.
 #[inline(always)]
-fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<(u32, RealEntry)> {
+fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<(u32, RealHead)> {
     if service.len == 0 {
         return None;
     }

@@ -28,11 +28,12 @@ use aya_ebpf::{
 };
 use vipflip_common::{
     FAMILY_IPV6, FIB_CACHE_NS, FibCacheEntry, FlowKey, Forward, ICMP_DEST_UNREACH,
-    ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, Outcome, RealEntry, addr_words, tunnel_entropy,
+    ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, Outcome, REAL_READ_COPY, RealHead, TunnelEntry,
+    addr_words, tunnel_entropy,
 };
 
 use crate::{
-    maps::FIB_CACHE,
+    maps::{FIB_CACHE, TUNNELS},
     parse::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, Frame, IPPROTO_ICMP, IPPROTO_ICMPV6, IPV6_HLEN},
     program::{Decision, NO_VRID},
 };
@@ -72,7 +73,7 @@ pub fn encapsulate(
     l3: usize,
     key: &FlowKey,
     index: u32,
-    real: &RealEntry,
+    real: &RealHead,
     icmp: bool,
 ) -> Decision {
     let frame = Frame::new(ctx);
@@ -104,7 +105,16 @@ pub fn encapsulate(
         entropy: tunnel_entropy(key),
     };
     let overhead = tunnel.forward.overhead(real.family);
-    let path = match route(ctx, index, real, &tunnel, inner_len + overhead) {
+    // The tunnel's addresses: the `TUNNELS` copy matching the `REALS` copy read.
+    let copy = usize::from(real.flags & REAL_READ_COPY != 0);
+    // SAFETY: an element of the array map, valid for the program's run, read in place.
+    let Some(addrs) = TUNNELS
+        .get_ptr(index)
+        .and_then(|slot| unsafe { (*slot).copies.get(copy) })
+    else {
+        return dropped(Outcome::LbTunnelNoRoute);
+    };
+    let path = match route(ctx, index, real, addrs, &tunnel, inner_len + overhead) {
         Ok(path) => path,
         Err(Unrouted::TooBig { mtu }) => {
             if icmp || !dont_fragment {
@@ -122,7 +132,7 @@ pub fn encapsulate(
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
         return dropped(Outcome::LbTunnelNoRoute);
     }
-    if !write_outer(&Frame::new(ctx), &tunnel, path, real) {
+    if !write_outer(&Frame::new(ctx), &tunnel, path, real, addrs) {
         return Decision::pass(Outcome::PassMalformed);
     }
     let (action, tx) = if path.ifindex as usize == ctx.ingress_ifindex() {
@@ -178,7 +188,8 @@ enum Unrouted {
 fn route(
     ctx: &XdpContext,
     index: u32,
-    real: &RealEntry,
+    real: &RealHead,
+    addrs: &TunnelEntry,
     tunnel: &Tunnel,
     outer_len: usize,
 ) -> Result<&'static FibCacheEntry, Unrouted> {
@@ -191,7 +202,7 @@ fn route(
     if cached.generation != real.generation || cached.expires_ns <= now {
         // Stale until the lookups succeed: a failed one leaves no entry behind.
         cached.expires_ns = 0;
-        look_up(ctx, real, tunnel, cached)?;
+        look_up(ctx, addrs, tunnel, cached)?;
         cached.generation = real.generation;
         cached.expires_ns = now + FIB_CACHE_NS;
     }
@@ -209,7 +220,7 @@ fn route(
 #[inline(always)]
 fn look_up(
     ctx: &XdpContext,
-    real: &RealEntry,
+    real: &TunnelEntry,
     tunnel: &Tunnel,
     entry: &mut FibCacheEntry,
 ) -> Result<(), Unrouted> {
@@ -260,7 +271,7 @@ fn look_up(
 #[inline(always)]
 fn fib_query(
     ctx: &XdpContext,
-    real: &RealEntry,
+    real: &TunnelEntry,
     tunnel: &Tunnel,
     tot_len: u16,
     fib: &mut FibLookup,
@@ -301,7 +312,13 @@ fn address_bytes(words: [u32; 4]) -> [u8; 16] {
 /// The Ethernet header from the FIB's answer, the outer IP header, and GUE's UDP header, in
 /// front of the inner packet (the frame's head already moved to make room).
 #[inline(always)]
-fn write_outer(frame: &Frame, tunnel: &Tunnel, path: &FibCacheEntry, real: &RealEntry) -> bool {
+fn write_outer(
+    frame: &Frame,
+    tunnel: &Tunnel,
+    path: &FibCacheEntry,
+    real: &RealHead,
+    addrs: &TunnelEntry,
+) -> bool {
     let ethertype = if tunnel.outer_v6 {
         ETH_P_IPV6
     } else {
@@ -318,14 +335,14 @@ fn write_outer(frame: &Frame, tunnel: &Tunnel, path: &FibCacheEntry, real: &Real
     };
     let udp_len = if gue { 8 } else { 0 };
     // The configured source (varied per flow), or the FIB's.
-    let mut source = real.source;
+    let mut source = addrs.source;
     if real.source_bits == 0 && source == [0; 16] {
         source = path.source;
     } else {
         vary_source(&mut source, real.family, real.source_bits, tunnel.entropy);
     }
     let source = words(&source);
-    let dest = words(&real.addr);
+    let dest = words(&addrs.addr);
     let written = if tunnel.outer_v6 {
         write_ipv6(
             frame,
@@ -361,7 +378,7 @@ fn write_outer(frame: &Frame, tunnel: &Tunnel, path: &FibCacheEntry, real: &Real
     let [sp0, sp1] = source_port.to_be_bytes();
     let [l0, l1] = ((tunnel.inner_len + 8) as u16).to_be_bytes();
     let header = [
-        u32::from_ne_bytes([sp0, sp1, real.gue_port[0], real.gue_port[1]]),
+        u32::from_ne_bytes([sp0, sp1, addrs.gue_port[0], addrs.gue_port[1]]),
         u32::from_ne_bytes([l0, l1, 0, 0]),
     ];
     let Some(at) = frame.mut_ptr_at::<[u32; 2]>(udp_at) else {

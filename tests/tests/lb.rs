@@ -15,7 +15,7 @@ use std::{
 };
 
 use aya::maps::{Array, Map, MapData};
-use vipflip_common::{MAX_REALS, RealEntry, RealSlot};
+use vipflip_common::{MAX_REALS, RealHead, RealSlot};
 use vipflip_integration_tests::{
     lb::{self, ECHO_PORT, HTTP_PORT, LbScene, Tools, now_us},
     serial,
@@ -983,7 +983,7 @@ fn a_real_server_replaced_behind_its_address_is_sent_to_within_milliseconds() {
         .iter()
         .map(|r| slot_sending_to(r, old).expect("a REALS slot sends to rs1"))
         .collect();
-    let was: Vec<RealEntry> = (0..2).map(|d| live(&reals[d], slots[d])).collect();
+    let was: Vec<RealHead> = (0..2).map(|d| live(&reals[d], slots[d])).collect();
 
     let started = scene.replace_real_mac(0, new);
     let mut picked_up: [Option<Duration>; 2] = [None; 2];
@@ -1008,7 +1008,7 @@ fn a_real_server_replaced_behind_its_address_is_sent_to_within_milliseconds() {
         let now = live(&reals[d], slots[d]);
         assert_eq!(
             now,
-            RealEntry {
+            RealHead {
                 dst_mac: new,
                 ..was[d]
             },
@@ -1046,7 +1046,7 @@ fn slot_sending_to(reals: &Array<MapData, RealSlot>, mac: [u8; 6]) -> Option<u32
 }
 
 /// The entry packets read in slot `i`.
-fn live(reals: &Array<MapData, RealSlot>, i: u32) -> RealEntry {
+fn live(reals: &Array<MapData, RealSlot>, i: u32) -> RealHead {
     *reals.get(&i, 0).expect("REALS lookup").live()
 }
 

@@ -3,7 +3,7 @@
 
 use vipflip_common::{
     LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, RealEntry, RealSlot, Scheduler, ServiceEntry,
-    ServiceKey,
+    ServiceKey, TunnelSlot,
 };
 
 use super::{Dataplane, DataplaneError, MapName, absent, maps};
@@ -20,34 +20,43 @@ impl Dataplane {
     }
 
     /// Writes `entry` into the copy of `REALS[index]` that packets do not read (the spare of
-    /// its [`RealSlot`]). What packets see does not change: the update rewrites the live copy
-    /// and the `live` byte with the bytes they hold. Nothing to do when the live copy is
-    /// `entry` already.
+    /// its [`RealSlot`]), its tunnel part into the same copy of `TUNNELS[index]` first. What
+    /// packets see does not change: the updates rewrite the live copies and the `live` byte
+    /// with the bytes they hold. Nothing to do when the live copies are `entry` already.
     pub fn write_real_shadow(
         &mut self,
         index: u16,
         entry: RealEntry,
     ) -> Result<(), DataplaneError> {
         let mut slot = self.real_slot(index)?;
-        if *slot.live() == entry {
+        let mut tunnels = self.tunnel_slot(index)?;
+        let live = usize::from(slot.live & 1);
+        if RealEntry::from_parts(&slot.copies[live], &tunnels.copies[live]) == entry {
             return Ok(());
         }
-        slot.copies[usize::from(spare(&slot))] = entry;
+        let spare = usize::from(spare(&slot));
+        tunnels.copies[spare] = entry.tunnel();
+        self.write_tunnel_slot(index, tunnels)?;
+        slot.copies[spare] = entry.head();
         self.write_real_slot(index, slot)
     }
 
     /// Makes the copy of `REALS[index]` that holds `entry` the live one (after
     /// [`Dataplane::write_real_shadow`]): an update that changes the `live` byte alone, the
-    /// atomic point of the change, since a byte is written whole. Idempotent. Fails, changing
-    /// nothing, when neither copy holds `entry` (its shadow write failed): a spare copy that
-    /// is not the one intended never goes live.
+    /// atomic point of the change, since a byte is written whole; the `TUNNELS` copy of the
+    /// same number goes live with it. Idempotent. Fails, changing nothing, when neither copy
+    /// holds `entry` (its shadow write failed): a spare copy that is not the one intended
+    /// never goes live.
     pub fn flip_real(&mut self, index: u16, entry: RealEntry) -> Result<(), DataplaneError> {
         let mut slot = self.real_slot(index)?;
-        if *slot.live() == entry {
+        let tunnels = self.tunnel_slot(index)?;
+        let live = usize::from(slot.live & 1);
+        if RealEntry::from_parts(&slot.copies[live], &tunnels.copies[live]) == entry {
             return Ok(());
         }
         let spare = spare(&slot);
-        if slot.copies[usize::from(spare)] != entry {
+        let at = usize::from(spare);
+        if RealEntry::from_parts(&slot.copies[at], &tunnels.copies[at]) != entry {
             return Err(self.invalid(format!(
                 "{}: the spare copy does not hold the entry to make live",
                 real_name(index)
@@ -57,9 +66,15 @@ impl Dataplane {
         self.write_real_slot(index, slot)
     }
 
-    /// The live copy of real server slot `index` of `REALS`: what packets read.
+    /// The live copy of real server slot `index` (`REALS` and `TUNNELS`): what packets read.
     pub fn real(&self, index: u16) -> Result<RealEntry, DataplaneError> {
-        Ok(*self.real_slot(index)?.live())
+        let slot = self.real_slot(index)?;
+        let live = usize::from(slot.live & 1);
+        let tunnels = self.tunnel_slot(index)?;
+        Ok(RealEntry::from_parts(
+            &slot.copies[live],
+            &tunnels.copies[live],
+        ))
     }
 
     fn real_slot(&self, index: u16) -> Result<RealSlot, DataplaneError> {
@@ -73,6 +88,20 @@ impl Dataplane {
         self.reals
             .set(u32::from(index), slot, 0)
             .map_err(|source| self.entry_error(MapName::Reals, real_name(index), "update", source))
+    }
+
+    fn tunnel_slot(&self, index: u16) -> Result<TunnelSlot, DataplaneError> {
+        self.tunnels.get(&u32::from(index), 0).map_err(|source| {
+            self.entry_error(MapName::Tunnels, real_name(index), "lookup", source)
+        })
+    }
+
+    fn write_tunnel_slot(&mut self, index: u16, slot: TunnelSlot) -> Result<(), DataplaneError> {
+        self.tunnels
+            .set(u32::from(index), slot, 0)
+            .map_err(|source| {
+                self.entry_error(MapName::Tunnels, real_name(index), "update", source)
+            })
     }
 
     /// Installs or replaces virtual service `key` with `table` (slot -> `REALS` index), of

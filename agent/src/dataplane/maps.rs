@@ -25,12 +25,13 @@ pub enum MapName {
     Services,
     LbTables,
     Reals,
+    Tunnels,
     Flows,
     LbCursors,
 }
 
 impl MapName {
-    pub const ALL: [MapName; 11] = [
+    pub const ALL: [MapName; 12] = [
         MapName::Vips,
         MapName::Vrids,
         MapName::Peers,
@@ -40,6 +41,7 @@ impl MapName {
         MapName::Services,
         MapName::LbTables,
         MapName::Reals,
+        MapName::Tunnels,
         MapName::Flows,
         MapName::LbCursors,
     ];
@@ -55,6 +57,7 @@ impl MapName {
             MapName::Services => "SERVICES",
             MapName::LbTables => "LB_TABLES",
             MapName::Reals => "REALS",
+            MapName::Tunnels => "TUNNELS",
             MapName::Flows => "FLOWS",
             MapName::LbCursors => "LB_CURSORS",
         }
@@ -190,7 +193,9 @@ where
     let map = match name {
         MapName::Vips | MapName::Vrids | MapName::Peers | MapName::Services => Map::HashMap(data),
         MapName::Stats | MapName::VridStats | MapName::LbCursors => Map::PerCpuArray(data),
-        MapName::VipFilter | MapName::LbTables | MapName::Reals => Map::Array(data),
+        MapName::VipFilter | MapName::LbTables | MapName::Reals | MapName::Tunnels => {
+            Map::Array(data)
+        }
         MapName::Flows => Map::LruHashMap(data),
     };
     T::try_from(map).map_err(|source| DataplaneError::Map {

@@ -33,7 +33,7 @@ use aya::{
 pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{
-    FlowEntry, FlowKey, LbTable, PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats,
+    FlowEntry, FlowKey, LbTable, PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats, TunnelSlot,
     VIP_FILTER_WORDS, VIP_SERVICES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
     vip_filter_bit,
 };
@@ -191,6 +191,7 @@ pub struct Dataplane {
     services: HashMap<MapData, ServiceKey, ServiceEntry>,
     lb_tables: Array<MapData, LbTable>,
     reals: Array<MapData, RealSlot>,
+    tunnels: Array<MapData, TunnelSlot>,
     flows: HashMap<MapData, FlowKey, FlowEntry>,
     /// The keys in `VIPS`, so that `set_vip` on a known VIP (the flip) is one map update and
     /// `remove_vip` can recompute the filter word it clears.
@@ -249,6 +250,7 @@ impl Dataplane {
             services: maps::typed(iface, MapName::Services, open(MapName::Services)?)?,
             lb_tables: maps::typed(iface, MapName::LbTables, open(MapName::LbTables)?)?,
             reals: maps::typed(iface, MapName::Reals, open(MapName::Reals)?)?,
+            tunnels: maps::typed(iface, MapName::Tunnels, open(MapName::Tunnels)?)?,
             flows: maps::typed(iface, MapName::Flows, open(MapName::Flows)?)?,
             known_vips: HashSet::new(),
             service_vips: std::collections::HashMap::new(),
