@@ -13,6 +13,7 @@ use super::{
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
 mod cores;
+mod routes;
 mod routing;
 
 /// A host with eth0, eth1 and lo, named "testhost".

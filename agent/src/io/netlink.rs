@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::wire::MacAddr;
 
+mod configured;
 mod routes;
 pub use routes::RouteTable;
 
@@ -51,6 +52,10 @@ pub enum NetlinkError {
         #[source]
         source: rtnetlink::Error,
     },
+    /// The configuration's route cannot be put in a message (a builder refusal; the
+    /// configuration's checks make it unreachable).
+    #[error("{route}: {why}")]
+    InvalidRoute { route: String, why: String },
     /// A dump of every interface's entries failed.
     #[error("{op} dump: {source}")]
     Dump {

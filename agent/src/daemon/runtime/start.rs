@@ -89,6 +89,8 @@ impl Daemon {
                 table: config.routing.table,
                 source,
             })?;
+        // Before the instances: whatever their state, the statics are there from the start.
+        let statics = super::routes::StaticRoutes::start(&config.statics, Arc::clone(&netlink));
         let specs = config.instances.clone();
         let (prepared_tx, prepared_rx) = mpsc::channel(1);
         let mut daemon = Self {
@@ -116,6 +118,7 @@ impl Daemon {
             force_exit: false,
             lb: lb::LbRuntime::new(),
             announcements,
+            statics,
             reloading: None,
             reopened_by_reload: Vec::new(),
             prepared_tx,
