@@ -1427,6 +1427,15 @@ fn the_example_virtual_server_block_is_valid() {
     assert_eq!(config.routing.table, 200);
     assert_eq!(config.routing.bgp.as_ref().map(|b| b.asn), Some(65011));
     assert_eq!(config.announces.len(), 1);
+    // And the statics at the end.
+    assert_eq!(
+        (
+            config.statics.addresses.len(),
+            config.statics.routes.len(),
+            config.statics.rules.len()
+        ),
+        (1, 1, 1)
+    );
 }
 
 /// The line that starts the commented `[[virtual_server]]` block of the example.

@@ -324,3 +324,33 @@ fn keepalived_block_names_point_to_the_tables() {
         ],
     );
 }
+
+#[test]
+fn the_example_virtual_routes_lines_are_valid() {
+    // Commented out in VI_1 so the example writes no route; uncommented they must pass.
+    let text = std::fs::read_to_string(super::example_path()).expect("examples/vipflip.toml");
+    let lines: String = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("# virtual_routes =")
+                .map(|rest| format!("virtual_routes ={rest}\n"))
+                .or_else(|| {
+                    l.strip_prefix("# virtual_rules =")
+                        .map(|rest| format!("virtual_rules ={rest}\n"))
+                })
+        })
+        .collect();
+    let config = accepted(&instance(&lines));
+    assert_eq!(
+        config.instances[0]
+            .virtual_routes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["198.51.100.0/24 via 192.0.2.254 src 192.0.2.100"]
+    );
+    assert_eq!(
+        config.instances[0].virtual_rules[0].to_string(),
+        "from 192.0.2.100/32 lookup 100 pref 100"
+    );
+}
