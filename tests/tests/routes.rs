@@ -1,7 +1,9 @@
 //! keepalived's `virtual_routes`, `virtual_rules` and `static_*` as the kernel holds them:
 //! an instance's routes and rules are on its master only and move with a handoff, the
-//! statics are on every router whatever its state, a reload rewrites a master's routes
-//! without a transition, and SIGTERM takes everything away. Needs root.
+//! statics are on every router whatever its state, routes the kernel flushed with their
+//! interface come back with it (and one through an interface that appears later is written
+//! then), a reload rewrites a master's routes without a transition, and SIGTERM takes
+//! everything away. Needs root.
 
 use std::time::Duration;
 
@@ -15,6 +17,8 @@ use vipflip_integration_tests::{
 const PROBE: Prober = Prober(env!("CARGO_BIN_EXE_vipflip-probe"));
 const SETTLE: Duration = Duration::from_secs(10);
 const CHANGE: Duration = Duration::from_secs(5);
+/// An interface that does not exist when the agents start; a route of `VI_1` goes through it.
+const LATE: &str = "vfx0";
 
 /// `VI_1`'s routes and rule. The first uses the VIP as its source, which the kernel accepts
 /// only once the VIP is an address of the host: it checks that routes follow addresses.
@@ -23,6 +27,7 @@ fn virtual_routes(iface: &str) -> String {
         "virtual_routes = [\n\
          \x20 {{ to = \"198.51.100.0/24\", via = \"192.0.2.200\", dev = \"{iface}\", src = \"192.0.2.100\", metric = 7 }},\n\
          \x20 {{ to = \"203.0.113.0/24\", type = \"blackhole\", table = 100 }},\n\
+         \x20 {{ to = \"198.51.107.0/24\", dev = \"{LATE}\" }},\n\
          ]\n\
          virtual_rules = [{{ from = \"192.0.2.100\", table = 100, priority = 1000 }}]\n"
     )
@@ -116,29 +121,10 @@ fn virtual_routes_follow_the_master_and_statics_stay_everywhere() {
             statics_held(s, router) == (true, true, true)
         });
     }
-    let status = String::from_utf8_lossy(&scene.agents[0].cli(&["status"]).stdout).into_owned();
-    for line in [
-        format!(
-            "  virtual       route 198.51.100.0/24 via 192.0.2.200 dev {} src 192.0.2.100 metric 7: installed\n",
-            scene.iface(0)
-        ),
-        "  virtual       route blackhole 203.0.113.0/24 table 100: installed\n".to_owned(),
-        "  virtual       rule from 192.0.2.100/32 lookup 100 pref 1000: installed\n".to_owned(),
-        "static address 10.99.0.1/32 dev ".to_owned(),
-        "static route 198.51.101.0/24 via 192.0.2.200: installed\n".to_owned(),
-        "static rule from all fwmark 0x7 lookup 101 pref 1001: installed\n".to_owned(),
-    ] {
-        assert!(
-            status.contains(&line),
-            "r1's status lacks {line:?}:\n{status}"
-        );
-    }
-    let backup_status =
-        String::from_utf8_lossy(&scene.agents[1].cli(&["status"]).stdout).into_owned();
-    assert!(
-        backup_status.contains("rule from 192.0.2.100/32 lookup 100 pref 1000: absent\n"),
-        "r2 (backup) should show VI_1's rule absent:\n{backup_status}"
-    );
+    assert_status_says_what_is_installed(&scene);
+
+    late_interface_on_the_master(&scene);
+    link_flap_on_the_backup(&scene);
 
     // A handoff moves them to r2; the statics stay on both.
     scene.agents[0].handoff("VI_1");
@@ -148,30 +134,7 @@ fn virtual_routes_follow_the_master_and_statics_stay_everywhere() {
     assert_eq!(statics_held(&scene, 0), (true, true, true));
     assert_eq!(statics_held(&scene, 1), (true, true, true));
 
-    // A reload that changes the master's routes rewrites them in place: no transition.
-    let transitions = scene.inst(1, "VI_1").transitions;
-    let iface = scene.iface(1).to_owned();
-    let changed = format!(
-        "virtual_routes = [{{ to = \"198.51.102.0/24\", dev = \"{iface}\" }}]\n\
-         virtual_rules = [{{ from = \"192.0.2.100\", table = 100, priority = 1000 }}]\n"
-    );
-    let text = config(&scene.lab, &test_dir_of(&scene), 1, &changed);
-    scene.agents[1].sighup_with(&text);
-    scene.await_that(
-        "r2 holds the reloaded route and no longer the dropped ones",
-        CHANGE,
-        |s| {
-            let ns = s.ns(1);
-            ip(ns, &["route", "show", "198.51.102.0/24"]).contains("198.51.102.0/24 dev")
-                && virtual_held(s, 1) == (false, false, true)
-        },
-    );
-    assert_eq!(
-        scene.inst(1, "VI_1").transitions,
-        transitions,
-        "the reload restarted VI_1{}",
-        scene.describe()
-    );
+    reload_rewrites_the_masters_routes_in_place(&scene);
 
     // SIGTERM: r2 hands off, and takes its routes, rule and statics away as it goes.
     let mut scene = scene;
@@ -200,4 +163,112 @@ fn test_dir_of(scene: &Scene) -> std::path::PathBuf {
         .parent()
         .expect("the configuration is in the scene's directory")
         .to_path_buf()
+}
+
+/// r1 (master) shows each entry installed, and the route through the missing interface
+/// failed with the reason; r2 (backup) shows them absent.
+fn assert_status_says_what_is_installed(scene: &Scene) {
+    let status = String::from_utf8_lossy(&scene.agents[0].cli(&["status"]).stdout).into_owned();
+    for line in [
+        format!(
+            "  virtual       route 198.51.100.0/24 via 192.0.2.200 dev {} src 192.0.2.100 metric 7: installed\n",
+            scene.iface(0)
+        ),
+        "  virtual       route blackhole 203.0.113.0/24 table 100: installed\n".to_owned(),
+        "  virtual       rule from 192.0.2.100/32 lookup 100 pref 1000: installed\n".to_owned(),
+        "static address 10.99.0.1/32 dev ".to_owned(),
+        "static route 198.51.101.0/24 via 192.0.2.200: installed\n".to_owned(),
+        "static rule from all fwmark 0x7 lookup 101 pref 1001: installed\n".to_owned(),
+    ] {
+        assert!(
+            status.contains(&line),
+            "r1's status lacks {line:?}:\n{status}"
+        );
+    }
+    assert!(
+        status.contains(&format!(
+            "  virtual       route 198.51.107.0/24 dev {LATE}: failed ({LATE}: no such interface)\n"
+        )),
+        "r1's status should say why the route through {LATE} is not there:\n{status}"
+    );
+    let backup_status =
+        String::from_utf8_lossy(&scene.agents[1].cli(&["status"]).stdout).into_owned();
+    assert!(
+        backup_status.contains("rule from 192.0.2.100/32 lookup 100 pref 1000: absent\n"),
+        "r2 (backup) should show VI_1's rule absent:\n{backup_status}"
+    );
+}
+
+/// The interface appears: the master writes the route through it. Down, the kernel
+/// flushes the route; up again, the master writes it again.
+fn late_interface_on_the_master(scene: &Scene) {
+    let r1 = scene.ns(0);
+    r1.ip(&["link", "add", LATE, "type", "veth", "peer", "name", "vfx0p"]);
+    r1.ip(&["link", "set", "vfx0p", "up"]);
+    r1.ip(&["link", "set", LATE, "up"]);
+    let late_route = |s: &Scene| {
+        ip(s.ns(0), &["route", "show", "198.51.107.0/24"])
+            .contains(&format!("198.51.107.0/24 dev {LATE} proto keepalived"))
+    };
+    scene.await_that(
+        "r1 writes the route once its interface exists",
+        CHANGE,
+        late_route,
+    );
+    r1.ip(&["link", "set", LATE, "down"]);
+    assert!(
+        !late_route(scene),
+        "the kernel keeps a route through a down link"
+    );
+    r1.ip(&["link", "set", LATE, "up"]);
+    scene.await_that(
+        "r1 writes the route again once its interface is back",
+        CHANGE,
+        late_route,
+    );
+}
+
+/// r2's link goes down (fault) and up: the kernel flushed its static route, r2 writes it
+/// again.
+fn link_flap_on_the_backup(scene: &Scene) {
+    let r2_iface = scene.iface(1).to_owned();
+    scene.link(1, &r2_iface, false);
+    scene.await_states(&[(1, "VI_1", "Fault")], CHANGE);
+    assert!(
+        !statics_held(scene, 1).1,
+        "the kernel keeps a route through a down link"
+    );
+    scene.link(1, &r2_iface, true);
+    scene.await_states(&[(1, "VI_1", "Backup")], SETTLE);
+    scene.await_that("r2 holds its statics again", CHANGE, |s| {
+        statics_held(s, 1) == (true, true, true)
+    });
+}
+
+/// A reload that changes the master's (r2's) routes rewrites them in place: no
+/// transition.
+fn reload_rewrites_the_masters_routes_in_place(scene: &Scene) {
+    let transitions = scene.inst(1, "VI_1").transitions;
+    let iface = scene.iface(1).to_owned();
+    let changed = format!(
+        "virtual_routes = [{{ to = \"198.51.102.0/24\", dev = \"{iface}\" }}]\n\
+         virtual_rules = [{{ from = \"192.0.2.100\", table = 100, priority = 1000 }}]\n"
+    );
+    let text = config(&scene.lab, &test_dir_of(scene), 1, &changed);
+    scene.agents[1].sighup_with(&text);
+    scene.await_that(
+        "r2 holds the reloaded route and no longer the dropped ones",
+        CHANGE,
+        |s| {
+            let ns = s.ns(1);
+            ip(ns, &["route", "show", "198.51.102.0/24"]).contains("198.51.102.0/24 dev")
+                && virtual_held(s, 1) == (false, false, true)
+        },
+    );
+    assert_eq!(
+        scene.inst(1, "VI_1").transitions,
+        transitions,
+        "the reload restarted VI_1{}",
+        scene.describe()
+    );
 }

@@ -143,6 +143,8 @@ struct Daemon {
     announcements: announce::Announcements,
     /// `[[static_address]]`, `[[static_route]]`, `[[static_rule]]`, held by a task of their own.
     statics: routes::StaticRoutes,
+    /// Moves each time an interface comes up: the holders of routes write them again.
+    link_ups: tokio::sync::watch::Receiver<u64>,
     /// The reload under way, if any (see `reload`).
     reloading: Option<reload::PendingReload>,
     /// Interfaces the reload under way re-opened from their pins.

@@ -16,7 +16,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
 
@@ -262,8 +262,14 @@ pub(super) struct Effects {
 }
 
 impl Effects {
-    /// The queue of instance `name` on `iface`, with its task.
-    pub(super) fn spawn(name: String, iface: String, netlink: Arc<Netlink>) -> Self {
+    /// The queue of instance `name` on `iface`, with its task. The routes it holds are
+    /// written again whenever `link_ups` moves.
+    pub(super) fn spawn(
+        name: String,
+        iface: String,
+        netlink: Arc<Netlink>,
+        link_ups: watch::Receiver<u64>,
+    ) -> Self {
         let (queue, effects) = mpsc::unbounded_channel();
         let routes = RouteBook::default();
         tokio::spawn(
@@ -273,8 +279,9 @@ impl Effects {
                 netlink,
                 announcer: None,
                 routes: routes.clone(),
+                held: Vec::new(),
             }
-            .run(effects),
+            .run(effects, link_ups),
         );
         Self { queue, routes }
     }
@@ -316,11 +323,33 @@ struct Worker {
     netlink: Arc<Netlink>,
     announcer: Option<JoinHandle<()>>,
     routes: RouteBook,
+    /// The routes and rules added last and not removed since: what a link coming up
+    /// makes it write again.
+    held: Vec<Entry>,
 }
 
 impl Worker {
-    async fn run(mut self, mut effects: mpsc::UnboundedReceiver<Effect>) {
-        while let Some(effect) = effects.recv().await {
+    async fn run(
+        mut self,
+        mut effects: mpsc::UnboundedReceiver<Effect>,
+        mut link_ups: watch::Receiver<u64>,
+    ) {
+        loop {
+            let effect = tokio::select! {
+                // Effects first: a link coming up never reorders what was decided.
+                biased;
+                effect = effects.recv() => match effect {
+                    Some(effect) => effect,
+                    None => break,
+                },
+                Ok(()) = link_ups.changed() => {
+                    if !self.held.is_empty() {
+                        let owner = format!("instance {}", self.name);
+                        routes::add_all(&self.netlink, &self.held, &self.routes, &owner).await;
+                    }
+                    continue;
+                }
+            };
             match effect {
                 Effect::AddAddresses { addrs, done } => {
                     let started = Instant::now();
@@ -347,10 +376,12 @@ impl Worker {
                 Effect::AddRoutes { entries } => {
                     let owner = format!("instance {}", self.name);
                     routes::add_all(&self.netlink, &entries, &self.routes, &owner).await;
+                    self.held = entries;
                 }
                 Effect::RemoveRoutes { entries } => {
                     let owner = format!("instance {}", self.name);
                     routes::remove_all(&self.netlink, &entries, &self.routes, &owner).await;
+                    self.held.retain(|e| !entries.contains(e));
                 }
                 Effect::Announce {
                     ifindex,

@@ -6,19 +6,49 @@
 //! Adding goes addresses, routes, rules (a route may use an address as its `src`; a rule
 //! sends packets to a table, which should hold its routes first); removing goes the other
 //! way. Each entry's last outcome is kept in a [`RouteBook`] for `vipflip status`.
+//!
+//! The kernel flushes the routes through an interface that goes down (and a static address's
+//! interface may appear late), so whoever holds entries writes them again each time an
+//! interface comes up: [`watch_link_ups`] counts those moments for every holder.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
 };
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     config::{InstanceSpec, RouteSpec, RuleSpec, StaticAddressSpec, Statics},
     control::RouteStatus,
-    io::netlink::{Netlink, NetlinkError},
+    io::netlink::{LinkUp, Netlink, NetlinkError},
 };
+
+/// A counter that moves each time an interface comes up (or the kernel dropped link events),
+/// for the holders of routes to write theirs again. If the subscription fails, it never
+/// moves (and the failure is logged): routes are then written on transitions only.
+async fn watch_link_ups() -> watch::Receiver<u64> {
+    let (tx, rx) = watch::channel(0_u64);
+    match Netlink::subscribe_link_ups().await {
+        Ok(mut ups) => {
+            tokio::spawn(async move {
+                while let Some(up) = ups.next().await {
+                    if let LinkUp::Named(name) = &up {
+                        log::debug!("{name} came up: rewriting the routes that go through it");
+                    }
+                    if tx.is_closed() {
+                        break;
+                    }
+                    tx.send_modify(|n: &mut u64| *n = n.wrapping_add(1));
+                }
+            });
+        }
+        Err(err) => log::error!(
+            "watching links for the configured routes: {err}; a route the kernel flushes with its interface is written again only at the next transition or reload"
+        ),
+    }
+    rx
+}
 
 /// One thing the configuration asks the kernel to hold.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -183,18 +213,29 @@ pub(super) struct StaticRoutes {
 }
 
 impl StaticRoutes {
-    /// Starts the task and asks it to hold `statics`.
-    pub(super) fn start(statics: &Statics, netlink: Arc<Netlink>) -> Self {
+    /// Starts watching links (see [`watch_link_ups`]) and the statics' task, and asks it to
+    /// hold `statics`; it writes them again whenever a link comes up. Also returns the
+    /// link-up counter, for the instances' queues.
+    pub(super) async fn start(
+        statics: &Statics,
+        netlink: Arc<Netlink>,
+    ) -> (Self, watch::Receiver<u64>) {
+        let link_ups = watch_link_ups().await;
         let (queue, requests) = mpsc::unbounded_channel();
         let book = RouteBook::default();
-        tokio::spawn(run_statics(requests, netlink, book.clone()));
+        tokio::spawn(run_statics(
+            requests,
+            netlink,
+            book.clone(),
+            link_ups.clone(),
+        ));
         let mut this = Self {
             queue,
             book,
             entries: Vec::new(),
         };
         this.hold(statics);
-        this
+        (this, link_ups)
     }
 
     /// A reload: hold `statics` from now on.
@@ -229,9 +270,24 @@ async fn run_statics(
     mut requests: mpsc::UnboundedReceiver<StaticsRequest>,
     netlink: Arc<Netlink>,
     book: RouteBook,
+    mut link_ups: watch::Receiver<u64>,
 ) {
     let mut held: Vec<Entry> = Vec::new();
-    while let Some(request) = requests.recv().await {
+    loop {
+        let request = tokio::select! {
+            // Requests first: a link coming up never reorders what was asked.
+            biased;
+            request = requests.recv() => match request {
+                Some(request) => request,
+                None => break,
+            },
+            Ok(()) = link_ups.changed() => {
+                if !held.is_empty() {
+                    add_all(&netlink, &held, &book, "static").await;
+                }
+                continue;
+            }
+        };
         match request {
             StaticsRequest::Hold(wanted) => {
                 let gone: Vec<Entry> = held
