@@ -57,6 +57,9 @@ pub struct StatusReport {
     /// The VIPs announced to the routing daemon (`[[announce]]`).
     #[serde(default)]
     pub announcements: Vec<AnnouncementStatus>,
+    /// `[[static_address]]`, `[[static_route]]`, `[[static_rule]]`.
+    #[serde(default)]
+    pub statics: Vec<RouteStatus>,
 }
 
 /// One `[[announce]]`, for `vipflip status`.
@@ -160,6 +163,29 @@ pub struct InstanceStatus {
     /// A reload removed it: it is handing off and waiting out its forward window, then goes.
     #[serde(default)]
     pub removing: bool,
+    /// Its `virtual_routes` and `virtual_rules`, and how each was last written.
+    #[serde(default)]
+    pub routes: Vec<RouteStatus>,
+}
+
+/// A configured route, rule or address, for `vipflip status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    /// `route 198.51.100.0/24 via 192.0.2.1 table 100`, `rule from all lookup 100`.
+    pub entry: String,
+    /// `installed`, `absent` (not written, or removed) or `failed`.
+    pub state: String,
+    /// Why the last write failed.
+    pub error: Option<String>,
+}
+
+impl RouteStatus {
+    fn line(&self) -> String {
+        match &self.error {
+            Some(why) => format!("{}: {} ({why})", self.entry, self.state),
+            None => format!("{}: {}", self.entry, self.state),
+        }
+    }
 }
 
 /// One tracker of an instance, for `vipflip status`.
@@ -311,6 +337,12 @@ impl StatusReport {
                     t.tracker, t.weight, t.effect
                 );
             }
+            for r in &i.routes {
+                let _ = writeln!(out, "  virtual       {}", r.line());
+            }
+        }
+        for r in &self.statics {
+            let _ = writeln!(out, "static {}", r.line());
         }
         for a in &self.announcements {
             let _ = writeln!(
@@ -457,9 +489,26 @@ mod tests {
                 ],
                 sync_group: Some("G1".into()),
                 removing: false,
+                routes: vec![
+                    RouteStatus {
+                        entry: "route 198.51.100.0/24 via 192.0.2.1 table 100".into(),
+                        state: "absent".into(),
+                        error: None,
+                    },
+                    RouteStatus {
+                        entry: "rule from 192.0.2.100/32 lookup 100".into(),
+                        state: "failed".into(),
+                        error: Some("RTM_NEWRULE: Operation not permitted".into()),
+                    },
+                ],
             }],
             virtual_servers: Vec::new(),
             announcements: Vec::new(),
+            statics: vec![RouteStatus {
+                entry: "route blackhole 203.0.113.0/24".into(),
+                state: "installed".into(),
+                error: None,
+            }],
         };
         assert_eq!(
             report.render(),
@@ -474,7 +523,10 @@ mod tests {
              \x20 adverts       sent 7 received 9; xdp accepted 10 dropped 2\n\
              \x20 sync group    G1\n\
              \x20 track         track_script chk_web weight -30: observed 0, effect -30\n\
-             \x20 track         track_interface eth1 weight 0: observed not yet, effect none\n"
+             \x20 track         track_interface eth1 weight 0: observed not yet, effect none\n\
+             \x20 virtual       route 198.51.100.0/24 via 192.0.2.1 table 100: absent\n\
+             \x20 virtual       rule from 192.0.2.100/32 lookup 100: failed (RTM_NEWRULE: Operation not permitted)\n\
+             static route blackhole 203.0.113.0/24: installed\n"
         );
         let json = serde_json::to_string(&Response::Status(report.clone())).unwrap();
         assert_eq!(
@@ -544,6 +596,7 @@ mod tests {
                     table: 200,
                 },
             ],
+            statics: Vec::new(),
         };
         assert_eq!(
             report.render(),

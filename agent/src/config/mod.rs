@@ -28,6 +28,7 @@
 
 mod diagnostic;
 mod reader;
+mod routes;
 mod routing;
 mod schema;
 #[cfg(test)]
@@ -43,6 +44,10 @@ use ipnet::IpNet;
 use vipflip_common::{IPPROTO_TCP, IPPROTO_UDP, Scheduler, ServiceKey, VipKey};
 
 pub use diagnostic::{Diagnostic, Location, Severity};
+pub use routes::{
+    DEFAULT_ROUTE_PROTOCOL, MAIN_TABLE, RouteKind, RouteScope, RouteSpec, RuleAction, RuleSpec,
+    StaticAddressSpec, Statics,
+};
 pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
 use crate::lb::{Forward, RealConfig, ServiceConfig, TunnelSource};
@@ -63,6 +68,9 @@ pub struct Config {
     pub routing: RoutingSpec,
     /// `[[announce]]`: the VIPs announced through the routing daemon, each with its gate.
     pub announces: Vec<AnnounceSpec>,
+    /// `[[static_address]]`, `[[static_route]]`, `[[static_rule]]`: present while the agent
+    /// runs, whatever the instances' states.
+    pub statics: Statics,
 }
 
 /// `[global]`.
@@ -146,6 +154,11 @@ pub struct InstanceSpec {
     pub forward_window: Duration,
     /// `VRRPv2` simple-text authentication (RFC 3768 §5.3.6), at most 8 bytes. v2 only.
     pub auth_pass: Option<String>,
+    /// Routes present while the instance is master (keepalived `virtual_routes`): added
+    /// after its addresses, removed before them.
+    pub virtual_routes: Vec<RouteSpec>,
+    /// Policy rules present while the instance is master (keepalived `virtual_rules`).
+    pub virtual_rules: Vec<RuleSpec>,
 }
 
 /// One `[[virtual_server]]`: a service (VIP, port, protocol) spread over real servers by

@@ -55,7 +55,12 @@ impl<'s> Ctx<'s> {
     }
 
     pub(super) fn has_errors(&self) -> bool {
-        self.diags.iter().any(|(_, d)| d.is_error())
+        self.error_count() > 0
+    }
+
+    /// How many errors so far: an entry that added some is not turned into a spec.
+    pub(super) fn error_count(&self) -> usize {
+        self.diags.iter().filter(|(_, d)| d.is_error()).count()
     }
 
     /// The line a span starts on, for "defined at line N" hints.

@@ -12,6 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 mod global;
 mod instance;
+mod routes;
 mod routing;
 mod script;
 mod services;
@@ -30,12 +31,21 @@ const ROOT_KEYS: &[&str] = &[
     "script",
     "sync_group",
     "virtual_server",
+    "static_address",
+    "static_route",
+    "static_rule",
 ];
 const ROOT_ALIASES: &[Alias] = &[
     ("global_defs", "vipflip calls it `[global]`"),
     ("vrrp_instance", "vipflip calls it `[[instance]]`"),
     ("vrrp_script", "vipflip calls it `[[script]]`"),
     ("vrrp_sync_group", "vipflip calls it `[[sync_group]]`"),
+    (
+        "static_ipaddress",
+        "write one `[[static_address]]` per address",
+    ),
+    ("static_routes", "write one `[[static_route]]` per route"),
+    ("static_rules", "write one `[[static_rule]]` per rule"),
     (
         "virtual_server_group",
         "vipflip has no server groups: write one `[[virtual_server]]` per (vip, port, protocol)",
@@ -71,6 +81,8 @@ pub(super) fn parse(
         .map(|(i, t)| instance::instance(&mut ctx, t, i, host))
         .collect();
     instance::check_instances(&mut ctx, &instances, &scripts);
+    let statics = routes::statics(&mut ctx, &root, host);
+    routes::check_across(&mut ctx, &instances, &statics);
     let sync_groups: Vec<_> = top_tables(&mut ctx, &root, "sync_group")
         .into_iter()
         .enumerate()
@@ -108,6 +120,7 @@ pub(super) fn parse(
         virtual_servers: virtual_servers.into_iter().map(|v| v.spec).collect(),
         routing,
         announces,
+        statics: statics.into_statics(),
     };
     Ok((config, ctx.finish()))
 }

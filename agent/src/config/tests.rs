@@ -13,6 +13,7 @@ use super::{
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
 mod cores;
+mod routes;
 mod routing;
 
 /// A host with eth0, eth1 and lo, named "testhost".
@@ -1520,6 +1521,15 @@ fn the_example_virtual_server_block_is_valid() {
     assert_eq!(config.routing.table, 200);
     assert_eq!(config.routing.bgp.as_ref().map(|b| b.asn), Some(65011));
     assert_eq!(config.announces.len(), 1);
+    // And the statics at the end.
+    assert_eq!(
+        (
+            config.statics.addresses.len(),
+            config.statics.routes.len(),
+            config.statics.rules.len()
+        ),
+        (1, 1, 1)
+    );
 }
 
 /// The line that starts the commented `[[virtual_server]]` block of the example.

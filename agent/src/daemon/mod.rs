@@ -5,9 +5,11 @@
 //! the core asks for, in the order that makes a flip fast:
 //!
 //! - becoming master: the `VIPS` map first (one update per VIP: traffic is accepted from that
-//!   instant), then the addresses (netlink), then gratuitous ARP / unsolicited NA;
+//!   instant), then the addresses (netlink), then (queued, not awaited) the instance's
+//!   `virtual_routes` and `virtual_rules`, then gratuitous ARP / unsolicited NA;
 //! - becoming backup: the map to `Forward` to the new master's MAC for `forward_window` (hosts
-//!   whose ARP caches still point here keep being served), then `Drop`; addresses removed.
+//!   whose ARP caches still point here keep being served), then `Drop`; routes and rules
+//!   removed, then addresses.
 //!
 //! Every step is logged with the time it took. Slow steps (netlink, announcements) run in
 //! their own tasks, so they never delay an advert.

@@ -6,7 +6,8 @@
 //! - `election`: adverts, deadlines and observations into the state machines, their actions
 //!   dispatched in order;
 //! - `effects`: what a transition does outside the process (the `VIPS` flip, addresses,
-//!   gratuitous ARP / NA);
+//!   virtual routes and rules, gratuitous ARP / NA);
+//! - `routes`: configured routes, rules and static addresses, and how each was written;
 //! - `reload`: diff the new configuration, then apply it;
 //! - `report`: `vipflip status` and the metrics;
 //! - `shutdown`: handoffs, route withdrawals, forward windows, detach;
@@ -21,6 +22,7 @@ mod instances;
 mod lb;
 mod reload;
 mod report;
+mod routes;
 mod shutdown;
 mod start;
 
@@ -139,6 +141,10 @@ struct Daemon {
     lb: lb::LbRuntime,
     /// The VIPs announced to the routing daemon, and their gates.
     announcements: announce::Announcements,
+    /// `[[static_address]]`, `[[static_route]]`, `[[static_rule]]`, held by a task of their own.
+    statics: routes::StaticRoutes,
+    /// Moves each time an interface comes up: the holders of routes write them again.
+    link_ups: tokio::sync::watch::Receiver<u64>,
     /// The reload under way, if any (see `reload`).
     reloading: Option<reload::PendingReload>,
     /// Interfaces the reload under way re-opened from their pins.

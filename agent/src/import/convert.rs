@@ -14,6 +14,7 @@ mod global_defs;
 mod instance;
 mod notify;
 mod real_server;
+mod routes;
 mod script;
 mod sync_group;
 mod tracking;
@@ -22,6 +23,7 @@ mod virtual_server;
 
 use global_defs::Globals;
 pub(super) use real_server::{CheckKindOut, CheckOut};
+pub(super) use routes::{StaticsOut, TableOut};
 use script::ScriptDef;
 use tracking::TrackFileDef;
 pub(super) use virtual_server::VirtualServerOut;
@@ -40,6 +42,8 @@ pub(super) struct Output {
     pub(super) scripts: Vec<ScriptOut>,
     pub(super) sync_groups: Vec<GroupOut>,
     pub(super) virtual_servers: Vec<VirtualServerOut>,
+    /// `static_ipaddress`, `static_routes`, `static_rules`.
+    pub(super) statics: StaticsOut,
     pub(super) reports: Vec<Located>,
 }
 
@@ -83,6 +87,8 @@ pub(super) struct InstanceOut {
     pub(super) notify: Notify,
     pub(super) lower_prio_no_advert: bool,
     pub(super) auth_pass: Option<String>,
+    pub(super) virtual_routes: Vec<TableOut>,
+    pub(super) virtual_rules: Vec<TableOut>,
 }
 
 /// vipflip's `garp` table; [`Garp::default`] is vipflip's (and keepalived's) default.
@@ -146,6 +152,7 @@ pub(super) fn convert(source: &Source) -> Result<Output, Vec<ImportError>> {
         source,
         out: Output::default(),
         errors: Vec::new(),
+        next_rule_priority: routes::FIRST_RULE_PRIORITY,
     };
     c.run();
     if c.errors.is_empty() {
@@ -159,6 +166,8 @@ struct Conv<'s> {
     source: &'s Source,
     out: Output,
     errors: Vec<ImportError>,
+    /// The priority keepalived gives the next rule written without one.
+    next_rule_priority: u32,
 }
 
 const NO_EQUIVALENT: &str = "vipflip has no equivalent; not carried";
@@ -258,6 +267,18 @@ impl Conv<'_> {
                 "virtual_server" => services.push(stmt),
                 "virtual_server_group" => {
                     self.lost(stmt.loc(), Section::Header, stmt.text(), SERVER_GROUP);
+                }
+                "static_ipaddress" => {
+                    let addresses = self.static_addresses(stmt);
+                    self.out.statics.addresses.extend(addresses);
+                }
+                "static_routes" => {
+                    let routes = self.routes(stmt, Section::Header);
+                    self.out.statics.routes.extend(routes);
+                }
+                "static_rules" => {
+                    let rules = self.rules(stmt, Section::Header);
+                    self.out.statics.rules.extend(rules);
                 }
                 _ => self.lost(stmt.loc(), Section::Header, stmt.text(), NO_EQUIVALENT),
             }

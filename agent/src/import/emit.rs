@@ -1,6 +1,6 @@
 //! The vipflip TOML: a header naming the source, then `[global]`, one `[[instance]]` per
-//! `vrrp_instance` in order, `[[script]]`s and `[[sync_group]]`s, keys in the order of
-//! `examples/vipflip.toml`. Each report is a comment at the top of the section it concerns.
+//! `vrrp_instance` in order, `[[script]]`s and `[[sync_group]]`s, `[[virtual_server]]`s,
+//! then the statics, keys in the order of `examples/vipflip.toml`. Each report is a comment at the top of the section it concerns.
 
 use core::fmt::Write as _;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use super::ReportKind;
 use super::convert::{
     CheckKindOut, CheckOut, Garp, GroupOut, InstanceOut, Micros, Notify, Output, ScriptOut,
-    Section, VirtualServerOut,
+    Section, TableOut, VirtualServerOut,
 };
 
 pub(super) fn emit(out: &Output, source: &Path) -> String {
@@ -63,7 +63,31 @@ pub(super) fn emit(out: &Output, source: &Path) -> String {
         comments(&mut s, out, Section::VirtualServer(i));
         virtual_server(&mut s, vs);
     }
+    for (header, tables) in [
+        ("static_address", &out.statics.addresses),
+        ("static_route", &out.statics.routes),
+        ("static_rule", &out.statics.rules),
+    ] {
+        for t in tables {
+            let _ = write!(s, "\n[[{header}]]\n");
+            for (key, value) in &t.0 {
+                let _ = writeln!(s, "{key} = {value}");
+            }
+        }
+    }
     s
+}
+
+/// `key = [` one inline table a line `]`, or nothing for an empty list.
+fn inline_tables(s: &mut String, key: &str, tables: &[TableOut]) {
+    if tables.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "{key} = [");
+    for t in tables {
+        let _ = writeln!(s, "  {},", t.inline());
+    }
+    s.push_str("]\n");
 }
 
 fn comments(s: &mut String, out: &Output, section: Section) {
@@ -142,6 +166,8 @@ fn instance(s: &mut String, i: &InstanceOut) {
     if let Some(pass) = &i.auth_pass {
         let _ = writeln!(s, "auth_pass = {}", quote(pass));
     }
+    inline_tables(s, "virtual_routes", &i.virtual_routes);
+    inline_tables(s, "virtual_rules", &i.virtual_rules);
 }
 
 fn tracked(s: &mut String, key: &str, field: &str, list: &[(String, i64)]) {
@@ -275,7 +301,7 @@ fn strings(items: &[String]) -> String {
 }
 
 /// A TOML basic string.
-fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {

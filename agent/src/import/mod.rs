@@ -32,6 +32,16 @@
 //! - A `vrrp_script` no instance tracks is left out (keepalived does not run it either).
 //! - The VRRP version: the instance's `version`, else `global_defs` `vrrp_version`, else
 //!   keepalived's default: 2 for IPv4, 3 for IPv6. Always written out.
+//! - `virtual_routes` / `virtual_rules` become the instance's `virtual_routes` /
+//!   `virtual_rules`, `static_ipaddress` / `static_routes` / `static_rules` become
+//!   `[[static_address]]` / `[[static_route]]` / `[[static_rule]]`, one inline table per
+//!   line. A route attribute vipflip does not set (`mtu`, `realms`…) is reported and the
+//!   route carried; a multipath route (`or`, `nexthop`), a route type other than unicast,
+//!   blackhole, unreachable, prohibit, and a rule with a condition vipflip cannot write
+//!   (`tos`, `not`, `goto`, ports…: without it the rule would match more) are left out whole.
+//!   A rule without `preference` gets the one keepalived gives it (16384, then one less for
+//!   each such rule in file order), noted. Table names other than `main`, `local`,
+//!   `default` are not carried (vipflip reads no `rt_tables`).
 //!
 //! # LVS virtual servers
 //! - A `virtual_server IP [PORT]` becomes a `[[virtual_server]]` named `IP:PORT/proto` when

@@ -492,3 +492,60 @@ fn lvs_direct_routing() {
         })
     );
 }
+
+/// `virtual_routes`, `virtual_rules` and the statics, in keepalived's words (`gw`, `or`,
+/// `src … to …`, types first, rules without preference).
+#[test]
+fn routes_rules_and_statics() {
+    check(
+        "routes.conf",
+        "routes.toml",
+        &[
+            &at(
+                "routes.conf",
+                "3: warning: label eth1:mgmt: vipflip adds static addresses with the prefix only (kernel defaults for the rest)",
+            ),
+            &at(
+                "routes.conf",
+                "13: note: static_rules fwmark 7 lookup 101: no preference: keepalived gives it 16384, and so does the import",
+            ),
+            &at(
+                "routes.conf",
+                "28: note: no_track: vipflip does not watch its routes for removal by others (keepalived's tracking that no_track turns off); nothing to turn off",
+            ),
+            &at(
+                "routes.conf",
+                "29: warning: mtu 1400: vipflip does not set this route attribute; the route is carried without it",
+            ),
+            &at(
+                "routes.conf",
+                "30: warning: virtual_routes 198.51.105.0/24 via 192.0.2.1 or 192.0.2.2: vipflip writes single-path routes; a multipath route (`or`, `nexthop`) is not carried: write one route per gateway with its own metric",
+            ),
+            &at(
+                "routes.conf",
+                "31: warning: virtual_routes throw 198.51.106.0/24: vipflip writes unicast, blackhole, unreachable and prohibit routes, not throw",
+            ),
+            &at(
+                "routes.conf",
+                "35: note: virtual_rules to 198.51.101.0/24 iif eth0 fwmark 0x10/0xff prohibit: no preference: keepalived gives it 16383, and so does the import",
+            ),
+            &at(
+                "routes.conf",
+                "36: warning: virtual_rules from 192.0.2.101 tos 0x10 table 101: vipflip writes no rule with `tos`; without it the rule would match more, so it is not carried",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn invalid_routes_rules_and_addresses_all_reported() {
+    refused(
+        "errors/routes.conf",
+        &[
+            "errors/routes.conf:2: error: `static_routes 198.51.100.0/24 via`: `via` needs a value",
+            "errors/routes.conf:3: error: `198.51.100.0/33`: expected a prefix like 192.0.2.0/24",
+            "errors/routes.conf:6: error: `priority high`: expected a number in 0..=4294967295",
+            "errors/routes.conf:9: error: `static_ipaddress nonsense dev eth0`: expected an address or address/prefix",
+        ],
+    );
+}

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::wire::MacAddr;
 
+mod configured;
 mod routes;
 pub use routes::RouteTable;
 
@@ -51,6 +52,10 @@ pub enum NetlinkError {
         #[source]
         source: rtnetlink::Error,
     },
+    /// The configuration's route cannot be put in a message (a builder refusal; the
+    /// configuration's checks make it unreachable).
+    #[error("{route}: {why}")]
+    InvalidRoute { route: String, why: String },
     /// A dump of every interface's entries failed.
     #[error("{op} dump: {source}")]
     Dump {
@@ -198,6 +203,60 @@ impl NeighbourEvents {
     }
 }
 
+/// What [`LinkUps::next`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkUp {
+    /// This interface has just come up (administratively up with a carrier), or was seen up
+    /// for the first time.
+    Named(String),
+    /// The kernel dropped events (`ENOBUFS`): any link may have come up.
+    Overrun,
+}
+
+/// Interfaces coming up (`RTNLGRP_LINK`), from [`Netlink::subscribe_link_ups`]: what makes
+/// routes the kernel flushed when a link went down writable again.
+pub struct LinkUps {
+    messages: BoxStream<'static, (NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+    /// Whether each interface (by index) was last seen up.
+    up: std::collections::HashMap<u32, bool>,
+    _netlink: Netlink,
+}
+
+impl fmt::Debug for LinkUps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkUps").finish_non_exhaustive()
+    }
+}
+
+impl LinkUps {
+    /// The next interface to come up; `None` once the socket is gone. Link messages that do
+    /// not change whether a link is up (an MTU, an XDP program) yield nothing.
+    pub async fn next(&mut self) -> Option<LinkUp> {
+        loop {
+            let (message, _) = self.messages.next().await?;
+            match message.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    let flags = link.header.flags;
+                    let up = flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp);
+                    let was = self.up.insert(link.header.index, up);
+                    if up && was != Some(true) {
+                        let name = link.attributes.iter().find_map(|a| match a {
+                            LinkAttribute::IfName(name) => Some(name.clone()),
+                            _ => None,
+                        });
+                        return Some(LinkUp::Named(name.unwrap_or_default()));
+                    }
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+                    self.up.remove(&link.header.index);
+                }
+                NetlinkPayload::Overrun(_) => return Some(LinkUp::Overrun),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// A route netlink connection; its driver task stops when this is dropped.
 #[derive(Debug)]
 pub struct Netlink {
@@ -236,6 +295,40 @@ impl Netlink {
         };
         let messages = messages.boxed();
         Ok((netlink, NeighbourEvents { messages }))
+    }
+
+    /// Interfaces coming up from now on (see [`LinkUps`]). The socket joins the group
+    /// before the dump that says which links are up already, so none is missed and none
+    /// already up counts as coming up.
+    pub async fn subscribe_link_ups() -> Result<LinkUps, NetlinkError> {
+        let (connection, handle, messages) =
+            rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+                .map_err(NetlinkError::Connect)?;
+        let netlink = Self {
+            handle,
+            driver: tokio::spawn(connection),
+        };
+        let mut up = std::collections::HashMap::new();
+        let mut links = netlink.handle.link().get().execute();
+        while let Some(link) = links
+            .try_next()
+            .await
+            .map_err(|source| NetlinkError::Dump {
+                op: "RTM_GETLINK",
+                source,
+            })?
+        {
+            let flags = link.header.flags;
+            up.insert(
+                link.header.index,
+                flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp),
+            );
+        }
+        Ok(LinkUps {
+            messages: messages.boxed(),
+            up,
+            _netlink: netlink,
+        })
     }
 
     /// The index of `iface`.

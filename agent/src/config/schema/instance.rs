@@ -12,7 +12,8 @@ use ipnet::IpNet;
 use toml::de::DeValue;
 
 use super::super::reader::{Alias, Ctx, Table, suggest};
-use super::super::{Garp, Host, InstanceSpec};
+use super::super::{Garp, Host, InstanceSpec, RouteSpec, RuleSpec};
+use super::routes::{Placed, instance_routes};
 use super::script::Script;
 use super::tracking::tracking;
 use super::{Listed, name, notify};
@@ -42,6 +43,8 @@ const INSTANCE_KEYS: &[&str] = &[
     "handoff_bound",
     "forward_window",
     "auth_pass",
+    "virtual_routes",
+    "virtual_rules",
 ];
 /// keepalived.conf words users bring, and what vipflip calls them.
 const INSTANCE_ALIASES: &[Alias] = &[
@@ -61,6 +64,8 @@ const INSTANCE_ALIASES: &[Alias] = &[
     ("notify_backup", "use `notify = { backup = \"…\" }`"),
     ("notify_fault", "use `notify = { fault = \"…\" }`"),
     ("notify_stop", "use `notify = { stop = \"…\" }`"),
+    ("virtual_route", "did you mean `virtual_routes`?"),
+    ("virtual_rule", "did you mean `virtual_rules`?"),
 ];
 const GARP_KEYS: &[&str] = &["repeat", "interval", "delay", "refresh"];
 const V3_INTERVAL_RULE: &str =
@@ -81,6 +86,8 @@ pub(super) struct Instance {
     family: Option<Family>,
     vips: Vec<Listed<IpAddr>>,
     track_scripts: Vec<Listed<String>>,
+    pub(super) routes: Vec<Placed<RouteSpec>>,
+    pub(super) rules: Vec<Placed<RuleSpec>>,
 }
 
 pub(super) fn instance(
@@ -152,18 +159,10 @@ pub(super) fn instance(
             .duration(ctx, "forward_window")
             .map_or(Duration::from_secs(5), |(d, _)| d),
         auth_pass: None,
+        virtual_routes: Vec::new(),
+        virtual_rules: Vec::new(),
     };
-    if let Some((d, span)) = t.duration(ctx, "handoff_bound") {
-        if d.is_zero() {
-            t.invalid_at(
-                ctx,
-                "handoff_bound",
-                &span,
-                "must be more than 0 (omit it for Master_Down_Interval)",
-            );
-        }
-        spec.handoff_bound = Some(d);
-    }
+    spec.handoff_bound = handoff_bound(ctx, &t);
 
     let (family, vips) = virtual_ips(ctx, &t, &mut spec);
     if let (Some(Family::Ipv6), Some(VrrpVersion::V2), Some(v)) =
@@ -181,6 +180,7 @@ pub(super) fn instance(
     }
     version_specific(ctx, &t, version, family, &mut spec);
     let track_scripts = tracking(ctx, &t, &mut spec);
+    let (routes, rules) = instance_routes(ctx, &t, family, &mut spec, host);
 
     Instance {
         spec,
@@ -190,7 +190,23 @@ pub(super) fn instance(
         family,
         vips,
         track_scripts,
+        routes,
+        rules,
     }
+}
+
+/// `handoff_bound`: more than 0 when given.
+fn handoff_bound(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<Duration> {
+    let (d, span) = t.duration(ctx, "handoff_bound")?;
+    if d.is_zero() {
+        t.invalid_at(
+            ctx,
+            "handoff_bound",
+            &span,
+            "must be more than 0 (omit it for Master_Down_Interval)",
+        );
+    }
+    Some(d)
 }
 
 fn interface(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, host: &impl Host) -> Option<String> {

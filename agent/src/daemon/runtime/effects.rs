@@ -1,5 +1,5 @@
-//! The side effects of a transition: the `VIPS` flip, the VIP addresses, gratuitous ARP /
-//! unsolicited NA.
+//! The side effects of a transition: the `VIPS` flip, the VIP addresses, the instance's
+//! `virtual_routes` and `virtual_rules`, gratuitous ARP / unsolicited NA.
 //!
 //! The flip is one map update, done on the loop. Everything that leaves the process through
 //! the kernel's other doors (netlink for the addresses, a packet socket for the
@@ -16,7 +16,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
 
@@ -32,7 +32,10 @@ use crate::{
     wire::arp::GarpForm,
 };
 
-use super::{Daemon, InstanceId};
+use super::{
+    Daemon, InstanceId,
+    routes::{self, Entry, RouteBook},
+};
 
 impl Daemon {
     /// The flip: `VIPS` first (traffic is accepted from that instant), then the addresses,
@@ -66,6 +69,9 @@ impl Daemon {
         // Awaited, not spawned: the first advert (next action) makes the old master
         // step down and forward to us, so the addresses must be in place by then.
         self.add_addresses(id).await;
+        // Queued, not awaited: they follow the addresses (a route's `src` may be a VIP),
+        // and nothing about the election waits for them.
+        self.queue_add_routes(id);
         // After the addresses, as keepalived: a notify script may rely on them. Starting it
         // never waits for it.
         let priority = self.instances[id].vrrp.priority();
@@ -96,6 +102,7 @@ impl Daemon {
             }
         };
         self.set_vips(id, ownership);
+        self.queue_remove_routes(id);
         self.queue_remove_addresses(id);
     }
 
@@ -134,6 +141,26 @@ impl Daemon {
                  advertising anyway (they follow in order)",
                 running.spec.name
             ),
+        }
+    }
+
+    /// Adds the instance's `virtual_routes` and `virtual_rules`, in order with its other
+    /// effects.
+    pub(super) fn queue_add_routes(&self, id: InstanceId) {
+        let running = &self.instances[id];
+        let entries = routes::instance_entries(&running.spec);
+        if !entries.is_empty() {
+            running.effects.push(Effect::AddRoutes { entries });
+        }
+    }
+
+    /// Removes the instance's `virtual_routes` and `virtual_rules` (before its addresses:
+    /// the reverse of adding).
+    pub(super) fn queue_remove_routes(&self, id: InstanceId) {
+        let running = &self.instances[id];
+        let entries = routes::instance_entries(&running.spec);
+        if !entries.is_empty() {
+            running.effects.push(Effect::RemoveRoutes { entries });
         }
     }
 
@@ -205,6 +232,13 @@ enum Effect {
     RemoveAddresses {
         addrs: Vec<IfAddr>,
     },
+    /// Add (or replace) these routes and rules.
+    AddRoutes {
+        entries: Vec<Entry>,
+    },
+    RemoveRoutes {
+        entries: Vec<Entry>,
+    },
     /// Start announcing (the previous schedule, if any, stops).
     Announce {
         ifindex: u32,
@@ -223,22 +257,45 @@ enum Effect {
 /// finish what is queued (removals included), then stop its announcements and end.
 pub(super) struct Effects {
     queue: mpsc::UnboundedSender<Effect>,
+    /// How the instance's routes and rules were last written.
+    routes: RouteBook,
 }
 
 impl Effects {
-    /// The queue of instance `name` on `iface`, with its task.
-    pub(super) fn spawn(name: String, iface: String, netlink: Arc<Netlink>) -> Self {
+    /// The queue of instance `name` on `iface`, with its task. The routes it holds are
+    /// written again whenever `link_ups` moves.
+    pub(super) fn spawn(
+        name: String,
+        iface: String,
+        netlink: Arc<Netlink>,
+        link_ups: watch::Receiver<u64>,
+    ) -> Self {
         let (queue, effects) = mpsc::unbounded_channel();
+        let routes = RouteBook::default();
         tokio::spawn(
             Worker {
                 name,
                 iface,
                 netlink,
                 announcer: None,
+                routes: routes.clone(),
+                held: Vec::new(),
             }
-            .run(effects),
+            .run(effects, link_ups),
         );
-        Self { queue }
+        Self { queue, routes }
+    }
+
+    /// How the instance's routes and rules were last written.
+    pub(super) fn routes(&self) -> &RouteBook {
+        &self.routes
+    }
+
+    /// Queues `entries`' removal (a reload dropped them from a running instance).
+    pub(super) fn remove_routes(&self, entries: Vec<Entry>) {
+        if !entries.is_empty() {
+            self.push(Effect::RemoveRoutes { entries });
+        }
     }
 
     fn push(&self, effect: Effect) {
@@ -265,11 +322,34 @@ struct Worker {
     iface: String,
     netlink: Arc<Netlink>,
     announcer: Option<JoinHandle<()>>,
+    routes: RouteBook,
+    /// The routes and rules added last and not removed since: what a link coming up
+    /// makes it write again.
+    held: Vec<Entry>,
 }
 
 impl Worker {
-    async fn run(mut self, mut effects: mpsc::UnboundedReceiver<Effect>) {
-        while let Some(effect) = effects.recv().await {
+    async fn run(
+        mut self,
+        mut effects: mpsc::UnboundedReceiver<Effect>,
+        mut link_ups: watch::Receiver<u64>,
+    ) {
+        loop {
+            let effect = tokio::select! {
+                // Effects first: a link coming up never reorders what was decided.
+                biased;
+                effect = effects.recv() => match effect {
+                    Some(effect) => effect,
+                    None => break,
+                },
+                Ok(()) = link_ups.changed() => {
+                    if !self.held.is_empty() {
+                        let owner = format!("instance {}", self.name);
+                        routes::add_all(&self.netlink, &self.held, &self.routes, &owner).await;
+                    }
+                    continue;
+                }
+            };
             match effect {
                 Effect::AddAddresses { addrs, done } => {
                     let started = Instant::now();
@@ -292,6 +372,16 @@ impl Worker {
                         self.name,
                         started.elapsed().as_micros()
                     );
+                }
+                Effect::AddRoutes { entries } => {
+                    let owner = format!("instance {}", self.name);
+                    routes::add_all(&self.netlink, &entries, &self.routes, &owner).await;
+                    self.held = entries;
+                }
+                Effect::RemoveRoutes { entries } => {
+                    let owner = format!("instance {}", self.name);
+                    routes::remove_all(&self.netlink, &entries, &self.routes, &owner).await;
+                    self.held.retain(|e| !entries.contains(e));
                 }
                 Effect::Announce {
                     ifindex,

@@ -287,6 +287,7 @@ impl Daemon {
                 let priority = running.vrrp.priority();
                 log::info!("instance {name}: -> {state:?} ({cause})");
                 self.set_vips(id, Ownership::Drop { vrid });
+                self.queue_remove_routes(id);
                 self.queue_remove_addresses(id);
                 let notified = if state == StateKind::Fault {
                     NotifyState::Fault

@@ -21,7 +21,7 @@ use crate::{
     wire::Family,
 };
 
-use super::{Daemon, InstanceId};
+use super::{Daemon, InstanceId, routes};
 use crate::daemon::InstanceError;
 
 /// Why a reload was not applied, or applied only in part.
@@ -175,8 +175,9 @@ impl Daemon {
 
     /// Applies `new`: only the difference. Unchanged instances are not touched; removed ones
     /// resign (a master hands off first, without a lost packet); changed ones are updated in
-    /// place when only priority, tracking, notify, GARP or the forward window changed, and
-    /// restarted otherwise; new ones start.
+    /// place when only priority, tracking, notify, GARP, the forward window or the virtual
+    /// routes and rules changed, and restarted otherwise; new ones start. The statics are
+    /// brought in line with the new file.
     async fn reload_with(&mut self, new: Config) -> Result<Reloaded, ReloadError> {
         let changed_globals = changed_globals(&self.config.global, &new.global);
         if !changed_globals.is_empty() {
@@ -233,6 +234,9 @@ impl Daemon {
         // watched, or moving a weight, restarts nothing (a restarted script driver starts its
         // rise/fall count afresh).
         let respawn = track::Watched::of(&self.config) != track::Watched::of(&new);
+        if self.config.statics != new.statics {
+            self.statics.hold(&new.statics);
+        }
         let old = std::mem::replace(&mut self.config, new);
         if respawn {
             match track::spawn_trackers(&self.config) {
@@ -268,7 +272,21 @@ impl Daemon {
             self.metrics
                 .forget_tracker(&running.spec.name, &gone.to_string());
         }
+        let old_routes = routes::instance_entries(&running.spec);
+        let new_routes = routes::instance_entries(&spec);
         running.spec = spec;
+        if old_routes != new_routes {
+            // Those the new file drops go; a master (re)writes the new set, which replaces
+            // in place the routes whose gateway or device changed.
+            let gone = old_routes
+                .into_iter()
+                .filter(|e| !new_routes.contains(e))
+                .collect();
+            running.effects.remove_routes(gone);
+            if running.vrrp.state() == StateKind::Master {
+                self.queue_add_routes(id);
+            }
+        }
         self.apply_track_commands(id, commands);
         self.dispatch(id).await;
     }
@@ -461,7 +479,8 @@ pub(super) fn family_tag(spec: &InstanceSpec) -> u8 {
 }
 
 /// Whether a reload can move `old` to `new` without restarting it: they differ only in
-/// what tracking, notify and the I/O shell read at each use. The state machine's own
+/// what tracking, notify and the I/O shell read at each use (routes and rules included:
+/// `update_in_place` rewrites them). The state machine's own
 /// configuration (VRID, interval, VIPs, peers, preempt…) needs a new instance, as does
 /// becoming or ceasing to be the address owner.
 pub(super) fn updatable_in_place(old: &InstanceSpec, new: &InstanceSpec) -> bool {
@@ -478,6 +497,8 @@ pub(super) fn updatable_in_place(old: &InstanceSpec, new: &InstanceSpec) -> bool
     rest.notify = old.notify.clone();
     rest.garp = old.garp;
     rest.forward_window = old.forward_window;
+    rest.virtual_routes.clone_from(&old.virtual_routes);
+    rest.virtual_rules.clone_from(&old.virtual_rules);
     rest == *old
 }
 
@@ -580,7 +601,7 @@ mod tests {
     }
 
     #[test]
-    fn priority_tracking_and_notify_update_in_place_the_rest_restarts() {
+    fn priority_tracking_notify_and_routes_update_in_place_the_rest_restarts() {
         let old = &config("", "").instances[0];
         let mut raised = old.clone();
         raised.priority = crate::wire::Priority(150);
@@ -593,6 +614,16 @@ mod tests {
         )
         .instances[0];
         assert!(updatable_in_place(old, tracked));
+        let routed = &config(
+            r#"virtual_routes = [{ to = "198.51.100.0/24", via = "192.0.2.1" }]
+            virtual_rules = [{ from = "192.0.2.100", table = 100 }]"#,
+            "",
+        )
+        .instances[0];
+        assert!(
+            updatable_in_place(old, routed),
+            "routes are rewritten under a running instance"
+        );
         let interval = &config(r#"advert_interval = "200ms""#, "").instances[0];
         assert!(!updatable_in_place(old, interval));
         let mut owner = old.clone();

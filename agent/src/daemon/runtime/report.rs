@@ -132,6 +132,10 @@ impl Daemon {
                         .collect(),
                     sync_group: r.group.map(|g| self.groups[g].name.clone()),
                     removing: r.retiring,
+                    routes: r
+                        .effects
+                        .routes()
+                        .status(&super::routes::instance_entries(&r.spec)),
                 }
             })
             .collect();
@@ -141,6 +145,7 @@ impl Daemon {
             instances,
             virtual_servers: self.lb_status(),
             announcements: self.announcement_status(),
+            statics: self.statics.status(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Stopping: SIGTERM / SIGINT hand every master off and withdraw every announced route, wait
 //! out the forward windows and the routers' rerouting (no VIP packet for `drain_quiet`), then
-//! detach (or leave the program pinned with `--keep-dataplane`).
+//! remove the instances' and the static routes, rules and addresses, and detach (or leave the
+//! program pinned with `--keep-dataplane`).
 
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,10 @@ impl Daemon {
         for running in &self.instances {
             running.effects.flush().await;
         }
+        // The statics last: an instance's routes may go through them (a static address as
+        // a gateway's way out).
+        self.statics.release();
+        self.statics.flush().await;
         self.announcements.flush().await;
         // STOP (and last BACKUP) scripts: the runtime ends with this function.
         self.notifier.wait_for_scripts(NOTIFY_AT_EXIT_LIMIT).await;

@@ -89,6 +89,9 @@ impl Daemon {
                 table: config.routing.table,
                 source,
             })?;
+        // Before the instances: whatever their state, the statics are there from the start.
+        let (statics, link_ups) =
+            super::routes::StaticRoutes::start(&config.statics, Arc::clone(&netlink)).await;
         let specs = config.instances.clone();
         let (prepared_tx, prepared_rx) = mpsc::channel(1);
         let mut daemon = Self {
@@ -116,6 +119,8 @@ impl Daemon {
             force_exit: false,
             lb: lb::LbRuntime::new(),
             announcements,
+            statics,
+            link_ups,
             reloading: None,
             reopened_by_reload: Vec::new(),
             prepared_tx,
@@ -288,6 +293,7 @@ impl Daemon {
                 spec_name,
                 spec_iface,
                 Arc::clone(&self.netlink),
+                self.link_ups.clone(),
             ),
             track,
             startup_pending: false,

@@ -11,7 +11,9 @@ use super::global_defs::Globals;
 use super::notify::NOTIFY_ANY;
 use super::tracking::{Track, TrackFileDef, TrackKind};
 use super::values::seconds_text;
-use super::{Conv, Garp, InstanceOut, Micros, NO_EQUIVALENT, NO_MAIL, Notify, SECOND, Section};
+use super::{
+    Conv, Garp, InstanceOut, Micros, NO_EQUIVALENT, NO_MAIL, Notify, SECOND, Section, TableOut,
+};
 
 /// The raw fields of a `vrrp_instance`, before defaults and cross-checks.
 #[derive(Default)]
@@ -38,6 +40,8 @@ struct RawInstance<'s> {
     garp_refresh: Option<Micros>,
     lower_prio_no_advert: Option<bool>,
     auth: Option<&'s Stmt>,
+    routes: Vec<TableOut>,
+    rules: Vec<TableOut>,
 }
 
 impl<'s> Conv<'s> {
@@ -183,6 +187,8 @@ impl<'s> Conv<'s> {
                 "garp_master_refresh" => r.garp_refresh = self.seconds(s, 86_400),
                 "lower_prio_no_advert" => r.lower_prio_no_advert = self.flag(s),
                 "authentication" => r.auth = Some(s),
+                "virtual_routes" => r.routes.extend(self.routes(s, sec)),
+                "virtual_rules" => r.rules.extend(self.rules(s, sec)),
                 "use_vmac" | "vmac_xmit_base" | "use_vmac_addr" => self.lost(
                     loc,
                     sec,
@@ -311,6 +317,8 @@ impl<'s> Conv<'s> {
             notify: r.notify,
             lower_prio_no_advert: r.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
             auth_pass: None,
+            virtual_routes: r.routes,
+            virtual_rules: r.rules,
         };
         for t in tracks {
             let list = match t.kind {
