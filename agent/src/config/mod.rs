@@ -46,7 +46,8 @@ pub use diagnostic::{Diagnostic, Location, Severity};
 pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
 use crate::lb::{RealConfig, ServiceConfig};
-use crate::track::{TrackConfig, Tracked, TrackerConfig};
+use crate::track::security::{PathFacts, RealFs, ScriptFs};
+use crate::track::{RunAs, ScriptUser, TrackConfig, Tracked, TrackerConfig};
 use crate::vrrp::InstanceConfig;
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
@@ -81,6 +82,23 @@ pub struct Global {
     pub xdp_mode: XdpMode,
     /// A FIFO that receives one line per state change (keepalived `notify_fifo`).
     pub notify_fifo: Option<PathBuf>,
+    /// Who scripts run as unless a script names its own `user` (keepalived `script_user`);
+    /// `None`: the daemon's own user.
+    pub script_user: Option<ScriptUser>,
+    /// Refuse scripts that would run with root's rights from a path others than root can
+    /// write (keepalived `enable_script_security`). Default false: such scripts are warned
+    /// about.
+    pub script_security: bool,
+}
+
+impl Global {
+    /// How notify scripts run, and scripts that name no `user` of their own.
+    pub fn run_as(&self) -> RunAs {
+        RunAs {
+            user: self.script_user.clone(),
+            script_security: self.script_security,
+        }
+    }
 }
 
 /// How the XDP program is attached.
@@ -247,8 +265,9 @@ pub enum CheckKind {
         expect_status: u16,
         body: Option<HttpBodyMatch>,
     },
-    /// Runs `command` (argv, no shell); exit 0 = healthy (keepalived `MISC_CHECK`).
-    Script { command: Vec<String> },
+    /// Runs `command` (argv, no shell) as `run_as` says; exit 0 = healthy (keepalived
+    /// `MISC_CHECK`, whose `user USER [GROUP]` is `user`/`group`).
+    Script { command: Vec<String>, run_as: RunAs },
 }
 
 /// A compiled body regex that compares by its source text.
@@ -353,6 +372,8 @@ pub struct ScriptSpec {
     pub rise: u32,
     /// Failures in a row that make a good script failing. Default 1.
     pub fall: u32,
+    /// Its `user`/`group`, else `[global] script_user`, and `script_security`.
+    pub run_as: RunAs,
 }
 
 /// One `[[sync_group]]`: instances that change state together.
@@ -366,9 +387,13 @@ pub struct SyncGroupSpec {
 
 /// Where the host-dependent facts come from: the real host in [`Config::parse`], a fake in
 /// tests.
-pub(crate) trait Host {
+pub(crate) trait Host: ScriptFs {
     fn interface_exists(&self, name: &str) -> bool;
     fn hostname(&self) -> Option<String>;
+    /// The uid and primary gid of user `name`.
+    fn user(&self, name: &str) -> Option<(u32, u32)>;
+    /// The gid of group `name`.
+    fn group(&self, name: &str) -> Option<u32>;
 }
 
 /// This machine.
@@ -383,6 +408,28 @@ impl Host for RealHost {
         let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
         let name = name.trim();
         (!name.is_empty()).then(|| name.to_owned())
+    }
+
+    fn user(&self, name: &str) -> Option<(u32, u32)> {
+        crate::track::security::lookup_user(name)
+    }
+
+    fn group(&self, name: &str) -> Option<u32> {
+        crate::track::security::lookup_group(name)
+    }
+}
+
+impl ScriptFs for RealHost {
+    fn lstat(&self, path: &Path) -> std::io::Result<PathFacts> {
+        RealFs.lstat(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        RealFs.canonicalize(path)
+    }
+
+    fn daemon_ids(&self) -> (u32, u32) {
+        RealFs.daemon_ids()
     }
 }
 

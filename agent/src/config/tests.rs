@@ -10,10 +10,13 @@ use super::{
     CheckKind, Config, Garp, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler, Location,
     RealServerSpec, TrackScript, Weight, XdpMode, check_config,
 };
+use crate::track::RunAs;
+use crate::track::security::{FileKind, PathFacts, ScriptFs};
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
 mod cores;
 mod routing;
+mod scripts;
 
 /// A host with eth0, eth1 and lo, named "testhost".
 struct FakeHost;
@@ -25,6 +28,61 @@ impl Host for FakeHost {
 
     fn hostname(&self) -> Option<String> {
         Some("testhost".to_owned())
+    }
+
+    fn user(&self, name: &str) -> Option<(u32, u32)> {
+        match name {
+            "root" => Some((0, 0)),
+            "vipflip" => Some((990, 990)),
+            _ => None,
+        }
+    }
+
+    fn group(&self, name: &str) -> Option<u32> {
+        match name {
+            "root" => Some(0),
+            "vipflip" => Some(990),
+            "checkers" => Some(991),
+            _ => None,
+        }
+    }
+}
+
+/// Scripts under `/srv` exist: `/srv/safe/*.sh` root's alone, `/srv/shared/*.sh` in a
+/// directory group 1000 can write. Anything else is missing (not judged, see
+/// `track::security`). The daemon runs as root.
+impl ScriptFs for FakeHost {
+    fn lstat(&self, path: &Path) -> std::io::Result<PathFacts> {
+        let dir = |gid, mode| PathFacts {
+            kind: FileKind::Directory,
+            uid: 0,
+            gid,
+            mode,
+        };
+        let text = path.to_str().unwrap_or_default();
+        match text {
+            "/" | "/srv" | "/srv/safe" => Ok(dir(0, 0o755)),
+            "/srv/shared" => Ok(dir(1000, 0o775)),
+            _ if path.extension().is_some_and(|e| e == "sh") => Ok(PathFacts {
+                kind: FileKind::Regular,
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+            }),
+            _ => Err(std::io::ErrorKind::NotFound.into()),
+        }
+    }
+
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        if path.starts_with("/srv") {
+            Ok(path.to_owned())
+        } else {
+            Err(std::io::ErrorKind::NotFound.into())
+        }
+    }
+
+    fn daemon_ids(&self) -> (u32, u32) {
+        (0, 0)
     }
 }
 
@@ -261,7 +319,7 @@ fn unknown_key_without_a_close_one_lists_the_valid_keys() {
     refused(
         "[global]\nzzz = 1\n",
         &[
-            "t.toml:2:1: error: unknown key `global.zzz`; valid keys here: router_id, pin_dir, control_socket, metrics_listen, xdp_mode, notify_fifo",
+            "t.toml:2:1: error: unknown key `global.zzz`; valid keys here: router_id, pin_dir, control_socket, metrics_listen, xdp_mode, notify_fifo, script_user, script_group, script_security",
         ],
     );
 }
@@ -975,6 +1033,7 @@ real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, in
                 check: Some(HealthCheck {
                     kind: CheckKind::Script {
                         command: vec!["/usr/lib/vipflip/check".to_owned(), "192.0.2.23".to_owned()],
+                        run_as: RunAs::default(),
                     },
                     interval: Duration::from_secs(5),
                     timeout: Duration::from_secs(3),

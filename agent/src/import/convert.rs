@@ -36,6 +36,10 @@ const SECOND: Micros = 1_000_000;
 pub(super) struct Output {
     pub(super) router_id: Option<String>,
     pub(super) notify_fifo: Option<String>,
+    /// `script_user USER [GROUP]`.
+    pub(super) script_user: Option<UserOut>,
+    /// `enable_script_security`.
+    pub(super) script_security: bool,
     pub(super) instances: Vec<InstanceOut>,
     pub(super) scripts: Vec<ScriptOut>,
     pub(super) sync_groups: Vec<GroupOut>,
@@ -127,10 +131,19 @@ impl Notify {
 pub(super) struct ScriptOut {
     pub(super) name: String,
     pub(super) command: Vec<String>,
+    /// `user USER [GROUP]`.
+    pub(super) user: Option<UserOut>,
     pub(super) interval: Option<Micros>,
     pub(super) timeout: Option<Micros>,
     pub(super) rise: Option<u64>,
     pub(super) fall: Option<u64>,
+}
+
+/// Who a script runs as: keepalived's `USER [GROUP]` words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct UserOut {
+    pub(super) user: String,
+    pub(super) group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,13 +34,26 @@ pub(super) fn emit(out: &Output, source: &Path) -> String {
     }
     comments(&mut s, out, Section::Header);
 
-    if out.router_id.is_some() || out.notify_fifo.is_some() {
+    if out.router_id.is_some()
+        || out.notify_fifo.is_some()
+        || out.script_user.is_some()
+        || out.script_security
+    {
         s.push_str("\n[global]\n");
         if let Some(id) = &out.router_id {
             let _ = writeln!(s, "router_id = {}", quote(id));
         }
         if let Some(fifo) = &out.notify_fifo {
             let _ = writeln!(s, "notify_fifo = {}", quote(fifo));
+        }
+        if let Some(u) = &out.script_user {
+            let _ = writeln!(s, "script_user = {}", quote(&u.user));
+            if let Some(group) = &u.group {
+                let _ = writeln!(s, "script_group = {}", quote(group));
+            }
+        }
+        if out.script_security {
+            s.push_str("script_security = true\n");
         }
     }
     for (i, inst) in out.instances.iter().enumerate() {
@@ -174,6 +187,12 @@ fn notify(s: &mut String, n: &Notify) {
 fn script(s: &mut String, sc: &ScriptOut) {
     let _ = writeln!(s, "name = {}", quote(&sc.name));
     let _ = writeln!(s, "command = {}", strings(&sc.command));
+    if let Some(u) = &sc.user {
+        let _ = writeln!(s, "user = {}", quote(&u.user));
+        if let Some(group) = &u.group {
+            let _ = writeln!(s, "group = {}", quote(group));
+        }
+    }
     if let Some(d) = sc.interval {
         let _ = writeln!(s, "interval = {}", duration(d));
     }
@@ -229,9 +248,15 @@ fn check(c: &CheckOut) -> String {
             parts.push("kind = \"http\"".to_owned());
             *port
         }
-        CheckKindOut::Script { command } => {
+        CheckKindOut::Script { command, user } => {
             parts.push("kind = \"script\"".to_owned());
             parts.push(format!("command = {}", strings(command)));
+            if let Some(u) = user {
+                parts.push(format!("user = {}", quote(&u.user)));
+                if let Some(group) = &u.group {
+                    parts.push(format!("group = {}", quote(group)));
+                }
+            }
             None
         }
     };

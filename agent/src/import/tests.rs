@@ -188,6 +188,18 @@ fn strict() {
 }
 
 #[test]
+fn script_user_and_script_security() {
+    check(
+        "script-user.conf",
+        "script-user.toml",
+        &[&at(
+            "script-user.conf",
+            "26: warning: nobody: vipflip runs every notify program as global.script_user (script_user in global_defs); a user per program is not carried",
+        )],
+    );
+}
+
+#[test]
 fn unsupported() {
     check(
         "unsupported.conf",
@@ -196,14 +208,6 @@ fn unsupported() {
             &at(
                 "unsupported.conf",
                 "3: warning: notification_email: vipflip sends no e-mail; use notify programs or global.notify_fifo",
-            ),
-            &at(
-                "unsupported.conf",
-                "6: warning: enable_script_security: vipflip does not check who can write the scripts it runs (keepalived refuses scripts non-root users can modify); check their permissions yourself",
-            ),
-            &at(
-                "unsupported.conf",
-                "7: warning: script_user root: vipflip runs scripts and notify programs as its own user; switch users in the script if it must not run as root",
             ),
             &at(
                 "unsupported.conf",
@@ -488,7 +492,8 @@ fn lvs_direct_routing() {
             command: vec![
                 "/usr/local/bin/check_web".to_owned(),
                 "192.0.2.23".to_owned()
-            ]
+            ],
+            run_as: crate::track::RunAs::default(),
         })
     );
 }

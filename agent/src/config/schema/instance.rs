@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use toml::de::DeValue;
 
 use super::super::reader::{Alias, Ctx, Table, suggest};
-use super::super::{Garp, Host, InstanceSpec};
+use super::super::{Garp, Global, Host, InstanceSpec};
 use super::script::Script;
 use super::tracking::tracking;
 use super::{Listed, name, notify};
@@ -87,6 +87,7 @@ pub(super) fn instance(
     ctx: &mut Ctx<'_>,
     mut t: Table<'_, '_>,
     index: usize,
+    global: &Global,
     host: &impl Host,
 ) -> Instance {
     let name = name(ctx, &mut t, "instance", index);
@@ -145,7 +146,7 @@ pub(super) fn instance(
         track_scripts: Vec::new(),
         track_files: Vec::new(),
         track_quorums: Vec::new(),
-        notify: notify(ctx, &t),
+        notify: notify(ctx, &t, &global.run_as(), host),
         lower_prio_no_advert: or_default(t.bool(ctx, "lower_prio_no_advert"), false),
         handoff_bound: None,
         forward_window: t

@@ -53,20 +53,15 @@ impl Conv<'_> {
                     g.lower_prio_no_advert = self.flag(s).unwrap_or(false);
                 }
                 "notify_fifo" | "vrrp_notify_fifo" => self.notify_fifo(s),
-                "enable_script_security" => self.lost(
-                    loc,
-                    h,
-                    s.text(),
-                    "vipflip does not check who can write the scripts it runs (keepalived refuses scripts non-root users can modify); check their permissions yourself",
-                ),
-                "script_user" => self.lost(
-                    loc,
-                    h,
-                    s.text(),
-                    "vipflip runs scripts and notify programs as its own user; switch users in the script if it must not run as root",
-                ),
-                "notification_email" | "notification_email_from" | "smtp_server"
-                | "smtp_helo_name" | "smtp_connect_timeout" | "smtp_alert" | "smtp_alert_vrrp" => {
+                "enable_script_security" => self.out.script_security = true,
+                "script_user" => self.out.script_user = self.script_user(s, h),
+                "notification_email"
+                | "notification_email_from"
+                | "smtp_server"
+                | "smtp_helo_name"
+                | "smtp_connect_timeout"
+                | "smtp_alert"
+                | "smtp_alert_vrrp" => {
                     self.lost(loc, h, s.keyword(), NO_MAIL);
                 }
                 _ => self.lost(loc, h, s.text(), NO_EQUIVALENT),

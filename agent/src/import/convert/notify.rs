@@ -37,7 +37,7 @@ impl Conv<'_> {
                 s.args()[1].loc,
                 section,
                 join(&s.args()[1..]),
-                "vipflip runs notify programs as its own user; the program is carried, the user is not",
+                "vipflip runs every notify program as global.script_user (script_user in global_defs); a user per program is not carried",
             );
         }
         let slot = match s.keyword() {
