@@ -634,6 +634,132 @@ fn assert_script_calls(notified: &Path, fifo_lines: &[String], scene: &Scene) {
     );
 }
 
+/// Sends one forged advert for `VI_1` at `priority` from the client (192.0.2.200, TTL 255).
+fn forge_advert(scene: &Scene, priority: u8) {
+    let client = &scene.lab.client;
+    let out = client
+        .ns
+        .command(PROBE.0)
+        .args([
+            "advert",
+            "--src",
+            "192.0.2.200",
+            "--vrid",
+            "51",
+            "--priority",
+            &priority.to_string(),
+        ])
+        .output()
+        .expect("run the advert forger");
+    assert!(
+        out.status.success(),
+        "forging an advert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// keepalived's `notify_master_rx_lower_pri` and `higher_prio_send_advert` on r1 (150): a
+/// lower-priority advert (another router that believes it is master) runs the script and
+/// writes the FIFO line, with r1 still master; a better advert makes r1 send one advert of
+/// its own before it steps down.
+#[test]
+#[ignore = "needs root"]
+fn a_master_reports_lower_priority_adverts_and_answers_a_better_one_before_stepping_down() {
+    let _serial = serial();
+    let dir = fresh_dir();
+    let fifo = FifoReader::new(&dir.join("r1.fifo"));
+    let reclaim = dir.join("reclaim.sh");
+    let called = dir.join("reclaim-calls.txt");
+    script(&reclaim, &format!("echo \"$@\" >> {}", called.display()));
+    let extra = |_: &Lab, dir: &Path, router: usize| {
+        if router != 0 {
+            return Extra::default();
+        }
+        Extra {
+            global: format!("notify_fifo = \"{}\"", dir.join("r1.fifo").display()),
+            instance: format!(
+                "higher_prio_send_advert = true\nnotify = {{ master_rx_lower_pri = \"{}\" }}",
+                reclaim.display()
+            ),
+            ..Extra::default()
+        }
+    };
+    let scene = start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    scene.await_master(0, SETTLE);
+    let client = &scene.lab.client;
+    client
+        .ns
+        .ip(&["route", "add", "224.0.0.0/4", "dev", &client.iface]);
+
+    forge_advert(&scene, 50);
+    let calls = || std::fs::read_to_string(&called).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(5), || calls()
+            .lines()
+            .any(|l| l == "INSTANCE VI_1 MASTER_RX_LOWER_PRI 150")),
+        "notify.master_rx_lower_pri was not run with keepalived's words: {:?}{}",
+        calls(),
+        scene.describe()
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || fifo
+            .lines()
+            .iter()
+            .any(|l| l == "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150")),
+        "no MASTER_RX_LOWER_PRI line in the notify FIFO: {:?}",
+        fifo.lines()
+    );
+    assert_eq!(
+        scene.inst(0, "VI_1").state,
+        "Master",
+        "{}",
+        scene.describe()
+    );
+
+    // A better advert: r1 answers with its own (priority 150) at once, then steps down. The
+    // capture on r1's link shows the forged advert followed by r1's within a few ms (its
+    // periodic adverts are 100 ms apart, and it sends none as a backup).
+    let capture = Capture::start(scene.ns(0), scene.iface(0), &dir);
+    std::thread::sleep(Duration::from_millis(300));
+    forge_advert(&scene, 200);
+    scene.await_that("r1 VI_1 steps down to backup", CHANGE, |s| {
+        s.inst(0, "VI_1").state == "Backup"
+    });
+    // tcpdump hands packets over in batches: wait for the forged one and what follows.
+    let answered = |text: &str| {
+        text.split_once(" 192.0.2.200 > ")
+            .is_some_and(|(_, after)| after.contains(" 192.0.2.1 > "))
+    };
+    wait_for(Duration::from_secs(3), || answered(&capture.text()));
+    let lines = capture.lines();
+    let forged = lines
+        .iter()
+        .position(|l| l.contains(" 192.0.2.200 > ") && l.contains("prio 200"))
+        .unwrap_or_else(|| panic!("the forged advert was not captured:\n{}", lines.join("\n")));
+    let time = |line: &str| -> f64 {
+        line.split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .expect("a tcpdump time stamp")
+    };
+    let answer = lines[forged + 1..]
+        .iter()
+        .find(|l| l.contains(" 192.0.2.1 > ") && l.contains("prio 150"))
+        .unwrap_or_else(|| {
+            panic!(
+                "r1 sent no advert after the better one:\n{}",
+                lines.join("\n")
+            )
+        });
+    let after_ms = (time(answer) - time(&lines[forged])) * 1000.0;
+    eprintln!("r1 answered the better advert after {after_ms:.2} ms");
+    assert!(
+        after_ms < 30.0,
+        "r1's advert came {after_ms:.1} ms after the better one, not at once:\n{}",
+        lines.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Slow scripts must not slow the daemon
 

@@ -115,6 +115,10 @@ pub enum XdpMode {
 
 /// One `[[instance]]`: one virtual router, on one interface, for one address family.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent RFC and keepalived switches, named as operators know them"
+)]
 pub struct InstanceSpec {
     /// Unique among instances; used by sync groups, logs and the control socket.
     pub name: String,
@@ -157,6 +161,9 @@ pub struct InstanceSpec {
     pub notify: Notify,
     /// keepalived `lower_prio_no_advert`. Default false.
     pub lower_prio_no_advert: bool,
+    /// keepalived `higher_prio_send_advert`: a master stepping down for a better advert
+    /// sends one advert of its own first. Default false.
+    pub higher_prio_send_advert: bool,
     /// How long a graceful handoff waits for the new master; `None` = `Master_Down_Interval`.
     pub handoff_bound: Option<Duration>,
     /// How long an ex-master forwards VIP traffic on-wire to the new master before it drops
@@ -356,6 +363,9 @@ pub struct Notify {
     pub backup: Option<PathBuf>,
     pub fault: Option<PathBuf>,
     pub stop: Option<PathBuf>,
+    /// Instances only: run when, as master, this router hears an advert of lower priority
+    /// (keepalived `notify_master_rx_lower_pri`), with `MASTER_RX_LOWER_PRI` as the state.
+    pub master_rx_lower_pri: Option<PathBuf>,
 }
 
 /// One `[[script]]`: a health check run every `interval`.
@@ -594,6 +604,7 @@ impl InstanceSpec {
             virtual_addrs: self.advertised_addrs(),
             primary_addr,
             lower_prio_no_advert: self.lower_prio_no_advert,
+            higher_prio_send_advert: self.higher_prio_send_advert,
             auth: self.auth(),
             handoff_bound: self.handoff_bound,
         }

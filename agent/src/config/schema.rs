@@ -167,14 +167,31 @@ fn name(
 type Listed<T> = (T, Range<usize>, String);
 
 const NOTIFY_KEYS: &[&str] = &["master", "backup", "fault", "stop"];
+/// An instance's: keepalived has `notify_master_rx_lower_pri` for instances only.
+const INSTANCE_NOTIFY_KEYS: &[&str] = &["master", "backup", "fault", "stop", "master_rx_lower_pri"];
 
-/// `notify = { … }`; each script checked as `run_as` runs it ([`script_security`]).
-fn notify(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, run_as: &RunAs, host: &impl Host) -> Notify {
+/// `notify = { … }` with `keys`; each script checked as `run_as` runs it
+/// ([`script_security`]).
+fn notify(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    keys: &[&str],
+    run_as: &RunAs,
+    host: &impl Host,
+) -> Notify {
     let mut notify = Notify::default();
     let Some(n) = t.table(ctx, "notify", "{ master = \"/etc/vipflip/master.sh\" }") else {
         return notify;
     };
-    n.check_keys(ctx, NOTIFY_KEYS, &[]);
+    let aliases: &[Alias] = if keys.contains(&"master_rx_lower_pri") {
+        &[]
+    } else {
+        &[(
+            "master_rx_lower_pri",
+            "only an [[instance]] has it (keepalived's notify_master_rx_lower_pri is per vrrp_instance)",
+        )]
+    };
+    n.check_keys(ctx, keys, aliases);
     let script = |ctx: &mut Ctx<'_>, key: &str| {
         let path = n.abs_path(ctx, key)?;
         if let Some(value) = n.get(key) {
@@ -186,6 +203,9 @@ fn notify(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, run_as: &RunAs, host: &impl Host
     notify.backup = script(ctx, "backup");
     notify.fault = script(ctx, "fault");
     notify.stop = script(ctx, "stop");
+    if keys.contains(&"master_rx_lower_pri") {
+        notify.master_rx_lower_pri = script(ctx, "master_rx_lower_pri");
+    }
     notify
 }
 

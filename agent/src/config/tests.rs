@@ -218,6 +218,7 @@ fn defaults() {
         }
     );
     assert!(!i.lower_prio_no_advert);
+    assert!(!i.higher_prio_send_advert);
     assert_eq!(i.handoff_bound, None);
     assert_eq!(i.forward_window, Duration::from_secs(5));
     assert_eq!(i.auth_pass, None);
@@ -818,6 +819,34 @@ fn sync_group_of_one_warns() {
         [
             "t.toml:6:1: warning: sync_group \"G1\": has one instance; a sync group only matters with two or more"
         ]
+    );
+}
+
+#[test]
+fn keepalived_master_events_are_configured_per_instance() {
+    let config = accepted(&instance(
+        "higher_prio_send_advert = true\nnotify = { master_rx_lower_pri = \"/etc/vipflip/reclaim.sh\" }\n",
+    ));
+    let i = &config.instances[0];
+    assert!(i.higher_prio_send_advert);
+    assert!(
+        i.vrrp_config(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+            .higher_prio_send_advert
+    );
+    assert_eq!(
+        i.notify.master_rx_lower_pri.as_deref(),
+        Some(Path::new("/etc/vipflip/reclaim.sh"))
+    );
+    // keepalived has the event for instances only.
+    refused(
+        &format!(
+            "{}[[sync_group]]\nname = \"G1\"\ninstances = [\"VI_1\"]\nnotify = {{ master_rx_lower_pri = \"/x\" }}\n",
+            instance("")
+        ),
+        &[
+            "t.toml:6:1: warning: sync_group \"G1\": has one instance; a sync group only matters with two or more",
+            "t.toml:9:12: error: sync_group \"G1\": unknown key `notify.master_rx_lower_pri`; only an [[instance]] has it (keepalived's notify_master_rx_lower_pri is per vrrp_instance)",
+        ],
     );
 }
 

@@ -66,6 +66,10 @@ pub(super) enum Section {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent RFC and keepalived switches, named as operators know them"
+)]
 pub(super) struct InstanceOut {
     pub(super) name: String,
     pub(super) interface: String,
@@ -86,6 +90,7 @@ pub(super) struct InstanceOut {
     pub(super) track_files: Vec<(String, i64)>,
     pub(super) notify: Notify,
     pub(super) lower_prio_no_advert: bool,
+    pub(super) higher_prio_send_advert: bool,
     pub(super) auth_pass: Option<String>,
 }
 
@@ -116,6 +121,7 @@ pub(super) struct Notify {
     pub(super) backup: Option<String>,
     pub(super) fault: Option<String>,
     pub(super) stop: Option<String>,
+    pub(super) master_rx_lower_pri: Option<String>,
 }
 
 impl Notify {
@@ -124,6 +130,7 @@ impl Notify {
             && self.backup.is_none()
             && self.fault.is_none()
             && self.stop.is_none()
+            && self.master_rx_lower_pri.is_none()
     }
 }
 

@@ -152,6 +152,9 @@ fn instance(s: &mut String, i: &InstanceOut) {
     if i.lower_prio_no_advert {
         s.push_str("lower_prio_no_advert = true\n");
     }
+    if i.higher_prio_send_advert {
+        s.push_str("higher_prio_send_advert = true\n");
+    }
     if let Some(pass) = &i.auth_pass {
         let _ = writeln!(s, "auth_pass = {}", quote(pass));
     }
@@ -177,6 +180,7 @@ fn notify(s: &mut String, n: &Notify) {
         ("backup", &n.backup),
         ("fault", &n.fault),
         ("stop", &n.stop),
+        ("master_rx_lower_pri", &n.master_rx_lower_pri),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} = {}", quote(v))))

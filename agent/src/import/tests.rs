@@ -200,6 +200,11 @@ fn script_user_and_script_security() {
 }
 
 #[test]
+fn master_events() {
+    check("master-events.conf", "master-events.toml", &[]);
+}
+
+#[test]
 fn unsupported() {
     check(
         "unsupported.conf",

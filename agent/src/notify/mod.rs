@@ -10,7 +10,7 @@
 //!   caller never waits. No reader, a full pipe, or a reader gone: the line is dropped and
 //!   counted ([`NotifyStats`]).
 //! - starts the configured script for the new state (`notify.master`, `.backup`, `.fault`,
-//!   `.stop`) as `SCRIPT TYPE NAME STATE PRIORITY` on the tokio runtime, never awaited by the
+//!   `.stop`, and for keepalived's `MASTER_RX_LOWER_PRI` event `.master_rx_lower_pri`) as `SCRIPT TYPE NAME STATE PRIORITY` on the tokio runtime, never awaited by the
 //!   caller; one that outlives [`Notifier::DEFAULT_SCRIPT_TIMEOUT`] is killed with its
 //!   process group, and every one is reaped.
 //!
@@ -65,6 +65,9 @@ pub enum NotifyState {
     Fault,
     /// The instance was stopped (shutdown); keepalived sends it for instances only.
     Stop,
+    /// Not a state: as master, the instance heard an advert of lower priority (keepalived's
+    /// `MASTER_RX_LOWER_PRI` event, instances only).
+    MasterRxLowerPri,
 }
 
 impl fmt::Display for NotifyState {
@@ -74,6 +77,7 @@ impl fmt::Display for NotifyState {
             Self::Backup => "BACKUP",
             Self::Fault => "FAULT",
             Self::Stop => "STOP",
+            Self::MasterRxLowerPri => "MASTER_RX_LOWER_PRI",
         })
     }
 }
@@ -220,6 +224,7 @@ impl Notifier {
             NotifyState::Backup => &notify.backup,
             NotifyState::Fault => &notify.fault,
             NotifyState::Stop => &notify.stop,
+            NotifyState::MasterRxLowerPri => &notify.master_rx_lower_pri,
         };
         let Some(script) = script.clone() else {
             return;

@@ -15,7 +15,7 @@ use super::super::reader::{Alias, Ctx, Table, suggest};
 use super::super::{Garp, Global, Host, InstanceSpec};
 use super::script::Script;
 use super::tracking::tracking;
-use super::{Listed, name, notify};
+use super::{INSTANCE_NOTIFY_KEYS, Listed, name, notify};
 use crate::wire::{Family, Priority, V3Ipv4Checksum, VrId, VrrpVersion};
 
 const INSTANCE_KEYS: &[&str] = &[
@@ -39,6 +39,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "track_files",
     "notify",
     "lower_prio_no_advert",
+    "higher_prio_send_advert",
     "handoff_bound",
     "forward_window",
     "auth_pass",
@@ -146,8 +147,9 @@ pub(super) fn instance(
         track_scripts: Vec::new(),
         track_files: Vec::new(),
         track_quorums: Vec::new(),
-        notify: notify(ctx, &t, &global.run_as(), host),
+        notify: notify(ctx, &t, INSTANCE_NOTIFY_KEYS, &global.run_as(), host),
         lower_prio_no_advert: or_default(t.bool(ctx, "lower_prio_no_advert"), false),
+        higher_prio_send_advert: or_default(t.bool(ctx, "higher_prio_send_advert"), false),
         handoff_bound: None,
         forward_window: t
             .duration(ctx, "forward_window")

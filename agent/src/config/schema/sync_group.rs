@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::super::reader::{Alias, Ctx, Table};
 use super::super::{Global, Host, SyncGroupSpec};
 use super::instance::Instance;
-use super::{Listed, name, notify, unknown_name};
+use super::{Listed, NOTIFY_KEYS, name, notify, unknown_name};
 
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
 const SYNC_GROUP_ALIASES: &[Alias] = &[("group", "did you mean `instances`?")];
@@ -41,7 +41,7 @@ pub(super) fn sync_group(
         .into_iter()
         .map(|i| (i.text.to_owned(), i.span, i.label))
         .collect();
-    let notify = notify(ctx, &t, &global.run_as(), host);
+    let notify = notify(ctx, &t, NOTIFY_KEYS, &global.run_as(), host);
     SyncGroup {
         spec: SyncGroupSpec {
             name: name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),

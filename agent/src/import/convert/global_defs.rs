@@ -15,6 +15,7 @@ pub(super) struct Globals {
     pub(super) gna_interval: Option<Micros>,
     pub(super) strict: bool,
     pub(super) lower_prio_no_advert: bool,
+    pub(super) higher_prio_send_advert: bool,
 }
 
 impl Conv<'_> {
@@ -48,6 +49,9 @@ impl Conv<'_> {
                         "vrrp_strict",
                         "accept = false on every instance (RFC 5798 accept mode); vipflip always applies the RFC's advert checks",
                     );
+                }
+                "vrrp_higher_prio_send_advert" => {
+                    g.higher_prio_send_advert = self.flag(s).unwrap_or(false);
                 }
                 "vrrp_lower_priority_dont_send_advert" => {
                     g.lower_prio_no_advert = self.flag(s).unwrap_or(false);

@@ -37,6 +37,7 @@ struct RawInstance<'s> {
     garp_repeat: Option<u64>,
     garp_refresh: Option<Micros>,
     lower_prio_no_advert: Option<bool>,
+    higher_prio_send_advert: Option<bool>,
     auth: Option<&'s Stmt>,
 }
 
@@ -172,7 +173,8 @@ impl<'s> Conv<'s> {
                         }
                     }
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop"
+                | "notify_master_rx_lower_pri" => {
                     self.notify(s, sec, &mut r.notify);
                 }
                 "notify" => self.lost(loc, sec, s.text(), NOTIFY_ANY),
@@ -182,6 +184,7 @@ impl<'s> Conv<'s> {
                 }
                 "garp_master_refresh" => r.garp_refresh = self.seconds(s, 86_400),
                 "lower_prio_no_advert" => r.lower_prio_no_advert = self.flag(s),
+                "higher_prio_send_advert" => r.higher_prio_send_advert = self.flag(s),
                 "authentication" => r.auth = Some(s),
                 "use_vmac" | "vmac_xmit_base" | "use_vmac_addr" => self.lost(
                     loc,
@@ -310,6 +313,11 @@ impl<'s> Conv<'s> {
             track_files: Vec::new(),
             notify: r.notify,
             lower_prio_no_advert: r.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
+            // keepalived: vrrp_strict forbids it (an instance's own setting is refused, the
+            // global default ignored).
+            higher_prio_send_advert: !g.strict
+                && r.higher_prio_send_advert
+                    .unwrap_or(g.higher_prio_send_advert),
             auth_pass: None,
         };
         for t in tracks {
