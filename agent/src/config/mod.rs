@@ -298,8 +298,12 @@ pub struct Garp {
     pub interval: Duration,
     /// When the second burst goes out, after the first; 0 = no second burst. Default 5 s.
     pub delay: Duration,
-    /// Period of refresh bursts while master; 0 = none. Default 0.
+    /// Period of refresh bursts while master; 0 = none. Default 0 (keepalived
+    /// `garp_master_refresh`).
     pub refresh: Duration,
+    /// Messages per VIP in each refresh, 1..=255. Default 1 (keepalived
+    /// `garp_master_refresh_repeat`).
+    pub refresh_repeat: u8,
 }
 
 impl Default for Garp {
@@ -309,6 +313,7 @@ impl Default for Garp {
             interval: Duration::ZERO,
             delay: Duration::from_secs(5),
             refresh: Duration::ZERO,
+            refresh_repeat: 1,
         }
     }
 }

@@ -214,7 +214,8 @@ fn defaults() {
             repeat: 5,
             interval: Duration::ZERO,
             delay: Duration::from_secs(5),
-            refresh: Duration::ZERO
+            refresh: Duration::ZERO,
+            refresh_repeat: 1,
         }
     );
     assert!(!i.lower_prio_no_advert);
@@ -448,6 +449,21 @@ fn garp_repeat_zero() {
     assert_eq!(config.instances[0].garp.repeat, 2);
     assert_eq!(config.instances[0].garp.delay, Duration::from_secs(5));
     assert_eq!(config.instances[0].garp.refresh, Duration::from_mins(1));
+    assert_eq!(config.instances[0].garp.refresh_repeat, 1);
+}
+
+#[test]
+fn garp_refresh_repeat() {
+    refused(
+        &instance("garp = { refresh = \"60s\", refresh_repeat = 0 }\n"),
+        &[
+            "t.toml:6:44: error: instance \"VI_1\": garp.refresh_repeat = 0: must be in 1..=255 (messages per VIP in each refresh)",
+        ],
+    );
+    let config = accepted(&instance(
+        "garp = { refresh = \"10s\", refresh_repeat = 3 }\n",
+    ));
+    assert_eq!(config.instances[0].garp.refresh_repeat, 3);
 }
 
 #[test]

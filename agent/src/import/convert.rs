@@ -101,6 +101,7 @@ pub(super) struct Garp {
     pub(super) interval: Micros,
     pub(super) delay: Micros,
     pub(super) refresh: Micros,
+    pub(super) refresh_repeat: u64,
 }
 
 impl Default for Garp {
@@ -110,6 +111,7 @@ impl Default for Garp {
             interval: 0,
             delay: 5 * SECOND,
             refresh: 0,
+            refresh_repeat: 1,
         }
     }
 }
@@ -182,6 +184,10 @@ struct Conv<'s> {
 }
 
 const NO_EQUIVALENT: &str = "vipflip has no equivalent; not carried";
+/// What `garp_master_refresh` (and `vrrp_garp_master_refresh`) becomes.
+const GARP_REFRESH: &str = "carried as garp.refresh, the same period: while master, vipflip sends garp.refresh_repeat (keepalived's garp_master_refresh_repeat, default 1) GARP/NA per VIP each time";
+/// What `garp_master_refresh_repeat` (and `vrrp_garp_master_refresh_repeat`) becomes.
+const GARP_REFRESH_REPEAT: &str = "carried as garp.refresh_repeat: GARP/NA per VIP in each refresh, sent at once; without a refresh period neither sends any";
 const NO_MAIL: &str = "vipflip sends no e-mail; use notify programs or global.notify_fifo";
 const SERVER_GROUP: &str =
     "vipflip has no virtual_server_group: write one virtual_server per address and port";

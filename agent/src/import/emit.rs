@@ -143,6 +143,9 @@ fn instance(s: &mut String, i: &InstanceOut) {
         if i.garp.refresh != d.refresh {
             parts.push(format!("refresh = {}", duration(i.garp.refresh)));
         }
+        if i.garp.refresh_repeat != d.refresh_repeat {
+            parts.push(format!("refresh_repeat = {}", i.garp.refresh_repeat));
+        }
         let _ = writeln!(s, "garp = {{ {} }}", parts.join(", "));
     }
     tracked(s, "track_interfaces", "name", &i.track_interfaces);

@@ -120,7 +120,14 @@ fn v2_auth() {
 
 #[test]
 fn unicast() {
-    check("unicast.conf", "unicast.toml", &[]);
+    check(
+        "unicast.conf",
+        "unicast.toml",
+        &[&at(
+            "unicast.conf",
+            "18: note: garp_master_refresh 60: carried as garp.refresh, the same period: while master, vipflip sends garp.refresh_repeat (keepalived's garp_master_refresh_repeat, default 1) GARP/NA per VIP each time",
+        )],
+    );
 }
 
 #[test]
@@ -202,6 +209,31 @@ fn script_user_and_script_security() {
 #[test]
 fn master_events() {
     check("master-events.conf", "master-events.toml", &[]);
+}
+
+#[test]
+fn garp_refresh() {
+    // The report says what each setting became (issue #16: "if garp.refresh is it, make the
+    // import say so").
+    const REFRESH: &str = "carried as garp.refresh, the same period: while master, vipflip sends garp.refresh_repeat (keepalived's garp_master_refresh_repeat, default 1) GARP/NA per VIP each time";
+    check(
+        "garp-refresh.conf",
+        "garp-refresh.toml",
+        &[
+            &at(
+                "garp-refresh.conf",
+                &format!("4: note: vrrp_garp_master_refresh 60: {REFRESH}"),
+            ),
+            &at(
+                "garp-refresh.conf",
+                &format!("25: note: garp_master_refresh 10: {REFRESH}"),
+            ),
+            &at(
+                "garp-refresh.conf",
+                "26: note: garp_master_refresh_repeat 3: carried as garp.refresh_repeat: GARP/NA per VIP in each refresh, sent at once; without a refresh period neither sends any",
+            ),
+        ],
+    );
 }
 
 #[test]

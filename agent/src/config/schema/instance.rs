@@ -63,7 +63,7 @@ const INSTANCE_ALIASES: &[Alias] = &[
     ("notify_fault", "use `notify = { fault = \"…\" }`"),
     ("notify_stop", "use `notify = { stop = \"…\" }`"),
 ];
-const GARP_KEYS: &[&str] = &["repeat", "interval", "delay", "refresh"];
+const GARP_KEYS: &[&str] = &["repeat", "interval", "delay", "refresh", "refresh_repeat"];
 const V3_INTERVAL_RULE: &str =
     "VRRPv3 carries centiseconds, use a multiple of 10ms in 10ms..=40.95s";
 const V2_INTERVAL_RULE: &str = "VRRPv2 carries whole seconds, use 1s..=255s";
@@ -551,6 +551,14 @@ fn garp(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Garp {
     }
     if let Some((d, _)) = g.duration(ctx, "refresh") {
         garp.refresh = d;
+    }
+    if let Some((n, _)) = g.int(
+        ctx,
+        "refresh_repeat",
+        1..=255,
+        "must be in 1..=255 (messages per VIP in each refresh)",
+    ) {
+        garp.refresh_repeat = u8::try_from(n).unwrap_or(garp.refresh_repeat);
     }
     garp
 }

@@ -2,7 +2,7 @@
 //! ([`Globals`]).
 
 use super::super::parse::{Stmt, join};
-use super::{Conv, Micros, NO_EQUIVALENT, NO_MAIL, Section};
+use super::{Conv, GARP_REFRESH, GARP_REFRESH_REPEAT, Micros, NO_EQUIVALENT, NO_MAIL, Section};
 
 /// `global_defs` settings that instances inherit.
 #[derive(Debug, Default)]
@@ -11,6 +11,7 @@ pub(super) struct Globals {
     pub(super) garp_delay: Option<Micros>,
     pub(super) garp_repeat: Option<u64>,
     pub(super) garp_refresh: Option<Micros>,
+    pub(super) garp_refresh_repeat: Option<u64>,
     pub(super) garp_interval: Option<Micros>,
     pub(super) gna_interval: Option<Micros>,
     pub(super) strict: bool,
@@ -38,7 +39,15 @@ impl Conv<'_> {
                 "vrrp_garp_master_repeat" => {
                     g.garp_repeat = self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
                 }
-                "vrrp_garp_master_refresh" => g.garp_refresh = self.seconds(s, 86_400),
+                "vrrp_garp_master_refresh" => {
+                    g.garp_refresh = self.seconds(s, 86_400);
+                    self.note(loc, h, s.text(), GARP_REFRESH);
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    g.garp_refresh_repeat =
+                        self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
+                    self.note(loc, h, s.text(), GARP_REFRESH_REPEAT);
+                }
                 "vrrp_garp_interval" => g.garp_interval = self.seconds(s, 1),
                 "vrrp_gna_interval" => g.gna_interval = self.seconds(s, 1),
                 "vrrp_strict" => {

@@ -11,7 +11,10 @@ use super::global_defs::Globals;
 use super::notify::NOTIFY_ANY;
 use super::tracking::{Track, TrackFileDef, TrackKind};
 use super::values::seconds_text;
-use super::{Conv, Garp, InstanceOut, Micros, NO_EQUIVALENT, NO_MAIL, Notify, SECOND, Section};
+use super::{
+    Conv, GARP_REFRESH, GARP_REFRESH_REPEAT, Garp, InstanceOut, Micros, NO_EQUIVALENT, NO_MAIL,
+    Notify, SECOND, Section,
+};
 
 /// The raw fields of a `vrrp_instance`, before defaults and cross-checks.
 #[derive(Default)]
@@ -36,6 +39,7 @@ struct RawInstance<'s> {
     garp_delay: Option<Micros>,
     garp_repeat: Option<u64>,
     garp_refresh: Option<Micros>,
+    garp_refresh_repeat: Option<u64>,
     lower_prio_no_advert: Option<bool>,
     higher_prio_send_advert: Option<bool>,
     auth: Option<&'s Stmt>,
@@ -182,7 +186,15 @@ impl<'s> Conv<'s> {
                 "garp_master_repeat" => {
                     r.garp_repeat = self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
                 }
-                "garp_master_refresh" => r.garp_refresh = self.seconds(s, 86_400),
+                "garp_master_refresh" => {
+                    r.garp_refresh = self.seconds(s, 86_400);
+                    self.note(loc, sec, s.text(), GARP_REFRESH);
+                }
+                "garp_master_refresh_repeat" => {
+                    r.garp_refresh_repeat =
+                        self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
+                    self.note(loc, sec, s.text(), GARP_REFRESH_REPEAT);
+                }
                 "lower_prio_no_advert" => r.lower_prio_no_advert = self.flag(s),
                 "higher_prio_send_advert" => r.higher_prio_send_advert = self.flag(s),
                 "authentication" => r.auth = Some(s),
@@ -307,6 +319,7 @@ impl<'s> Conv<'s> {
                 interval: if v6 { g.gna_interval } else { g.garp_interval }.unwrap_or(0),
                 delay: r.garp_delay.or(g.garp_delay).unwrap_or(5 * SECOND),
                 refresh: r.garp_refresh.or(g.garp_refresh).unwrap_or(0),
+                refresh_repeat: r.garp_refresh_repeat.or(g.garp_refresh_repeat).unwrap_or(1),
             },
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
