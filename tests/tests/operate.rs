@@ -236,6 +236,78 @@ fn failing_track_script_lowers_priority_and_backup_takes_over() {
     );
 }
 
+/// keepalived's `script_user` and `enable_script_security` in the daemon: r1 (150) tracks
+/// `chk` (root's, weight -100, failing) and `whoami` (run as nobody, writing its uid). A
+/// failing `chk` hands `VI_1` to r2; once `chk`'s directory becomes writable by everyone,
+/// `script_security` disables it, as keepalived disables an insecure track script: it counts
+/// no more, r1 is back at 150 and takes `VI_1` back, and its status and log say why.
+#[test]
+#[ignore = "needs root"]
+fn script_security_disables_a_track_script_whose_directory_becomes_writable() {
+    let _serial = serial();
+    let dir = fresh_dir();
+    let scripts = dir.join("scripts");
+    let out = dir.join("out");
+    for (path, mode) in [(&scripts, 0o755), (&out, 0o777)] {
+        std::fs::create_dir_all(path).expect("create a directory");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    // The test directory itself must be root's alone for `chk` to pass at start.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let chk = scripts.join("chk");
+    script(&chk, "exit 1");
+    let whoami = scripts.join("whoami");
+    let ids = out.join("ids");
+    script(&whoami, &format!("id -u > {}", ids.display()));
+    let extra = |_: &Lab, _: &Path, router: usize| {
+        if router != 0 {
+            return Extra::default();
+        }
+        Extra {
+            global: "script_security = true".into(),
+            instance: "track_scripts = [{ name = \"chk\", weight = -100 }, { name = \"whoami\", weight = -1 }]".into(),
+            tables: format!(
+                "[[script]]\nname = \"chk\"\ncommand = [\"{}\"]\ninterval = \"100ms\"\n\n[[script]]\nname = \"whoami\"\ncommand = [\"{}\"]\ninterval = \"100ms\"\nuser = \"nobody\"\n",
+                chk.display(),
+                whoami.display()
+            ),
+        }
+    };
+    let scene = start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    scene.await_master(1, SETTLE);
+    scene.await_that("r1 VI_1 at effective priority 50", CHANGE, |s| {
+        r1_priority(s) == 50
+    });
+    let nobody = Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .expect("id -u nobody");
+    let nobody = String::from_utf8_lossy(&nobody.stdout).trim().to_owned();
+    assert!(
+        wait_for(CHANGE, || std::fs::read_to_string(&ids)
+            .is_ok_and(|t| t.trim() == nobody)),
+        "whoami did not run as nobody ({nobody}): {:?}",
+        std::fs::read_to_string(&ids)
+    );
+
+    std::fs::set_permissions(&scripts, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    scene.await_master(0, CHANGE);
+    scene.await_that("r1 VI_1 back at effective priority 150", CHANGE, |s| {
+        r1_priority(s) == 150
+    });
+    let status = scene.agents[0].status();
+    assert!(
+        status.contains("none (disabled by script_security)"),
+        "status does not show chk disabled: {status}"
+    );
+    let log = scene.agents[0].log();
+    let why = format!(
+        "script chk: disabled, script_security refuses it: {} is writable by everyone (mode 0777)",
+        scripts.display()
+    );
+    assert!(log.contains(&why), "no {why:?} in r1's log:\n{log}");
+}
+
 /// r1 (150) tracks an extra interface with `weight`; r2 is at 100.
 fn tracked_link_scene(weight: i16) -> Scene {
     let lab = Lab::new(2);
