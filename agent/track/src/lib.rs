@@ -33,6 +33,7 @@
 //! [`Command`]: vipflip_vrrp::Command
 
 mod config;
+pub mod process;
 mod state;
 
 use std::path::PathBuf;
