@@ -196,7 +196,8 @@ pub struct TrackerStatus {
     pub weight: i32,
     /// Interface up / script good (`1`/`0`), a file's value; `None` until first observed.
     pub observed: Option<i64>,
-    /// What it does now: `+10`, `-20`, `fault`, or `none`.
+    /// What it does now: `+10`, `-20`, `fault`, `none`, or `none (disabled by
+    /// script_security)`.
     pub effect: String,
 }
 

@@ -54,6 +54,7 @@ fn announcements_are_captured_on_the_peer_and_parse() {
         interval: Duration::from_millis(20),
         delay: Some(Duration::from_millis(100)),
         refresh: None,
+        refresh_repeat: 1,
     };
     let iface = a_if.clone();
     a.spawn(move || {
@@ -79,7 +80,17 @@ fn announcements_are_captured_on_the_peer_and_parse() {
     .join()
     .expect("announcer thread");
 
-    // Read until 500 ms pass without a frame.
+    let (arps, nas) = count_announcements(&capture, a_mac);
+    assert_eq!(
+        (arps, nas),
+        (4, 4),
+        "two bursts of two rounds, one frame per VIP"
+    );
+}
+
+/// The gratuitous ARPs and unsolicited NAs from `a_mac` that `capture` receives until 500 ms
+/// pass without a frame, each checked as it is parsed.
+fn count_announcements(capture: &Socket, a_mac: MacAddr) -> (usize, usize) {
     let (mut arps, mut nas) = (0, 0);
     let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
     loop {
@@ -131,9 +142,63 @@ fn announcements_are_captured_on_the_peer_and_parse() {
             _ => {}
         }
     }
+    (arps, nas)
+}
+
+/// keepalived's `garp_master_refresh` with `garp_master_refresh_repeat 3`: after the first
+/// burst (one round), three rounds every 200 ms while master. Stopped at 500 ms (the instance
+/// left master), between the second refresh and the third.
+#[test]
+#[ignore = "needs root"]
+fn each_refresh_sends_refresh_repeat_rounds() {
+    let a = Netns::new("vfgr-a");
+    let b = Netns::new("vfgr-b");
+    let (a_if, b_if) = (unique("vfa"), unique("vfb"));
+    veth(&a, &a_if, &b, &b_if);
+    let a_mac = MacAddr(a.mac(&a_if));
+    let a_index = a.ifindex(&a_if);
+    let capture = b
+        .spawn(|| {
+            let proto = i32::from(3u16.to_be());
+            let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(proto))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            s
+        })
+        .join()
+        .expect("capture thread");
+    let schedule = GarpSchedule {
+        repeat: 1,
+        interval: Duration::ZERO,
+        delay: None,
+        refresh: Some(Duration::from_millis(200)),
+        refresh_repeat: 3,
+    };
+    let iface = a_if.clone();
+    a.spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let socket = GarpSocket::open(&iface, a_index).expect("open GARP socket");
+                let frames = announcement_frames(
+                    a_mac,
+                    &[IpAddr::V4(VIP4), IpAddr::V6(VIP6)],
+                    GarpForm::Request,
+                    true,
+                )
+                .expect("frames");
+                let announcer = spawn_announcer(socket, frames, schedule);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                announcer.abort();
+            });
+    })
+    .join()
+    .expect("announcer thread");
     assert_eq!(
-        (arps, nas),
-        (4, 4),
-        "two bursts of two rounds, one frame per VIP"
+        count_announcements(&capture, a_mac),
+        (7, 7),
+        "one round at once, then two refreshes of three rounds"
     );
 }

@@ -236,6 +236,78 @@ fn failing_track_script_lowers_priority_and_backup_takes_over() {
     );
 }
 
+/// keepalived's `script_user` and `enable_script_security` in the daemon: r1 (150) tracks
+/// `chk` (root's, weight -100, failing) and `whoami` (run as nobody, writing its uid). A
+/// failing `chk` hands `VI_1` to r2; once `chk`'s directory becomes writable by everyone,
+/// `script_security` disables it, as keepalived disables an insecure track script: it counts
+/// no more, r1 is back at 150 and takes `VI_1` back, and its status and log say why.
+#[test]
+#[ignore = "needs root"]
+fn script_security_disables_a_track_script_whose_directory_becomes_writable() {
+    let _serial = serial();
+    let dir = fresh_dir();
+    let scripts = dir.join("scripts");
+    let out = dir.join("out");
+    for (path, mode) in [(&scripts, 0o755), (&out, 0o777)] {
+        std::fs::create_dir_all(path).expect("create a directory");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    // The test directory itself must be root's alone for `chk` to pass at start.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let chk = scripts.join("chk");
+    script(&chk, "exit 1");
+    let whoami = scripts.join("whoami");
+    let ids = out.join("ids");
+    script(&whoami, &format!("id -u > {}", ids.display()));
+    let extra = |_: &Lab, _: &Path, router: usize| {
+        if router != 0 {
+            return Extra::default();
+        }
+        Extra {
+            global: "script_security = true".into(),
+            instance: "track_scripts = [{ name = \"chk\", weight = -100 }, { name = \"whoami\", weight = -1 }]".into(),
+            tables: format!(
+                "[[script]]\nname = \"chk\"\ncommand = [\"{}\"]\ninterval = \"100ms\"\n\n[[script]]\nname = \"whoami\"\ncommand = [\"{}\"]\ninterval = \"100ms\"\nuser = \"nobody\"\n",
+                chk.display(),
+                whoami.display()
+            ),
+        }
+    };
+    let scene = start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    scene.await_master(1, SETTLE);
+    scene.await_that("r1 VI_1 at effective priority 50", CHANGE, |s| {
+        r1_priority(s) == 50
+    });
+    let nobody = Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .expect("id -u nobody");
+    let nobody = String::from_utf8_lossy(&nobody.stdout).trim().to_owned();
+    assert!(
+        wait_for(CHANGE, || std::fs::read_to_string(&ids)
+            .is_ok_and(|t| t.trim() == nobody)),
+        "whoami did not run as nobody ({nobody}): {:?}",
+        std::fs::read_to_string(&ids)
+    );
+
+    std::fs::set_permissions(&scripts, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    scene.await_master(0, CHANGE);
+    scene.await_that("r1 VI_1 back at effective priority 150", CHANGE, |s| {
+        r1_priority(s) == 150
+    });
+    let status = scene.agents[0].status();
+    assert!(
+        status.contains("none (disabled by script_security)"),
+        "status does not show chk disabled: {status}"
+    );
+    let log = scene.agents[0].log();
+    let why = format!(
+        "script chk: disabled, script_security refuses it: {} is writable by everyone (mode 0777)",
+        scripts.display()
+    );
+    assert!(log.contains(&why), "no {why:?} in r1's log:\n{log}");
+}
+
 /// r1 (150) tracks an extra interface with `weight`; r2 is at 100.
 fn tracked_link_scene(weight: i16) -> Scene {
     let lab = Lab::new(2);
@@ -572,9 +644,17 @@ fn notify_scripts_and_fifo_get_the_right_lines_in_order() {
             .map(|rest| rest.split(' ').next().unwrap_or_default().to_owned())
             .collect()
     };
+    // The state changes only: a master that hears the other's adverts while it preempts
+    // also writes keepalived's MASTER_RX_LOWER_PRI event lines (no script is set for them).
+    let transitions = || -> Vec<String> {
+        fifo.lines()
+            .into_iter()
+            .filter(|l| !l.contains(" MASTER_RX_LOWER_PRI "))
+            .collect()
+    };
     let complete = |lines: &[String]| objects.iter().all(|o| states(lines, o) == want);
-    let ok = wait_for(Duration::from_secs(3), || complete(&fifo.lines()));
-    let lines = fifo.lines();
+    let ok = wait_for(Duration::from_secs(3), || complete(&transitions()));
+    let lines = transitions();
     eprintln!("notify FIFO of r1:\n{}", lines.join("\n"));
     assert!(
         ok,
@@ -631,6 +711,132 @@ fn assert_script_calls(notified: &Path, fifo_lines: &[String], scene: &Scene) {
         want.join("\n"),
         got.join("\n"),
         scene.describe()
+    );
+}
+
+/// Sends one forged advert for `VI_1` at `priority` from the client (192.0.2.200, TTL 255).
+fn forge_advert(scene: &Scene, priority: u8) {
+    let client = &scene.lab.client;
+    let out = client
+        .ns
+        .command(PROBE.0)
+        .args([
+            "advert",
+            "--src",
+            "192.0.2.200",
+            "--vrid",
+            "51",
+            "--priority",
+            &priority.to_string(),
+        ])
+        .output()
+        .expect("run the advert forger");
+    assert!(
+        out.status.success(),
+        "forging an advert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// keepalived's `notify_master_rx_lower_pri` and `higher_prio_send_advert` on r1 (150): a
+/// lower-priority advert (another router that believes it is master) runs the script and
+/// writes the FIFO line, with r1 still master; a better advert makes r1 send one advert of
+/// its own before it steps down.
+#[test]
+#[ignore = "needs root"]
+fn a_master_reports_lower_priority_adverts_and_answers_a_better_one_before_stepping_down() {
+    let _serial = serial();
+    let dir = fresh_dir();
+    let fifo = FifoReader::new(&dir.join("r1.fifo"));
+    let reclaim = dir.join("reclaim.sh");
+    let called = dir.join("reclaim-calls.txt");
+    script(&reclaim, &format!("echo \"$@\" >> {}", called.display()));
+    let extra = |_: &Lab, dir: &Path, router: usize| {
+        if router != 0 {
+            return Extra::default();
+        }
+        Extra {
+            global: format!("notify_fifo = \"{}\"", dir.join("r1.fifo").display()),
+            instance: format!(
+                "higher_prio_send_advert = true\nnotify = {{ master_rx_lower_pri = \"{}\" }}",
+                reclaim.display()
+            ),
+            ..Extra::default()
+        }
+    };
+    let scene = start(Lab::new(2), dir.clone(), &[150, 100], &extra);
+    scene.await_master(0, SETTLE);
+    let client = &scene.lab.client;
+    client
+        .ns
+        .ip(&["route", "add", "224.0.0.0/4", "dev", &client.iface]);
+
+    forge_advert(&scene, 50);
+    let calls = || std::fs::read_to_string(&called).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(5), || calls()
+            .lines()
+            .any(|l| l == "INSTANCE VI_1 MASTER_RX_LOWER_PRI 150")),
+        "notify.master_rx_lower_pri was not run with keepalived's words: {:?}{}",
+        calls(),
+        scene.describe()
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || fifo
+            .lines()
+            .iter()
+            .any(|l| l == "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150")),
+        "no MASTER_RX_LOWER_PRI line in the notify FIFO: {:?}",
+        fifo.lines()
+    );
+    assert_eq!(
+        scene.inst(0, "VI_1").state,
+        "Master",
+        "{}",
+        scene.describe()
+    );
+
+    // A better advert: r1 answers with its own (priority 150) at once, then steps down. The
+    // capture on r1's link shows the forged advert followed by r1's within a few ms (its
+    // periodic adverts are 100 ms apart, and it sends none as a backup).
+    let capture = Capture::start(scene.ns(0), scene.iface(0), &dir);
+    std::thread::sleep(Duration::from_millis(300));
+    forge_advert(&scene, 200);
+    scene.await_that("r1 VI_1 steps down to backup", CHANGE, |s| {
+        s.inst(0, "VI_1").state == "Backup"
+    });
+    // tcpdump hands packets over in batches: wait for the forged one and what follows.
+    let answered = |text: &str| {
+        text.split_once(" 192.0.2.200 > ")
+            .is_some_and(|(_, after)| after.contains(" 192.0.2.1 > "))
+    };
+    wait_for(Duration::from_secs(3), || answered(&capture.text()));
+    let lines = capture.lines();
+    let forged = lines
+        .iter()
+        .position(|l| l.contains(" 192.0.2.200 > ") && l.contains("prio 200"))
+        .unwrap_or_else(|| panic!("the forged advert was not captured:\n{}", lines.join("\n")));
+    let time = |line: &str| -> f64 {
+        line.split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .expect("a tcpdump time stamp")
+    };
+    let answer = lines[forged + 1..]
+        .iter()
+        .find(|l| l.contains(" 192.0.2.1 > ") && l.contains("prio 150"))
+        .unwrap_or_else(|| {
+            panic!(
+                "r1 sent no advert after the better one:\n{}",
+                lines.join("\n")
+            )
+        });
+    let after_ms = (time(answer) - time(&lines[forged])) * 1000.0;
+    eprintln!("r1 answered the better advert after {after_ms:.2} ms");
+    assert!(
+        after_ms < 30.0,
+        "r1's advert came {after_ms:.1} ms after the better one, not at once:\n{}",
+        lines.join("\n")
     );
 }
 

@@ -51,7 +51,8 @@ pub use routes::{
 pub use routing::{AnnounceGate, AnnounceSpec, BfdSpec, BgpNeighbor, BgpSpec, RoutingSpec};
 
 use crate::lb::{Forward, RealConfig, ServiceConfig, TunnelSource};
-use crate::track::{TrackConfig, Tracked, TrackerConfig};
+use crate::track::security::{PathFacts, RealFs, ScriptFs};
+use crate::track::{RunAs, ScriptUser, TrackConfig, Tracked, TrackerConfig};
 use crate::vrrp::InstanceConfig;
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
@@ -89,6 +90,23 @@ pub struct Global {
     pub xdp_mode: XdpMode,
     /// A FIFO that receives one line per state change (keepalived `notify_fifo`).
     pub notify_fifo: Option<PathBuf>,
+    /// Who scripts run as unless a script names its own `user` (keepalived `script_user`);
+    /// `None`: the daemon's own user.
+    pub script_user: Option<ScriptUser>,
+    /// Refuse scripts that would run with root's rights from a path others than root can
+    /// write (keepalived `enable_script_security`). Default false: such scripts are warned
+    /// about.
+    pub script_security: bool,
+}
+
+impl Global {
+    /// How notify scripts run, and scripts that name no `user` of their own.
+    pub fn run_as(&self) -> RunAs {
+        RunAs {
+            user: self.script_user.clone(),
+            script_security: self.script_security,
+        }
+    }
 }
 
 /// How the XDP program is attached.
@@ -105,6 +123,10 @@ pub enum XdpMode {
 
 /// One `[[instance]]`: one virtual router, on one interface, for one address family.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent RFC and keepalived switches, named as operators know them"
+)]
 pub struct InstanceSpec {
     /// Unique among instances; used by sync groups, logs and the control socket.
     pub name: String,
@@ -147,6 +169,9 @@ pub struct InstanceSpec {
     pub notify: Notify,
     /// keepalived `lower_prio_no_advert`. Default false.
     pub lower_prio_no_advert: bool,
+    /// keepalived `higher_prio_send_advert`: a master stepping down for a better advert
+    /// sends one advert of its own first. Default false.
+    pub higher_prio_send_advert: bool,
     /// How long a graceful handoff waits for the new master; `None` = `Master_Down_Interval`.
     pub handoff_bound: Option<Duration>,
     /// How long an ex-master forwards VIP traffic on-wire to the new master before it drops
@@ -290,8 +315,9 @@ pub enum CheckKind {
         expect_status: u16,
         body: Option<HttpBodyMatch>,
     },
-    /// Runs `command` (argv, no shell); exit 0 = healthy (keepalived `MISC_CHECK`).
-    Script { command: Vec<String> },
+    /// Runs `command` (argv, no shell) as `run_as` says; exit 0 = healthy (keepalived
+    /// `MISC_CHECK`, whose `user USER [GROUP]` is `user`/`group`).
+    Script { command: Vec<String>, run_as: RunAs },
 }
 
 /// A compiled body regex that compares by its source text.
@@ -315,8 +341,12 @@ pub struct Garp {
     pub interval: Duration,
     /// When the second burst goes out, after the first; 0 = no second burst. Default 5 s.
     pub delay: Duration,
-    /// Period of refresh bursts while master; 0 = none. Default 0.
+    /// Period of refresh bursts while master; 0 = none. Default 0 (keepalived
+    /// `garp_master_refresh`).
     pub refresh: Duration,
+    /// Messages per VIP in each refresh, 1..=255. Default 1 (keepalived
+    /// `garp_master_refresh_repeat`).
+    pub refresh_repeat: u8,
 }
 
 impl Default for Garp {
@@ -326,6 +356,7 @@ impl Default for Garp {
             interval: Duration::ZERO,
             delay: Duration::from_secs(5),
             refresh: Duration::ZERO,
+            refresh_repeat: 1,
         }
     }
 }
@@ -380,6 +411,9 @@ pub struct Notify {
     pub backup: Option<PathBuf>,
     pub fault: Option<PathBuf>,
     pub stop: Option<PathBuf>,
+    /// Instances only: run when, as master, this router hears an advert of lower priority
+    /// (keepalived `notify_master_rx_lower_pri`), with `MASTER_RX_LOWER_PRI` as the state.
+    pub master_rx_lower_pri: Option<PathBuf>,
 }
 
 /// One `[[script]]`: a health check run every `interval`.
@@ -396,6 +430,8 @@ pub struct ScriptSpec {
     pub rise: u32,
     /// Failures in a row that make a good script failing. Default 1.
     pub fall: u32,
+    /// Its `user`/`group`, else `[global] script_user`, and `script_security`.
+    pub run_as: RunAs,
 }
 
 /// One `[[sync_group]]`: instances that change state together.
@@ -409,9 +445,13 @@ pub struct SyncGroupSpec {
 
 /// Where the host-dependent facts come from: the real host in [`Config::parse`], a fake in
 /// tests.
-pub(crate) trait Host {
+pub(crate) trait Host: ScriptFs {
     fn interface_exists(&self, name: &str) -> bool;
     fn hostname(&self) -> Option<String>;
+    /// The uid and primary gid of user `name`.
+    fn user(&self, name: &str) -> Option<(u32, u32)>;
+    /// The gid of group `name`.
+    fn group(&self, name: &str) -> Option<u32>;
 }
 
 /// This machine.
@@ -426,6 +466,28 @@ impl Host for RealHost {
         let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
         let name = name.trim();
         (!name.is_empty()).then(|| name.to_owned())
+    }
+
+    fn user(&self, name: &str) -> Option<(u32, u32)> {
+        crate::track::security::lookup_user(name)
+    }
+
+    fn group(&self, name: &str) -> Option<u32> {
+        crate::track::security::lookup_group(name)
+    }
+}
+
+impl ScriptFs for RealHost {
+    fn lstat(&self, path: &Path) -> std::io::Result<PathFacts> {
+        RealFs.lstat(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        RealFs.canonicalize(path)
+    }
+
+    fn daemon_ids(&self) -> (u32, u32) {
+        RealFs.daemon_ids()
     }
 }
 
@@ -590,6 +652,7 @@ impl InstanceSpec {
             virtual_addrs: self.advertised_addrs(),
             primary_addr,
             lower_prio_no_advert: self.lower_prio_no_advert,
+            higher_prio_send_advert: self.higher_prio_send_advert,
             auth: self.auth(),
             handoff_bound: self.handoff_bound,
         }

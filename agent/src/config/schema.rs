@@ -7,6 +7,7 @@
 //! top-level table has a module of its own.
 
 use core::ops::Range;
+use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
@@ -22,6 +23,8 @@ mod virtual_server;
 
 use super::reader::{Alias, Ctx, Table, suggest};
 use super::{Config, Diagnostic, Host, Notify};
+use crate::track::security::check_script;
+use crate::track::{RunAs, ScriptUser};
 
 const ROOT_KEYS: &[&str] = &[
     "global",
@@ -72,13 +75,13 @@ pub(super) fn parse(
     let scripts: Vec<_> = top_tables(&mut ctx, &root, "script")
         .into_iter()
         .enumerate()
-        .map(|(i, t)| script::script(&mut ctx, t, i))
+        .map(|(i, t)| script::script(&mut ctx, t, i, &global, host))
         .collect();
     script::check_scripts(&mut ctx, &scripts);
     let instances: Vec<_> = top_tables(&mut ctx, &root, "instance")
         .into_iter()
         .enumerate()
-        .map(|(i, t)| instance::instance(&mut ctx, t, i, host))
+        .map(|(i, t)| instance::instance(&mut ctx, t, i, &global, host))
         .collect();
     instance::check_instances(&mut ctx, &instances, &scripts);
     let statics = routes::statics(&mut ctx, &root, host);
@@ -86,13 +89,13 @@ pub(super) fn parse(
     let sync_groups: Vec<_> = top_tables(&mut ctx, &root, "sync_group")
         .into_iter()
         .enumerate()
-        .map(|(i, t)| sync_group::sync_group(&mut ctx, t, i))
+        .map(|(i, t)| sync_group::sync_group(&mut ctx, t, i, &global, host))
         .collect();
     sync_group::check_sync_groups(&mut ctx, &sync_groups, &instances);
     let virtual_servers: Vec<_> = top_tables(&mut ctx, &root, "virtual_server")
         .into_iter()
         .enumerate()
-        .map(|(i, t)| virtual_server::virtual_server(&mut ctx, t, i, host))
+        .map(|(i, t)| virtual_server::virtual_server(&mut ctx, t, i, &global, host))
         .collect();
     services::check(&mut ctx, &virtual_servers, &instances);
     if instances.is_empty() && virtual_servers.is_empty() && !ctx.has_errors() {
@@ -177,18 +180,131 @@ fn name(
 type Listed<T> = (T, Range<usize>, String);
 
 const NOTIFY_KEYS: &[&str] = &["master", "backup", "fault", "stop"];
+/// An instance's: keepalived has `notify_master_rx_lower_pri` for instances only.
+const INSTANCE_NOTIFY_KEYS: &[&str] = &["master", "backup", "fault", "stop", "master_rx_lower_pri"];
 
-fn notify(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Notify {
+/// `notify = { … }` with `keys`; each script checked as `run_as` runs it
+/// ([`script_security`]).
+fn notify(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    keys: &[&str],
+    run_as: &RunAs,
+    host: &impl Host,
+) -> Notify {
     let mut notify = Notify::default();
     let Some(n) = t.table(ctx, "notify", "{ master = \"/etc/vipflip/master.sh\" }") else {
         return notify;
     };
-    n.check_keys(ctx, NOTIFY_KEYS, &[]);
-    notify.master = n.abs_path(ctx, "master");
-    notify.backup = n.abs_path(ctx, "backup");
-    notify.fault = n.abs_path(ctx, "fault");
-    notify.stop = n.abs_path(ctx, "stop");
+    let aliases: &[Alias] = if keys.contains(&"master_rx_lower_pri") {
+        &[]
+    } else {
+        &[(
+            "master_rx_lower_pri",
+            "only an [[instance]] has it (keepalived's notify_master_rx_lower_pri is per vrrp_instance)",
+        )]
+    };
+    n.check_keys(ctx, keys, aliases);
+    let script = |ctx: &mut Ctx<'_>, key: &str| {
+        let path = n.abs_path(ctx, key)?;
+        if let Some(value) = n.get(key) {
+            script_security(ctx, &n, &n.label(key), &value.span(), &path, run_as, host);
+        }
+        Some(path)
+    };
+    notify.master = script(ctx, "master");
+    notify.backup = script(ctx, "backup");
+    notify.fault = script(ctx, "fault");
+    notify.stop = script(ctx, "stop");
+    if keys.contains(&"master_rx_lower_pri") {
+        notify.master_rx_lower_pri = script(ctx, "master_rx_lower_pri");
+    }
     notify
+}
+
+/// `user_key` and `group_key` of `t` (keepalived `script_user USER [GROUP]`, and a script's
+/// `user USER [GROUP]`): a user of this host and, if set, the group to run as instead of
+/// its primary one. An unknown name is an error: running the script as the daemon's user
+/// instead would give it more rights than asked for.
+fn script_user(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    user_key: &str,
+    group_key: &str,
+    host: &impl Host,
+) -> Option<ScriptUser> {
+    let user = t.str(ctx, user_key, "a user name of this host");
+    let group = t.str(ctx, group_key, "a group name of this host");
+    let Some((name, span)) = user else {
+        if let Some((_, group_span)) = group {
+            t.invalid_at(
+                ctx,
+                &t.label(group_key),
+                &group_span,
+                format_args!("needs `{user_key}`: the group replaces that user's primary group"),
+            );
+        }
+        return None;
+    };
+    let Some((uid, primary_gid)) = host.user(name) else {
+        t.invalid_at(ctx, &t.label(user_key), &span, "no such user on this host");
+        return None;
+    };
+    let gid = match &group {
+        Some((group, group_span)) => {
+            let Some(gid) = host.group(group) else {
+                t.invalid_at(
+                    ctx,
+                    &t.label(group_key),
+                    group_span,
+                    "no such group on this host",
+                );
+                return None;
+            };
+            gid
+        }
+        None => primary_gid,
+    };
+    Some(ScriptUser {
+        name: name.to_owned(),
+        group: group.map(|(g, _)| g.to_owned()),
+        uid,
+        gid,
+    })
+}
+
+/// keepalived's script security check of `program` (written at `span`, shown as `label`):
+/// with `script_security` an insecure script is an error, else a warning (keepalived logs
+/// "Unsafe permissions found for script" and runs it). See [`crate::track::security`].
+fn script_security(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    label: &str,
+    span: &Range<usize>,
+    program: &Path,
+    run_as: &RunAs,
+    host: &impl Host,
+) {
+    let Err(insecure) = check_script(program, run_as, host) else {
+        return;
+    };
+    let snippet = ctx.snippet(span);
+    let context = &t.context;
+    if run_as.script_security {
+        ctx.error(
+            span,
+            format!(
+                "{context}{label} = {snippet}: refused by script_security: {insecure}; a script that runs with root's rights must be writable by root alone, and so must every directory above it"
+            ),
+        );
+    } else {
+        ctx.warning(
+            span,
+            format!(
+                "{context}{label} = {snippet}: {insecure}, so others than root can change what runs with root's rights (`script_security = true` refuses such scripts)"
+            ),
+        );
+    }
 }
 
 /// `{context}{label} = "{name}": no [[{kind}]] named "{name}"`, with the closest name or

@@ -10,11 +10,14 @@ use super::{
     CheckKind, Config, Forwarding, Garp, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler,
     Location, RealServerSpec, TrackScript, Weight, XdpMode, check_config,
 };
+use crate::track::RunAs;
+use crate::track::security::{FileKind, PathFacts, ScriptFs};
 use crate::wire::{Auth, Family, Priority, V3Ipv4Checksum, VirtualAddrs, VrId, VrrpVersion};
 
 mod cores;
 mod routes;
 mod routing;
+mod scripts;
 
 /// A host with eth0, eth1 and lo, named "testhost".
 struct FakeHost;
@@ -26,6 +29,61 @@ impl Host for FakeHost {
 
     fn hostname(&self) -> Option<String> {
         Some("testhost".to_owned())
+    }
+
+    fn user(&self, name: &str) -> Option<(u32, u32)> {
+        match name {
+            "root" => Some((0, 0)),
+            "vipflip" => Some((990, 990)),
+            _ => None,
+        }
+    }
+
+    fn group(&self, name: &str) -> Option<u32> {
+        match name {
+            "root" => Some(0),
+            "vipflip" => Some(990),
+            "checkers" => Some(991),
+            _ => None,
+        }
+    }
+}
+
+/// Scripts under `/srv` exist: `/srv/safe/*.sh` root's alone, `/srv/shared/*.sh` in a
+/// directory group 1000 can write. Anything else is missing (not judged, see
+/// `track::security`). The daemon runs as root.
+impl ScriptFs for FakeHost {
+    fn lstat(&self, path: &Path) -> std::io::Result<PathFacts> {
+        let dir = |gid, mode| PathFacts {
+            kind: FileKind::Directory,
+            uid: 0,
+            gid,
+            mode,
+        };
+        let text = path.to_str().unwrap_or_default();
+        match text {
+            "/" | "/srv" | "/srv/safe" => Ok(dir(0, 0o755)),
+            "/srv/shared" => Ok(dir(1000, 0o775)),
+            _ if path.extension().is_some_and(|e| e == "sh") => Ok(PathFacts {
+                kind: FileKind::Regular,
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+            }),
+            _ => Err(std::io::ErrorKind::NotFound.into()),
+        }
+    }
+
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        if path.starts_with("/srv") {
+            Ok(path.to_owned())
+        } else {
+            Err(std::io::ErrorKind::NotFound.into())
+        }
+    }
+
+    fn daemon_ids(&self) -> (u32, u32) {
+        (0, 0)
     }
 }
 
@@ -157,10 +215,12 @@ fn defaults() {
             repeat: 5,
             interval: Duration::ZERO,
             delay: Duration::from_secs(5),
-            refresh: Duration::ZERO
+            refresh: Duration::ZERO,
+            refresh_repeat: 1,
         }
     );
     assert!(!i.lower_prio_no_advert);
+    assert!(!i.higher_prio_send_advert);
     assert_eq!(i.handoff_bound, None);
     assert_eq!(i.forward_window, Duration::from_secs(5));
     assert_eq!(i.auth_pass, None);
@@ -262,7 +322,7 @@ fn unknown_key_without_a_close_one_lists_the_valid_keys() {
     refused(
         "[global]\nzzz = 1\n",
         &[
-            "t.toml:2:1: error: unknown key `global.zzz`; valid keys here: router_id, pin_dir, control_socket, metrics_listen, xdp_mode, notify_fifo",
+            "t.toml:2:1: error: unknown key `global.zzz`; valid keys here: router_id, pin_dir, control_socket, metrics_listen, xdp_mode, notify_fifo, script_user, script_group, script_security",
         ],
     );
 }
@@ -390,6 +450,21 @@ fn garp_repeat_zero() {
     assert_eq!(config.instances[0].garp.repeat, 2);
     assert_eq!(config.instances[0].garp.delay, Duration::from_secs(5));
     assert_eq!(config.instances[0].garp.refresh, Duration::from_mins(1));
+    assert_eq!(config.instances[0].garp.refresh_repeat, 1);
+}
+
+#[test]
+fn garp_refresh_repeat() {
+    refused(
+        &instance("garp = { refresh = \"60s\", refresh_repeat = 0 }\n"),
+        &[
+            "t.toml:6:44: error: instance \"VI_1\": garp.refresh_repeat = 0: must be in 1..=255 (messages per VIP in each refresh)",
+        ],
+    );
+    let config = accepted(&instance(
+        "garp = { refresh = \"10s\", refresh_repeat = 3 }\n",
+    ));
+    assert_eq!(config.instances[0].garp.refresh_repeat, 3);
 }
 
 #[test]
@@ -764,6 +839,34 @@ fn sync_group_of_one_warns() {
     );
 }
 
+#[test]
+fn keepalived_master_events_are_configured_per_instance() {
+    let config = accepted(&instance(
+        "higher_prio_send_advert = true\nnotify = { master_rx_lower_pri = \"/etc/vipflip/reclaim.sh\" }\n",
+    ));
+    let i = &config.instances[0];
+    assert!(i.higher_prio_send_advert);
+    assert!(
+        i.vrrp_config(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+            .higher_prio_send_advert
+    );
+    assert_eq!(
+        i.notify.master_rx_lower_pri.as_deref(),
+        Some(Path::new("/etc/vipflip/reclaim.sh"))
+    );
+    // keepalived has the event for instances only.
+    refused(
+        &format!(
+            "{}[[sync_group]]\nname = \"G1\"\ninstances = [\"VI_1\"]\nnotify = {{ master_rx_lower_pri = \"/x\" }}\n",
+            instance("")
+        ),
+        &[
+            "t.toml:6:1: warning: sync_group \"G1\": has one instance; a sync group only matters with two or more",
+            "t.toml:9:12: error: sync_group \"G1\": unknown key `notify.master_rx_lower_pri`; only an [[instance]] has it (keepalived's notify_master_rx_lower_pri is per vrrp_instance)",
+        ],
+    );
+}
+
 // --- interfaces and required keys ---
 
 #[test]
@@ -976,6 +1079,7 @@ real_server = [{ address = "2001:db8::21", check = { kind = "tcp", port = 53, in
                 check: Some(HealthCheck {
                     kind: CheckKind::Script {
                         command: vec!["/usr/lib/vipflip/check".to_owned(), "192.0.2.23".to_owned()],
+                        run_as: RunAs::default(),
                     },
                     interval: Duration::from_secs(5),
                     timeout: Duration::from_secs(3),

@@ -38,6 +38,10 @@ const SECOND: Micros = 1_000_000;
 pub(super) struct Output {
     pub(super) router_id: Option<String>,
     pub(super) notify_fifo: Option<String>,
+    /// `script_user USER [GROUP]`.
+    pub(super) script_user: Option<UserOut>,
+    /// `enable_script_security`.
+    pub(super) script_security: bool,
     pub(super) instances: Vec<InstanceOut>,
     pub(super) scripts: Vec<ScriptOut>,
     pub(super) sync_groups: Vec<GroupOut>,
@@ -66,6 +70,10 @@ pub(super) enum Section {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent RFC and keepalived switches, named as operators know them"
+)]
 pub(super) struct InstanceOut {
     pub(super) name: String,
     pub(super) interface: String,
@@ -86,6 +94,7 @@ pub(super) struct InstanceOut {
     pub(super) track_files: Vec<(String, i64)>,
     pub(super) notify: Notify,
     pub(super) lower_prio_no_advert: bool,
+    pub(super) higher_prio_send_advert: bool,
     pub(super) auth_pass: Option<String>,
     pub(super) virtual_routes: Vec<TableOut>,
     pub(super) virtual_rules: Vec<TableOut>,
@@ -98,6 +107,7 @@ pub(super) struct Garp {
     pub(super) interval: Micros,
     pub(super) delay: Micros,
     pub(super) refresh: Micros,
+    pub(super) refresh_repeat: u64,
 }
 
 impl Default for Garp {
@@ -107,6 +117,7 @@ impl Default for Garp {
             interval: 0,
             delay: 5 * SECOND,
             refresh: 0,
+            refresh_repeat: 1,
         }
     }
 }
@@ -118,6 +129,7 @@ pub(super) struct Notify {
     pub(super) backup: Option<String>,
     pub(super) fault: Option<String>,
     pub(super) stop: Option<String>,
+    pub(super) master_rx_lower_pri: Option<String>,
 }
 
 impl Notify {
@@ -126,6 +138,7 @@ impl Notify {
             && self.backup.is_none()
             && self.fault.is_none()
             && self.stop.is_none()
+            && self.master_rx_lower_pri.is_none()
     }
 }
 
@@ -133,10 +146,19 @@ impl Notify {
 pub(super) struct ScriptOut {
     pub(super) name: String,
     pub(super) command: Vec<String>,
+    /// `user USER [GROUP]`.
+    pub(super) user: Option<UserOut>,
     pub(super) interval: Option<Micros>,
     pub(super) timeout: Option<Micros>,
     pub(super) rise: Option<u64>,
     pub(super) fall: Option<u64>,
+}
+
+/// Who a script runs as: keepalived's `USER [GROUP]` words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct UserOut {
+    pub(super) user: String,
+    pub(super) group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +193,10 @@ struct Conv<'s> {
 }
 
 const NO_EQUIVALENT: &str = "vipflip has no equivalent; not carried";
+/// What `garp_master_refresh` (and `vrrp_garp_master_refresh`) becomes.
+const GARP_REFRESH: &str = "carried as garp.refresh, the same period: while master, vipflip sends garp.refresh_repeat (keepalived's garp_master_refresh_repeat, default 1) GARP/NA per VIP each time";
+/// What `garp_master_refresh_repeat` (and `vrrp_garp_master_refresh_repeat`) becomes.
+const GARP_REFRESH_REPEAT: &str = "carried as garp.refresh_repeat: GARP/NA per VIP in each refresh, sent at once; without a refresh period neither sends any";
 const NO_MAIL: &str = "vipflip sends no e-mail; use notify programs or global.notify_fifo";
 const SERVER_GROUP: &str =
     "vipflip has no virtual_server_group: write one virtual_server per address and port";

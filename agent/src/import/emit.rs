@@ -34,13 +34,26 @@ pub(super) fn emit(out: &Output, source: &Path) -> String {
     }
     comments(&mut s, out, Section::Header);
 
-    if out.router_id.is_some() || out.notify_fifo.is_some() {
+    if out.router_id.is_some()
+        || out.notify_fifo.is_some()
+        || out.script_user.is_some()
+        || out.script_security
+    {
         s.push_str("\n[global]\n");
         if let Some(id) = &out.router_id {
             let _ = writeln!(s, "router_id = {}", quote(id));
         }
         if let Some(fifo) = &out.notify_fifo {
             let _ = writeln!(s, "notify_fifo = {}", quote(fifo));
+        }
+        if let Some(u) = &out.script_user {
+            let _ = writeln!(s, "script_user = {}", quote(&u.user));
+            if let Some(group) = &u.group {
+                let _ = writeln!(s, "script_group = {}", quote(group));
+            }
+        }
+        if out.script_security {
+            s.push_str("script_security = true\n");
         }
     }
     for (i, inst) in out.instances.iter().enumerate() {
@@ -154,6 +167,9 @@ fn instance(s: &mut String, i: &InstanceOut) {
         if i.garp.refresh != d.refresh {
             parts.push(format!("refresh = {}", duration(i.garp.refresh)));
         }
+        if i.garp.refresh_repeat != d.refresh_repeat {
+            parts.push(format!("refresh_repeat = {}", i.garp.refresh_repeat));
+        }
         let _ = writeln!(s, "garp = {{ {} }}", parts.join(", "));
     }
     tracked(s, "track_interfaces", "name", &i.track_interfaces);
@@ -162,6 +178,9 @@ fn instance(s: &mut String, i: &InstanceOut) {
     notify(s, &i.notify);
     if i.lower_prio_no_advert {
         s.push_str("lower_prio_no_advert = true\n");
+    }
+    if i.higher_prio_send_advert {
+        s.push_str("higher_prio_send_advert = true\n");
     }
     if let Some(pass) = &i.auth_pass {
         let _ = writeln!(s, "auth_pass = {}", quote(pass));
@@ -190,6 +209,7 @@ fn notify(s: &mut String, n: &Notify) {
         ("backup", &n.backup),
         ("fault", &n.fault),
         ("stop", &n.stop),
+        ("master_rx_lower_pri", &n.master_rx_lower_pri),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} = {}", quote(v))))
@@ -200,6 +220,12 @@ fn notify(s: &mut String, n: &Notify) {
 fn script(s: &mut String, sc: &ScriptOut) {
     let _ = writeln!(s, "name = {}", quote(&sc.name));
     let _ = writeln!(s, "command = {}", strings(&sc.command));
+    if let Some(u) = &sc.user {
+        let _ = writeln!(s, "user = {}", quote(&u.user));
+        if let Some(group) = &u.group {
+            let _ = writeln!(s, "group = {}", quote(group));
+        }
+    }
     if let Some(d) = sc.interval {
         let _ = writeln!(s, "interval = {}", duration(d));
     }
@@ -255,9 +281,15 @@ fn check(c: &CheckOut) -> String {
             parts.push("kind = \"http\"".to_owned());
             *port
         }
-        CheckKindOut::Script { command } => {
+        CheckKindOut::Script { command, user } => {
             parts.push("kind = \"script\"".to_owned());
             parts.push(format!("command = {}", strings(command)));
+            if let Some(u) = user {
+                parts.push(format!("user = {}", quote(&u.user)));
+                if let Some(group) = &u.group {
+                    parts.push(format!("group = {}", quote(group)));
+                }
+            }
             None
         }
     };

@@ -120,7 +120,14 @@ fn v2_auth() {
 
 #[test]
 fn unicast() {
-    check("unicast.conf", "unicast.toml", &[]);
+    check(
+        "unicast.conf",
+        "unicast.toml",
+        &[&at(
+            "unicast.conf",
+            "18: note: garp_master_refresh 60: carried as garp.refresh, the same period: while master, vipflip sends garp.refresh_repeat (keepalived's garp_master_refresh_repeat, default 1) GARP/NA per VIP each time",
+        )],
+    );
 }
 
 #[test]
@@ -188,6 +195,48 @@ fn strict() {
 }
 
 #[test]
+fn script_user_and_script_security() {
+    check(
+        "script-user.conf",
+        "script-user.toml",
+        &[&at(
+            "script-user.conf",
+            "26: warning: nobody: vipflip runs every notify program as global.script_user (script_user in global_defs); a user per program is not carried",
+        )],
+    );
+}
+
+#[test]
+fn master_events() {
+    check("master-events.conf", "master-events.toml", &[]);
+}
+
+#[test]
+fn garp_refresh() {
+    // The report says what each setting became (issue #16: "if garp.refresh is it, make the
+    // import say so").
+    const REFRESH: &str = "carried as garp.refresh, the same period: while master, vipflip sends garp.refresh_repeat (keepalived's garp_master_refresh_repeat, default 1) GARP/NA per VIP each time";
+    check(
+        "garp-refresh.conf",
+        "garp-refresh.toml",
+        &[
+            &at(
+                "garp-refresh.conf",
+                &format!("4: note: vrrp_garp_master_refresh 60: {REFRESH}"),
+            ),
+            &at(
+                "garp-refresh.conf",
+                &format!("25: note: garp_master_refresh 10: {REFRESH}"),
+            ),
+            &at(
+                "garp-refresh.conf",
+                "26: note: garp_master_refresh_repeat 3: carried as garp.refresh_repeat: GARP/NA per VIP in each refresh, sent at once; without a refresh period neither sends any",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn unsupported() {
     check(
         "unsupported.conf",
@@ -196,14 +245,6 @@ fn unsupported() {
             &at(
                 "unsupported.conf",
                 "3: warning: notification_email: vipflip sends no e-mail; use notify programs or global.notify_fifo",
-            ),
-            &at(
-                "unsupported.conf",
-                "6: warning: enable_script_security: vipflip does not check who can write the scripts it runs (keepalived refuses scripts non-root users can modify); check their permissions yourself",
-            ),
-            &at(
-                "unsupported.conf",
-                "7: warning: script_user root: vipflip runs scripts and notify programs as its own user; switch users in the script if it must not run as root",
             ),
             &at(
                 "unsupported.conf",
@@ -488,7 +529,8 @@ fn lvs_direct_routing() {
             command: vec![
                 "/usr/local/bin/check_web".to_owned(),
                 "192.0.2.23".to_owned()
-            ]
+            ],
+            run_as: crate::track::RunAs::default(),
         })
     );
 }

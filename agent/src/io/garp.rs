@@ -2,7 +2,7 @@
 //! §6.4.1, §6.4.2), on keepalived's schedule.
 //!
 //! - [`GarpSchedule`]: the settings (keepalived `garp_master_repeat`, `garp_interval`,
-//!   `garp_master_delay`, `garp_master_refresh`).
+//!   `garp_master_delay`, `garp_master_refresh`, `garp_master_refresh_repeat`).
 //! - [`GarpTimer`]: the schedule as a sans-IO timer: given `now`, how many rounds to send and
 //!   when to ask again. A *round* is one frame per virtual address.
 //! - [`GarpSocket`]: an `AF_PACKET`/`SOCK_RAW` socket bound to the interface that sends whole
@@ -36,9 +36,12 @@ pub struct GarpSchedule {
     /// A second burst this long after becoming master (keepalived `garp_master_delay`,
     /// default 5 s; `None` for keepalived's 0).
     pub delay: Option<Duration>,
-    /// One more round every `refresh` while master (keepalived `garp_master_refresh`, off by
-    /// default; keepalived's `garp_master_refresh_repeat` default of 1 round).
+    /// `refresh_repeat` more rounds every `refresh` while master (keepalived
+    /// `garp_master_refresh`, off by default).
     pub refresh: Option<Duration>,
+    /// Rounds in each refresh, sent at once (keepalived `garp_master_refresh_repeat`,
+    /// default 1).
+    pub refresh_repeat: u32,
 }
 
 impl Default for GarpSchedule {
@@ -49,6 +52,7 @@ impl Default for GarpSchedule {
             interval: Duration::ZERO,
             delay: Some(Duration::from_secs(5)),
             refresh: None,
+            refresh_repeat: 1,
         }
     }
 }
@@ -118,6 +122,7 @@ impl GarpTimer {
         let interval = self.schedule.interval;
         let repeat = self.schedule.repeat;
         let refresh = self.schedule.refresh;
+        let refresh_repeat = self.schedule.refresh_repeat;
         let Some(a) = self.active.as_mut() else {
             return GarpPoll {
                 rounds: 0,
@@ -151,7 +156,7 @@ impl GarpTimer {
         if let (Some(due), Some(period)) = (a.refresh_next, refresh)
             && due <= now
         {
-            rounds = rounds.max(1);
+            rounds = rounds.max(refresh_repeat);
             // The first refresh instant after `now`, on the start + k × period grid.
             let behind = now.duration_since(due).as_nanos() / period.as_nanos();
             let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
@@ -342,6 +347,7 @@ mod tests {
             interval: 100 * MS,
             delay: Some(Duration::from_secs(2)),
             refresh: None,
+            refresh_repeat: 1,
         };
         assert_eq!(
             follow(s, 60_000),
@@ -363,6 +369,7 @@ mod tests {
             interval: Duration::ZERO,
             delay: Some(Duration::from_secs(3)),
             refresh: Some(Duration::from_secs(1)),
+            refresh_repeat: 1,
         };
         assert_eq!(
             follow(s, 5_000),
@@ -375,6 +382,30 @@ mod tests {
                 (5_000, 1)
             ]
         );
+    }
+
+    #[test]
+    fn refresh_repeat_sends_that_many_rounds_per_refresh() {
+        // keepalived `garp_master_refresh 1` with `garp_master_refresh_repeat 3`: 3 per VIP
+        // each second; a refresh that falls on a burst of 2 lifts it to 3, one on a burst of
+        // 5 adds nothing.
+        let s = GarpSchedule {
+            repeat: 2,
+            interval: Duration::ZERO,
+            delay: Some(Duration::from_secs(2)),
+            refresh: Some(Duration::from_secs(1)),
+            refresh_repeat: 3,
+        };
+        assert_eq!(
+            follow(s, 3_000),
+            vec![(0, 2), (1_000, 3), (2_000, 3), (3_000, 3)]
+        );
+        let s = GarpSchedule {
+            repeat: 5,
+            refresh_repeat: 3,
+            ..s
+        };
+        assert_eq!(follow(s, 2_000), vec![(0, 5), (1_000, 3), (2_000, 5)]);
     }
 
     #[test]
@@ -394,6 +425,7 @@ mod tests {
             interval: 10 * MS,
             delay: None,
             refresh: None,
+            refresh_repeat: 1,
         };
         let (polls, _) = run(s, &[0, 5, 9, 10, 11]);
         assert_eq!(
@@ -415,6 +447,7 @@ mod tests {
             interval: 10 * MS,
             delay: None,
             refresh: Some(100 * MS),
+            refresh_repeat: 1,
         };
         // Late by 15 ms for the second round: the third follows 10 ms after it. Refreshes at
         // 100, 200 and 300 are all missed by the poll at 350, which sends one and aims at 400.
@@ -437,6 +470,7 @@ mod tests {
             interval: 100 * MS,
             delay: Some(50 * MS),
             refresh: None,
+            refresh_repeat: 1,
         };
         assert_eq!(
             follow(s, 10_000),
@@ -473,6 +507,7 @@ mod tests {
             interval: Duration::ZERO,
             delay: Some(Duration::from_secs(1)),
             refresh: Some(Duration::from_secs(2)),
+            refresh_repeat: 1,
         };
         assert_eq!(follow(s, 6_000), vec![(2_000, 1), (4_000, 1), (6_000, 1)]);
     }

@@ -26,7 +26,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::config::{CheckKind, HealthCheck};
 use crate::lb::hold_down::HoldDown;
-use crate::track::{RiseFall, RunOutcome, run_with_timeout};
+use crate::track::security::Insecure;
+use crate::track::{RiseFall, RunAs, RunOutcome, run_with_timeout};
 
 /// How many checks may be in flight at once across all real servers (what the daemon passes
 /// to [`spawn_checks`]); a check whose turn comes while all are busy waits for a slot.
@@ -106,6 +107,9 @@ pub enum CheckError {
     Wait(#[source] std::io::Error),
     #[error("empty command")]
     EmptyCommand,
+    /// `script_security` refused to run it: the check is disabled (see [`run_target`]).
+    #[error("disabled: script_security refuses it: {0}")]
+    Refused(#[source] Insecure),
 }
 
 /// The running check tasks; dropping this stops them all (a script still running is killed
@@ -176,11 +180,16 @@ pub async fn check_once(address: IpAddr, check: &HealthCheck) -> Result<Passed, 
             };
             within(check.timeout, http::check(&request)).await
         }
-        CheckKind::Script { command } => script(command, check.timeout).await,
+        CheckKind::Script { command, run_as } => script(command, check.timeout, run_as).await,
     }
 }
 
 /// The task of one target: check, count, report changes.
+///
+/// A script check that `script_security` refuses (its path became writable by others than
+/// root since the configuration was read) is disabled: keepalived removes such a
+/// `MISC_CHECK`, and a real server without checkers is up. So the server is reported
+/// healthy, with the reason, and the task ends.
 async fn run_target(target: CheckTarget, slots: Arc<Semaphore>, tx: mpsc::Sender<HealthReport>) {
     let mut ticker = tokio::time::interval(target.check.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -195,6 +204,21 @@ async fn run_target(target: CheckTarget, slots: Arc<Semaphore>, tx: mpsc::Sender
             };
             check_once(target.address, &target.check).await
         };
+        if let Err(CheckError::Refused(insecure)) = &result {
+            log::warn!(
+                "check of {} in {}: disabled, script_security refuses it: {insecure}",
+                target.address,
+                target.service
+            );
+            let report = HealthReport {
+                service: target.service.clone(),
+                address: target.address,
+                healthy: true,
+                detail: format!("check disabled by script_security: {insecure}"),
+            };
+            let _ = tx.send(report).await;
+            return;
+        }
         let detail = match &result {
             Ok(passed) => passed.to_string(),
             Err(error) => error.to_string(),
@@ -243,11 +267,15 @@ async fn tcp(address: SocketAddr) -> Result<Passed, CheckError> {
 }
 
 /// Runs `command` (argv, no shell) under `timeout`; exit 0 passes.
-async fn script(command: &[String], timeout: Duration) -> Result<Passed, CheckError> {
+async fn script(
+    command: &[String],
+    timeout: Duration,
+    run_as: &RunAs,
+) -> Result<Passed, CheckError> {
     let Some((program, args)) = command.split_first() else {
         return Err(CheckError::EmptyCommand);
     };
-    match run_with_timeout(program, args, timeout).await {
+    match run_with_timeout(program, args, timeout, run_as).await {
         RunOutcome::Exited(status) if status.success() => Ok(Passed::Exited),
         RunOutcome::Exited(status) => Err(CheckError::Exit(status)),
         RunOutcome::TimedOut => Err(CheckError::ScriptTimedOut(timeout)),
@@ -256,6 +284,7 @@ async fn script(command: &[String], timeout: Duration) -> Result<Passed, CheckEr
             source,
         }),
         RunOutcome::WaitFailed(e) => Err(CheckError::Wait(e)),
+        RunOutcome::Refused(insecure) => Err(CheckError::Refused(insecure)),
     }
 }
 

@@ -10,7 +10,7 @@
 //!   caller never waits. No reader, a full pipe, or a reader gone: the line is dropped and
 //!   counted ([`NotifyStats`]).
 //! - starts the configured script for the new state (`notify.master`, `.backup`, `.fault`,
-//!   `.stop`) as `SCRIPT TYPE NAME STATE PRIORITY` on the tokio runtime, never awaited by the
+//!   `.stop`, and for keepalived's `MASTER_RX_LOWER_PRI` event `.master_rx_lower_pri`) as `SCRIPT TYPE NAME STATE PRIORITY` on the tokio runtime, never awaited by the
 //!   caller; one that outlives [`Notifier::DEFAULT_SCRIPT_TIMEOUT`] is killed with its
 //!   process group, and every one is reaped.
 //!
@@ -20,6 +20,10 @@
 //! keepalived, scripts of successive changes run concurrently and may finish in any order:
 //! the FIFO is the ordered channel ("guarantees that they will be delivered in the correct
 //! sequence", keepalived.conf(5)).
+//!
+//! Scripts run as `[global] script_user` (keepalived runs notify scripts as its
+//! `script_user` too). With `script_security`, a script whose path others than root can
+//! write is not run, each time it would be, and logged: keepalived disables it.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -34,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::{Config, Notify};
-use crate::track::{RunOutcome, run_with_timeout};
+use crate::track::{RunAs, RunOutcome, run_with_timeout};
 use crate::wire::Priority;
 
 /// Which kind of object changed state (keepalived's `TYPE` argument).
@@ -61,6 +65,9 @@ pub enum NotifyState {
     Fault,
     /// The instance was stopped (shutdown); keepalived sends it for instances only.
     Stop,
+    /// Not a state: as master, the instance heard an advert of lower priority (keepalived's
+    /// `MASTER_RX_LOWER_PRI` event, instances only).
+    MasterRxLowerPri,
 }
 
 impl fmt::Display for NotifyState {
@@ -70,6 +77,7 @@ impl fmt::Display for NotifyState {
             Self::Backup => "BACKUP",
             Self::Fault => "FAULT",
             Self::Stop => "STOP",
+            Self::MasterRxLowerPri => "MASTER_RX_LOWER_PRI",
         })
     }
 }
@@ -107,6 +115,8 @@ pub struct NotifyStats {
 #[derive(Debug)]
 pub struct Notifier {
     scripts: HashMap<(NotifyKind, String), Notify>,
+    /// `[global] script_user` and `script_security`.
+    run_as: RunAs,
     fifo: Option<Fifo>,
     script_timeout: Duration,
     counters: Arc<Counters>,
@@ -130,6 +140,7 @@ impl Notifier {
             .transpose()?;
         Ok(Self {
             scripts: Self::scripts_of(config),
+            run_as: config.global.run_as(),
             fifo,
             script_timeout: Self::DEFAULT_SCRIPT_TIMEOUT,
             counters: Arc::default(),
@@ -150,6 +161,7 @@ impl Notifier {
             }
         }
         self.scripts = scripts;
+        self.run_as = config.global.run_as();
     }
 
     /// Waits, at most `bound`, for the scripts still running (the daemon is exiting: its
@@ -212,6 +224,7 @@ impl Notifier {
             NotifyState::Backup => &notify.backup,
             NotifyState::Fault => &notify.fault,
             NotifyState::Stop => &notify.stop,
+            NotifyState::MasterRxLowerPri => &notify.master_rx_lower_pri,
         };
         let Some(script) = script.clone() else {
             return;
@@ -234,11 +247,12 @@ impl Notifier {
             priority.0.to_string(),
         ];
         let timeout = self.script_timeout;
+        let run_as = self.run_as.clone();
         let counters = self.counters.clone();
         let what = format!("notify {kind} {name} {state}: {}", script.display());
         self.running.retain(|task| !task.is_finished());
         self.running.push(runtime.spawn(async move {
-            let outcome = run_with_timeout(&script, &args, timeout).await;
+            let outcome = run_with_timeout(&script, &args, timeout, &run_as).await;
             if outcome.success() {
                 log::debug!("{what}: done");
                 return;
@@ -252,6 +266,9 @@ impl Notifier {
                 RunOutcome::Exited(status) => log::warn!("{what}: {status}"),
                 RunOutcome::SpawnFailed(e) => log::warn!("{what}: cannot run it: {e}"),
                 RunOutcome::WaitFailed(e) => log::warn!("{what}: waiting for it: {e}"),
+                RunOutcome::Refused(insecure) => {
+                    log::warn!("{what}: disabled, script_security refuses it: {insecure}");
+                }
             }
         }));
     }

@@ -34,6 +34,7 @@ mod link;
 mod process;
 mod rise_fall;
 mod script;
+pub mod security;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -49,6 +50,7 @@ use crate::config::{Config, ScriptSpec};
 pub use file::parse_value;
 pub(crate) use process::{RunOutcome, run_with_timeout};
 pub use rise_fall::RiseFall;
+pub use security::{RunAs, ScriptUser};
 pub use vipflip_track::{
     Effect, Observation, TrackConfig, TrackState, Tracked, TrackerConfig, TrackerReport,
 };

@@ -4,10 +4,19 @@
 //! runs its scripts), in a process group of its own: when it outlives its timeout, or the
 //! task awaiting it is dropped, the whole group is killed with `SIGKILL`, so a shell script's
 //! children (a `sleep`, a `curl`) die with it. The killed leader is then reaped.
+//!
+//! It runs as [`RunAs::user`] when one is set: the child sets its group, drops every
+//! supplementary group and sets its user before `exec` (std's `CommandExt::uid`/`gid`,
+//! keepalived's `setgid`/`setgroups`/`setuid`). With [`RunAs::script_security`] its path is
+//! checked just before each run ([`security`](super::security)), so a script whose
+//! permissions changed since the configuration was read is refused, not run.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
+
+use super::security::{Insecure, RealFs, RunAs, check_script};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -20,6 +29,8 @@ pub(crate) enum RunOutcome {
     SpawnFailed(std::io::Error),
     /// Waiting for it failed.
     WaitFailed(std::io::Error),
+    /// Not run: `script_security` found it insecure.
+    Refused(Insecure),
 }
 
 impl RunOutcome {
@@ -29,17 +40,27 @@ impl RunOutcome {
     }
 }
 
-/// Runs `program args…` and waits at most `timeout` for it.
+/// Runs `program args…` as `run_as` says and waits at most `timeout` for it.
 pub(crate) async fn run_with_timeout<I, S>(
     program: impl AsRef<OsStr>,
     args: I,
     timeout: Duration,
+    run_as: &RunAs,
 ) -> RunOutcome
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    if run_as.script_security
+        && let Err(insecure) = check_script(Path::new(program.as_ref()), run_as, &RealFs)
+    {
+        return RunOutcome::Refused(insecure);
+    }
     let mut command = tokio::process::Command::new(program);
+    if let Some(user) = &run_as.user {
+        // std sets the group, clears the supplementary groups (as root), then the user.
+        command.gid(user.gid).uid(user.uid);
+    }
     command
         .args(args)
         .stdin(Stdio::null())

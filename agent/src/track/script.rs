@@ -1,4 +1,9 @@
 //! The `[[script]]` driver: one tokio task per script, a run every `interval`.
+//!
+//! A run that `script_security` refuses (the script's path became writable by others than
+//! root since the configuration was read) disables the script, as keepalived disables an
+//! insecure track script and removes it from the instances that track it: the task reports
+//! [`Observation::ScriptDisabled`] once, logs why, and ends.
 
 use std::sync::Arc;
 
@@ -7,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::process::{RunOutcome, run_with_timeout};
+use super::security::Insecure;
 use super::{Observation, RiseFall};
 use crate::config::ScriptSpec;
 
@@ -25,7 +31,21 @@ pub(super) fn spawn(
         let mut status = RiseFall::new(spec.rise, spec.fall);
         loop {
             ticker.tick().await;
-            let ok = run_once(&spec, &slots).await;
+            let ok = match run_once(&spec, &slots).await {
+                Ok(ok) => ok,
+                Err(insecure) => {
+                    log::warn!(
+                        "script {}: disabled, script_security refuses it: {insecure}",
+                        spec.name
+                    );
+                    let _ = tx
+                        .send(Observation::ScriptDisabled {
+                            name: spec.name.clone(),
+                        })
+                        .await;
+                    return;
+                }
+            };
             if let Some(ok) = status.record(ok) {
                 log::info!(
                     "script {}: {}",
@@ -44,17 +64,17 @@ pub(super) fn spawn(
     })
 }
 
-/// One run: true when it exited 0 within its timeout.
-async fn run_once(spec: &ScriptSpec, slots: &Semaphore) -> bool {
+/// One run: true when it exited 0 within its timeout; `Err` when it was refused.
+async fn run_once(spec: &ScriptSpec, slots: &Semaphore) -> Result<bool, Insecure> {
     let Some((program, args)) = spec.command.split_first() else {
         log::warn!("script {}: empty command", spec.name);
-        return false;
+        return Ok(false);
     };
     // The semaphore is never closed, so acquiring only fails if that changes.
     let Ok(_slot) = slots.acquire().await else {
-        return false;
+        return Ok(false);
     };
-    let outcome = run_with_timeout(program, args, spec.timeout).await;
+    let outcome = run_with_timeout(program, args, spec.timeout, &spec.run_as).await;
     match &outcome {
         RunOutcome::Exited(status) if !status.success() => {
             log::debug!("script {}: {status}", spec.name);
@@ -67,8 +87,9 @@ async fn run_once(spec: &ScriptSpec, slots: &Semaphore) -> bool {
         ),
         RunOutcome::SpawnFailed(e) => log::warn!("script {}: running {program}: {e}", spec.name),
         RunOutcome::WaitFailed(e) => log::warn!("script {}: waiting for it: {e}", spec.name),
+        RunOutcome::Refused(insecure) => return Err(insecure.clone()),
     }
-    outcome.success()
+    Ok(outcome.success())
 }
 
 #[cfg(test)]
@@ -83,6 +104,7 @@ mod tests {
     use crate::config::ScriptSpec;
     use crate::track::Observation;
     use crate::track::process::{RunOutcome, run_with_timeout};
+    use crate::track::security::RunAs;
     use crate::track::testutil::TempDir;
 
     /// Whether `pid` still runs: a zombie waiting for its reaper counts as dead.
@@ -104,7 +126,13 @@ mod tests {
             &format!("sleep 30 &\necho $! > {}\nwait", pidfile.display()),
         );
         let started = Instant::now();
-        let outcome = run_with_timeout("/bin/sh", [&script], Duration::from_millis(300)).await;
+        let outcome = run_with_timeout(
+            "/bin/sh",
+            [&script],
+            Duration::from_millis(300),
+            &RunAs::default(),
+        )
+        .await;
         let took = started.elapsed();
         assert!(matches!(outcome, RunOutcome::TimedOut), "{outcome:?}");
         assert!(!outcome.success());
@@ -131,13 +159,23 @@ mod tests {
         let ok = dir.script("ok", "exit 0");
         let bad = dir.script("bad", "exit 3");
         let timeout = Duration::from_secs(10);
-        assert!(run_with_timeout("/bin/sh", [&ok], timeout).await.success());
-        let outcome = run_with_timeout("/bin/sh", [&bad], timeout).await;
+        assert!(
+            run_with_timeout("/bin/sh", [&ok], timeout, &RunAs::default())
+                .await
+                .success()
+        );
+        let outcome = run_with_timeout("/bin/sh", [&bad], timeout, &RunAs::default()).await;
         assert!(
             matches!(&outcome, RunOutcome::Exited(s) if s.code() == Some(3)),
             "{outcome:?}"
         );
-        let missing = run_with_timeout(dir.path().join("nope"), [] as [&str; 0], timeout).await;
+        let missing = run_with_timeout(
+            dir.path().join("nope"),
+            [] as [&str; 0],
+            timeout,
+            &RunAs::default(),
+        )
+        .await;
         assert!(matches!(missing, RunOutcome::SpawnFailed(_)), "{missing:?}");
     }
 
@@ -151,6 +189,7 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             rise,
             fall,
+            run_as: RunAs::default(),
         }
     }
 
@@ -230,5 +269,84 @@ mod tests {
         for pair in lines.chunks(2).filter(|c| c.len() == 2) {
             assert_eq!(pair, ["start", "end"], "runs overlapped: {lines:?}");
         }
+    }
+
+    fn nobody() -> crate::track::ScriptUser {
+        let (uid, gid) = crate::track::security::lookup_user("nobody").expect("user nobody");
+        crate::track::ScriptUser {
+            name: "nobody".into(),
+            group: None,
+            uid,
+            gid,
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs root"]
+    async fn a_script_runs_as_its_user_with_no_other_group() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = TempDir::new("runas");
+        // The script writes its ids where nobody may write.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let out = dir.path().join("ids.out");
+        let script = dir.script(
+            "ids",
+            &format!("echo \"$(id -u) $(id -g) $(id -G)\" > {}", out.display()),
+        );
+        let user = nobody();
+        let run_as = RunAs {
+            user: Some(user.clone()),
+            script_security: false,
+        };
+        let outcome =
+            run_with_timeout("/bin/sh", [&script], Duration::from_secs(10), &run_as).await;
+        assert!(outcome.success(), "{outcome:?}");
+        let ids = std::fs::read_to_string(&out).expect("ids written");
+        assert_eq!(
+            ids.trim(),
+            format!("{} {} {}", user.uid, user.gid, user.gid),
+            "root's supplementary groups must be gone"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs root"]
+    async fn a_script_whose_directory_becomes_writable_is_disabled() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = TempDir::new("disable");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let script = dir.script("chk", "exit 0");
+        let spec = ScriptSpec {
+            // Run directly: the checked program is the script itself.
+            command: vec![script.display().to_string()],
+            run_as: RunAs {
+                user: None,
+                script_security: true,
+            },
+            ..script_spec("chk", &script, 5_000, 1, 1)
+        };
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = spawn(spec, Arc::new(Semaphore::new(1)), tx);
+        assert_eq!(
+            next(&mut rx).await,
+            Observation::Script {
+                name: "chk".into(),
+                ok: true
+            }
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        assert_eq!(
+            next(&mut rx).await,
+            Observation::ScriptDisabled { name: "chk".into() }
+        );
+        // Disabled for good: the task has ended and closed its sender.
+        let closed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert_eq!(closed.expect("the task ends"), None);
+        assert!(task.is_finished());
     }
 }

@@ -22,7 +22,7 @@
 //! with priority 255") and only its weight-0 trackers act, through Fault. The instance's own
 //! interface being down is [`FaultCause::LinkDown`](vipflip_vrrp::FaultCause::LinkDown).
 //! A script that has not finished its first run counts neither way (keepalived's
-//! `VRRP_SCRIPT_STATUS_INIT`).
+//! `VRRP_SCRIPT_STATUS_INIT`), nor does a script that was disabled.
 //!
 //! # Architecture invariant
 //!
@@ -33,6 +33,7 @@
 //! [`Command`]: vipflip_vrrp::Command
 
 mod config;
+pub mod process;
 mod state;
 
 use std::path::PathBuf;
@@ -48,6 +49,10 @@ pub enum Observation {
     /// `[[script]]` `name` became good (`ok`) or failing, after rise/fall; the first result
     /// is reported at once.
     Script { name: String, ok: bool },
+    /// `[[script]]` `name` was disabled because `script_security` refused it (its path
+    /// became writable by others than root): it no longer counts either way, as keepalived
+    /// removes an insecure `track_script` from the instances that track it.
+    ScriptDisabled { name: String },
     /// Track file `path` (as configured) holds `value`; 0 when missing, empty or unreadable.
     File { path: PathBuf, value: i64 },
     /// `[[virtual_server]]` `service` has (`met`) or lacks its quorum of healthy real

@@ -27,8 +27,10 @@ pub struct TrackerReport {
     /// Interface up / script good as 1 / 0, or a file's value; `None` until first observed.
     pub seen: Option<i64>,
     /// What it does to the instance now; `None`: nothing (not observed yet, healthy with a
-    /// weight that acts only on failure, or an owner's ignored weight).
+    /// weight that acts only on failure, disabled, or an owner's ignored weight).
     pub effect: Option<Effect>,
+    /// A script disabled by `script_security`: it counts neither way.
+    pub disabled: bool,
 }
 
 /// One instance's tracking, sans-IO: the configured trackers with what was last observed of
@@ -59,6 +61,8 @@ struct Tracker {
     weight: i64,
     /// Interface up / script good; for a file, its value. `None` until first observed.
     seen: Option<i64>,
+    /// A script disabled by `script_security` (see [`Observation::ScriptDisabled`]).
+    disabled: bool,
 }
 
 /// What one tracker does to the instance now.
@@ -90,6 +94,7 @@ impl TrackState {
                 what: t.what,
                 weight: t.weight,
                 seen: None,
+                disabled: false,
             })
             .collect();
         Self {
@@ -112,11 +117,10 @@ impl TrackState {
     pub fn reconfigure(&mut self, config: TrackConfig) -> Vec<Command> {
         let mut next = Self::new(config);
         for tracker in &mut next.trackers {
-            tracker.seen = self
-                .trackers
-                .iter()
-                .find(|old| old.what == tracker.what)
-                .and_then(|old| old.seen);
+            if let Some(old) = self.trackers.iter().find(|old| old.what == tracker.what) {
+                tracker.seen = old.seen;
+                tracker.disabled = old.disabled;
+            }
         }
         if next.interface == self.interface {
             next.own_link = self.own_link;
@@ -133,6 +137,7 @@ impl TrackState {
         match observation {
             Observation::Link { name, up } => self.interface_up(name, *up),
             Observation::Script { name, ok } => self.script_result(name, *ok),
+            Observation::ScriptDisabled { name } => self.script_disabled(name),
             Observation::File { path, value } => self.file_value(path, *value),
             Observation::Quorum { service, met } => self.quorum(service, *met),
         }
@@ -156,6 +161,21 @@ impl TrackState {
             |t| matches!(&t, Tracked::Script(n) if n == name),
             i64::from(ok),
         );
+        self.commands()
+    }
+
+    /// `[[script]]` `name` was disabled by `script_security`: from now on it counts neither
+    /// way (its fault cleared, its weight gone) until its driver, started again by a
+    /// reload, reports a result.
+    pub fn script_disabled(&mut self, name: &str) -> Vec<Command> {
+        for tracker in self
+            .trackers
+            .iter_mut()
+            .filter(|t| matches!(&t.what, Tracked::Script(n) if n == name))
+        {
+            tracker.disabled = true;
+            tracker.seen = None;
+        }
         self.commands()
     }
 
@@ -224,6 +244,7 @@ impl TrackState {
                 effect: t
                     .seen
                     .and_then(|seen| effect(&t.what, t.weight, seen, owner)),
+                disabled: t.disabled,
             })
             .collect()
     }
@@ -254,9 +275,9 @@ impl TrackState {
     /// Initialize until it has; a daemon that wants the same delays `Startup` while this is
     /// true (the script's first run takes one `interval` at most, plus its run time).
     pub fn awaiting_scripts(&self) -> bool {
-        self.trackers
-            .iter()
-            .any(|t| matches!(t.what, Tracked::Script(_)) && t.weight == 0 && t.seen.is_none())
+        self.trackers.iter().any(|t| {
+            matches!(t.what, Tracked::Script(_)) && t.weight == 0 && t.seen.is_none() && !t.disabled
+        })
     }
 
     fn is_owner(&self) -> bool {
@@ -264,7 +285,10 @@ impl TrackState {
     }
 
     fn record(&mut self, matches: impl Fn(&Tracked) -> bool, value: i64) {
+        // A result of a disabled script comes from its driver started again (a reload that
+        // passed the check again): it counts once more.
         for tracker in self.trackers.iter_mut().filter(|t| matches(&t.what)) {
+            tracker.disabled = false;
             tracker.seen = Some(value);
         }
     }

@@ -13,6 +13,10 @@ pub(super) const OWNER_PRIORITY: Priority = Priority(255);
 /// The configuration of one virtual router (RFC 5798 §6.1 "Parameters per Virtual Router",
 /// plus the keepalived knobs users bring). Checked by [`Instance::new`](super::Instance::new).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent RFC and keepalived switches, named as operators know them; no state machine hides in them"
+)]
 pub struct InstanceConfig {
     /// `VRID` (RFC 5798 §5.2.3), 1..=255.
     pub vrid: VrId,
@@ -43,6 +47,12 @@ pub struct InstanceConfig {
     /// keepalived `lower_prio_no_advert`: when true, a master stays silent on a lower-priority
     /// advert instead of answering at once as RFC 9568 §6.4.3 asks. Default false.
     pub lower_prio_no_advert: bool,
+    /// keepalived `higher_prio_send_advert`: a master that steps down for a better advert
+    /// (higher priority, or equal priority from a higher address) first sends one advert of
+    /// its own priority, so a master that had wrongly taken over hears a lower-priority
+    /// advert and re-announces itself (keepalived: its `garp_lower_prio_repeat` GARPs), after
+    /// a split brain in which ours were the last GARPs the hosts saw. Default false.
+    pub higher_prio_send_advert: bool,
     /// Version 2 authentication (RFC 3768 §5.3.6), compared verbatim. Must be [`Auth::None`]
     /// for v3.
     pub auth: Auth,
@@ -66,6 +76,7 @@ impl InstanceConfig {
             virtual_addrs,
             primary_addr,
             lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
             auth: Auth::None,
             handoff_bound: None,
         }

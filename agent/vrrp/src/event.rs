@@ -161,6 +161,13 @@ pub enum Action {
     /// Graceful handoff: forward traffic that still reaches this router to the new master,
     /// whose MAC was learned from its advert's Ethernet source.
     ForwardTo { mac: MacAddr },
+    /// As master, an advert of lower priority (or of equal priority from a lower address)
+    /// was heard from `src`: another router believes it is master, presumably after a
+    /// split brain. keepalived's `MASTER_RX_LOWER_PRI` event (its
+    /// `notify_master_rx_lower_pri` script and FIFO line), for a master that must take back
+    /// external state the other one grabbed (a cloud provider's secondary address). Not a
+    /// transition: the instance stays master.
+    LowerPriorityHeard { src: IpAddr, priority: Priority },
 }
 
 /// Why a [`Command`] was refused; the instance's state is unchanged.

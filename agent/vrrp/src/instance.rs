@@ -251,7 +251,7 @@ impl Instance {
             self.stats.count_discard(discard.kind());
             if let Discard::WeAreOwner { from_priority } = discard {
                 log::warn!("vrid {}: {} from {}", self.config.vrid.0, discard, rx.src);
-                self.owner_answers(from_priority);
+                self.owner_answers(rx, from_priority);
             } else {
                 log::debug!(
                     "vrid {}: discarded advert from {}: {discard}",
@@ -369,12 +369,18 @@ impl Instance {
     /// believes it is master steps down without waiting for the next periodic advert. Another
     /// owner (255) is a misconfiguration: answering it would make two owners answer each other
     /// forever, so it is only logged.
-    fn owner_answers(&mut self, from: Priority) {
+    fn owner_answers(&mut self, rx: RxMeta, from: Priority) {
         if !matches!(self.state, State::Master(_)) || from == OWNER_PRIORITY {
             return;
         }
         if from == RESIGN || !self.config.lower_prio_no_advert {
             self.send_advert(self.priority);
+        }
+        if from != RESIGN {
+            self.actions.push_back(Action::LowerPriorityHeard {
+                src: rx.src,
+                priority: from,
+            });
         }
     }
 
@@ -450,12 +456,24 @@ impl Instance {
             // best served by forwarding to it on the wire until they learn (RFC 5798 leaves
             // the ex-master silent; dropping would lose what is already on its way).
             let traffic = BackupTraffic::Forward { mac: rx.src_mac };
+            if self.config.higher_prio_send_advert {
+                // keepalived `higher_prio_send_advert`: one advert of ours before stepping
+                // down (packets before the state action, see `Action`).
+                self.send_advert(own);
+            }
             self.become_backup(now, cause, learned, traffic, false);
-        } else if !self.config.lower_prio_no_advert {
+            return;
+        }
+        if !self.config.lower_prio_no_advert {
             // RFC 9568 §6.4.3: discard, and "send an ADVERTISEMENT immediately to assert the
             // Active state". The RFC does not reset the Adver_Timer here, so neither do we.
             self.send_advert(own);
         }
+        // (Our own adverts looped back never get here: `check` discards them.)
+        self.actions.push_back(Action::LowerPriorityHeard {
+            src: rx.src,
+            priority: advert.priority,
+        });
     }
 
     fn complete_handoff(&mut self, now: Instant, rx: RxMeta, advert: &AdvertRepr) {

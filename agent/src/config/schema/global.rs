@@ -1,10 +1,12 @@
 //! `[global]`: the daemon-wide settings (router id, pin directory, control socket, metrics
-//! listener, XDP mode, notify FIFO) and their defaults.
+//! listener, XDP mode, notify FIFO, who scripts run as and whether insecure ones are
+//! refused) and their defaults.
 
 use std::path::PathBuf;
 
-use super::super::reader::{Ctx, Table};
+use super::super::reader::{Alias, Ctx, Table};
 use super::super::{Global, Host, XdpMode};
+use super::script_user;
 
 const GLOBAL_KEYS: &[&str] = &[
     "router_id",
@@ -13,7 +15,14 @@ const GLOBAL_KEYS: &[&str] = &[
     "metrics_listen",
     "xdp_mode",
     "notify_fifo",
+    "script_user",
+    "script_group",
+    "script_security",
 ];
+const GLOBAL_ALIASES: &[Alias] = &[(
+    "enable_script_security",
+    "did you mean `script_security = true`?",
+)];
 pub(super) fn global(ctx: &mut Ctx<'_>, root: &Table<'_, '_>, host: &impl Host) -> Global {
     let mut g = Global {
         router_id: host.hostname().unwrap_or_else(|| "vipflip".to_owned()),
@@ -22,11 +31,13 @@ pub(super) fn global(ctx: &mut Ctx<'_>, root: &Table<'_, '_>, host: &impl Host) 
         metrics_listen: None,
         xdp_mode: XdpMode::Auto,
         notify_fifo: None,
+        script_user: None,
+        script_security: false,
     };
     let Some(t) = root.table(ctx, "global", "`[global]`") else {
         return g;
     };
-    t.check_keys(ctx, GLOBAL_KEYS, &[]);
+    t.check_keys(ctx, GLOBAL_KEYS, GLOBAL_ALIASES);
     if let Some((id, span)) = t.str(ctx, "router_id", "a name for this router") {
         if id.trim().is_empty() {
             t.invalid_at(ctx, &t.label("router_id"), &span, "must not be empty");
@@ -69,5 +80,7 @@ pub(super) fn global(ctx: &mut Ctx<'_>, root: &Table<'_, '_>, host: &impl Host) 
         }
     }
     g.notify_fifo = t.abs_path(ctx, "notify_fifo");
+    g.script_user = script_user(ctx, &t, "script_user", "script_group", host);
+    g.script_security = t.bool(ctx, "script_security").unwrap_or(false);
     g
 }

@@ -12,11 +12,11 @@ use ipnet::IpNet;
 use toml::de::DeValue;
 
 use super::super::reader::{Alias, Ctx, Table, suggest};
-use super::super::{Garp, Host, InstanceSpec, RouteSpec, RuleSpec};
+use super::super::{Garp, Global, Host, InstanceSpec, RouteSpec, RuleSpec};
 use super::routes::{Placed, instance_routes};
 use super::script::Script;
 use super::tracking::tracking;
-use super::{Listed, name, notify};
+use super::{INSTANCE_NOTIFY_KEYS, Listed, name, notify};
 use crate::wire::{Family, Priority, V3Ipv4Checksum, VrId, VrrpVersion};
 
 const INSTANCE_KEYS: &[&str] = &[
@@ -40,6 +40,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "track_files",
     "notify",
     "lower_prio_no_advert",
+    "higher_prio_send_advert",
     "handoff_bound",
     "forward_window",
     "auth_pass",
@@ -67,7 +68,7 @@ const INSTANCE_ALIASES: &[Alias] = &[
     ("virtual_route", "did you mean `virtual_routes`?"),
     ("virtual_rule", "did you mean `virtual_rules`?"),
 ];
-const GARP_KEYS: &[&str] = &["repeat", "interval", "delay", "refresh"];
+const GARP_KEYS: &[&str] = &["repeat", "interval", "delay", "refresh", "refresh_repeat"];
 const V3_INTERVAL_RULE: &str =
     "VRRPv3 carries centiseconds, use a multiple of 10ms in 10ms..=40.95s";
 const V2_INTERVAL_RULE: &str = "VRRPv2 carries whole seconds, use 1s..=255s";
@@ -94,6 +95,7 @@ pub(super) fn instance(
     ctx: &mut Ctx<'_>,
     mut t: Table<'_, '_>,
     index: usize,
+    global: &Global,
     host: &impl Host,
 ) -> Instance {
     let name = name(ctx, &mut t, "instance", index);
@@ -152,8 +154,9 @@ pub(super) fn instance(
         track_scripts: Vec::new(),
         track_files: Vec::new(),
         track_quorums: Vec::new(),
-        notify: notify(ctx, &t),
+        notify: notify(ctx, &t, INSTANCE_NOTIFY_KEYS, &global.run_as(), host),
         lower_prio_no_advert: or_default(t.bool(ctx, "lower_prio_no_advert"), false),
+        higher_prio_send_advert: or_default(t.bool(ctx, "higher_prio_send_advert"), false),
         handoff_bound: None,
         forward_window: t
             .duration(ctx, "forward_window")
@@ -564,6 +567,14 @@ fn garp(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Garp {
     }
     if let Some((d, _)) = g.duration(ctx, "refresh") {
         garp.refresh = d;
+    }
+    if let Some((n, _)) = g.int(
+        ctx,
+        "refresh_repeat",
+        1..=255,
+        "must be in 1..=255 (messages per VIP in each refresh)",
+    ) {
+        garp.refresh_repeat = u8::try_from(n).unwrap_or(garp.refresh_repeat);
     }
     garp
 }

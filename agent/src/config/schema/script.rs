@@ -4,14 +4,18 @@
 use core::ops::Range;
 use core::time::Duration;
 use std::collections::HashMap;
+use std::path::Path;
 
 use toml::de::DeValue;
 
-use super::super::ScriptSpec;
 use super::super::reader::{Alias, Ctx, Table};
-use super::name;
+use super::super::{Global, Host, ScriptSpec};
+use super::{name, script_security, script_user};
+use crate::track::RunAs;
 
-const SCRIPT_KEYS: &[&str] = &["name", "command", "interval", "timeout", "rise", "fall"];
+const SCRIPT_KEYS: &[&str] = &[
+    "name", "command", "interval", "timeout", "rise", "fall", "user", "group",
+];
 const SCRIPT_ALIASES: &[Alias] = &[
     (
         "script",
@@ -28,9 +32,19 @@ pub(super) struct Script {
     pub(super) name_span: Option<Range<usize>>,
 }
 
-pub(super) fn script(ctx: &mut Ctx<'_>, mut t: Table<'_, '_>, index: usize) -> Script {
+pub(super) fn script(
+    ctx: &mut Ctx<'_>,
+    mut t: Table<'_, '_>,
+    index: usize,
+    global: &Global,
+    host: &impl Host,
+) -> Script {
     let name = name(ctx, &mut t, "script", index);
     t.check_keys(ctx, SCRIPT_KEYS, SCRIPT_ALIASES);
+    let run_as = RunAs {
+        user: script_user(ctx, &t, "user", "group", host).or_else(|| global.script_user.clone()),
+        script_security: global.script_security,
+    };
     let mut command = Vec::new();
     if let Some(value) = t.get("command") {
         let items = t.strings(ctx, "command", "strings: the program, then its arguments");
@@ -50,6 +64,16 @@ pub(super) fn script(ctx: &mut Ctx<'_>, mut t: Table<'_, '_>, index: usize) -> S
                 &first.label,
                 &first.span,
                 "the program must be an absolute path (scripts run without a shell or $PATH)",
+            );
+        } else if let Some(first) = items.first() {
+            script_security(
+                ctx,
+                &t,
+                &first.label,
+                &first.span,
+                Path::new(first.text),
+                &run_as,
+                host,
             );
         }
         command = items.into_iter().map(|i| i.text.to_owned()).collect();
@@ -86,6 +110,7 @@ pub(super) fn script(ctx: &mut Ctx<'_>, mut t: Table<'_, '_>, index: usize) -> S
             timeout,
             rise,
             fall,
+            run_as,
         },
         context: t.context.clone(),
         name_span: name.map(|(_, span)| span),

@@ -4,10 +4,10 @@
 use core::ops::Range;
 use std::collections::HashMap;
 
-use super::super::SyncGroupSpec;
 use super::super::reader::{Alias, Ctx, Table};
+use super::super::{Global, Host, SyncGroupSpec};
 use super::instance::Instance;
-use super::{Listed, name, notify, unknown_name};
+use super::{Listed, NOTIFY_KEYS, name, notify, unknown_name};
 
 const SYNC_GROUP_KEYS: &[&str] = &["name", "instances", "notify"];
 const SYNC_GROUP_ALIASES: &[Alias] = &[("group", "did you mean `instances`?")];
@@ -20,7 +20,13 @@ pub(super) struct SyncGroup {
     span: Range<usize>,
 }
 
-pub(super) fn sync_group(ctx: &mut Ctx<'_>, mut t: Table<'_, '_>, index: usize) -> SyncGroup {
+pub(super) fn sync_group(
+    ctx: &mut Ctx<'_>,
+    mut t: Table<'_, '_>,
+    index: usize,
+    global: &Global,
+    host: &impl Host,
+) -> SyncGroup {
     let name = name(ctx, &mut t, "sync_group", index);
     t.check_keys(ctx, SYNC_GROUP_KEYS, SYNC_GROUP_ALIASES);
     if t.get("instances").is_none() {
@@ -35,7 +41,7 @@ pub(super) fn sync_group(ctx: &mut Ctx<'_>, mut t: Table<'_, '_>, index: usize) 
         .into_iter()
         .map(|i| (i.text.to_owned(), i.span, i.label))
         .collect();
-    let notify = notify(ctx, &t);
+    let notify = notify(ctx, &t, NOTIFY_KEYS, &global.run_as(), host);
     SyncGroup {
         spec: SyncGroupSpec {
             name: name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),

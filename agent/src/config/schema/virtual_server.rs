@@ -11,12 +11,14 @@ use toml::de::DeValue;
 
 use super::super::reader::{Alias, Ctx, Table};
 use super::super::{
-    CheckKind, Forwarding, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler,
+    CheckKind, Forwarding, Global, HealthCheck, Host, HttpBodyMatch, LbProtocol, LbScheduler,
     RealServerSpec, ServiceHome, VirtualServerSpec,
 };
 use super::instance::{family_of, name_of};
-use super::name;
 use super::tracking::weight_at;
+use super::{name, script_security, script_user};
+use crate::track::RunAs;
+use std::path::Path;
 
 const VIRTUAL_SERVER_KEYS: &[&str] = &[
     "name",
@@ -87,6 +89,8 @@ const CHECK_KEYS: &[&str] = &[
     "expect_status",
     "body",
     "command",
+    "user",
+    "group",
 ];
 const CHECK_ALIASES: &[Alias] = &[
     ("type", "did you mean `kind`?"),
@@ -108,7 +112,7 @@ const CHECK_ALIASES: &[Alias] = &[
 const CHECK_KIND_KEYS: &[(&str, &[&str])] = &[
     ("tcp", &["port"]),
     ("http", &["port", "path", "expect_status", "body"]),
-    ("script", &["command"]),
+    ("script", &["command", "user", "group"]),
 ];
 
 /// What the checks across services need, kept even for a service with errors.
@@ -132,6 +136,7 @@ pub(super) fn virtual_server(
     ctx: &mut Ctx<'_>,
     mut t: Table<'_, '_>,
     index: usize,
+    global: &Global,
     host: &impl Host,
 ) -> VirtualServer {
     let name = name(ctx, &mut t, "virtual_server", index);
@@ -222,6 +227,7 @@ pub(super) fn virtual_server(
         same_family,
         port.as_ref().map(|(p, _)| *p),
         &mut spec,
+        (global, host),
     );
     tunnel_source_family(ctx, &t, &spec);
     quorum(ctx, &t, servers.len(), &mut spec);
@@ -538,6 +544,7 @@ fn real_servers(
     same_family: Option<IpAddr>,
     port: Option<u16>,
     spec: &mut VirtualServerSpec,
+    scripts: (&Global, &impl Host),
 ) -> Vec<Range<usize>> {
     let Some(value) = t.get("real_server") else {
         t.missing(
@@ -596,7 +603,7 @@ fn real_servers(
             )
             .and_then(|(w, _)| u16::try_from(w).ok())
             .unwrap_or(1);
-        let check = health_check(ctx, &r, port);
+        let check = health_check(ctx, &r, port, scripts);
         if let Some(address) = address {
             spec.real_servers.push(RealServerSpec {
                 address,
@@ -638,6 +645,7 @@ fn health_check(
     ctx: &mut Ctx<'_>,
     r: &Table<'_, '_>,
     service_port: Option<u16>,
+    (global, host): (&Global, &impl Host),
 ) -> Option<HealthCheck> {
     let c = r.table(
         ctx,
@@ -708,9 +716,16 @@ fn health_check(
             port: check_port(ctx, &c, service_port),
         },
         "http" => http(ctx, &c, service_port),
-        _ => CheckKind::Script {
-            command: command(ctx, &c),
-        },
+        _ => {
+            // keepalived's MISC_CHECK `user USER [GROUP]`, else `script_user`.
+            let run_as = RunAs {
+                user: script_user(ctx, &c, "user", "group", host)
+                    .or_else(|| global.script_user.clone()),
+                script_security: global.script_security,
+            };
+            let command = command(ctx, &c, &run_as, host);
+            CheckKind::Script { command, run_as }
+        }
     };
     Some(HealthCheck {
         kind,
@@ -826,7 +841,7 @@ fn regex_error(e: &regex::Error) -> String {
 }
 
 /// `command` of a script check: an array, program first, absolute (no shell, no `$PATH`).
-fn command(ctx: &mut Ctx<'_>, c: &Table<'_, '_>) -> Vec<String> {
+fn command(ctx: &mut Ctx<'_>, c: &Table<'_, '_>, run_as: &RunAs, host: &impl Host) -> Vec<String> {
     let Some(value) = c.get("command") else {
         c.missing(
             ctx,
@@ -852,6 +867,16 @@ fn command(ctx: &mut Ctx<'_>, c: &Table<'_, '_>) -> Vec<String> {
             &first.label,
             &first.span,
             "the program must be an absolute path (checks run without a shell or $PATH)",
+        );
+    } else if let Some(first) = items.first() {
+        script_security(
+            ctx,
+            c,
+            &first.label,
+            &first.span,
+            Path::new(first.text),
+            run_as,
+            host,
         );
     }
     items.into_iter().map(|i| i.text.to_owned()).collect()

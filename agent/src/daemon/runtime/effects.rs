@@ -197,6 +197,7 @@ impl Daemon {
             interval: g.interval,
             delay: (!g.delay.is_zero()).then_some(g.delay),
             refresh: (!g.refresh.is_zero()).then_some(g.refresh),
+            refresh_repeat: u32::from(g.refresh_repeat),
         };
         running.effects.push(Effect::Announce {
             ifindex: running.iface_index,

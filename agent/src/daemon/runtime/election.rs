@@ -2,6 +2,7 @@
 //! into their priorities and faults, and the actions that come out dispatched in order
 //! (sync groups pumped as one).
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use crate::{
@@ -10,7 +11,7 @@ use crate::{
     notify::{NotifyKind, NotifyState},
     track::Observation,
     vrrp::{Action, BackupTraffic, Cause, Command, FaultCause, Instance, RxMeta, StateKind},
-    wire::MacAddr,
+    wire::{MacAddr, Priority},
 };
 
 use super::{Daemon, InstanceId, reload::remember, report::cause_label};
@@ -207,6 +208,23 @@ impl Daemon {
         }
     }
 
+    /// keepalived's `MASTER_RX_LOWER_PRI`: the script and the FIFO line carry our own
+    /// (effective) priority, as keepalived's do.
+    fn lower_priority_heard(&mut self, id: InstanceId, name: &str, src: IpAddr, from: Priority) {
+        let own = self.instances[id].vrrp.priority();
+        log::info!(
+            "instance {name}: advert from {src} with lower priority {}, ours {}",
+            from.0,
+            own.0
+        );
+        self.notifier.state_changed(
+            NotifyKind::Instance,
+            name,
+            NotifyState::MasterRxLowerPri,
+            own,
+        );
+    }
+
     pub(super) async fn act(&mut self, id: InstanceId, action: Action) {
         let name = self.instances[id].spec.name.clone();
         let transition = match &action {
@@ -275,6 +293,9 @@ impl Daemon {
                     },
                 );
                 log::info!("instance {name}: forwarding VIP traffic on-wire to {mac}");
+            }
+            Action::LowerPriorityHeard { src, priority } => {
+                self.lower_priority_heard(id, &name, src, priority);
             }
             Action::EnterFault { cause } | Action::EnterInitialize { cause } => {
                 let running = &mut self.instances[id];

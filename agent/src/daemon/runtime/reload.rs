@@ -233,7 +233,15 @@ impl Daemon {
         // Compared as sets of watched objects: adding an instance on an interface already
         // watched, or moving a weight, restarts nothing (a restarted script driver starts its
         // rise/fall count afresh).
-        let respawn = track::Watched::of(&self.config) != track::Watched::of(&new);
+        // A script that script_security disabled at run time has no driver any more; this
+        // file passed the same check, so it runs again (keepalived re-checks its scripts
+        // at every reload).
+        let disabled_scripts = self
+            .observed
+            .iter()
+            .any(|o| matches!(o, Observation::ScriptDisabled { .. }));
+        let respawn =
+            disabled_scripts || track::Watched::of(&self.config) != track::Watched::of(&new);
         if self.config.statics != new.statics {
             self.statics.hold(&new.statics);
         }
@@ -456,7 +464,10 @@ pub(super) fn overlaps(a: &InstanceSpec, b: &InstanceSpec) -> bool {
 pub(super) fn remember(observed: &mut Vec<Observation>, observation: &Observation) {
     let same_object = |o: &Observation| match (o, observation) {
         (Observation::Link { name: a, .. }, Observation::Link { name: b, .. })
-        | (Observation::Script { name: a, .. }, Observation::Script { name: b, .. })
+        | (
+            Observation::Script { name: a, .. } | Observation::ScriptDisabled { name: a },
+            Observation::Script { name: b, .. } | Observation::ScriptDisabled { name: b },
+        )
         | (Observation::Quorum { service: a, .. }, Observation::Quorum { service: b, .. }) => {
             a == b
         }

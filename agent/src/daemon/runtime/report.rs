@@ -125,9 +125,12 @@ impl Daemon {
                             tracker: t.what.to_string(),
                             weight: i32::try_from(t.weight).unwrap_or(0),
                             observed: t.seen,
-                            effect: t
-                                .effect
-                                .map_or_else(|| "none".to_owned(), |e| e.to_string()),
+                            effect: if t.disabled {
+                                "none (disabled by script_security)".to_owned()
+                            } else {
+                                t.effect
+                                    .map_or_else(|| "none".to_owned(), |e| e.to_string())
+                            },
                         })
                         .collect(),
                     sync_group: r.group.map(|g| self.groups[g].name.clone()),

@@ -2,7 +2,7 @@
 //! ([`Globals`]).
 
 use super::super::parse::{Stmt, join};
-use super::{Conv, Micros, NO_EQUIVALENT, NO_MAIL, Section};
+use super::{Conv, GARP_REFRESH, GARP_REFRESH_REPEAT, Micros, NO_EQUIVALENT, NO_MAIL, Section};
 
 /// `global_defs` settings that instances inherit.
 #[derive(Debug, Default)]
@@ -11,10 +11,12 @@ pub(super) struct Globals {
     pub(super) garp_delay: Option<Micros>,
     pub(super) garp_repeat: Option<u64>,
     pub(super) garp_refresh: Option<Micros>,
+    pub(super) garp_refresh_repeat: Option<u64>,
     pub(super) garp_interval: Option<Micros>,
     pub(super) gna_interval: Option<Micros>,
     pub(super) strict: bool,
     pub(super) lower_prio_no_advert: bool,
+    pub(super) higher_prio_send_advert: bool,
 }
 
 impl Conv<'_> {
@@ -37,7 +39,15 @@ impl Conv<'_> {
                 "vrrp_garp_master_repeat" => {
                     g.garp_repeat = self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
                 }
-                "vrrp_garp_master_refresh" => g.garp_refresh = self.seconds(s, 86_400),
+                "vrrp_garp_master_refresh" => {
+                    g.garp_refresh = self.seconds(s, 86_400);
+                    self.note(loc, h, s.text(), GARP_REFRESH);
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    g.garp_refresh_repeat =
+                        self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
+                    self.note(loc, h, s.text(), GARP_REFRESH_REPEAT);
+                }
                 "vrrp_garp_interval" => g.garp_interval = self.seconds(s, 1),
                 "vrrp_gna_interval" => g.gna_interval = self.seconds(s, 1),
                 "vrrp_strict" => {
@@ -49,24 +59,22 @@ impl Conv<'_> {
                         "accept = false on every instance (RFC 5798 accept mode); vipflip always applies the RFC's advert checks",
                     );
                 }
+                "vrrp_higher_prio_send_advert" => {
+                    g.higher_prio_send_advert = self.flag(s).unwrap_or(false);
+                }
                 "vrrp_lower_priority_dont_send_advert" => {
                     g.lower_prio_no_advert = self.flag(s).unwrap_or(false);
                 }
                 "notify_fifo" | "vrrp_notify_fifo" => self.notify_fifo(s),
-                "enable_script_security" => self.lost(
-                    loc,
-                    h,
-                    s.text(),
-                    "vipflip does not check who can write the scripts it runs (keepalived refuses scripts non-root users can modify); check their permissions yourself",
-                ),
-                "script_user" => self.lost(
-                    loc,
-                    h,
-                    s.text(),
-                    "vipflip runs scripts and notify programs as its own user; switch users in the script if it must not run as root",
-                ),
-                "notification_email" | "notification_email_from" | "smtp_server"
-                | "smtp_helo_name" | "smtp_connect_timeout" | "smtp_alert" | "smtp_alert_vrrp" => {
+                "enable_script_security" => self.out.script_security = true,
+                "script_user" => self.out.script_user = self.script_user(s, h),
+                "notification_email"
+                | "notification_email_from"
+                | "smtp_server"
+                | "smtp_helo_name"
+                | "smtp_connect_timeout"
+                | "smtp_alert"
+                | "smtp_alert_vrrp" => {
                     self.lost(loc, h, s.keyword(), NO_MAIL);
                 }
                 _ => self.lost(loc, h, s.text(), NO_EQUIVALENT),

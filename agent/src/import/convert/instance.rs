@@ -12,7 +12,8 @@ use super::notify::NOTIFY_ANY;
 use super::tracking::{Track, TrackFileDef, TrackKind};
 use super::values::seconds_text;
 use super::{
-    Conv, Garp, InstanceOut, Micros, NO_EQUIVALENT, NO_MAIL, Notify, SECOND, Section, TableOut,
+    Conv, GARP_REFRESH, GARP_REFRESH_REPEAT, Garp, InstanceOut, Micros, NO_EQUIVALENT, NO_MAIL,
+    Notify, SECOND, Section, TableOut,
 };
 
 /// The raw fields of a `vrrp_instance`, before defaults and cross-checks.
@@ -38,7 +39,9 @@ struct RawInstance<'s> {
     garp_delay: Option<Micros>,
     garp_repeat: Option<u64>,
     garp_refresh: Option<Micros>,
+    garp_refresh_repeat: Option<u64>,
     lower_prio_no_advert: Option<bool>,
+    higher_prio_send_advert: Option<bool>,
     auth: Option<&'s Stmt>,
     routes: Vec<TableOut>,
     rules: Vec<TableOut>,
@@ -176,7 +179,8 @@ impl<'s> Conv<'s> {
                         }
                     }
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop"
+                | "notify_master_rx_lower_pri" => {
                     self.notify(s, sec, &mut r.notify);
                 }
                 "notify" => self.lost(loc, sec, s.text(), NOTIFY_ANY),
@@ -184,8 +188,17 @@ impl<'s> Conv<'s> {
                 "garp_master_repeat" => {
                     r.garp_repeat = self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
                 }
-                "garp_master_refresh" => r.garp_refresh = self.seconds(s, 86_400),
+                "garp_master_refresh" => {
+                    r.garp_refresh = self.seconds(s, 86_400);
+                    self.note(loc, sec, s.text(), GARP_REFRESH);
+                }
+                "garp_master_refresh_repeat" => {
+                    r.garp_refresh_repeat =
+                        self.int(s, 1..=255).and_then(|n| u64::try_from(n).ok());
+                    self.note(loc, sec, s.text(), GARP_REFRESH_REPEAT);
+                }
                 "lower_prio_no_advert" => r.lower_prio_no_advert = self.flag(s),
+                "higher_prio_send_advert" => r.higher_prio_send_advert = self.flag(s),
                 "authentication" => r.auth = Some(s),
                 "virtual_routes" => r.routes.extend(self.routes(s, sec)),
                 "virtual_rules" => r.rules.extend(self.rules(s, sec)),
@@ -310,12 +323,18 @@ impl<'s> Conv<'s> {
                 interval: if v6 { g.gna_interval } else { g.garp_interval }.unwrap_or(0),
                 delay: r.garp_delay.or(g.garp_delay).unwrap_or(5 * SECOND),
                 refresh: r.garp_refresh.or(g.garp_refresh).unwrap_or(0),
+                refresh_repeat: r.garp_refresh_repeat.or(g.garp_refresh_repeat).unwrap_or(1),
             },
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
             track_files: Vec::new(),
             notify: r.notify,
             lower_prio_no_advert: r.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
+            // keepalived: vrrp_strict forbids it (an instance's own setting is refused, the
+            // global default ignored).
+            higher_prio_send_advert: !g.strict
+                && r.higher_prio_send_advert
+                    .unwrap_or(g.higher_prio_send_advert),
             auth_pass: None,
             virtual_routes: r.routes,
             virtual_rules: r.rules,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::super::parse::{Loc, Stmt, Word};
 use super::script::command;
-use super::{Conv, Micros, NO_EQUIVALENT, NO_MAIL, SECOND, Section};
+use super::{Conv, Micros, NO_EQUIVALENT, NO_MAIL, SECOND, Section, UserOut};
 
 /// keepalived's `delay_loop` when none is set.
 const DEFAULT_DELAY_LOOP: Micros = 60 * SECOND;
@@ -32,9 +32,7 @@ pub(in super::super) struct CheckOut {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(in super::super) enum CheckKindOut {
     /// `port`: written only when it is not the service's.
-    Tcp {
-        port: Option<u16>,
-    },
+    Tcp { port: Option<u16> },
     Http {
         port: Option<u16>,
         path: String,
@@ -43,6 +41,7 @@ pub(in super::super) enum CheckKindOut {
     },
     Script {
         command: Vec<String>,
+        user: Option<UserOut>,
     },
 }
 
@@ -213,6 +212,7 @@ impl Conv<'_> {
         let mut url: Option<&Stmt> = None;
         let mut misc_path: Option<&Stmt> = None;
         let mut misc_timeout = None;
+        let mut misc_user = None;
         for s in c.children() {
             let loc = s.loc();
             match s.keyword() {
@@ -241,6 +241,7 @@ impl Conv<'_> {
                 }
                 "misc_path" if kw == "MISC_CHECK" => misc_path = Some(s),
                 "misc_timeout" if kw == "MISC_CHECK" => misc_timeout = self.seconds(s, 86_400),
+                "user" if kw == "MISC_CHECK" => misc_user = self.script_user(s, sec),
                 "misc_dynamic" if kw == "MISC_CHECK" => self.lost(
                     loc,
                     sec,
@@ -296,7 +297,10 @@ impl Conv<'_> {
                 if let Some((kind, reason)) = report {
                     self.report(kind, path.loc(), sec, path.text(), reason);
                 }
-                CheckKindOut::Script { command }
+                CheckKindOut::Script {
+                    command,
+                    user: misc_user,
+                }
             }
         };
         if written_port == Some(0) {

@@ -3,7 +3,7 @@
 
 use super::super::ReportKind;
 use super::super::parse::{Loc, Stmt, Word, join};
-use super::{Conv, Micros, NO_EQUIVALENT, ScriptOut};
+use super::{Conv, Micros, NO_EQUIVALENT, ScriptOut, Section, UserOut};
 
 /// A `vrrp_script`, converted; its reports wait until it is known to be tracked.
 pub(super) struct ScriptDef {
@@ -23,6 +23,7 @@ impl Conv<'_> {
             out: ScriptOut {
                 name: name.text.clone(),
                 command: Vec::new(),
+                user: None,
                 interval: None,
                 timeout: None,
                 rise: None,
@@ -72,13 +73,7 @@ impl Conv<'_> {
                         ));
                     }
                 }
-                "user" => def.pending.push((
-                    s.loc(),
-                    ReportKind::NotCarried,
-                    s.text(),
-                    "vipflip runs scripts as its own user; switch users inside the script"
-                        .to_owned(),
-                )),
+                "user" => def.out.user = self.script_user(s, Section::Header),
                 "init_fail" => def.pending.push((
                     s.loc(),
                     ReportKind::NotCarried,
@@ -108,6 +103,39 @@ impl Conv<'_> {
                 .push((script.loc(), kind, script.text(), reason));
         }
         Some((name.text.clone(), def))
+    }
+
+    /// `KEYWORD USER [GROUP]` (`script_user`, a `vrrp_script`'s or a `MISC_CHECK`'s
+    /// `user`). keepalived's `:GROUP` (also set the user's supplementary groups) loses the
+    /// supplementary groups: vipflip runs a script with its one group, as keepalived does
+    /// by default.
+    pub(super) fn script_user(&mut self, s: &Stmt, section: Section) -> Option<UserOut> {
+        let Some(user) = s.args().first() else {
+            self.error(s.loc(), format!("`{}` needs a user name", s.keyword()));
+            return None;
+        };
+        let mut group = s.args().get(1).map(|g| g.text.clone());
+        if let Some(g) = group.as_deref().and_then(|g| g.strip_prefix(':')) {
+            self.lost(
+                s.args()[1].loc,
+                section,
+                s.args()[1].text.clone(),
+                "vipflip runs scripts with one group and no supplementary groups; the group is carried",
+            );
+            group = (!g.is_empty()).then(|| g.to_owned());
+        }
+        if s.args().len() > 2 {
+            self.lost(
+                s.args()[2].loc,
+                section,
+                join(&s.args()[2..]),
+                NO_EQUIVALENT,
+            );
+        }
+        Some(UserOut {
+            user: user.text.clone(),
+            group,
+        })
     }
 
     fn positive_seconds(&mut self, s: &Stmt) -> Option<Micros> {

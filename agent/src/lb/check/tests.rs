@@ -12,6 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::{CheckError, CheckTarget, HealthReport, Passed, check_once, spawn_checks};
 use crate::config::{CheckKind, HealthCheck, HttpBodyMatch};
+use crate::track::RunAs;
 use crate::track::testutil::TempDir;
 
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -357,6 +358,7 @@ async fn script_exit_status_decides_and_a_timeout_kills() {
         let path = dir.script(name, body);
         let kind = CheckKind::Script {
             command: vec!["/bin/sh".into(), path.display().to_string()],
+            run_as: RunAs::default(),
         };
         async move { words(check_once(V4, &check(kind, timeout_ms)).await) }
     };
@@ -386,7 +388,13 @@ async fn script_exit_status_decides_and_a_timeout_kills() {
     // SAFETY: signal 0 only asks whether the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     assert!(!alive, "the slow script (pid {pid}) outlived its timeout");
-    let empty = check(CheckKind::Script { command: vec![] }, 100);
+    let empty = check(
+        CheckKind::Script {
+            command: vec![],
+            run_as: RunAs::default(),
+        },
+        100,
+    );
     assert_eq!(
         words(check_once(V4, &empty).await),
         Err("empty command".into())
@@ -394,6 +402,7 @@ async fn script_exit_status_decides_and_a_timeout_kills() {
     let missing = check(
         CheckKind::Script {
             command: vec![dir.path().join("nope").display().to_string()],
+            run_as: RunAs::default(),
         },
         100,
     );
@@ -557,4 +566,58 @@ async fn dropping_the_handles_stops_the_checks() {
         (reports..=reports + 1).contains(&checks),
         "{checks} checks for {reports} reports: checks went on after the drop"
     );
+}
+
+/// A script check whose directory becomes writable by everyone is disabled: keepalived drops
+/// such a `MISC_CHECK`, and a real server without checkers is up.
+#[tokio::test]
+#[ignore = "needs root"]
+async fn a_script_check_made_insecure_is_disabled_and_the_server_counts_as_up() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = TempDir::new("lbsecurity");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let script = dir.script("failing", "exit 1");
+    let mut hc = check(
+        CheckKind::Script {
+            command: vec![script.display().to_string()],
+            run_as: RunAs {
+                user: None,
+                script_security: true,
+            },
+        },
+        2_000,
+    );
+    hc.interval = Duration::from_millis(50);
+    let (tx, mut rx) = mpsc::channel(4);
+    let _handles = spawn_checks(
+        vec![CheckTarget {
+            service: "db".into(),
+            address: V4,
+            check: hc,
+        }],
+        tx,
+        1,
+    );
+    assert_eq!(
+        next(&mut rx).await,
+        report("db", V4, false, "exit status 1")
+    );
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let disabled = next(&mut rx).await;
+    assert_eq!(
+        disabled,
+        report(
+            "db",
+            V4,
+            true,
+            &format!(
+                "check disabled by script_security: {} is writable by everyone (mode 0777)",
+                dir.path().display()
+            )
+        )
+    );
+    // The task has ended: nothing more comes.
+    let closed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    assert_eq!(closed.expect("the task ends"), None);
 }

@@ -432,3 +432,34 @@ fn observe_dispatches_each_kind() {
         ]
     );
 }
+
+#[test]
+fn a_disabled_script_counts_neither_way_until_its_driver_reports_again() {
+    // keepalived removes a track_script that script_security refuses from its instances.
+    let mut weighted = TrackState::new(config(100, -10, -20, 1));
+    assert_eq!(
+        weighted.script_result("chk", false),
+        vec![Command::SetPriority(Priority(80))]
+    );
+    assert_eq!(
+        weighted.observe(&Observation::ScriptDisabled { name: "chk".into() }),
+        vec![Command::SetPriority(Priority(100))]
+    );
+    let chk = &weighted.report()[1];
+    assert_eq!((chk.seen, chk.effect, chk.disabled), (None, None, true));
+    // A driver started again by a reload reports a result: it counts once more.
+    assert_eq!(
+        weighted.script_result("chk", false),
+        vec![Command::SetPriority(Priority(80))]
+    );
+    assert!(!weighted.report()[1].disabled);
+
+    let mut fault = TrackState::new(config(100, -10, 0, 1));
+    assert!(fault.awaiting_scripts());
+    assert_eq!(fault.script_disabled("chk"), vec![]);
+    // A weight-0 script that was disabled before its first result holds nothing back.
+    assert!(!fault.awaiting_scripts());
+    assert_eq!(fault.script_result("chk", false), vec![Command::Fault(CHK)]);
+    assert_eq!(fault.script_disabled("chk"), vec![Command::Unfault(CHK)]);
+    assert_eq!(fault.faults(), [].into());
+}

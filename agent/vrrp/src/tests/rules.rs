@@ -550,7 +550,125 @@ fn lower_prio_no_advert_keeps_the_master_silent() {
     instance
         .handle_advert(at(secs(11)), rx(3), &advert(1, 50, secs(1)))
         .expect("accepted");
-    assert_eq!(instance.poll_action(), None);
+    // Silent, but the event is still reported (keepalived sends MASTER_RX_LOWER_PRI either way).
+    assert_eq!(
+        drain(&mut instance),
+        vec![Action::LowerPriorityHeard {
+            src: addr(3),
+            priority: Priority(50)
+        }]
+    );
+}
+
+#[test]
+fn a_master_reports_a_lower_priority_advert_after_answering_it() {
+    // keepalived `notify_master_rx_lower_pri`: the answer first, then the event.
+    let mut instance = master();
+    instance
+        .handle_advert(at(secs(4)), rx(3), &advert(1, 50, secs(1)))
+        .expect("accepted");
+    assert_eq!(
+        drain(&mut instance),
+        vec![
+            Action::SendAdvert(advert(1, 100, secs(1))),
+            Action::LowerPriorityHeard {
+                src: addr(3),
+                priority: Priority(50)
+            },
+        ]
+    );
+    assert_eq!(instance.state(), StateKind::Master);
+    // Equal priority from a lower address (192.0.2.1 < 192.0.2.2) counts as lower.
+    instance
+        .handle_advert(at(secs(5)), rx(1), &advert(1, 100, secs(1)))
+        .expect("accepted");
+    assert_eq!(
+        drain(&mut instance)[1],
+        Action::LowerPriorityHeard {
+            src: addr(1),
+            priority: Priority(100)
+        }
+    );
+    // Our own advert looped back is nobody else's claim.
+    assert_eq!(
+        instance.handle_advert(at(secs(6)), rx(2), &advert(1, 100, secs(1))),
+        Err(Discard::FromSelf)
+    );
+    assert_eq!(drain(&mut instance), vec![]);
+}
+
+#[test]
+fn only_a_master_reports_lower_priority_adverts() {
+    let mut instance = backup();
+    instance
+        .handle_advert(at(secs(1)), rx(3), &advert(1, 50, secs(1)))
+        .expect("accepted");
+    assert_eq!(drain(&mut instance), vec![]);
+    // A resignation is no claim either.
+    let mut instance = master();
+    instance
+        .handle_advert(at(secs(4)), rx(3), &advert(1, 0, secs(1)))
+        .expect("accepted");
+    assert_eq!(
+        drain(&mut instance),
+        vec![Action::SendAdvert(advert(1, 100, secs(1)))]
+    );
+}
+
+#[test]
+fn higher_prio_send_advert_sends_one_advert_before_stepping_down() {
+    let mut config = config(1, 2, 100);
+    config.higher_prio_send_advert = true;
+    let mut instance = started(config);
+    instance.handle_timeout(at(ns(3_609_375_000)));
+    drain(&mut instance);
+    instance
+        .handle_advert(at(secs(5)), rx(3), &advert(1, 200, secs(1)))
+        .expect("accepted");
+    assert_eq!(
+        drain(&mut instance),
+        vec![
+            Action::SendAdvert(advert(1, 100, secs(1))),
+            Action::BecomeBackup {
+                cause: Cause::HigherPriorityAdvert,
+                traffic: BackupTraffic::Forward { mac: mac(3) }
+            },
+        ]
+    );
+    // Without it (the default) the master steps down silently, as RFC 5798 §6.4.3 says.
+    let mut instance = master();
+    instance
+        .handle_advert(at(secs(5)), rx(3), &advert(1, 200, secs(1)))
+        .expect("accepted");
+    assert_eq!(
+        drain(&mut instance),
+        vec![Action::BecomeBackup {
+            cause: Cause::HigherPriorityAdvert,
+            traffic: BackupTraffic::Forward { mac: mac(3) }
+        }]
+    );
+}
+
+#[test]
+fn higher_prio_send_advert_covers_a_lost_tie_break() {
+    let mut config = config(1, 2, 100);
+    config.higher_prio_send_advert = true;
+    let mut instance = started(config);
+    instance.handle_timeout(at(ns(3_609_375_000)));
+    drain(&mut instance);
+    instance
+        .handle_advert(at(secs(5)), rx(3), &advert(1, 100, secs(1)))
+        .expect("accepted");
+    assert_eq!(
+        drain(&mut instance),
+        vec![
+            Action::SendAdvert(advert(1, 100, secs(1))),
+            Action::BecomeBackup {
+                cause: Cause::TieBreakLost,
+                traffic: BackupTraffic::Forward { mac: mac(3) }
+            },
+        ]
+    );
 }
 
 #[test]
@@ -613,7 +731,15 @@ fn owner_discards_adverts_but_asserts_itself() {
         })
     );
     assert_eq!(instance.state(), StateKind::Master);
-    assert_eq!(sent_priorities(&drain(&mut instance)), vec![255]);
+    let actions = drain(&mut instance);
+    assert_eq!(sent_priorities(&actions), vec![255]);
+    assert_eq!(
+        actions[1],
+        Action::LowerPriorityHeard {
+            src: addr(3),
+            priority: Priority(200)
+        }
+    );
     assert_eq!(instance.stats().discarded(DiscardKind::WeAreOwner), 1);
     // A second owner is only logged: answering would loop between the two.
     let result = instance.handle_advert(at(secs(1)), rx(3), &advert(1, 255, secs(1)));
