@@ -24,7 +24,7 @@ use global_defs::Globals;
 pub(super) use real_server::{CheckKindOut, CheckOut};
 use script::ScriptDef;
 use tracking::TrackFileDef;
-pub(super) use virtual_server::VirtualServerOut;
+pub(super) use virtual_server::{ForwardOut, VirtualServerOut};
 
 /// A time in microseconds (keepalived's timer resolution).
 pub(super) type Micros = u64;
