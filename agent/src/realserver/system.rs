@@ -6,8 +6,9 @@
 //! API for them, and they run exactly the command [`Step::command`] prints: loading a module
 //! (`modprobe`, which knows the module's dependencies and the built-in ones), `fou` ports
 //! (generic netlink, which the `rtnetlink` crate does not speak: `ip fou`), and `ip6tnl0`'s
-//! mode (the kernel changes a fallback tunnel only through the `SIOCCHGTUNNEL` ioctl, which
-//! `ip -6 tunnel change` makes).
+//! mode (until 2025 the kernel changed the fallback device's protocol only through the
+//! `SIOCCHGTUNNEL` ioctl, `ip6_tnl0_update`, which `ip -6 tunnel change` makes and every
+//! kernel accepts; `RTM_NEWLINK` for it came later).
 //!
 //! Each step is checked first and applied only when missing, so `--apply` run twice changes
 //! nothing the second time; `--remove` undoes only the steps [`Step::undo`] says it owns.
