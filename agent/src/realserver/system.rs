@@ -167,9 +167,11 @@ async fn remove_step(netlink: &Netlink, step: &Step) -> Result<Outcome, StepErro
 /// Whether the host already is as `step` wants it.
 async fn is_applied(netlink: &Netlink, step: &Step) -> Result<bool, StepError> {
     Ok(match step {
-        // Loaded modules, and built-in ones with parameters, have a directory here; a
-        // built-in one without is not seen, and `modprobe` then succeeds without a change.
-        Step::Module(module) => Path::new("/sys/module").join(module).exists(),
+        // Loaded modules, and built-in ones with parameters, have a directory under
+        // /sys/module; built-in ones without parameters (fou) are only in modules.builtin.
+        Step::Module(module) => {
+            Path::new("/sys/module").join(module).exists() || is_builtin(module)
+        }
         Step::Ip6tnlAnyMode => {
             let shown = run_command("ip -6 tunnel show ip6tnl0")?;
             ip6tnl_mode_is_any(&shown)
@@ -189,6 +191,31 @@ async fn is_applied(netlink: &Netlink, step: &Step) -> Result<bool, StepError> {
             text.trim() == value.to_string()
         }
         Step::VipOnLoopback(vip) => netlink.has_address("lo", host_address(*vip)).await?,
+    })
+}
+
+/// Whether `modules.builtin` of the running kernel names `module`; `false` when the kernel
+/// has no such list (then `modprobe` decides).
+fn is_builtin(module: &str) -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let path = Path::new("/lib/modules")
+        .join(release.trim())
+        .join("modules.builtin");
+    std::fs::read_to_string(path).is_ok_and(|list| builtin_list_names(&list, module))
+}
+
+/// Whether a `modules.builtin` text (one `kernel/net/ipv4/fou.ko` a line) names `module`,
+/// whose `-` and `_` are the same to modprobe.
+pub(super) fn builtin_list_names(list: &str, module: &str) -> bool {
+    let wanted = module.replace('-', "_");
+    list.lines().any(|line| {
+        Path::new(line.trim())
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(".ko"))
+            .is_some_and(|name| name.replace('-', "_") == wanted)
     })
 }
 

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use super::{
     Family, Mode, Plan, PlanError, Step, Undo,
-    system::{fou_listing_has, ip6tnl_mode_is_any, sysctl_path},
+    system::{builtin_list_names, fou_listing_has, ip6tnl_mode_is_any, sysctl_path},
 };
 
 const VIP4: &str = "192.0.2.100";
@@ -247,6 +247,15 @@ fn ip_output_is_read_as_iproute2_prints_it() {
     assert!(!fou_listing_has(listing, 6080, Family::V4));
     assert!(fou_listing_has(listing, 5555, Family::V4));
     assert!(!fou_listing_has(listing, 7000, Family::V4), "not GUE");
+    let builtin =
+        "kernel/net/ipv4/ip_tunnel.ko\nkernel/net/ipv4/fou.ko\nkernel/net/ipv6/ip6_tunnel.ko\n";
+    assert!(builtin_list_names(builtin, "fou"));
+    assert!(builtin_list_names(builtin, "ip6_tunnel"));
+    assert!(!builtin_list_names(builtin, "fou6"));
+    assert!(
+        !builtin_list_names(builtin, "ipip"),
+        "ip_tunnel is not ipip"
+    );
     assert_eq!(
         sysctl_path("net.ipv4.conf.tunl0.rp_filter"),
         std::path::Path::new("/proc/sys/net/ipv4/conf/tunl0/rp_filter")
