@@ -7,7 +7,8 @@
 //! - [`io`]: VRRP sockets, netlink, gratuitous ARP / NA (the shell around `vrrp`);
 //! - [`config`]: the TOML configuration, validated with `file:line:column` diagnostics;
 //! - [`daemon`]: `vipflip run`, which joins all of the above; [`control`]: its socket;
-//!   [`metrics`]: its Prometheus metrics and their HTTP endpoint.
+//!   [`metrics`]: its Prometheus metrics and their HTTP endpoint;
+//! - [`realserver`]: `vipflip real-server`, what a real server needs for each forwarding mode.
 
 pub mod announce;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod lb;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod realserver;
 pub mod track;
 
 /// The `vipflip-vrrp` crate: the state machine, apart so Cargo keeps I/O out of it.

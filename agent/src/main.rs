@@ -129,6 +129,11 @@ enum Command {
         #[arg(long)]
         bird: bool,
     },
+    /// Print what a Linux real server needs to answer for VIPs a director forwards to it
+    /// (the VIP on lo, ARP and reverse-path filter settings, tunnel devices, a fou port), as shell
+    /// commands; with --apply, do it (idempotent); with --remove, take the VIPs and fou ports
+    /// away again.
+    RealServer(RealServerArgs),
     /// Print the pinned maps in human form: VIPs and their owners, VRIDs, counters.
     Maps {
         /// Only this interface (default: every interface under the pin directory).
@@ -137,6 +142,37 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PIN_ROOT)]
         pin_dir: PathBuf,
     },
+}
+
+/// `vipflip real-server`'s arguments.
+#[derive(clap::Args)]
+struct RealServerArgs {
+    /// The virtual server's `forward`.
+    #[arg(long, value_enum)]
+    forward: ForwardArg,
+    /// The virtual server's `gue_port` (with `--forward gue`).
+    #[arg(long, required_if_eq("forward", "gue"))]
+    gue_port: Option<u16>,
+    /// A VIP this real server answers for; repeat for each.
+    #[arg(long = "vip", required = true)]
+    vips: Vec<IpAddr>,
+    /// The family of this real server's own address, which the director puts in the
+    /// outer header (repeat for both); default: each VIP's own.
+    #[arg(long = "outer", value_enum)]
+    outer: Vec<FamilyArg>,
+    /// Apply the steps that are missing.
+    #[arg(long, conflicts_with = "remove")]
+    apply: bool,
+    /// Remove the VIPs from lo and the fou ports; modules, devices and sysctls stay.
+    #[arg(long)]
+    remove: bool,
+    /// Unwrap tunnels with vipflip's decap XDP program on this interface instead of the
+    /// kernel's ipip and fou (for kernels built without them).
+    #[arg(long, value_name = "IFACE", conflicts_with = "outer")]
+    xdp_decap: Option<String>,
+    /// Where the decap program's pins go (with `--xdp-decap`).
+    #[arg(long, default_value = DEFAULT_PIN_ROOT)]
+    pin_dir: PathBuf,
 }
 
 /// Which daemon `status`, `handoff` and `reload` talk to.
@@ -166,6 +202,21 @@ impl From<XdpModeArg> for XdpModeChoice {
             XdpModeArg::Skb => Self::Skb,
         }
     }
+}
+
+/// `--forward`: the configuration's `forward` words.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ForwardArg {
+    Dr,
+    Ipip,
+    Gue,
+}
+
+/// `--outer`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FamilyArg {
+    Ipv4,
+    Ipv6,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -337,6 +388,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Maps { iface, pin_dir } => print_maps(iface.as_deref(), &pin_dir),
+        Command::RealServer(args) => real_server(&args),
     }
 }
 
@@ -346,6 +398,66 @@ fn load_decap(iface: &str, gue_ports: &[u16], pin_dir: &Path) -> anyhow::Result<
     dataplane::attach_decap(iface, pin_dir, gue_ports)
         .with_context(|| format!("attaching the decap program on {iface}"))?;
     println!("{iface}: decap program attached (IPIP, GUE on {gue_ports:?})");
+    Ok(())
+}
+
+/// `vipflip real-server`: the plan printed, applied or undone, a line per step.
+fn real_server(args: &RealServerArgs) -> anyhow::Result<()> {
+    use vipflip::realserver::{Family, Mode, Outcome, Plan};
+    let (forward, gue_port, vips, outer) = (args.forward, args.gue_port, &args.vips, &args.outer);
+    let (apply, remove) = (args.apply, args.remove);
+    let xdp_decap = args
+        .xdp_decap
+        .as_deref()
+        .map(|iface| (iface, args.pin_dir.as_path()));
+    let mode = match (forward, gue_port) {
+        (ForwardArg::Gue, Some(port)) => Mode::Gue { port },
+        (ForwardArg::Gue, None) => bail!("--forward gue needs --gue-port"),
+        (_, Some(_)) => bail!("--gue-port goes with --forward gue only"),
+        (ForwardArg::Dr, None) => Mode::Dr,
+        (ForwardArg::Ipip, None) => Mode::Ipip,
+    };
+    let outer: Vec<Family> = outer
+        .iter()
+        .map(|family| match family {
+            FamilyArg::Ipv4 => Family::V4,
+            FamilyArg::Ipv6 => Family::V6,
+        })
+        .collect();
+    let plan = match xdp_decap {
+        Some((iface, pin_dir)) => Plan::with_xdp_decap(mode, vips, iface, pin_dir)?,
+        None => Plan::new(mode, vips, &outer)?,
+    };
+    if !apply && !remove {
+        print!("{}", plan.render());
+        return Ok(());
+    }
+    let mut changed = 0;
+    let report = |step: &vipflip::realserver::Step, outcome: Outcome| {
+        let (word, what) = match (outcome, remove) {
+            (Outcome::Changed, false) => ("applied", step.command()),
+            (Outcome::Unchanged, false) => ("already", step.command()),
+            (Outcome::Changed, true) => ("removed", step.undo_command().unwrap_or_default()),
+            (Outcome::Unchanged, true) => ("absent", step.undo_command().unwrap_or_default()),
+            (Outcome::Left, _) => ("left", step.command()),
+        };
+        if outcome == Outcome::Changed {
+            changed += 1;
+        }
+        println!("{word:<8} {what}");
+    };
+    if remove {
+        vipflip::realserver::remove(&plan, report)?;
+    } else {
+        vipflip::realserver::apply(&plan, report)?;
+        if let Some(advice) = plan.mss_advice() {
+            println!("\n{advice}");
+        }
+    }
+    println!(
+        "{changed} step{} changed",
+        if changed == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 

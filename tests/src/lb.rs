@@ -81,28 +81,34 @@ fn no_tx_offload(ns: &Netns, iface: &str) {
     );
 }
 
-/// Makes `ns` a real server that takes `vip`'s traffic through a tunnel on `iface`: the VIP
-/// on `lo`, and vipflip's decapsulating XDP program (`vipflip load-decap`), which unwraps
-/// IPIP and GUE on [`GUE_PORT`] before the stack sees them. The stock kernel's `ipip` and
-/// `fou` would do the same where it has them; the kernel these tests run on has neither.
+/// Makes `ns` a real server that takes `vip`'s traffic through a tunnel on `iface`, as an
+/// operator would: `vipflip real-server --forward gue --xdp-decap IFACE --apply`, which puts
+/// the VIP on `lo` (`arp_ignore`, `arp_announce`) and attaches vipflip's decapsulating XDP
+/// program (IPIP always, GUE on [`GUE_PORT`]). The stock kernel's `ipip` and `fou` would do
+/// the same where it has them; the kernel these tests run on has neither.
 pub fn make_tunnel_endpoint(ns: &Netns, iface: &str, vip: &str, pins: &std::path::Path) {
-    make_real_server(ns, vip);
     let out = ns
         .command(agent::vipflip().to_str().expect("utf-8 path"))
         .args([
-            "load-decap",
-            "--iface",
-            iface,
+            "real-server",
+            "--forward",
+            "gue",
             "--gue-port",
             &GUE_PORT.to_string(),
+            "--vip",
+            vip,
+            "--xdp-decap",
+            iface,
             "--pin-dir",
             pins.to_str().expect("utf-8 path"),
+            "--apply",
         ])
         .output()
-        .expect("run vipflip load-decap");
+        .expect("run vipflip real-server");
     assert!(
         out.status.success(),
-        "vipflip load-decap on {iface}: {}",
+        "vipflip real-server --apply on {iface}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -180,6 +180,25 @@ fn ipip_and_gue_spread_by_weight_to_real_servers_behind_a_router() {
         scene.describe()
     );
     spread_by_weight(&scene, "IPIP");
+    // The real servers were made by `vipflip real-server --xdp-decap … --apply`: again, it
+    // changes nothing.
+    let rs1 = scene.real_host(0);
+    let again = rs1
+        .ns
+        .command(
+            vipflip_integration_tests::agent::vipflip()
+                .to_str()
+                .expect("utf-8"),
+        )
+        .args(["real-server", "--forward", "gue", "--gue-port"])
+        .arg(GUE_PORT.to_string())
+        .args(["--vip", VIP, "--xdp-decap", &rs1.iface, "--pin-dir"])
+        .arg(scene.lab.bpffs.path())
+        .arg("--apply")
+        .output()
+        .expect("run vipflip real-server");
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert!(again.contains("0 steps changed"), "{again}");
     let ipip: Vec<u64> = (0..3)
         .map(|i| decapsulated(&scene, i, "decap_ipip"))
         .collect();

@@ -1,8 +1,8 @@
 //! The real server's side of a tunnel: the `decap` XDP program, for hosts whose kernel has
 //! no `ipip` or `fou` (katran ships one for the same reason). `vipflip load-decap` attaches
-//! it with the GUE ports it takes; its link and counters are pinned under
-//! `<pin_root>/<iface>/` (`decap_link`, `DECAP_STATS`), so it outlives the command and
-//! `vipflip unload` removes it.
+//! it with the GUE ports it takes; its link, ports and counters are pinned under
+//! `<pin_root>/<iface>/` (`decap_link`, `DECAP_PORTS`, `DECAP_STATS`), so it outlives the
+//! command and `vipflip unload` removes it.
 
 use std::{fs, path::Path};
 
@@ -54,12 +54,15 @@ pub fn attach_decap(iface: &str, pin_root: &Path, gue_ports: &[u16]) -> Result<(
             .insert(port.to_be_bytes(), 1, 0)
             .map_err(|e| invalid(iface, format!("{DECAP_PORTS}: adding port {port}: {e}")))?;
     }
-    for name in [DECAP_LINK, DECAP_STATS] {
+    for name in [DECAP_LINK, DECAP_STATS, DECAP_PORTS] {
         let path = dir.join(name);
         if path.exists() {
             fs::remove_file(&path).map_err(|source| pin_error(iface, &path, source))?;
         }
     }
+    map(&mut ebpf, iface, DECAP_PORTS)?
+        .pin(dir.join(DECAP_PORTS))
+        .map_err(|e| invalid(iface, format!("pinning {DECAP_PORTS}: {e}")))?;
     let stats_path = dir.join(DECAP_STATS);
     map(&mut ebpf, iface, DECAP_STATS)?
         .pin(&stats_path)
@@ -79,6 +82,27 @@ pub fn attach_decap(iface: &str, pin_root: &Path, gue_ports: &[u16]) -> Result<(
             source,
         })?;
     pin_link(program, link_id, iface, &dir.join(DECAP_LINK))
+}
+
+/// The GUE ports of the `decap` program attached to `iface`, sorted; `None` when none is
+/// attached there.
+pub fn decap_ports(iface: &str, pin_root: &Path) -> Result<Option<Vec<u16>>, DataplaneError> {
+    let dir = pin_root.join(iface);
+    if !dir.join(DECAP_LINK).exists() {
+        return Ok(None);
+    }
+    let path = dir.join(DECAP_PORTS);
+    let data = aya::maps::MapData::from_pin(&path)
+        .map_err(|e| invalid(iface, format!("{}: {e}", path.display())))?;
+    let ports: HashMap<_, [u8; 2], u8> = HashMap::try_from(aya::maps::Map::HashMap(data))
+        .map_err(|e| invalid(iface, format!("{DECAP_PORTS}: {e}")))?;
+    let mut list: Vec<u16> = ports
+        .keys()
+        .map(|key| key.map(u16::from_be_bytes))
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(iface, format!("{DECAP_PORTS}: {e}")))?;
+    list.sort_unstable();
+    Ok(Some(list))
 }
 
 /// What the `decap` program attached to `iface` counted, summed over the CPUs.

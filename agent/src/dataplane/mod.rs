@@ -16,7 +16,7 @@ mod maps;
 
 pub use attach::{attach_pass, load, pinned_program, program_logger, program_mut};
 use attach::{attach_program, check_pins, ifindex, pin_error};
-pub use decap::{DECAP_PROGRAM_NAME, attach_decap, decap_stats};
+pub use decap::{DECAP_PROGRAM_NAME, attach_decap, decap_ports, decap_stats};
 pub use lb::service_name;
 
 use std::{

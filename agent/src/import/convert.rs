@@ -26,7 +26,7 @@ pub(super) use real_server::{CheckKindOut, CheckOut};
 pub(super) use routes::{StaticsOut, TableOut};
 use script::ScriptDef;
 use tracking::TrackFileDef;
-pub(super) use virtual_server::VirtualServerOut;
+pub(super) use virtual_server::{ForwardOut, VirtualServerOut};
 
 /// A time in microseconds (keepalived's timer resolution).
 pub(super) type Micros = u64;

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::ReportKind;
 use super::convert::{
-    CheckKindOut, CheckOut, Garp, GroupOut, InstanceOut, Micros, Notify, Output, ScriptOut,
-    Section, TableOut, VirtualServerOut,
+    CheckKindOut, CheckOut, ForwardOut, Garp, GroupOut, InstanceOut, Micros, Notify, Output,
+    ScriptOut, Section, TableOut, VirtualServerOut,
 };
 
 pub(super) fn emit(out: &Output, source: &Path) -> String {
@@ -253,6 +253,13 @@ fn virtual_server(s: &mut String, vs: &VirtualServerOut) {
     let _ = writeln!(s, "protocol = {}", quote(vs.protocol));
     let _ = writeln!(s, "scheduler = {}", quote(vs.scheduler));
     let _ = writeln!(s, "instance = {}", quote(&vs.instance));
+    match vs.forward {
+        ForwardOut::Dr => {}
+        ForwardOut::Ipip => s.push_str("forward = \"ipip\"\n"),
+        ForwardOut::Gue { port } => {
+            let _ = writeln!(s, "forward = \"gue\"\ngue_port = {port}");
+        }
+    }
     if let Some(q) = vs.quorum {
         let _ = writeln!(s, "quorum = {q}");
     }

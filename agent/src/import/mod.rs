@@ -45,10 +45,18 @@
 //!
 //! # LVS virtual servers
 //! - A `virtual_server IP [PORT]` becomes a `[[virtual_server]]` named `IP:PORT/proto` when
-//!   its `lb_kind` (`lvs_method`) is `DR` and a converted `vrrp_instance` has its IP among its
-//!   `virtual_ipaddress` (that instance becomes its `instance`). NAT and TUN (and keepalived's
-//!   default, NAT, when `lb_kind` is absent), SCTP, `fwmark` and `group` services, and services
-//!   whose VIP no instance owns are reported and skipped whole; so is `virtual_server_group`.
+//!   its `lvs_method` (`lb_kind`) is `DR` or `TUN` and a converted `vrrp_instance` has its IP
+//!   among its `virtual_ipaddress` (that instance becomes its `instance`). `TUN` alone or
+//!   `TUN type ipip` → `forward = "ipip"`, `TUN type gue port N` → `forward = "gue"`,
+//!   `gue_port = N` (`csum`/`remcsum` noted: vipflip sends GUE variant 1 with a zero UDP
+//!   checksum); the outer source is the director's, as IPVS's. `TUN type gre`, NAT (and
+//!   keepalived's default, NAT, when the method is absent), SCTP, `fwmark` and `group`
+//!   services, and services whose VIP no instance owns are reported and skipped whole; so is
+//!   `virtual_server_group`. What keepalived 2.2.7 refuses in the method's syntax is an error.
+//! - vipflip's `forward` is per service: a `real_server` whose own `lvs_method` differs from
+//!   the service's is reported and left out, and so is a sorry server whose
+//!   `sorry_server_lvs_method` differs (keepalived's default, the service's method, is what
+//!   vipflip does).
 //! - `lb_algo`: `rr` and `wrr` → `wrr` (for `rr` every non-zero weight becomes 1: LVS `rr`
 //!   ignores weights), `sh` → `sh`, `mh` → `maglev`; the connection-counting schedulers
 //!   (`lc`, `wlc`, …) have no equivalent in a data plane that keeps no counts → `maglev`, with
@@ -63,8 +71,8 @@
 //!   `connect_timeout` (default 5 s) or `misc_timeout` → `timeout`, at most the interval;
 //!   `retry` (default 1, 0 for `MISC_CHECK`) → `fall = retry + 1`; `connect_port` → `port`.
 //!   Other checkers (`SSL_GET`, `DNS_CHECK`, …) are reported; the server is carried without one.
-//! - Real server and sorry server ports: Direct Routing keeps the packet's port, so LVS
-//!   ignores them, and so does the import (noted when they differ from the service's).
+//! - Real server and sorry server ports: Direct Routing and tunnels keep the packet's port,
+//!   so LVS ignores them, and so does the import (noted when they differ from the service's).
 
 mod convert;
 mod emit;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use core::time::Duration;
 
 use super::{Import, import_keepalived, import_keepalived_command};
-use crate::config::{CheckKind, Config, HealthCheck, LbScheduler};
+use crate::config::{CheckKind, Config, Forwarding, HealthCheck, LbScheduler};
 
 /// Fixture paths as the tests pass them: relative to the crate (cargo runs tests there), so
 /// messages and goldens do not depend on the checkout's location.
@@ -292,7 +292,7 @@ fn unsupported() {
             ),
             &at(
                 "unsupported.conf",
-                "44: warning: virtual_server 192.0.2.95 80: lb_kind TUN: vipflip balances by Direct Routing only (the packet is forwarded unchanged to the real server's MAC). Nothing in this block was carried",
+                "44: warning: virtual_server 192.0.2.95 80: lb_kind TUN type gre: vipflip tunnels by IPIP and GUE, not GRE; real servers that decapsulate IPIP can take forward = \"ipip\" (on Linux: `vipflip real-server --forward ipip`). Nothing in this block was carried",
             ),
         ],
     );
@@ -466,7 +466,7 @@ fn lvs_direct_routing() {
             ),
             &at(
                 "lvs-dr.conf",
-                "75: warning: virtual_server 192.0.2.100 443: lb_kind NAT: vipflip balances by Direct Routing only (the packet is forwarded unchanged to the real server's MAC). Nothing in this block was carried",
+                "75: warning: virtual_server 192.0.2.100 443: lb_kind NAT: vipflip forwards by Direct Routing, IPIP or GUE and never rewrites the destination address, as NAT does. Nothing in this block was carried",
             ),
             &at(
                 "lvs-dr.conf",
@@ -590,4 +590,130 @@ fn invalid_routes_rules_and_addresses_all_reported() {
             "errors/routes.conf:9: error: `static_ipaddress nonsense dev eth0`: expected an address or address/prefix",
         ],
     );
+}
+
+#[test]
+fn lvs_tunnels() {
+    check(
+        "lvs-tun.conf",
+        "lvs-tun.toml",
+        &[
+            &at(
+                "lvs-tun.conf",
+                "22: note: lb_algo mh: maglev: the same consistent hashing, over the whole connection rather than the client address alone (set scheduler = \"sh\" to keep a client on one server)",
+            ),
+            &at(
+                "lvs-tun.conf",
+                "40: warning: real_server 198.51.100.23 80 lvs_method DR: vipflip forwards to every real server of a service alike (forward = \"ipip\"); this real server is left out",
+            ),
+            &at(
+                "lvs-tun.conf",
+                "46: note: remcsum: remote checksum offload needs a GUE header, and vipflip sends GUE variant 1 (the inner packet right after UDP) with a zero UDP checksum; the real servers' fou decapsulates both",
+            ),
+            &at(
+                "lvs-tun.conf",
+                "49: warning: sorry_server_lvs_method DR: vipflip forwards to the sorry server as to the real servers (forward = \"gue\"); the sorry server is left out",
+            ),
+            &at(
+                "lvs-tun.conf",
+                "60: warning: real_server 198.51.100.24 443 lvs_method TUN type gue port 6081: vipflip forwards to every real server of a service alike (forward = \"gue\"); this real server is left out",
+            ),
+            &at(
+                "lvs-tun.conf",
+                "66: warning: virtual_server 192.0.2.102 80: lvs_method TUN type gre: vipflip tunnels by IPIP and GUE, not GRE; real servers that decapsulate IPIP can take forward = \"ipip\" (on Linux: `vipflip real-server --forward ipip`). Nothing in this block was carried",
+            ),
+            &at(
+                "lvs-tun.conf",
+                "75: warning: virtual_server 192.0.2.103 80: lvs_method NAT: vipflip forwards by Direct Routing, IPIP or GUE and never rewrites the destination address, as NAT does. Nothing in this block was carried",
+            ),
+        ],
+    );
+    // What the data plane gets, as vipflip reads the TOML: `lb_kind TUN` alone and
+    // `type ipip` are IPIP, `type gue port N` is GUE to that port; the sorry server of the
+    // IPIP service (`sorry_server_lvs_method TUN`) is kept, the GUE one's (DR) is not.
+    let import = import("lvs-tun.conf");
+    let (config, _) = Config::parse(&import.toml, "lvs-tun.toml").expect("accepted");
+    let services: Vec<(&str, Forwarding, usize, bool)> = config
+        .virtual_servers
+        .iter()
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.forward,
+                v.real_servers.len(),
+                v.sorry_server.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        services,
+        [
+            (
+                "192.0.2.100:80/tcp",
+                Forwarding::Ipip { source: None },
+                2,
+                true
+            ),
+            (
+                "192.0.2.101:443/tcp",
+                Forwarding::Gue {
+                    port: 6080,
+                    source: None
+                },
+                2,
+                false
+            ),
+        ]
+    );
+}
+
+#[test]
+fn lvs_method_syntax_keepalived_refuses_is_refused() {
+    let dir = std::env::temp_dir().join(format!("vipflip-import-tun-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (method, message) in [
+        (
+            "TUN type ipip csum",
+            "`lvs_method TUN type ipip csum`: expected NAT, DR or TUN [type {ipip|gue port NUM|gre} [nocsum|csum|remcsum]] (ipip takes no checksum option, gre no remcsum)",
+        ),
+        (
+            "TUN type gre remcsum",
+            "`lvs_method TUN type gre remcsum`: expected NAT, DR or TUN [type {ipip|gue port NUM|gre} [nocsum|csum|remcsum]] (ipip takes no checksum option, gre no remcsum)",
+        ),
+        (
+            "TUN type gue",
+            "`lvs_method TUN type gue`: expected NAT, DR or TUN [type {ipip|gue port NUM|gre} [nocsum|csum|remcsum]] (ipip takes no checksum option, gre no remcsum)",
+        ),
+        (
+            "TUN type gue port 0",
+            "`lvs_method TUN type gue port 0`: gue port `0`: expected 1..=65535",
+        ),
+        (
+            "TUN type gue port 6080 fastcsum",
+            "`lvs_method TUN type gue port 6080 fastcsum`: `fastcsum`: expected nocsum, csum or remcsum",
+        ),
+        (
+            "tun",
+            "`lvs_method tun`: expected NAT, DR or TUN [type {ipip|gue port NUM|gre} [nocsum|csum|remcsum]] (ipip takes no checksum option, gre no remcsum)",
+        ),
+    ] {
+        let path = dir.join("keepalived.conf");
+        std::fs::write(
+            &path,
+            format!(
+                "vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    priority 100\n    virtual_ipaddress {{\n        192.0.2.100/24\n    }}\n}}\nvirtual_server 192.0.2.100 80 {{\n    protocol TCP\n    lvs_method {method}\n    real_server 198.51.100.21 80 {{\n    }}\n}}\n"
+            ),
+        )
+        .expect("write the configuration");
+        let errors: Vec<String> = match import_keepalived(&path) {
+            Ok(import) => panic!("{method}: accepted:\n{}", import.toml),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(
+            errors,
+            [format!("{}:11: error: {message}", path.display())],
+            "{method}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).expect("remove the temp dir");
 }

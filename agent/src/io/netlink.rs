@@ -12,7 +12,7 @@ use std::{
 
 use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
 use rtnetlink::{
-    AddressMessageBuilder, Handle, MulticastGroup,
+    AddressMessageBuilder, Handle, LinkUnspec, MulticastGroup,
     packet_core::{NetlinkMessage, NetlinkPayload},
     packet_route::{
         AddressFamily, RouteNetlinkMessage,
@@ -431,6 +431,42 @@ impl Netlink {
             Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),
             other => other.map_err(|source| request(iface, "RTM_DELADDR", source)),
         }
+    }
+
+    /// Whether `iface` holds `addr` with exactly its prefix length.
+    pub async fn has_address(&self, iface: &str, addr: IfAddr) -> Result<bool, NetlinkError> {
+        let index = self.link_message(iface).await?.header.index;
+        let mut addrs = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(msg) = addrs
+            .try_next()
+            .await
+            .map_err(|source| request(iface, "RTM_GETADDR", source))?
+        {
+            if msg.header.index == index
+                && msg.header.prefix_len == addr.prefix_len
+                && address_of(&msg) == Some(addr.addr)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Sets `iface` administratively up (`ip link set IFACE up`); one already up stays so.
+    pub async fn set_link_up(&self, iface: &str) -> Result<(), NetlinkError> {
+        let index = self.link_message(iface).await?.header.index;
+        let message = LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|source| request(iface, "RTM_SETLINK", source))
     }
 
     /// The MAC the neighbour table holds for `ip` on `iface`, if it holds a usable one

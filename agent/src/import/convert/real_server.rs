@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use super::super::parse::{Loc, Stmt, Word};
 use super::script::command;
+use super::virtual_server::ForwardOut;
 use super::{Conv, Micros, NO_EQUIVALENT, NO_MAIL, SECOND, Section, UserOut};
 
 /// keepalived's `delay_loop` when none is set.
@@ -81,7 +82,7 @@ impl Conv<'_> {
         }
     }
 
-    /// A server's port under Direct Routing: the packet keeps the service's port.
+    /// A server's port under Direct Routing or a tunnel: the packet keeps the service's port.
     pub(super) fn dr_port(&mut self, word: Option<&Word>, port: u16, sec: Section, what: &str) {
         let Some(w) = word else { return };
         if port != 0 && w.text.parse::<u16>().is_ok_and(|p| p == port) {
@@ -91,7 +92,7 @@ impl Conv<'_> {
             w.loc,
             sec,
             format!("{what} port {}", w.text),
-            "Direct Routing keeps the destination port of the packet, so LVS ignores this port, and so does vipflip",
+            "Direct Routing and tunnels keep the destination port of the packet, so LVS ignores this port, and so does vipflip",
         );
     }
 
@@ -100,6 +101,7 @@ impl Conv<'_> {
         rs: &Stmt,
         vip: IpAddr,
         port: u16,
+        forward: ForwardOut,
         inherited: &Timers,
         sec: Section,
     ) -> Option<RealServerOut> {
@@ -122,7 +124,7 @@ impl Conv<'_> {
                         .and_then(|n| u64::try_from(n).ok())
                         .unwrap_or(1);
                 }
-                "lb_kind" | "lvs_method" => method = self.value(s).cloned(),
+                "lb_kind" | "lvs_method" => method = self.lvs_method(s, sec),
                 "delay_loop" => timers.delay_loop = self.seconds(s, 86_400),
                 "connect_timeout" => timers.connect_timeout = self.seconds(s, 86_400),
                 "retry" | "nb_get_retry" => {
@@ -150,12 +152,17 @@ impl Conv<'_> {
                 _ => self.lost(loc, sec, s.text(), NO_EQUIVALENT),
             }
         }
-        if let Some(m) = method.filter(|m| m.text != "DR") {
+        // keepalived lets each real server override the service's method; vipflip's
+        // `forward` is the service's, for every real server.
+        if let Some(m) = method.filter(|m| m.forward() != Some(forward)) {
             self.lost(
                 m.loc,
                 sec,
-                format!("{} lb_kind {}", rs.text(), m.text),
-                "vipflip forwards by Direct Routing only; this real server is left out",
+                format!("{} {}", rs.text(), m.text),
+                format!(
+                    "vipflip forwards to every real server of a service alike (forward = \"{}\"); this real server is left out",
+                    forward.name()
+                ),
             );
             return None;
         }

@@ -1,5 +1,6 @@
-//! keepalived's `virtual_server` (LVS) blocks to `[[virtual_server]]`s. Only Direct Routing
-//! is carried; the mapping decisions are in the module docs of [`super::super`].
+//! keepalived's `virtual_server` (LVS) blocks to `[[virtual_server]]`s. Direct Routing and
+//! the IPIP and GUE tunnels are carried; the mapping decisions are in the module docs of
+//! [`super::super`].
 
 use std::net::IpAddr;
 
@@ -19,9 +20,57 @@ pub(in super::super) struct VirtualServerOut {
     /// `"maglev"`, `"wrr"` or `"sh"`.
     pub(in super::super) scheduler: &'static str,
     pub(in super::super) instance: String,
+    pub(in super::super) forward: ForwardOut,
     pub(in super::super) quorum: Option<u64>,
     pub(in super::super) sorry_server: Option<IpAddr>,
     pub(in super::super) real_servers: Vec<RealServerOut>,
+}
+
+/// `forward` (and `gue_port`) as written in the TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in super::super) enum ForwardOut {
+    Dr,
+    Ipip,
+    Gue { port: u16 },
+}
+
+/// An `lvs_method` (`lb_kind`, `sorry_server_lvs_method`) as written, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LvsMethod {
+    pub(super) loc: Loc,
+    /// The statement as written, for reports.
+    pub(super) text: String,
+    pub(super) kind: MethodKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MethodKind {
+    /// DR, or TUN with `type ipip` (the default) or `type gue port N`.
+    Carried(ForwardOut),
+    Nat,
+    /// TUN `type gre`.
+    Gre,
+}
+
+impl LvsMethod {
+    /// What vipflip forwards by for this method; `None` for NAT and GRE.
+    pub(super) const fn forward(&self) -> Option<ForwardOut> {
+        match self.kind {
+            MethodKind::Carried(forward) => Some(forward),
+            MethodKind::Nat | MethodKind::Gre => None,
+        }
+    }
+}
+
+impl ForwardOut {
+    /// The configuration's word for it.
+    pub(in super::super) const fn name(self) -> &'static str {
+        match self {
+            Self::Dr => "dr",
+            Self::Ipip => "ipip",
+            Self::Gue { .. } => "gue",
+        }
+    }
 }
 
 impl<'s> Conv<'s> {
@@ -68,15 +117,16 @@ impl<'s> Conv<'s> {
         }
         let protocol = if r.protocol == "tcp" { "tcp" } else { "udp" };
 
+        let forward = r.forward();
         let mut real_servers: Vec<RealServerOut> = Vec::new();
         for rs in &r.reals {
-            if let Some(out) = self.real_server(rs, vip_addr, port, &r.timers, sec) {
+            if let Some(out) = self.real_server(rs, vip_addr, port, forward, &r.timers, sec) {
                 if real_servers.iter().any(|o| o.address == out.address) {
                     self.lost(
                         rs.loc(),
                         sec,
                         rs.text(),
-                        "this address is already a real server of the service (Direct Routing cannot tell ports apart); carried once",
+                        "this address is already a real server of the service (the packet keeps its port, so servers cannot be told apart by port); carried once",
                     );
                     continue;
                 }
@@ -103,7 +153,7 @@ impl<'s> Conv<'s> {
         let sorry_server = r
             .sorry
             .as_ref()
-            .and_then(|s| self.sorry_server(s, vip_addr, port, &r, sec));
+            .and_then(|s| self.sorry_server(s, vip_addr, port, forward, &r, sec));
         let mut name = format!(
             "{}:{port}/{protocol}",
             match vip_addr {
@@ -121,6 +171,7 @@ impl<'s> Conv<'s> {
             protocol,
             scheduler: scheduler.0,
             instance,
+            forward,
             quorum,
             sorry_server,
             real_servers,
@@ -201,7 +252,7 @@ impl<'s> Conv<'s> {
     fn service_option(&mut self, s: &'s Stmt, sec: Section, r: &mut RawService<'s>) {
         let loc = s.loc();
         match s.keyword() {
-            "lb_kind" | "lvs_method" => r.method = self.value(s).cloned(),
+            "lb_kind" | "lvs_method" => r.method = self.lvs_method(s, sec),
             "lb_algo" | "lvs_sched" => r.algo = self.value(s).cloned(),
             "protocol" => match self.value(s).map(|w| w.text.to_ascii_uppercase()) {
                 Some(p) if p == "TCP" => r.protocol = "tcp",
@@ -249,7 +300,7 @@ impl<'s> Conv<'s> {
                 s.keyword(),
                 "vipflip's sorry server is used while no real server is healthy; it has no check to inhibit",
             ),
-            "sorry_server_lvs_method" => r.sorry_method = self.value(s).cloned(),
+            "sorry_server_lvs_method" => r.sorry_method = self.lvs_method(s, sec),
             "delay_loop" => r.timers.delay_loop = self.seconds(s, 86_400),
             "connect_timeout" => r.timers.connect_timeout = self.seconds(s, 86_400),
             "retry" | "nb_get_retry" => {
@@ -389,6 +440,7 @@ impl<'s> Conv<'s> {
         s: &Stmt,
         vip: IpAddr,
         port: u16,
+        forward: ForwardOut,
         r: &RawService<'_>,
         sec: Section,
     ) -> Option<IpAddr> {
@@ -397,12 +449,20 @@ impl<'s> Conv<'s> {
             return None;
         };
         let addr = self.server_address(ip, vip, "sorry_server")?;
-        if let Some(m) = r.sorry_method.as_ref().filter(|m| m.text != "DR") {
+        // keepalived's default is the service's own method, which is what vipflip does.
+        if let Some(m) = r
+            .sorry_method
+            .as_ref()
+            .filter(|m| m.forward() != Some(forward))
+        {
             self.lost(
                 m.loc,
                 sec,
-                format!("sorry_server_lvs_method {}", m.text),
-                "vipflip forwards by Direct Routing only; the sorry server is left out",
+                m.text.clone(),
+                format!(
+                    "vipflip forwards to the sorry server as to the real servers (forward = \"{}\"); the sorry server is left out",
+                    forward.name()
+                ),
             );
             return None;
         }
@@ -411,37 +471,126 @@ impl<'s> Conv<'s> {
     }
 }
 
+impl Conv<'_> {
+    /// `lvs_method NAT|DR|TUN [type {ipip|gue port NUM|gre} [nocsum|csum|remcsum]]`
+    /// (keepalived.conf(5); `lb_kind` is its old name, `sorry_server_lvs_method` takes the
+    /// same words). What keepalived 2.2.7 refuses is an error here too: lower case, ipip
+    /// with a checksum option, gre with `remcsum`, gue without a port.
+    pub(super) fn lvs_method(&mut self, s: &Stmt, sec: Section) -> Option<LvsMethod> {
+        let words: Vec<&str> = s.args().iter().map(|w| w.text.as_str()).collect();
+        let (kind, checksum) = match words.as_slice() {
+            ["DR"] => (MethodKind::Carried(ForwardOut::Dr), None),
+            ["NAT"] => (MethodKind::Nat, None),
+            ["TUN"] | ["TUN", "type", "ipip"] => (MethodKind::Carried(ForwardOut::Ipip), None),
+            ["TUN", "type", "gue", "port", port, rest @ ..] if rest.len() <= 1 => {
+                let Some(port) = port.parse::<u16>().ok().filter(|p| *p != 0) else {
+                    self.error(
+                        s.loc(),
+                        format!("`{}`: gue port `{port}`: expected 1..=65535", s.text()),
+                    );
+                    return None;
+                };
+                (MethodKind::Carried(ForwardOut::Gue { port }), rest.first())
+            }
+            ["TUN", "type", "gre"] | ["TUN", "type", "gre", "nocsum" | "csum"] => {
+                (MethodKind::Gre, None)
+            }
+            _ => {
+                self.error(
+                    s.loc(),
+                    format!(
+                        "`{}`: expected NAT, DR or TUN [type {{ipip|gue port NUM|gre}} [nocsum|csum|remcsum]] (ipip takes no checksum option, gre no remcsum)",
+                        s.text()
+                    ),
+                );
+                return None;
+            }
+        };
+        match checksum.copied() {
+            None | Some("nocsum") => {}
+            Some("csum") => self.note(
+                s.loc(),
+                sec,
+                "csum",
+                "vipflip sends GUE with a zero UDP checksum (nocsum), as RFC 6935 allows for tunnels: the inner packet's own checksums protect it",
+            ),
+            Some("remcsum") => self.note(
+                s.loc(),
+                sec,
+                "remcsum",
+                "remote checksum offload needs a GUE header, and vipflip sends GUE variant 1 (the inner packet right after UDP) with a zero UDP checksum; the real servers' fou decapsulates both",
+            ),
+            Some(other) => {
+                self.error(
+                    s.loc(),
+                    format!(
+                        "`{}`: `{other}`: expected nocsum, csum or remcsum",
+                        s.text()
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(LvsMethod {
+            loc: s.loc(),
+            text: s.text(),
+            kind,
+        })
+    }
+}
+
 /// The raw options of a `virtual_server` block.
 #[derive(Default)]
 struct RawService<'s> {
-    method: Option<Word>,
+    method: Option<LvsMethod>,
     algo: Option<Word>,
     protocol: &'static str,
     persistence: Option<Loc>,
     quorum: Option<(u64, Loc)>,
     sorry: Option<&'s Stmt>,
-    sorry_method: Option<Word>,
+    sorry_method: Option<LvsMethod>,
     timers: Timers,
     reals: Vec<&'s Stmt>,
 }
 
-/// Why a service is not carried at all: not Direct Routing, or SCTP.
+impl RawService<'_> {
+    /// The service's forwarding, once [`skip_reason`] has refused the methods not carried.
+    fn forward(&self) -> ForwardOut {
+        self.method
+            .as_ref()
+            .and_then(LvsMethod::forward)
+            .unwrap_or(ForwardOut::Dr)
+    }
+}
+
+/// Why a service is not carried at all: NAT or GRE, or SCTP.
 fn skip_reason(r: &RawService<'_>, stmt: &Stmt) -> Option<(Loc, String)> {
     match &r.method {
-        Some(w) if w.text == "DR" => {}
-        Some(w) => {
-            return Some((
-                w.loc,
-                format!(
-                    "lb_kind {}: vipflip balances by Direct Routing only (the packet is forwarded unchanged to the real server's MAC). Nothing in this block was carried",
-                    w.text
-                ),
-            ));
-        }
+        Some(m) => match m.kind {
+            MethodKind::Carried(_) => {}
+            MethodKind::Nat => {
+                return Some((
+                    m.loc,
+                    format!(
+                        "{}: vipflip forwards by Direct Routing, IPIP or GUE and never rewrites the destination address, as NAT does. Nothing in this block was carried",
+                        m.text
+                    ),
+                ));
+            }
+            MethodKind::Gre => {
+                return Some((
+                    m.loc,
+                    format!(
+                        "{}: vipflip tunnels by IPIP and GUE, not GRE; real servers that decapsulate IPIP can take forward = \"ipip\" (on Linux: `vipflip real-server --forward ipip`). Nothing in this block was carried",
+                        m.text
+                    ),
+                ));
+            }
+        },
         None => {
             return Some((
                 stmt.loc(),
-                "no lb_kind: keepalived's default is NAT, and vipflip balances by Direct Routing only. Nothing in this block was carried".to_owned(),
+                "no lvs_method: keepalived's default is NAT, and vipflip forwards by Direct Routing, IPIP or GUE. Nothing in this block was carried".to_owned(),
             ));
         }
     }
