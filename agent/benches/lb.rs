@@ -74,6 +74,9 @@ struct Scale {
     /// Frames per live-frames call.
     live_repeat: u32,
     rebuild_runs: usize,
+    /// Established flows, and spoofed SYNs sent at them (SYN flood part).
+    flood_established: u16,
+    flood_syns: u32,
 }
 
 fn main() {
@@ -97,6 +100,8 @@ fn main() {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(LIVE_REPEAT),
             rebuild_runs: 21,
+            flood_established: 1000,
+            flood_syns: 200_000,
         }
     } else {
         Scale {
@@ -107,6 +112,8 @@ fn main() {
             forward_rounds: 1,
             live_repeat: 1000,
             rebuild_runs: 3,
+            flood_established: 50,
+            flood_syns: 2000,
         }
     };
     // FLOWS and LB_CURSORS are per-CPU, and BPF_PROG_TEST_RUN runs on the caller's CPU.
@@ -114,6 +121,7 @@ fn main() {
     let pins = Pins::new();
     per_packet(&scale, &pins);
     tunnel_per_packet(&scale, &pins);
+    syn_flood(&scale, &pins);
     forwarding(&scale, &pins);
     rebuild(&scale, &pins);
 }
@@ -367,6 +375,72 @@ fn tunnel_services(plane: &mut Dataplane) {
             LB_TABLE_SIZE,
         )
         .unwrap();
+}
+
+/// A SYN flood from spoofed sources against established flows (issue #15): `established`
+/// flows are set up on real server 1, the service's table then moves every slot to real
+/// server 2 (as a reweight or a join can move some), and `flood_syns` SYNs from distinct
+/// spoofed sources follow. A flow that `FLOWS` still remembers stays on real server 1; one
+/// the flood evicted follows the table to 2, which for a TCP connection is a reset. Run
+/// without a flow budget and with one (`flow_insert_rate`), each on a fresh program.
+fn syn_flood(scale: &Scale, pins: &Pins) {
+    for budget in [0, 20_000] {
+        let iface = format!("flood{budget}");
+        let mut ebpf = dataplane::load(&iface, Some(&pins.root.join(&iface))).expect("load");
+        let mut plane = Dataplane::open_pinned(&iface, &pins.root).expect("open the pins");
+        plane
+            .set_vip(ip4(VIP), Ownership::Local { vrid: 51 })
+            .unwrap();
+        for n in 1..=2 {
+            plane.set_real(n, real(n, 1, REAL_ALIVE)).unwrap();
+        }
+        plane.set_flow_insert_rate(budget).unwrap();
+        let key = service(IPPROTO_TCP, 80);
+        plane
+            .set_service(key, 0, Scheduler::Maglev, &filled(1), LB_TABLE_SIZE)
+            .unwrap();
+        let program = dataplane::program_mut(&mut ebpf, &iface).unwrap();
+        for port in 0..scale.flood_established {
+            run_ns(program, &segment(80, 20_000 + port, 0x02), 1, XDP_TX);
+        }
+        plane
+            .set_service(key, 0, Scheduler::Maglev, &filled(2), LB_TABLE_SIZE)
+            .unwrap();
+        let started = Instant::now();
+        for i in 0..scale.flood_syns {
+            let [a, b, c, d] = i.to_be_bytes();
+            let mut syn = tcp(u16::from_be_bytes([c, d]), 80, b"");
+            syn[13] = 0x02;
+            let source = [198, 51, a.wrapping_add(100), b];
+            let frame = eth(None, 0x0800, &ipv4(source, VIP, IPPROTO_TCP, 64, &syn));
+            run_ns(program, &frame, 1, XDP_TX);
+        }
+        let flood_for = started.elapsed();
+        let kept = (0..scale.flood_established)
+            .filter(|port| {
+                let mut out = vec![0u8; 128];
+                let frame = segment(80, 20_000 + port, 0x10);
+                let result = program
+                    .test_run(TestRunOptions {
+                        data_in: Some(&frame),
+                        data_out: Some(&mut out),
+                        ..TestRunOptions::default()
+                    })
+                    .expect("BPF_PROG_TEST_RUN");
+                assert_eq!(result.return_value, XDP_TX);
+                out[..6] == real(1, 1, REAL_ALIVE).dst_mac
+            })
+            .count();
+        println!(
+            "flood flow_insert_rate={budget} established={} spoofed_syns={} seconds={:.2} \
+             established_kept={kept} not_remembered={} flows_now={}",
+            scale.flood_established,
+            scale.flood_syns,
+            flood_for.as_secs_f64(),
+            plane.flows_not_remembered().unwrap(),
+            plane.flow_count().unwrap(),
+        );
+    }
 }
 
 /// Medians over the rounds of the kernel-reported mean per run, `program` and `pass`

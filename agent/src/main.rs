@@ -609,9 +609,10 @@ fn print_interface(plane: &Dataplane) -> anyhow::Result<()> {
     let services = plane.services()?;
     if !services.is_empty() {
         println!(
-            "  services ({}, {} flows remembered):",
+            "  services ({}, {} flows remembered, {} new flows not remembered over flow_insert_rate):",
             services.len(),
-            plane.flow_count()?
+            plane.flow_count()?,
+            plane.flows_not_remembered()?
         );
         for (key, entry) in &services {
             let scheduler = match vipflip_common::Scheduler::from_u8(entry.scheduler) {

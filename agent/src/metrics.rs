@@ -23,6 +23,7 @@
 //! | `vipflip_tracker_priority_contribution` | gauge | `instance`, `tracker` |
 //! | `vipflip_xdp_packets_total` | counter | `interface`, `outcome` ([`Outcome::name`]) |
 //! | `vipflip_xdp_verdicts_total` | counter | `interface`, `verdict` (`aborted`, `drop`, `pass`, `tx`, `redirect`) |
+//! | `vipflip_lb_flows_not_remembered_total` | counter: new flows sent but not remembered, over `flow_insert_rate` | `interface` |
 //! | `vipflip_xdp_vrid_adverts_total` | counter | `interface`, `family`, `vrid`, `result` (`accepted`, `dropped`) |
 //! | `vipflip_real_server_up` | gauge, 0 or 1 (healthy and resolved) | `virtual_server`, `address` |
 //! | `vipflip_real_server_table_slots` | gauge: slots of the live table naming it | `virtual_server`, `address` |
@@ -87,6 +88,7 @@ pub struct Metrics {
     xdp_packets: Tracked<OutcomeLabels, Counter>,
     xdp_verdicts: Tracked<VerdictLabels, Counter>,
     xdp_vrid_adverts: Tracked<VridLabels, Counter>,
+    flows_not_remembered: Tracked<InterfaceLabels, Counter>,
     real_up: Tracked<RealLabels, Gauge>,
     real_table_slots: Tracked<RealLabels, Gauge>,
     service_healthy: Tracked<ServiceLabels, Gauge>,
@@ -183,6 +185,12 @@ impl Metrics {
                 "xdp_vrid_adverts",
                 "VRRP adverts the XDP program accepted or dropped, per virtual router (the \
                  VRID_STATS map)",
+            ),
+            flows_not_remembered: Tracked::register(
+                r,
+                "lb_flows_not_remembered",
+                "New flows sent where the table says but not remembered in FLOWS, because the \
+                 CPU had remembered flow_insert_rate new flows in the second already",
             ),
             real_up: Tracked::register(
                 r,
@@ -338,6 +346,14 @@ impl Metrics {
     }
 
     /// The `STATS` map of the program on `interface`, summed over CPUs.
+    /// What a CPU's flow budget refused on `interface`, summed over the CPUs.
+    pub fn set_flows_not_remembered(&mut self, interface: &str, refused: u64) {
+        let labels = InterfaceLabels {
+            interface: interface.to_owned(),
+        };
+        mirror(&self.flows_not_remembered.get(labels), refused);
+    }
+
     pub fn set_xdp(&mut self, interface: &str, stats: &Stats) {
         for outcome in Outcome::ALL {
             let labels = OutcomeLabels {
@@ -637,6 +653,11 @@ struct RealLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ServiceLabels {
     virtual_server: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct InterfaceLabels {
+    interface: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -1370,6 +1370,47 @@ fn a_syn_follows_the_table_not_a_remembered_flow() {
     lb.forwarded("its data follows it", tcp4(40001, V4_VIP_LOCAL, 80), 2);
 }
 
+/// A CPU remembers at most `flow_insert_rate` new flows a second: past it new flows are
+/// still sent where the table says, but not remembered, and counted; the remembered ones
+/// keep their server when the table changes, the others follow the table.
+#[test]
+#[ignore = "needs root"]
+fn a_spent_flow_budget_sends_new_flows_without_remembering_them() {
+    let mut lb = Lb::new("budget");
+    let key = service4(IPPROTO_TCP, 80);
+    lb.plane.set_flow_insert_rate(3).unwrap();
+    lb.maglev(key, 0, &table(1));
+    let before = lb.plane.flow_count().unwrap();
+    for port in 41001..=41005 {
+        lb.forwarded(&format!("new flow from {port}"), syn4(port), 1);
+    }
+    assert_eq!(
+        lb.plane.flow_count().unwrap() - before,
+        3,
+        "three remembered"
+    );
+    assert_eq!(lb.plane.flows_not_remembered().unwrap(), 2, "two counted");
+    lb.maglev(key, 0, &table(2));
+    for port in 41001..=41003 {
+        lb.forwarded(
+            &format!("remembered flow from {port}: its server"),
+            tcp4(port, V4_VIP_LOCAL, 80),
+            1,
+        );
+    }
+    // Their frames are new flows again, the budget spent: sent by the table.
+    for port in 41004..=41005 {
+        lb.forwarded(
+            &format!("unremembered flow from {port}: the table's"),
+            tcp4(port, V4_VIP_LOCAL, 80),
+            2,
+        );
+    }
+    lb.plane.set_flow_insert_rate(0).unwrap();
+    lb.forwarded("no limit: remembered again", syn4(41006), 2);
+    assert_eq!(lb.plane.flow_count().unwrap() - before, 4);
+}
+
 #[test]
 #[ignore = "needs root"]
 fn a_drained_server_keeps_its_flows_only() {

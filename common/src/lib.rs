@@ -650,6 +650,26 @@ pub const fn tunnel_entropy(key: &FlowKey) -> u32 {
     h ^ (h >> 13)
 }
 
+/// The single value of the per-CPU `FLOW_BUDGET` array: how many new flows this CPU may
+/// remember in `FLOWS` per second (katran's LRU insert limit). Past it, a new flow is still
+/// sent where the table says, but not remembered, so a SYN flood from spoofed sources cannot
+/// evict the established flows (which the table alone would move after a change).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FlowBudget {
+    /// `bpf_ktime_get_coarse_ns` when the current one-second window began.
+    pub window_start_ns: u64,
+    /// Inserts allowed per window (written by the agent); 0: no limit.
+    pub limit: u32,
+    /// Inserts made in the current window.
+    pub inserted: u32,
+    /// New flows not remembered because the window's budget was spent.
+    pub refused: u64,
+}
+
+/// The length of a `FlowBudget` window.
+pub const FLOW_BUDGET_WINDOW_NS: u64 = 1_000_000_000;
+
 /// How long a CPU reuses what `bpf_fib_lookup` said of a tunnel's real server (its
 /// `FIB_CACHE` entry): a route or neighbour change reaches tunnelled traffic within this.
 pub const FIB_CACHE_NS: u64 = 50_000_000;
@@ -1012,15 +1032,16 @@ const _: () = {
     assert!(core::mem::size_of::<FlowEntry>() == 8);
     assert!(core::mem::size_of::<DecapStats>() == 24);
     assert!(core::mem::size_of::<FibCacheEntry>() == 48);
+    assert!(core::mem::size_of::<FlowBudget>() == 24);
     assert!(MAX_REALS <= u16::MAX as u32 + 1);
 };
 
 #[cfg(feature = "user")]
 mod user {
     use super::{
-        DecapStats, FibCacheEntry, FlowEntry, FlowKey, LbTable, PeerKey, RealEntry, RealHead,
-        RealSlot, ServiceEntry, ServiceKey, Stats, TunnelEntry, TunnelSlot, VipEntry, VipKey,
-        VridEntry, VridKey, VridStats,
+        DecapStats, FibCacheEntry, FlowBudget, FlowEntry, FlowKey, LbTable, PeerKey, RealEntry,
+        RealHead, RealSlot, ServiceEntry, ServiceKey, Stats, TunnelEntry, TunnelSlot, VipEntry,
+        VipKey, VridEntry, VridKey, VridStats,
     };
 
     /// `aya::Pod` for types that are `bytemuck::Pod`, whose derive proved at compile time what
@@ -1057,6 +1078,7 @@ mod user {
         FlowEntry,
         DecapStats,
         FibCacheEntry,
+        FlowBudget,
     );
 }
 

@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use vipflip_common::{
-    DecapStats, FibCacheEntry, FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT, LbTable,
-    MAX_DECAP_PORTS, MAX_FLOWS, MAX_PEERS, MAX_REALS, MAX_SERVICES, MAX_VIPS, MAX_VRIDS, PeerKey,
-    RealSlot, ServiceEntry, ServiceKey, Stats, TunnelSlot, VIP_FILTER_WORDS, VRID_STATS_ENTRIES,
-    VipEntry, VipKey, VridEntry, VridKey, VridStats,
+    DecapStats, FibCacheEntry, FlowBudget, FlowEntry, FlowKey, LB_TABLES as LB_TABLE_COUNT,
+    LbTable, MAX_DECAP_PORTS, MAX_FLOWS, MAX_PEERS, MAX_REALS, MAX_SERVICES, MAX_VIPS, MAX_VRIDS,
+    PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats, TunnelSlot, VIP_FILTER_WORDS,
+    VRID_STATS_ENTRIES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
 };
 
 /// Virtual IPs and what to do with traffic to each; flipping an owner is one update here.
@@ -72,6 +72,11 @@ pub static FLOWS: LruHashMap<FlowKey, FlowEntry, { MAX_FLOWS as usize }, BPF_F_N
 
 /// `BPF_F_NO_COMMON_LRU` (include/uapi/linux/bpf.h): an LRU list per CPU.
 const BPF_F_NO_COMMON_LRU: usize = 1 << 1;
+
+/// This CPU's budget of new flows to remember per second (`FlowBudget`); the agent writes
+/// the limit.
+#[btf_map]
+pub static FLOW_BUDGET: PerCpuArray<FlowBudget, 1> = PerCpuArray::new();
 
 /// Weighted round robin: the next position in each service's sequence, per CPU, by
 /// `ServiceEntry::index`.

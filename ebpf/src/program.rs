@@ -1,19 +1,25 @@
 //! The decision for one frame: [`decide`] returns a [`Decision`]; the entry point counts it.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_redirect, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_redirect},
+    macros::xdp,
+    programs::XdpContext,
+};
 use aya_log_ebpf::error;
 use vipflip_common::{
-    FAMILY_IPV4, FAMILY_IPV6, FlowEntry, FlowKey, Forward, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
-    ICMPV6_PACKET_TOO_BIG, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, LB_TABLE_SIZE, Outcome, PeerKey,
-    REAL_ALIVE, REAL_READ_COPY, RealHead, Scheduler, ServiceEntry, ServiceKey, VERDICT_BASE,
-    VIP_SERVICES, VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction,
-    VipEntry, VipKey, VridKey, addr_words, flow_hash, ipv4_words, vip_filter_bit, vrid_stats_index,
+    FAMILY_IPV4, FAMILY_IPV6, FLOW_BUDGET_WINDOW_NS, FlowEntry, FlowKey, Forward,
+    ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, IPPROTO_TCP, IPPROTO_UDP,
+    IPPROTO_VRRP, LB_TABLE_SIZE, Outcome, PeerKey, REAL_ALIVE, REAL_READ_COPY, RealHead, Scheduler,
+    ServiceEntry, ServiceKey, VERDICT_BASE, VIP_SERVICES, VRRP_HEADER_LEN, VRRP_TTL,
+    VRRP_TYPE_ADVERTISEMENT, VRRP_V2_AUTH_LEN, VipAction, VipEntry, VipKey, VridKey, addr_words,
+    flow_hash, ipv4_words, vip_filter_bit, vrid_stats_index,
 };
 
 use crate::{
     maps::{
-        FLOWS, LB_CURSORS, LB_TABLES, PEERS, REALS, SERVICES, STATS, VIP_FILTER, VIPS, VRID_STATS,
-        VRIDS,
+        FLOW_BUDGET, FLOWS, LB_CURSORS, LB_TABLES, PEERS, REALS, SERVICES, STATS, VIP_FILTER, VIPS,
+        VRID_STATS, VRIDS,
     },
     parse::{
         ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Frame, IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_MIN_HLEN,
@@ -662,7 +668,7 @@ fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<(u3
     let table = LB_TABLES.get(u32::from(service.index) * 2 + u32::from(service.table & 1))?;
     let index = u32::from(*table.slots.get(slot as usize)?);
     let real = live_real(index)?;
-    if remember {
+    if remember && within_flow_budget() {
         let flow = FlowEntry {
             real: index,
             generation: real.generation,
@@ -671,6 +677,33 @@ fn schedule(service: &ServiceEntry, key: &FlowKey, remember: bool) -> Option<(u3
         let _ = FLOWS.insert(key, flow, 0);
     }
     Some((index, real))
+}
+
+/// Whether this CPU may remember one more new flow in the current second (`FlowBudget`);
+/// counts the refusals.
+#[inline(always)]
+fn within_flow_budget() -> bool {
+    let Some(budget) = FLOW_BUDGET.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's own element of the array, valid for the program's run; no other
+    // writer races with us (the agent writes `limit` only, a whole word).
+    let budget = unsafe { &mut *budget };
+    if budget.limit == 0 {
+        return true;
+    }
+    // SAFETY: a plain helper call.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if now.wrapping_sub(budget.window_start_ns) >= FLOW_BUDGET_WINDOW_NS {
+        budget.window_start_ns = now;
+        budget.inserted = 0;
+    }
+    if budget.inserted >= budget.limit {
+        budget.refused += 1;
+        return false;
+    }
+    budget.inserted += 1;
+    true
 }
 
 /// A program that passes every frame. Attached to the far end of a veth whose near end

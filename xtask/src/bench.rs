@@ -28,7 +28,7 @@ pub fn lb(root: &Path) -> anyhow::Result<()> {
     if !crate::setup::is_root() {
         bail!("bench lb runs BPF_PROG_TEST_RUN and builds network namespaces: run it as root");
     }
-    let lines = run_bench(root, "lb", &["lb ", "forward ", "rebuild "])?;
+    let lines = run_bench(root, "lb", &["lb ", "forward ", "rebuild ", "flood "])?;
     let part = |prefix: &str| -> Vec<&str> {
         lines
             .iter()
@@ -81,6 +81,7 @@ pub fn lb(root: &Path) -> anyhow::Result<()> {
     }
     where_the_time_goes(&mut md, &part("lb path="))?;
     tunnels(&mut md, &part("lb single "))?;
+    syn_flood(&mut md, &part("flood "));
     md.push_str(
         "\n## Forwarding through a director on veth\n\n\
          Three namespaces: generator (g0) — (d0) director (d1) — (r0) real server. The\n\
@@ -115,6 +116,23 @@ pub fn lb(root: &Path) -> anyhow::Result<()> {
     );
     code_block(&mut md, &part("rebuild "));
     write_results(root, "lb", &md)
+}
+
+/// The SYN flood part (issue #15): established flows kept with and without a flow budget.
+fn syn_flood(md: &mut String, lines: &[&str]) {
+    md.push_str(
+        "\n## A SYN flood against established flows\n\n\
+         1,000 flows are set up on real server 1; the service's table then moves every slot\n\
+         to real server 2 (as a reweight or a joining server moves some); 200,000 SYNs from\n\
+         distinct spoofed sources follow, one `BPF_PROG_TEST_RUN` each. A flow `FLOWS` still\n\
+         remembers stays on server 1 (`established_kept`); one the flood evicted follows the\n\
+         table, which for a TCP connection is a reset. `FLOWS` holds 65,536 flows, an LRU per\n\
+         CPU. Without a budget every SYN is remembered and the flood evicts the established\n\
+         flows; with `flow_insert_rate` (katran's LRU insert limit; vipflip's default is\n\
+         125,000 per CPU and second, 20,000 here so the run's flood exceeds it) the SYNs past\n\
+         it are sent by the table but not remembered (`not_remembered`).\n\n",
+    );
+    code_block(md, lines);
 }
 
 /// The tunnel paths (issue #14), timed one run at a time (see the text).

@@ -97,6 +97,10 @@ pub struct Global {
     /// write (keepalived `enable_script_security`). Default false: such scripts are warned
     /// about.
     pub script_security: bool,
+    /// New flows each CPU remembers in `FLOWS` per second; past it, new flows are sent where
+    /// the table says without being remembered, so a SYN flood cannot evict established
+    /// flows (katran's LRU insert limit). 0: no limit. Default 125,000.
+    pub flow_insert_rate: u32,
 }
 
 impl Global {

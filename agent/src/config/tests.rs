@@ -197,6 +197,7 @@ fn defaults() {
     assert_eq!(g.metrics_listen, None);
     assert_eq!(g.xdp_mode, XdpMode::Auto);
     assert_eq!(g.notify_fifo, None);
+    assert_eq!(g.flow_insert_rate, 125_000, "katran's default");
     let i = &config.instances[0];
     assert_eq!(i.vrid, VrId(51));
     assert_eq!(i.version, VrrpVersion::V3);
@@ -225,6 +226,18 @@ fn defaults() {
     assert_eq!(i.forward_window, Duration::from_secs(5));
     assert_eq!(i.auth_pass, None);
     assert_eq!(i.auth(), Auth::None);
+}
+
+#[test]
+fn flow_insert_rate_is_a_count_or_zero() {
+    let config = accepted(&format!("[global]\nflow_insert_rate = 0\n{}", instance("")));
+    assert_eq!(config.global.flow_insert_rate, 0, "no limit");
+    refused(
+        &format!("[global]\nflow_insert_rate = -1\n{}", instance("")),
+        &[
+            "t.toml:2:20: error: global.flow_insert_rate = -1: must be in 0..=4294967295 (new flows each CPU remembers per second; 0 = no limit)",
+        ],
+    );
 }
 
 #[test]
@@ -322,7 +335,7 @@ fn unknown_key_without_a_close_one_lists_the_valid_keys() {
     refused(
         "[global]\nzzz = 1\n",
         &[
-            "t.toml:2:1: error: unknown key `global.zzz`; valid keys here: router_id, pin_dir, control_socket, metrics_listen, xdp_mode, notify_fifo, script_user, script_group, script_security",
+            "t.toml:2:1: error: unknown key `global.zzz`; valid keys here: router_id, pin_dir, control_socket, metrics_listen, xdp_mode, notify_fifo, script_user, script_group, script_security, flow_insert_rate",
         ],
     );
 }

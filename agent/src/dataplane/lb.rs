@@ -1,9 +1,10 @@
 //! The load balancer's maps: `REALS` slots written shadow-then-flip, `SERVICES` with their
 //! two `LB_TABLES` halves, and what `FLOWS` holds.
 
+use aya::maps::PerCpuValues;
 use vipflip_common::{
-    LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, RealEntry, RealSlot, Scheduler, ServiceEntry,
-    ServiceKey, TunnelSlot,
+    FlowBudget, LB_TABLE_SIZE, LbTable, MAX_REALS, MAX_SERVICES, RealEntry, RealSlot, Scheduler,
+    ServiceEntry, ServiceKey, TunnelSlot,
 };
 
 use super::{Dataplane, DataplaneError, MapName, absent, maps};
@@ -216,6 +217,40 @@ impl Dataplane {
             count += 1;
         }
         Ok(count)
+    }
+
+    /// How many new flows each CPU remembers in `FLOWS` per second (0: no limit). Past it a
+    /// new flow is still sent where the table says, but not remembered (see `FlowBudget`).
+    pub fn set_flow_insert_rate(&mut self, per_cpu_per_second: u32) -> Result<(), DataplaneError> {
+        let current = self
+            .flow_budget
+            .get(&0, 0)
+            .map_err(|source| self.map_error(MapName::FlowBudget, "lookup", source))?;
+        if current.iter().all(|b| b.limit == per_cpu_per_second) {
+            return Ok(());
+        }
+        let values: Vec<FlowBudget> = current
+            .iter()
+            .map(|b| FlowBudget {
+                limit: per_cpu_per_second,
+                ..*b
+            })
+            .collect();
+        let values = PerCpuValues::try_from(values).map_err(|source| {
+            self.map_error(MapName::FlowBudget, "build per-CPU values", source.into())
+        })?;
+        self.flow_budget
+            .set(0, values, 0)
+            .map_err(|source| self.map_error(MapName::FlowBudget, "update", source))
+    }
+
+    /// New flows not remembered because a CPU's budget was spent, over all CPUs.
+    pub fn flows_not_remembered(&self) -> Result<u64, DataplaneError> {
+        let per_cpu = self
+            .flow_budget
+            .get(&0, 0)
+            .map_err(|source| self.map_error(MapName::FlowBudget, "lookup", source))?;
+        Ok(per_cpu.iter().map(|b| b.refused).sum())
     }
 
     fn check_real_index(&self, index: u16) -> Result<(), DataplaneError> {

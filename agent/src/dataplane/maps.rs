@@ -28,10 +28,11 @@ pub enum MapName {
     Tunnels,
     Flows,
     LbCursors,
+    FlowBudget,
 }
 
 impl MapName {
-    pub const ALL: [MapName; 12] = [
+    pub const ALL: [MapName; 13] = [
         MapName::Vips,
         MapName::Vrids,
         MapName::Peers,
@@ -44,6 +45,7 @@ impl MapName {
         MapName::Tunnels,
         MapName::Flows,
         MapName::LbCursors,
+        MapName::FlowBudget,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -60,6 +62,7 @@ impl MapName {
             MapName::Tunnels => "TUNNELS",
             MapName::Flows => "FLOWS",
             MapName::LbCursors => "LB_CURSORS",
+            MapName::FlowBudget => "FLOW_BUDGET",
         }
     }
 }
@@ -192,7 +195,9 @@ where
 {
     let map = match name {
         MapName::Vips | MapName::Vrids | MapName::Peers | MapName::Services => Map::HashMap(data),
-        MapName::Stats | MapName::VridStats | MapName::LbCursors => Map::PerCpuArray(data),
+        MapName::Stats | MapName::VridStats | MapName::LbCursors | MapName::FlowBudget => {
+            Map::PerCpuArray(data)
+        }
         MapName::VipFilter | MapName::LbTables | MapName::Reals | MapName::Tunnels => {
             Map::Array(data)
         }

@@ -33,8 +33,8 @@ use aya::{
 pub use maps::{Mac, MapName, Ownership};
 use thiserror::Error;
 use vipflip_common::{
-    FlowEntry, FlowKey, LbTable, PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats, TunnelSlot,
-    VIP_FILTER_WORDS, VIP_SERVICES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
+    FlowBudget, FlowEntry, FlowKey, LbTable, PeerKey, RealSlot, ServiceEntry, ServiceKey, Stats,
+    TunnelSlot, VIP_FILTER_WORDS, VIP_SERVICES, VipEntry, VipKey, VridEntry, VridKey, VridStats,
     vip_filter_bit,
 };
 
@@ -192,6 +192,7 @@ pub struct Dataplane {
     lb_tables: Array<MapData, LbTable>,
     reals: Array<MapData, RealSlot>,
     tunnels: Array<MapData, TunnelSlot>,
+    flow_budget: PerCpuArray<MapData, FlowBudget>,
     flows: HashMap<MapData, FlowKey, FlowEntry>,
     /// The keys in `VIPS`, so that `set_vip` on a known VIP (the flip) is one map update and
     /// `remove_vip` can recompute the filter word it clears.
@@ -251,6 +252,7 @@ impl Dataplane {
             lb_tables: maps::typed(iface, MapName::LbTables, open(MapName::LbTables)?)?,
             reals: maps::typed(iface, MapName::Reals, open(MapName::Reals)?)?,
             tunnels: maps::typed(iface, MapName::Tunnels, open(MapName::Tunnels)?)?,
+            flow_budget: maps::typed(iface, MapName::FlowBudget, open(MapName::FlowBudget)?)?,
             flows: maps::typed(iface, MapName::Flows, open(MapName::Flows)?)?,
             known_vips: HashSet::new(),
             service_vips: std::collections::HashMap::new(),

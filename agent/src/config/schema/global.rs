@@ -1,6 +1,6 @@
 //! `[global]`: the daemon-wide settings (router id, pin directory, control socket, metrics
 //! listener, XDP mode, notify FIFO, who scripts run as and whether insecure ones are
-//! refused) and their defaults.
+//! refused, the new flows each CPU remembers per second) and their defaults.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "script_user",
     "script_group",
     "script_security",
+    "flow_insert_rate",
 ];
 const GLOBAL_ALIASES: &[Alias] = &[(
     "enable_script_security",
@@ -33,6 +34,7 @@ pub(super) fn global(ctx: &mut Ctx<'_>, root: &Table<'_, '_>, host: &impl Host) 
         notify_fifo: None,
         script_user: None,
         script_security: false,
+        flow_insert_rate: DEFAULT_FLOW_INSERT_RATE,
     };
     let Some(t) = root.table(ctx, "global", "`[global]`") else {
         return g;
@@ -82,5 +84,17 @@ pub(super) fn global(ctx: &mut Ctx<'_>, root: &Table<'_, '_>, host: &impl Host) 
     g.notify_fifo = t.abs_path(ctx, "notify_fifo");
     g.script_user = script_user(ctx, &t, "script_user", "script_group", host);
     g.script_security = t.bool(ctx, "script_security").unwrap_or(false);
+    if let Some((rate, _)) = t.int(
+        ctx,
+        "flow_insert_rate",
+        0..=i64::from(u32::MAX),
+        "must be in 0..=4294967295 (new flows each CPU remembers per second; 0 = no limit)",
+    ) {
+        g.flow_insert_rate = u32::try_from(rate).unwrap_or(u32::MAX);
+    }
     g
 }
+
+/// katran's default LRU insert limit per CPU and second: far above what a CPU takes in
+/// genuine new connections, far below what a SYN flood sends.
+pub(crate) const DEFAULT_FLOW_INSERT_RATE: u32 = 125_000;

@@ -102,6 +102,12 @@ impl Daemon {
     /// any instance starts, and after each reload) and (re)starts the checks and the resolver
     /// when what they watch changed.
     pub(super) async fn configure_lb(&mut self) {
+        let rate = self.config.global.flow_insert_rate;
+        for (iface, plane) in &mut self.planes {
+            if let Err(err) = plane.set_flow_insert_rate(rate) {
+                log::warn!("{iface}: setting flow_insert_rate: {err}");
+            }
+        }
         let mut existing = BTreeMap::new();
         for (iface, plane) in &self.planes {
             match plane.services() {

@@ -21,6 +21,10 @@ impl Daemon {
                 Ok(stats) => self.metrics.set_xdp(iface, &stats),
                 Err(err) => log::warn!("metrics: {err}"),
             }
+            match plane.flows_not_remembered() {
+                Ok(refused) => self.metrics.set_flows_not_remembered(iface, refused),
+                Err(err) => log::warn!("metrics: {err}"),
+            }
         }
         for r in &self.instances {
             let name = &r.spec.name;
